@@ -1,0 +1,155 @@
+# manta-node: one GNU Makefile for the whole suite.
+# make            build bin/*        make check    unit + integration tests
+# make deps       Debian packages    make demo     a node joining a local cluster
+# make bench      memory/CPU/latency figures      make SANITIZE=1 ...  ASAN+UBSAN
+
+PKG_CONFIG ?= pkg-config
+CC  ?= cc
+CXX ?= c++
+PYTHON ?= /usr/bin/python3
+
+ifeq ($(SANITIZE),1)
+FLAVOR := san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+FLAVOR := std
+SANFLAGS :=
+endif
+
+B := build/$(FLAVOR)
+G := build/gen
+
+WARN := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes \
+	-Wmissing-declarations -Wshadow -Wpointer-arith \
+	-Wsign-compare -Wformat=2 -Wno-unused-parameter
+ifdef CI
+WARN += -Werror
+endif
+
+OPT ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Ilibcommon -isystem $(G)
+CFLAGS   += -std=gnu11 $(OPT) $(WARN) $(SANFLAGS) -fPIE
+CXXFLAGS += -std=c++17 $(OPT) -Wall -Wextra $(SANFLAGS) -fPIE
+LDFLAGS  += $(SANFLAGS) -pie -Wl,--as-needed
+
+pc = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
+pl = $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null)
+
+CFLAGS   += $(call pc,libzmq libprotobuf-c sqlite3 jansson libsodium libseccomp libcap grpc)
+CXXFLAGS += $(call pc,tomlplusplus)
+
+# Each program links only what it uses (libgrpc alone costs ~2 MB private).
+LIBS_BASE     := $(call pl,libzmq libprotobuf-c libcap libseccomp) -lstdc++
+LIBS_register := $(LIBS_BASE) $(call pl,grpc sqlite3)
+LIBS_beat     := $(LIBS_BASE) -lpaho-mqtt3as $(call pl,sqlite3)
+LIBS_res      := $(LIBS_BASE) $(call pl,sqlite3)
+LIBS_exec     := $(LIBS_BASE) $(call pl,sqlite3 jansson)
+LIBS_light    := $(LIBS_BASE) $(call pl,grpc sqlite3)
+LIBS_ctl      := $(LIBS_BASE) $(call pl,jansson sqlite3)
+
+# ---- generated protobuf-c code (never checked in) ----
+PROTOS := $(shell find proto -name '*.proto' | sort)
+PROTO_C := $(patsubst proto/%.proto,$(G)/%.pb-c.c,$(PROTOS))
+PROTO_H := $(PROTO_C:.c=.h)
+PROTO_O := $(patsubst $(G)/%.c,$(B)/gen/%.o,$(PROTO_C))
+
+$(G)/.stamp: $(PROTOS)
+	@mkdir -p $(G)
+	protoc-c --proto_path=proto --c_out=$(G) $(PROTOS)
+	@touch $@
+$(PROTO_C) $(PROTO_H): $(G)/.stamp
+
+# Python modules for the tests and the development manager. The builtin
+# google.protobuf.timestamp_pb2 is used there, so ours is not generated.
+PY_PROTOS := $(filter-out proto/google/%,$(PROTOS))
+build/py/.stamp: $(PY_PROTOS)
+	@mkdir -p build/py
+	protoc --proto_path=proto --python_out=build/py $(PY_PROTOS)
+	@for d in $$(find build/py -type d); do touch $$d/__init__.py; done
+	@touch $@
+
+# ---- objects ----
+$(B)/gen/%.o: $(G)/%.c $(G)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(filter-out -Wshadow,$(CFLAGS)) -c -o $@ $<
+
+$(B)/%.o: %.c $(G)/.stamp
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c -o $@ $<
+
+# Switching SANITIZE on or off relinks everything in bin/.
+FLAVOR_STAMP := build/flavor
+ifneq ($(shell cat $(FLAVOR_STAMP) 2>/dev/null),$(FLAVOR))
+$(shell mkdir -p build; echo $(FLAVOR) > $(FLAVOR_STAMP))
+endif
+
+COMMON_SRC := $(wildcard libcommon/*.c) $(wildcard libcommon/*.cpp)
+COMMON_O := $(patsubst %,$(B)/%.o,$(basename $(COMMON_SRC)))
+LIBCOMMON := $(B)/libcommon.a
+LIBPROTO := $(B)/libproto.a
+
+$(LIBCOMMON): $(COMMON_O)
+	@rm -f $@
+	ar rcs $@ $^
+$(LIBPROTO): $(PROTO_O)
+	@rm -f $@
+	ar rcs $@ $^
+
+DAEMONS := register beat res exec light
+PROGS := $(foreach d,$(DAEMONS),$(if $(wildcard mantad-$(d)/*.c),bin/mantad-$(d))) bin/mantactl
+
+all: $(PROGS)
+
+define daemon_rule
+MAIN_O_$(1) := $$(patsubst %.c,$(B)/%.o,$$(wildcard mantad-$(1)/*.c))
+bin/mantad-$(1): $$(MAIN_O_$(1)) $(LIBCOMMON) $(LIBPROTO) $(FLAVOR_STAMP)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $$@ $$(MAIN_O_$(1)) $(LIBCOMMON) $(LIBPROTO) $$(LIBS_$(1))
+endef
+$(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
+
+CTL_O := $(patsubst %.c,$(B)/%.o,$(wildcard mantactl/*.c))
+bin/mantactl: $(CTL_O) $(LIBCOMMON) $(LIBPROTO) $(FLAVOR_STAMP)
+	@mkdir -p bin
+	$(CC) $(LDFLAGS) -o $@ $(CTL_O) $(LIBCOMMON) $(LIBPROTO) $(LIBS_ctl)
+
+# ---- unit tests (cmocka): tests/unit/test_<module>.c, one binary each ----
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRC))
+LIBS_unit := $(LIBS_BASE) $(call pl,cmocka sqlite3 jansson grpc) -lpaho-mqtt3as
+
+$(B)/tests/%: $(B)/tests/unit/%.o $(LIBCOMMON) $(LIBPROTO)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBPROTO) $(LIBS_unit)
+
+unit: $(UNIT_BIN)
+	@ln -sfn $(FLAVOR) build/unit
+
+# ---- tests ----
+# check and demo first make sure the Debian packages are there (a fresh
+# machine), then build in a sub-make so that pkg-config is asked afresh.
+check: deps
+	@$(MAKE) --no-print-directory all unit build/py/.stamp
+	@$(PYTHON) -m pytest -q -p no:cacheprovider tests $(PYTEST_ARGS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all build/py/.stamp
+	@$(PYTHON) tests/demo.py
+
+bench: all build/py/.stamp
+	@$(PYTHON) bench/bench.py
+
+deps:
+	@sh tests/deps.sh
+
+clean:
+	rm -rf build bin
+
+.PHONY: all check demo bench deps clean unit
+.SECONDARY:
+
+-include $(COMMON_O:.o=.d) $(foreach d,$(DAEMONS),$(MAIN_O_$(d):.o=.d)) $(CTL_O:.o=.d)

@@ -1,0 +1,180 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "log.h"
+
+static void
+usage(const char *prog)
+{
+	fprintf(stderr, "usage: %s [-nv] [-c FILE] [-r FD]\n", prog);
+	exit(2);
+}
+
+static int
+parse_fd(const char *s)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *s == '\0' || *end != '\0' || v < 0 || v > 1024)
+		return -2;
+	return (int)v;
+}
+
+void
+daemon_args(int argc, char **argv, const char *prog, struct daemon_opts *o)
+{
+	const char *env;
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->notify_fd = -1;
+	log_init(prog, LOG_LVL_INFO);
+	while ((ch = getopt(argc, argv, "c:r:nvh")) != -1) {
+		switch (ch) {
+		case 'c':
+			o->config = optarg;
+			break;
+		case 'r':
+			if ((o->notify_fd = parse_fd(optarg)) < 0)
+				usage(prog);
+			break;
+		case 'n':
+			o->check_only = true;
+			break;
+		case 'v':
+			o->verbose = true;
+			break;
+		default:
+			usage(prog);
+		}
+	}
+	if (optind != argc)
+		usage(prog);
+	if (o->notify_fd == -1 && (env = getenv("MANTA_NOTIFY_FD")) != NULL) {
+		if ((o->notify_fd = parse_fd(env)) < 0)
+			o->notify_fd = -1;
+	}
+	/* Do not leak the readiness fd into programs we start. */
+	if (o->notify_fd >= 0 && fcntl(o->notify_fd, F_SETFD, FD_CLOEXEC) == -1) {
+		log_warn("readiness fd %d is not open; ignoring -r", o->notify_fd);
+		o->notify_fd = -1;
+	}
+}
+
+struct manta_cfg *
+daemon_config(const struct daemon_opts *o)
+{
+	struct cfg_error err;
+	struct manta_cfg *c;
+	char *path, line[1200];
+	int lvl;
+
+	if ((path = cfg_resolve_path(o->config, NULL)) == NULL)
+		log_fatalx(1, "unable to find a config file");
+	memset(&err, 0, sizeof(err));
+	c = cfg_load(path, &err);
+	if (c == NULL) {
+		cfg_error_format(&err, line, sizeof(line));
+		free(path);
+		/* 100: permanent failure, supervisors stop retrying (s6). */
+		log_fatalx(o->check_only ? 1 : 100, "bad config: %s", line);
+	}
+	free(path);
+	if (o->check_only) {
+		if (o->verbose)
+			cfg_print(stdout, c, true);
+		cfg_free(c);
+		exit(0);
+	}
+	lvl = log_level_parse(c->log_level ? c->log_level : "INFO");
+	if (o->verbose)
+		lvl = LOG_LVL_DEBUG;
+	log_set_level(lvl < 0 ? LOG_LVL_INFO : (enum log_level)lvl);
+	return c;
+}
+
+int
+daemon_signalfd(void)
+{
+	sigset_t set;
+	int fd;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return -1;
+	fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return fd;
+}
+
+int
+daemon_signal_read(int sfd)
+{
+	struct signalfd_siginfo si;
+	ssize_t n = read(sfd, &si, sizeof(si));
+
+	if (n != (ssize_t)sizeof(si))
+		return 0;
+	return (int)si.ssi_signo;
+}
+
+void
+daemon_ready(int *notify_fd)
+{
+	if (*notify_fd < 0)
+		return;
+	if (write(*notify_fd, "\n", 1) != 1)
+		log_warn("unable to signal readiness on fd %d", *notify_fd);
+	close(*notify_fd);
+	*notify_fd = -1;
+}
+
+long long
+daemon_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+daemon_mkdirs(const char *path, int mode)
+{
+	char buf[4096];
+	size_t len = strlen(path);
+
+	if (len == 0 || len >= sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(buf, path, len + 1);
+	for (char *p = buf + 1; ; p++) {
+		if (*p == '/' || *p == '\0') {
+			char c = *p;
+			*p = '\0';
+			if (mkdir(buf, (mode_t)mode) == -1 && errno != EEXIST)
+				return -1;
+			*p = c;
+			if (c == '\0')
+				break;
+		}
+	}
+	return 0;
+}

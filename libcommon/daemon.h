@@ -1,0 +1,35 @@
+/* daemon: what every mantad-* does the same way: options, config,
+ * readiness notification, signals. */
+#ifndef MANTA_DAEMON_H
+#define MANTA_DAEMON_H
+
+#include <stdbool.h>
+
+#include "cfg.h"
+
+struct daemon_opts {
+	const char *config;	/* -c FILE (else $MANTA_CONFIG, else default.toml) */
+	int notify_fd;		/* -r FD: write "\n" there once ready (s6 style); -1 none */
+	bool check_only;	/* -n: check the config and exit */
+	bool verbose;		/* -v: with -n, print the effective config; else debug logs */
+};
+
+/* Parses "-c FILE -r FD -n -v -h" for prog; exits 2 on bad usage. Also
+ * reads $MANTA_NOTIFY_FD when -r is absent. */
+void daemon_args(int argc, char **argv, const char *prog, struct daemon_opts *o);
+/* Loads the config named by o (exits 1 naming file, line and key on error;
+ * with -n exits 0 after a good check). Sets the log level from it. */
+struct manta_cfg *daemon_config(const struct daemon_opts *o);
+/* Blocks SIGTERM, SIGINT, SIGHUP, SIGCHLD (and ignores SIGPIPE) and returns a
+ * signalfd for them (non-blocking, close-on-exec), for the poll loop. */
+int daemon_signalfd(void);
+/* Reads one pending signal from the signalfd: its number, 0 if none. */
+int daemon_signal_read(int sfd);
+/* Tells the supervisor we are ready and closes the fd; no-op for -1. */
+void daemon_ready(int *notify_fd);
+/* Monotonic milliseconds. */
+long long daemon_now_ms(void);
+/* mkdir -p with mode (each created component). 0 or -1. */
+int daemon_mkdirs(const char *path, int mode);
+
+#endif

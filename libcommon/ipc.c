@@ -1,0 +1,457 @@
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "daemon.h"
+#include "ipc.h"
+#include "log.h"
+
+struct ipc_server {
+	void *sock;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	Manta__Ipc__Msg__BodyCase *allowed;
+	size_t nallowed;
+};
+
+struct ipc_req {
+	zmq_msg_t id;
+	ipc_msg *msg;
+};
+
+static void *ipc_ctx;
+static pthread_mutex_t ipc_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void *
+ipc_context(void)
+{
+	pthread_mutex_lock(&ipc_ctx_lock);
+	if (ipc_ctx == NULL) {
+		ipc_ctx = zmq_ctx_new();
+		if (ipc_ctx != NULL) {
+			zmq_ctx_set(ipc_ctx, ZMQ_IO_THREADS, 1);
+			/* Never let a peer block exit. */
+			zmq_ctx_set(ipc_ctx, ZMQ_BLOCKY, 0);
+		}
+	}
+	pthread_mutex_unlock(&ipc_ctx_lock);
+	return ipc_ctx;
+}
+
+void
+ipc_context_term(void)
+{
+	pthread_mutex_lock(&ipc_ctx_lock);
+	if (ipc_ctx != NULL)
+		zmq_ctx_term(ipc_ctx);
+	ipc_ctx = NULL;
+	pthread_mutex_unlock(&ipc_ctx_lock);
+}
+
+int
+ipc_prepare_run_dir(const char *run_dir)
+{
+	struct stat st;
+
+	if (daemon_mkdirs(run_dir, 0700) == -1) {
+		log_warn("unable to create run dir %s", run_dir);
+		return -1;
+	}
+	if (stat(run_dir, &st) == -1) {
+		log_warn("unable to stat run dir %s", run_dir);
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		log_warnx("run dir %s is not a directory", run_dir);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		log_warnx("run dir %s belongs to uid %u, not to us", run_dir, (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & 077) != 0 && chmod(run_dir, 0700) == -1) {
+		log_warn("unable to restrict run dir %s to 0700", run_dir);
+		return -1;
+	}
+	return 0;
+}
+
+int
+ipc_endpoint(char *buf, size_t len, const char *run_dir, const char *name)
+{
+	size_t max = sizeof(((struct sockaddr_un *)0)->sun_path);
+	int n;
+
+	if (strlen(run_dir) + strlen(name) + 7 >= max)
+		return -1;
+	n = snprintf(buf, len, "ipc://%s/%s.sock", run_dir, name);
+	if (n < 0 || (size_t)n >= len)
+		return -1;
+	return 0;
+}
+
+static int
+set_common_opts(void *sock)
+{
+	int64_t max = IPC_MAX_MSG;
+	int linger = 0;
+
+	if (zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &max, sizeof(max)) == -1 ||
+	    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger)) == -1)
+		return -1;
+	return 0;
+}
+
+struct ipc_server *
+ipc_server_open(const char *run_dir, const char *name,
+    const Manta__Ipc__Msg__BodyCase *allowed, size_t nallowed)
+{
+	struct ipc_server *s;
+	char ep[256];
+	int mandatory = 1;
+
+	if (ipc_endpoint(ep, sizeof(ep), run_dir, name) == -1) {
+		log_warnx("run dir path too long for a unix socket: %s", run_dir);
+		return NULL;
+	}
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	snprintf(s->path, sizeof(s->path), "%s/%s.sock", run_dir, name);
+	s->allowed = calloc(nallowed + 1, sizeof(*s->allowed));
+	if (s->allowed == NULL)
+		goto fail;
+	if (nallowed)
+		memcpy(s->allowed, allowed, nallowed * sizeof(*allowed));
+	s->nallowed = nallowed;
+	s->sock = zmq_socket(ipc_context(), ZMQ_ROUTER);
+	if (s->sock == NULL || set_common_opts(s->sock) == -1 ||
+	    zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory)) == -1) {
+		log_warnx("unable to create socket for %s: %s", ep, zmq_strerror(errno));
+		goto fail;
+	}
+	/* A stale socket file from a killed predecessor would make bind fail;
+	 * the supervisor's lock guarantees no live owner. */
+	(void)unlink(s->path);
+	if (zmq_bind(s->sock, ep) == -1) {
+		log_warnx("unable to bind %s: %s", ep, zmq_strerror(errno));
+		goto fail;
+	}
+	(void)chmod(s->path, 0600);
+	return s;
+fail:
+	if (s->sock)
+		zmq_close(s->sock);
+	free(s->allowed);
+	free(s);
+	return NULL;
+}
+
+void
+ipc_server_close(struct ipc_server *s)
+{
+	if (s == NULL)
+		return;
+	zmq_close(s->sock);
+	(void)unlink(s->path);
+	free(s->allowed);
+	free(s);
+}
+
+void *
+ipc_server_socket(struct ipc_server *s)
+{
+	return s->sock;
+}
+
+const ipc_msg *
+ipc_req_msg(const struct ipc_req *req)
+{
+	return req->msg;
+}
+
+void
+ipc_req_free(struct ipc_req *req)
+{
+	if (req == NULL)
+		return;
+	zmq_msg_close(&req->id);
+	ipc_msg_free(req->msg);
+	free(req);
+}
+
+static int
+allowed_case(const struct ipc_server *s, Manta__Ipc__Msg__BodyCase c)
+{
+	if (c == MANTA__IPC__MSG__BODY_STATUS_REQ)
+		return 1;
+	for (size_t i = 0; i < s->nallowed; i++)
+		if (s->allowed[i] == c)
+			return 1;
+	return 0;
+}
+
+/* Drains the remaining frames of a message we refuse to read. */
+static void
+drain(void *sock)
+{
+	int more = 1;
+	size_t sz = sizeof(more);
+	zmq_msg_t f;
+
+	while (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+		zmq_msg_init(&f);
+		if (zmq_msg_recv(&f, sock, ZMQ_DONTWAIT) == -1) {
+			zmq_msg_close(&f);
+			break;
+		}
+		zmq_msg_close(&f);
+	}
+}
+
+int
+ipc_server_recv(struct ipc_server *s, struct ipc_req **out)
+{
+	for (;;) {
+		struct ipc_req *req;
+		zmq_msg_t delim, body;
+		char err[256];
+		int more;
+		size_t sz = sizeof(more);
+
+		if ((req = calloc(1, sizeof(*req))) == NULL)
+			return -1;
+		zmq_msg_init(&req->id);
+		if (zmq_msg_recv(&req->id, s->sock, ZMQ_DONTWAIT) == -1) {
+			int e = errno;
+			ipc_req_free(req);
+			if (e == EAGAIN || e == EINTR)
+				return 0;
+			log_warnx("ipc receive on %s: %s", s->path, zmq_strerror(e));
+			return -1;
+		}
+		/* Envelope: [routing id][empty][body]. */
+		zmq_msg_init(&delim);
+		zmq_msg_init(&body);
+		if (zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) == -1 || !more ||
+		    zmq_msg_recv(&delim, s->sock, ZMQ_DONTWAIT) == -1 ||
+		    zmq_msg_size(&delim) != 0 ||
+		    zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) == -1 || !more ||
+		    zmq_msg_recv(&body, s->sock, ZMQ_DONTWAIT) == -1) {
+			log_warnx("ipc %s: dropped a message with a bad envelope", s->path);
+			drain(s->sock);
+			zmq_msg_close(&delim);
+			zmq_msg_close(&body);
+			ipc_req_free(req);
+			continue;
+		}
+		zmq_msg_close(&delim);
+		if (zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
+			drain(s->sock);
+			zmq_msg_close(&body);
+			ipc_reply_error(s, req, 2, "extra frames");
+			continue;
+		}
+		req->msg = ipc_msg_decode(zmq_msg_data(&body), zmq_msg_size(&body), err, sizeof(err));
+		zmq_msg_close(&body);
+		if (req->msg == NULL) {
+			log_warnx("ipc %s: dropped a bad message: %s", s->path, err);
+			ipc_reply_error(s, req, 2, "bad message: %s", err);
+			continue;
+		}
+		if (!allowed_case(s, req->msg->body_case)) {
+			log_warnx("ipc %s: refused message type %d", s->path, (int)req->msg->body_case);
+			ipc_reply_error(s, req, 3, "message type %d not accepted here",
+			    (int)req->msg->body_case);
+			continue;
+		}
+		*out = req;
+		return 1;
+	}
+}
+
+int
+ipc_reply(struct ipc_server *s, struct ipc_req *req, const ipc_msg *reply)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc = -1;
+
+	if (ipc_msg_encode(reply, &buf, &len) == -1)
+		goto out;
+	if (zmq_msg_send(&req->id, s->sock, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
+	    zmq_send(s->sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
+	    zmq_send(s->sock, buf, len, ZMQ_DONTWAIT) == -1) {
+		/* The peer gave up waiting (EHOSTUNREACH): nothing to do. */
+		log_debug("ipc %s: reply not delivered: %s", s->path, zmq_strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	free(buf);
+	ipc_req_free(req);
+	return rc;
+}
+
+int
+ipc_reply_ok(struct ipc_server *s, struct ipc_req *req)
+{
+	return ipc_reply_error(s, req, 0, "%s", "");
+}
+
+int
+ipc_reply_error(struct ipc_server *s, struct ipc_req *req, int code, const char *fmt, ...)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__Reply r = MANTA__IPC__REPLY__INIT;
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	r.code = code;
+	r.error = text;
+	m.body_case = MANTA__IPC__MSG__BODY_REPLY;
+	m.reply = &r;
+	return ipc_reply(s, req, &m);
+}
+
+ipc_msg *
+ipc_msg_decode(const uint8_t *buf, size_t len, char *err, size_t errlen)
+{
+	ipc_msg *m;
+
+	if (len > IPC_MAX_MSG) {
+		snprintf(err, errlen, "message of %zu bytes exceeds the %d byte cap", len, IPC_MAX_MSG);
+		return NULL;
+	}
+	m = manta__ipc__msg__unpack(NULL, len, buf);
+	if (m == NULL) {
+		snprintf(err, errlen, "undecodable protobuf (%zu bytes)", len);
+		return NULL;
+	}
+	if (ipc_validate(m, err, errlen) == -1) {
+		manta__ipc__msg__free_unpacked(m, NULL);
+		return NULL;
+	}
+	return m;
+}
+
+int
+ipc_msg_encode(const ipc_msg *m, uint8_t **out, size_t *outlen)
+{
+	size_t len = manta__ipc__msg__get_packed_size(m);
+	uint8_t *buf;
+
+	if (len > IPC_MAX_MSG) {
+		log_warnx("ipc: refusing to send %zu bytes (cap %d)", len, IPC_MAX_MSG);
+		return -1;
+	}
+	if ((buf = malloc(len ? len : 1)) == NULL)
+		return -1;
+	manta__ipc__msg__pack(m, buf);
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+void
+ipc_msg_free(ipc_msg *m)
+{
+	if (m != NULL)
+		manta__ipc__msg__free_unpacked(m, NULL);
+}
+
+int
+ipc_call(const char *run_dir, const char *name, const ipc_msg *req,
+    ipc_msg **reply, int timeout_ms)
+{
+	char ep[256], err[256];
+	uint8_t *buf = NULL;
+	size_t len;
+	void *sock = NULL;
+	zmq_msg_t delim, body;
+	zmq_pollitem_t pi;
+	long long deadline;
+	int more, rc = -1;
+	size_t sz = sizeof(more);
+
+	*reply = NULL;
+	if (ipc_endpoint(ep, sizeof(ep), run_dir, name) == -1)
+		return -1;
+	if (ipc_msg_encode(req, &buf, &len) == -1)
+		return -1;
+	sock = zmq_socket(ipc_context(), ZMQ_DEALER);
+	if (sock == NULL || set_common_opts(sock) == -1 || zmq_connect(sock, ep) == -1)
+		goto out;
+	if (zmq_send(sock, "", 0, ZMQ_SNDMORE) == -1 || zmq_send(sock, buf, len, 0) == -1)
+		goto out;
+	deadline = daemon_now_ms() + timeout_ms;
+	for (;;) {
+		long long left = deadline - daemon_now_ms();
+		int n;
+
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			goto out;
+		}
+		pi.socket = sock;
+		pi.fd = -1;
+		pi.events = ZMQ_POLLIN;
+		pi.revents = 0;
+		n = zmq_poll(&pi, 1, (long)left);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			goto out;
+		if (n == 1)
+			break;
+	}
+	zmq_msg_init(&delim);
+	zmq_msg_init(&body);
+	if (zmq_msg_recv(&delim, sock, 0) == -1 || zmq_msg_size(&delim) != 0 ||
+	    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) == -1 || !more ||
+	    zmq_msg_recv(&body, sock, 0) == -1) {
+		zmq_msg_close(&delim);
+		zmq_msg_close(&body);
+		errno = EPROTO;
+		goto out;
+	}
+	zmq_msg_close(&delim);
+	*reply = ipc_msg_decode(zmq_msg_data(&body), zmq_msg_size(&body), err, sizeof(err));
+	zmq_msg_close(&body);
+	if (*reply == NULL) {
+		log_warnx("ipc: bad reply from %s: %s", name, err);
+		errno = EPROTO;
+		goto out;
+	}
+	rc = 0;
+out:
+	if (sock != NULL)
+		zmq_close(sock);
+	free(buf);
+	return rc;
+}
+
+int
+ipc_call_ok(const char *run_dir, const char *name, const ipc_msg *req, int timeout_ms)
+{
+	ipc_msg *rep = NULL;
+	int rc = -1;
+
+	if (ipc_call(run_dir, name, req, &rep, timeout_ms) == -1)
+		return -1;
+	if (rep->body_case == MANTA__IPC__MSG__BODY_REPLY && rep->reply->code == 0)
+		rc = 0;
+	else if (rep->body_case == MANTA__IPC__MSG__BODY_REPLY)
+		log_debug("ipc: %s answered %d: %s", name, rep->reply->code, rep->reply->error);
+	ipc_msg_free(rep);
+	return rc;
+}

@@ -1,0 +1,160 @@
+/* mantactl start [NAME] [-c FILE] [-d]: check the config, take the
+ * instance lock in run_dir, then supervise in the foreground, or with -d in
+ * a detached child that reports back once every daemon is up. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon.h"
+#include "ipc.h"
+#include "log.h"
+#include "mantactl.h"
+#include "supervise.h"
+
+#define START_USAGE "start [NAME] [-c FILE] [-d]"
+
+static int
+take_lock(const struct manta_cfg *c)
+{
+	char *path = ctl_lock_path(c), pid[32];
+	int fd, n;
+
+	if (path == NULL)
+		return -1;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd == -1) {
+		log_warn("unable to open %s", path);
+		free(path);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		int other = ctl_running_pid(c);
+		log_errorx("node %s is already running (supervisor pid %d, lock %s)",
+		    c->instance, other, path);
+		free(path);
+		close(fd);
+		return -1;
+	}
+	free(path);
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("unable to write the supervisor pid");
+	return fd;
+}
+
+static int
+prepare_dirs(const struct manta_cfg *c)
+{
+	if (ipc_prepare_run_dir(c->run_dir) == -1)
+		return -1;
+	if (daemon_mkdirs(c->state_dir, 0700) == -1) {
+		log_warn("unable to create state dir %s", c->state_dir);
+		return -1;
+	}
+	return 0;
+}
+
+/* -d: the child detaches and supervises; the parent waits for its word. */
+static int
+detach(struct manta_cfg *c, const char *cfg_path)
+{
+	int p[2], lock, logfd, status = 0;
+	char *logpath = NULL, buf[512];
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		log_fatal(CTL_FAIL, "pipe");
+	if ((pid = fork()) == -1)
+		log_fatal(CTL_FAIL, "fork");
+	if (pid > 0) {
+		close(p[1]);
+		while ((n = read(p[0], buf + got, sizeof(buf) - 1 - (size_t)got)) > 0) {
+			got += n;
+			if (memchr(buf, '\n', (size_t)got) || (size_t)got >= sizeof(buf) - 1)
+				break;
+		}
+		buf[got > 0 ? got : 0] = '\0';
+		close(p[0]);
+		if (strcmp(buf, "\n") == 0) {
+			printf("node %s started (supervisor pid %d)\n", c->instance, (int)pid);
+			status = CTL_OK;
+		} else {
+			fprintf(stderr, "mantactl: fatal: node %s did not start: %s%s", c->instance,
+			    got > 0 ? buf : "the supervisor exited\n",
+			    got > 0 && buf[got - 1] != '\n' ? "\n" : "");
+			status = CTL_FAIL;
+		}
+		cfg_free(c);
+		free((char *)cfg_path);
+		return status;
+	}
+	close(p[0]);
+	if (setsid() == -1)
+		_exit(CTL_FAIL);
+	if (asprintf(&logpath, "%s/node.log", c->state_dir) == -1)
+		_exit(CTL_FAIL);
+	logfd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	free(logpath);
+	if ((lock = take_lock(c)) == -1) {
+		(void)!write(p[1], "already running\n", 16);
+		_exit(CTL_FAIL);
+	}
+	if (logfd >= 0) {
+		int devnull = open("/dev/null", O_RDWR);
+		dup2(devnull, 0);
+		dup2(logfd, 1);
+		dup2(logfd, 2);
+		close(logfd);
+		if (devnull > 2)
+			close(devnull);
+	}
+	status = supervise_run(c, cfg_path, lock, p[1]);
+	cfg_free(c);
+	free((char *)cfg_path);
+	_exit(status);
+}
+
+int
+cmd_start(int argc, char **argv)
+{
+	struct ctl_args a;
+	struct manta_cfg *c;
+	char *path, *abs;
+	int rc, lock;
+
+	if ((rc = ctl_parse(argc, argv, START_USAGE, 0, &a)) != 0)
+		return rc;
+	if ((c = ctl_load_config(&a)) == NULL)
+		return CTL_FAIL;
+	path = cfg_resolve_path(a.config, a.name);
+	abs = path ? realpath(path, NULL) : NULL;
+	free(path);
+	if (abs == NULL) {
+		cfg_free(c);
+		return CTL_FAIL;
+	}
+	if (prepare_dirs(c) == -1) {
+		rc = CTL_FAIL;
+		goto out;
+	}
+	if (ctl_flag(&a, 'd'))
+		return detach(c, abs);
+	if ((lock = take_lock(c)) == -1) {
+		rc = CTL_FAIL;
+		goto out;
+	}
+	log_set_level(LOG_LVL_INFO);
+	rc = supervise_run(c, abs, lock, -1);
+	close(lock);
+out:
+	cfg_free(c);
+	free(abs);
+	return rc;
+}

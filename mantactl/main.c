@@ -1,0 +1,54 @@
+/* mantactl: operator tool and init-style supervisor of a manta node. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd_config.h"
+#include "log.h"
+#include "mantactl.h"
+
+const char *ctl_global_config;
+
+static const struct {
+	const char *name;
+	int (*fn)(int, char **);
+	const char *help;
+} commands[] = {
+	{ "start", cmd_start, "start [NAME] [-c FILE] [-d]   start the supervisor and the daemons" },
+	{ "status", cmd_status, "status [NAME] [-c FILE] [--json]   node status (exit 3: not running)" },
+	{ "stop", cmd_stop, "stop [NAME] [-c FILE]   stop the node gracefully" },
+	{ "config", cmd_config, "config init|show|check [NAME] [-c FILE]" },
+};
+
+static int
+usage(FILE *f)
+{
+	fprintf(f, "usage: mantactl [-c FILE] COMMAND [ARGS]\ncommands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  mantactl %s\n", commands[i].help);
+	return f == stdout ? CTL_OK : CTL_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	int i = 1;
+
+	log_init("mantactl", LOG_LVL_INFO);
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			ctl_global_config = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+			return usage(stdout);
+		} else {
+			return usage(stderr);
+		}
+	}
+	if (i >= argc)
+		return usage(stderr);
+	for (size_t k = 0; k < sizeof(commands) / sizeof(commands[0]); k++)
+		if (strcmp(argv[i], commands[k].name) == 0)
+			return commands[k].fn(argc - i, argv + i);
+	fprintf(stderr, "mantactl: fatal: unknown command: %s\n", argv[i]);
+	return usage(stderr);
+}

@@ -1,0 +1,51 @@
+/* mantactl: the operator tool; one file per subcommand (cmd_*.c) behind the
+ * name-to-function table in main.c. */
+#ifndef MANTACTL_H
+#define MANTACTL_H
+
+#include <stdbool.h>
+
+#include "cfg.h"
+
+/* Exit statuses (INTERFACE.md). */
+#define CTL_OK 0
+#define CTL_FAIL 1
+#define CTL_USAGE 2
+#define CTL_NOT_RUNNING 3
+
+/* -c FILE given before the subcommand ("mantactl -c F status"). */
+extern const char *ctl_global_config;
+
+/* Options every subcommand takes: [NAME] [-c FILE]; extra single-letter
+ * flags are listed in flags ("d" for -d) and reported in *seen. Returns 0 or
+ * CTL_USAGE (after printing usage). */
+struct ctl_args {
+	const char *name;
+	const char *config;
+	bool json;
+	bool wait;
+	bool follow;
+	bool force;
+	const char *timeout;
+	char flags_seen[16];
+	int npos;		/* positional arguments beyond NAME, in pos[] */
+	const char *pos[8];
+};
+int ctl_parse(int argc, char **argv, const char *usage, int max_pos, struct ctl_args *a);
+bool ctl_flag(const struct ctl_args *a, char f);
+
+/* Loads the instance's config (errors printed with file, line and key).
+ * NULL on failure. */
+struct manta_cfg *ctl_load_config(const struct ctl_args *a);
+/* Directory of the running mantactl binary (for the daemons), malloc'd. */
+char *ctl_bin_dir(void);
+/* Path of the supervisor's lock file for cfg, malloc'd. */
+char *ctl_lock_path(const struct manta_cfg *c);
+/* Pid holding the supervisor lock, 0 if the instance is not running. */
+int ctl_running_pid(const struct manta_cfg *c);
+
+int cmd_start(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+
+#endif

@@ -1,0 +1,436 @@
+/* The supervisor: starts res, register, beat (then exec and light when
+ * installed) in that order, each once the previous one signalled readiness on
+ * a pipe (s6's notification-fd), restarts a daemon that dies with exponential
+ * backoff, answers status over IPC and stops everything on SIGTERM.
+ *
+ * Each daemon is a small state machine (DOWN, STARTING, UP, BACKOFF, FAILED)
+ * driven by events from one zmq_poll loop: readiness byte, child exit,
+ * deadline. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "daemon.h"
+#include "ipc.h"
+#include "log.h"
+#include "mantactl.h"
+#include "supervise.h"
+
+#define READY_TIMEOUT_MS 15000
+#define BACKOFF_MIN_MS 250
+#define BACKOFF_MAX_MS 30000
+#define STABLE_MS 30000		/* up this long: the next death restarts at once */
+#define STOP_GRACE_MS 10000
+#define EXIT_PERMANENT 100	/* a daemon's "do not restart me" (bad config) */
+
+enum sv_state { SV_DOWN, SV_STARTING, SV_UP, SV_BACKOFF, SV_FAILED };
+static const char *const sv_names[] = { "down", "starting", "up", "backoff", "down" };
+
+struct svc {
+	const char *name;
+	char *path;
+	enum sv_state state;
+	pid_t pid;
+	int ready_fd;
+	unsigned restarts;
+	long long since_ms;		/* start of the current state */
+	long long deadline_ms;		/* ready timeout or backoff end */
+	int backoff_ms;
+	int started_once;
+};
+
+struct sv {
+	struct manta_cfg *cfg;
+	const char *cfg_path;
+	struct svc svcs[5];
+	size_t nsvcs;
+	int stopping;
+	long long stop_deadline;
+	int ready_fd;			/* to the "mantactl start -d" parent */
+	int all_up_told;
+	struct ipc_server *ipc;
+};
+
+static void
+set_state(struct svc *s, enum sv_state st)
+{
+	s->state = st;
+	s->since_ms = daemon_now_ms();
+}
+
+static int
+spawn(struct sv *sv, struct svc *s)
+{
+	int p[2];
+	pid_t pid;
+	sigset_t none;
+
+	if (pipe2(p, O_CLOEXEC) == -1) {
+		log_warn("unable to create a readiness pipe for %s", s->name);
+		return -1;
+	}
+	pid = fork();
+	if (pid == -1) {
+		log_warn("unable to fork for %s", s->name);
+		close(p[0]);
+		close(p[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		/* Child: only async-signal-safe calls until execv. */
+		char *argv[] = { (char *)s->path, "-c", (char *)sv->cfg_path, "-r", "3", NULL };
+
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (p[1] == 3) {
+			fcntl(3, F_SETFD, 0);
+		} else if (dup2(p[1], 3) == -1) {
+			_exit(111);
+		}
+		execv(s->path, argv);
+		_exit(111);
+	}
+	close(p[1]);
+	s->pid = pid;
+	s->ready_fd = p[0];
+	s->deadline_ms = daemon_now_ms() + READY_TIMEOUT_MS;
+	if (s->started_once)
+		s->restarts++;
+	s->started_once = 1;
+	set_state(s, SV_STARTING);
+	log_info("started %s (pid %d)", s->name, (int)pid);
+	return 0;
+}
+
+static void
+close_ready(struct svc *s)
+{
+	if (s->ready_fd >= 0)
+		close(s->ready_fd);
+	s->ready_fd = -1;
+}
+
+/* The next daemon to start in the initial, ordered start: the first one
+ * that never started, once every one before it is up. */
+static void
+start_next(struct sv *sv)
+{
+	for (size_t i = 0; i < sv->nsvcs; i++) {
+		struct svc *s = &sv->svcs[i];
+
+		if (s->started_once && s->state == SV_UP)
+			continue;
+		if (!s->started_once && s->state == SV_DOWN) {
+			if (spawn(sv, s) == -1) {
+				s->backoff_ms = BACKOFF_MIN_MS;
+				s->deadline_ms = daemon_now_ms() + s->backoff_ms;
+				set_state(s, SV_BACKOFF);
+			}
+		}
+		return;
+	}
+	if (!sv->all_up_told) {
+		sv->all_up_told = 1;
+		log_info("all daemons up");
+		if (sv->ready_fd >= 0) {
+			(void)!write(sv->ready_fd, "\n", 1);
+			close(sv->ready_fd);
+			sv->ready_fd = -1;
+		}
+	}
+}
+
+/* "<what> <name>\n" to the parent of "mantactl start -d", once. */
+static void
+tell_parent_failure(struct sv *sv, const char *what, const char *name)
+{
+	char buf[256];
+	int n;
+
+	if (sv->ready_fd < 0)
+		return;
+	n = snprintf(buf, sizeof(buf), "%s %s\n", what, name);
+	if (n > 0)
+		(void)!write(sv->ready_fd, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
+	close(sv->ready_fd);
+	sv->ready_fd = -1;
+}
+
+static void
+on_exit_status(struct sv *sv, struct svc *s, int status)
+{
+	long long now = daemon_now_ms();
+	long long ran = now - s->since_ms;
+	int permanent = WIFEXITED(status) && WEXITSTATUS(status) == EXIT_PERMANENT;
+
+	if (WIFSIGNALED(status))
+		log_warnx("%s (pid %d) killed by signal %d", s->name, (int)s->pid, WTERMSIG(status));
+	else if (!sv->stopping || WEXITSTATUS(status) != 0)
+		log_warnx("%s (pid %d) exited with status %d", s->name, (int)s->pid,
+		    WEXITSTATUS(status));
+	s->pid = 0;
+	close_ready(s);
+	if (sv->stopping) {
+		set_state(s, SV_DOWN);
+		return;
+	}
+	if (permanent) {
+		log_errorx("%s failed permanently (exit %d); not restarting it", s->name,
+		    EXIT_PERMANENT);
+		set_state(s, SV_FAILED);
+		tell_parent_failure(sv, "failed permanently (bad config?):", s->name);
+		return;
+	}
+	/* Exponential backoff, reset after a stable run. */
+	if (s->state == SV_UP && ran >= STABLE_MS)
+		s->backoff_ms = 0;
+	else if (s->backoff_ms == 0)
+		s->backoff_ms = BACKOFF_MIN_MS;
+	else if ((s->backoff_ms *= 2) > BACKOFF_MAX_MS)
+		s->backoff_ms = BACKOFF_MAX_MS;
+	s->deadline_ms = now + s->backoff_ms;
+	set_state(s, SV_BACKOFF);
+	if (s->backoff_ms > 0)
+		log_info("restarting %s in %d ms", s->name, s->backoff_ms);
+}
+
+static void
+reap(struct sv *sv)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		for (size_t i = 0; i < sv->nsvcs; i++)
+			if (sv->svcs[i].pid == pid)
+				on_exit_status(sv, &sv->svcs[i], status);
+	}
+}
+
+static void
+on_ready_fd(struct sv *sv, struct svc *s)
+{
+	char buf[64];
+	ssize_t n = read(s->ready_fd, buf, sizeof(buf));
+
+	if (n > 0 && memchr(buf, '\n', (size_t)n) != NULL) {
+		close_ready(s);
+		set_state(s, SV_UP);
+		log_info("%s is up", s->name);
+		start_next(sv);
+	} else if (n == 0) {
+		/* Closed without a word: it will exit; reap() will tell. */
+		close_ready(s);
+	}
+}
+
+static void
+begin_stop(struct sv *sv)
+{
+	if (sv->stopping)
+		return;
+	sv->stopping = 1;
+	sv->stop_deadline = daemon_now_ms() + STOP_GRACE_MS;
+	log_info("stopping");
+	/* Reverse order: beat says goodbye to the manager before the rest go. */
+	for (size_t i = sv->nsvcs; i-- > 0;) {
+		struct svc *s = &sv->svcs[i];
+		if (s->pid > 0)
+			kill(s->pid, SIGTERM);
+		else
+			set_state(s, SV_DOWN);
+	}
+}
+
+static int
+all_down(const struct sv *sv)
+{
+	for (size_t i = 0; i < sv->nsvcs; i++)
+		if (sv->svcs[i].pid > 0)
+			return 0;
+	return 1;
+}
+
+static void
+answer(struct sv *sv, struct ipc_req *req)
+{
+	const ipc_msg *m = ipc_req_msg(req);
+	long long now = daemon_now_ms();
+
+	if (m->body_case == MANTA__IPC__MSG__BODY_SHUTDOWN) {
+		ipc_reply_ok(sv->ipc, req);
+		begin_stop(sv);
+		return;
+	}
+	if (m->body_case == MANTA__IPC__MSG__BODY_STATUS_REQ) {
+		Manta__Ipc__Msg rep = MANTA__IPC__MSG__INIT;
+		Manta__Ipc__StatusReply st = MANTA__IPC__STATUS_REPLY__INIT;
+		Manta__Ipc__SupervisorStatus sup = MANTA__IPC__SUPERVISOR_STATUS__INIT;
+		Manta__Ipc__DaemonState ds[5], *dp[5];
+
+		for (size_t i = 0; i < sv->nsvcs; i++) {
+			const struct svc *s = &sv->svcs[i];
+
+			manta__ipc__daemon_state__init(&ds[i]);
+			ds[i].name = (char *)s->name;
+			ds[i].pid = s->pid;
+			ds[i].state = (char *)sv_names[s->state];
+			ds[i].restarts = s->restarts;
+			ds[i].uptime_s = s->state == SV_UP ? (uint64_t)(now - s->since_ms) / 1000 : 0;
+			dp[i] = &ds[i];
+		}
+		sup.n_daemons = sv->nsvcs;
+		sup.daemons = dp;
+		sup.stopping = sv->stopping;
+		sup.config_path = (char *)sv->cfg_path;
+		st.supervisor = &sup;
+		rep.body_case = MANTA__IPC__MSG__BODY_STATUS;
+		rep.status = &st;
+		ipc_reply(sv->ipc, req, &rep);
+		return;
+	}
+	ipc_reply_error(sv->ipc, req, 3, "not handled");
+}
+
+static void
+add_svc(struct sv *sv, const char *bindir, const char *name, int optional)
+{
+	struct svc *s = &sv->svcs[sv->nsvcs];
+
+	memset(s, 0, sizeof(*s));
+	if (asprintf(&s->path, "%s/%s", bindir, name) == -1)
+		log_fatalx(1, "out of memory");
+	if (optional && access(s->path, X_OK) == -1) {
+		free(s->path);
+		return;
+	}
+	s->name = name;
+	s->ready_fd = -1;
+	sv->nsvcs++;
+}
+
+int
+supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int ready_fd)
+{
+	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_SHUTDOWN };
+	struct sv sv;
+	char *bindir = ctl_bin_dir();
+	int sfd, rc = 0;
+
+	(void)lock_fd;
+	memset(&sv, 0, sizeof(sv));
+	sv.cfg = cfg;
+	sv.cfg_path = cfg_path;
+	sv.ready_fd = ready_fd;
+	add_svc(&sv, bindir, "mantad-res", 0);
+	add_svc(&sv, bindir, "mantad-register", 0);
+	add_svc(&sv, bindir, "mantad-beat", 0);
+	add_svc(&sv, bindir, "mantad-exec", 1);
+	add_svc(&sv, bindir, "mantad-light", 1);
+	free(bindir);
+
+	if ((sfd = daemon_signalfd()) == -1)
+		log_fatal(1, "unable to set up signals");
+	sv.ipc = ipc_server_open(cfg->run_dir, IPC_SUPERVISE, allowed, 1);
+	if (sv.ipc == NULL) {
+		tell_parent_failure(&sv, "unable to bind the socket", IPC_SUPERVISE);
+		close(sfd);
+		return 1;
+	}
+	log_info("supervising node %s (config %s)", cfg->instance, cfg_path);
+	start_next(&sv);
+
+	for (;;) {
+		zmq_pollitem_t items[2 + 5];
+		struct svc *idx[5];
+		long long now = daemon_now_ms(), next = now + 1000;
+		int n = 0, nready = 0;
+
+		if (sv.stopping && all_down(&sv))
+			break;
+		if (sv.stopping && now >= sv.stop_deadline) {
+			for (size_t i = 0; i < sv.nsvcs; i++)
+				if (sv.svcs[i].pid > 0) {
+					log_warnx("%s did not stop in time; killing it", sv.svcs[i].name);
+					kill(sv.svcs[i].pid, SIGKILL);
+				}
+			sv.stop_deadline = now + STOP_GRACE_MS;
+		}
+		/* Deadlines: readiness timeouts and ends of backoff. */
+		for (size_t i = 0; i < sv.nsvcs && !sv.stopping; i++) {
+			struct svc *s = &sv.svcs[i];
+
+			if (s->state == SV_STARTING && now >= s->deadline_ms && s->pid > 0) {
+				log_warnx("%s not ready after %d ms; killing it", s->name, READY_TIMEOUT_MS);
+				kill(s->pid, SIGKILL);
+				s->deadline_ms = now + READY_TIMEOUT_MS;
+			} else if (s->state == SV_BACKOFF && now >= s->deadline_ms) {
+				if (spawn(&sv, s) == -1) {
+					s->deadline_ms = now + BACKOFF_MAX_MS;
+				}
+			}
+			if ((s->state == SV_STARTING || s->state == SV_BACKOFF) && s->deadline_ms < next)
+				next = s->deadline_ms;
+		}
+		items[n++] = (zmq_pollitem_t){ .socket = ipc_server_socket(sv.ipc), .events = ZMQ_POLLIN };
+		items[n++] = (zmq_pollitem_t){ .fd = sfd, .events = ZMQ_POLLIN };
+		for (size_t i = 0; i < sv.nsvcs; i++)
+			if (sv.svcs[i].ready_fd >= 0) {
+				idx[nready++] = &sv.svcs[i];
+				items[n++] = (zmq_pollitem_t){ .fd = sv.svcs[i].ready_fd, .events = ZMQ_POLLIN };
+			}
+		if (zmq_poll(items, n, next > now ? (long)(next - now) : 0) == -1 && errno != EINTR) {
+			log_warnx("poll: %s", zmq_strerror(errno));
+			rc = 1;
+			break;
+		}
+		if (items[1].revents & ZMQ_POLLIN) {
+			int sig;
+			while ((sig = daemon_signal_read(sfd)) > 0) {
+				if (sig == SIGTERM || sig == SIGINT)
+					begin_stop(&sv);
+				else if (sig == SIGCHLD)
+					reap(&sv);
+			}
+		}
+		for (int i = 0; i < nready; i++)
+			if (items[2 + i].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+				on_ready_fd(&sv, idx[i]);
+		if (items[0].revents & ZMQ_POLLIN) {
+			struct ipc_req *req;
+			while (ipc_server_recv(sv.ipc, &req) == 1)
+				answer(&sv, req);
+		}
+		/* A child may have exited between polls without a SIGCHLD read yet. */
+		reap(&sv);
+		if (!sv.stopping && !sv.all_up_told) {
+			int failed = 0;
+			for (size_t i = 0; i < sv.nsvcs; i++)
+				failed |= sv.svcs[i].state == SV_FAILED;
+			if (failed) {
+				log_errorx("start-up failed; stopping");
+				rc = 1;
+				begin_stop(&sv);
+			}
+		}
+	}
+	log_info("stopped");
+	for (size_t i = 0; i < sv.nsvcs; i++) {
+		close_ready(&sv.svcs[i]);
+		free(sv.svcs[i].path);
+	}
+	if (sv.ready_fd >= 0)
+		close(sv.ready_fd);
+	ipc_server_close(sv.ipc);
+	ipc_context_term();
+	close(sfd);
+	return rc;
+}

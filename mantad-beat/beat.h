@@ -1,0 +1,235 @@
+/* mantad-beat: the node's MQTT client. Internal interfaces between its files.
+ *
+ * Threads: paho runs its own (send, receive); worker.c runs two (commands,
+ * background requests). None of them touches daemon state: each hands an
+ * event to the main loop through the queue in events.c, and main.c applies
+ * it. Only main.c's loop changes state. */
+#ifndef MANTA_BEAT_H
+#define MANTA_BEAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daemon.h"
+#include "id.h"
+#include "ipc.h"
+
+#define PROG "mantad-beat"
+
+#define TOPIC_SUMMARY "manager/set_system_summary"
+#define TOPIC_NODE_STATUS "manager/set_node_status"
+
+#define OUTBOX_MAX_ROWS 10000
+#define OUTBOX_WINDOW 32	/* publications handed to paho at once */
+#define RECONNECT_MAX_MS 60000
+#define CONNECT_TIMEOUT_S 10
+#define KEEPALIVE_S 60
+
+#define CALL_CMD_MS 2000	/* Command to exec or register */
+#define CALL_REPORT_MS 1000	/* ReportError to register */
+#define CALL_SNAPSHOT_MS 500	/* SnapshotRequest to res */
+#define CALL_REGPOLL_MS 500	/* RegistrationRequest to register */
+#define REGPOLL_MS 1000
+
+/* Context value of the publication of NodeStatus at stop. */
+#define SEQ_NODE_STATUS ((uint64_t)UINTPTR_MAX)
+
+/* ---- events.c: thread -> main loop hand-off ---- */
+enum ev_type {
+	EV_CONNECTED,		/* gen */
+	EV_CONNECT_FAILED,	/* gen, code, text */
+	EV_CONN_LOST,		/* gen */
+	EV_MESSAGE,		/* topic/topic_len, data/len (data NULL if too_big) */
+	EV_SENT,		/* seq */
+	EV_SEND_FAILED,		/* seq, code */
+	EV_SUBSCRIBE_FAILED,	/* gen, code */
+	EV_DISCONNECTED,	/* gen */
+	EV_HEARTBEAT,		/* data/len: packed SetSystemSummaryRequest, or NULL if skipped */
+	EV_REGISTRATION,	/* msg: a RegistrationNotice, or NULL when none */
+};
+
+struct event {
+	struct event *next;
+	enum ev_type type;
+	unsigned gen;
+	uint64_t seq;
+	int code;
+	bool too_big;
+	char *topic;
+	size_t topic_len;
+	uint8_t *data;
+	size_t len;
+	char *text;
+	ipc_msg *msg;
+};
+
+struct evq;
+struct evq *evq_new(void);
+void evq_free(struct evq *q);
+int evq_fd(const struct evq *q);
+/* Appends ev (taking it) and wakes the main loop; from any thread. MESSAGE
+ * events beyond the queue's bounds are dropped and counted. */
+void evq_push(struct evq *q, struct event *ev);
+/* Everything queued, oldest first; *dropped gets the count of dropped
+ * messages since the last call. Main loop only. */
+struct event *evq_take(struct evq *q, unsigned *dropped);
+struct event *event_new(enum ev_type type);
+void event_free(struct event *ev);
+
+/* ---- mqtt.c: one paho MQTTAsync client ---- */
+struct mq_params {
+	const char *host;
+	int port;
+	const char *client_id;
+	bool tls;
+	const char *ca_file;	/* NULL: system roots */
+	const char *cert_file;	/* NULL: no client certificate */
+	const char *key_file;
+	bool verify;
+};
+struct mq;
+/* Every callback of this client pushes to q with gen. */
+struct mq *mq_new(const struct mq_params *p, struct evq *q, unsigned gen);
+unsigned mq_gen(const struct mq *m);
+int mq_connect(struct mq *m);
+int mq_subscribe(struct mq *m, char *const *topics, size_t n);
+int mq_unsubscribe(struct mq *m, char *const *topics, size_t n);
+/* 0 accepted (EV_SENT/EV_SEND_FAILED with seq follow when track), -1 not
+ * now (disconnected, full), -2 never (paho refuses the message itself). */
+int mq_publish(struct mq *m, const char *topic, const void *p, size_t len,
+    int qos, bool track, uint64_t seq);
+int mq_disconnect(struct mq *m, int timeout_ms);
+void mq_free(struct mq *m);
+
+/* ---- outbox.c: publications kept until the broker has them ---- */
+struct outbox;
+struct ob_row {
+	uint64_t seq;
+	char *topic;
+	uint8_t *payload;
+	size_t len;
+	int qos;
+};
+struct outbox *outbox_open(const char *state_dir);
+void outbox_close(struct outbox *ob);
+/* 0 stored, 1 duplicate key (already stored or delivered), -2 full, -1 error. */
+int outbox_add(struct outbox *ob, const char *topic, const uint8_t *p,
+    size_t len, int qos, const char *key);
+/* The first row with seq > after: 1 found (free with ob_row_clear), 0 none, -1 error. */
+int outbox_next(struct outbox *ob, uint64_t after, struct ob_row *row);
+void ob_row_clear(struct ob_row *row);
+/* Delivered: the row goes, its key is remembered. 0 or -1. */
+int outbox_done(struct outbox *ob, uint64_t seq);
+/* Refused for good by paho: the row goes. */
+int outbox_drop(struct outbox *ob, uint64_t seq);
+uint64_t outbox_count(const struct outbox *ob);
+
+/* ---- worker.c: blocking IPC calls off the main loop ---- */
+enum job_type {
+	JOB_COMMAND,	/* Command{name, topic, payload} to dest; ReportError on failure */
+	JOB_REPORT,	/* ReportError to register */
+	JOB_SNAPSHOT,	/* SnapshotRequest to res -> EV_HEARTBEAT */
+	JOB_REGPOLL,	/* RegistrationRequest to register -> EV_REGISTRATION */
+};
+struct job {
+	struct job *next;
+	enum job_type type;
+	const char *dest;	/* static endpoint name */
+	char *name;
+	char *topic;
+	uint8_t *data;
+	size_t len;
+	uint32_t error_id;
+	char *content;
+	struct manta_id node_id, swarm_id, task_id;
+	uint32_t iteration, circular;
+};
+struct worker;
+struct worker *worker_start(const char *name, const char *run_dir,
+    struct evq *q, size_t max_jobs);
+/* Takes j. -1 (j freed) when the queue is full. */
+int worker_post(struct worker *w, struct job *j);
+/* Finishes the job in progress, drops the rest, joins. */
+void worker_stop(struct worker *w);
+struct job *job_new(enum job_type type);
+void job_free(struct job *j);
+
+/* ---- session.c: registration, connection, dispatch, outbox replay ---- */
+enum conn_state {
+	CONN_NONE,		/* no registration yet */
+	CONN_WAITING,		/* until next_connect */
+	CONN_CONNECTING,	/* MQTTAsync_connect in flight */
+	CONN_CONNECTED,
+};
+
+struct beat {
+	struct daemon_opts *opts;
+	struct manta_cfg *cfg;
+	struct ipc_server *srv;
+	struct evq *q;
+	struct worker *cmdw;	/* Commands and error reports, in order */
+	struct worker *bgw;	/* snapshots and registration polls */
+	struct outbox *ob;
+
+	/* the Registration in use */
+	bool have_reg;
+	struct manta_id node_id;
+	char node_hex[ID_HEX_LEN + 1];
+	char *host;
+	int port;
+	char **topics;
+	size_t ntopics;
+	uint64_t generation;
+	char broker[300];	/* "host:port", "" before the first */
+	bool regpoll_pending;
+	long long next_regpoll;
+
+	/* the MQTT session */
+	struct mq *mq;
+	unsigned gen;		/* of the newest client */
+	enum conn_state state;
+	int failures;		/* consecutive failed connection attempts */
+	long long next_connect;
+	long long connect_deadline;
+
+	/* outbox replay: rows handed to paho in this connection */
+	uint64_t sent_upto;
+	uint64_t inflight[OUTBOX_WINDOW];
+	size_t ninflight;
+	bool replay;		/* a publication failed while connected */
+
+	/* heartbeat */
+	long long next_beat;
+	bool beat_pending;
+	uint64_t heartbeats;
+
+	/* rate limit of the warnings about dropped messages */
+	long long drop_sec;
+	unsigned drop_logged;
+	unsigned long drop_quiet;
+
+	/* stop */
+	bool stopping;
+	bool status_sent;	/* NodeStatus DISCONNECTED acknowledged */
+	bool disconnected;
+};
+
+void session_timers(struct beat *b, long long now);
+/* Milliseconds until the next timer, at most max. */
+int session_timeout(const struct beat *b, long long now, int max);
+void session_event(struct beat *b, struct event *ev);
+/* RegistrationNotice from register (pushed or polled). 0, or -1 with err. */
+int session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
+    bool pushed, char *err, size_t errlen);
+/* Sends pending outbox rows while connected. */
+void session_pump(struct beat *b);
+/* At stop: NodeStatus DISCONNECTED (QoS 1, up to wait_ms), disconnect, free. */
+void session_close(struct beat *b, int wait_ms);
+
+/* ---- heartbeat.c ---- */
+/* The worker side of JOB_SNAPSHOT: packed SetSystemSummaryRequest or NULL. */
+uint8_t *heartbeat_build(const char *run_dir, struct manta_id node_id,
+    size_t *len);
+
+#endif

@@ -1,0 +1,257 @@
+/* mantad-beat: the node's only MQTT client. See mantad-beat(8).
+ *
+ * One zmq_poll loop over the IPC ROUTER socket ("beat"), the signalfd and
+ * the eventfd of events.c, with a deadline for the timers of session.c.
+ * paho's threads and the two workers only queue events; this loop owns all
+ * state. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "confine.h"
+#include "daemon.h"
+#include "log.h"
+
+#include "beat.h"
+#include "dispatch.h"
+
+#define IPC_BATCH 64		/* requests taken per wake-up */
+#define MAX_KEY 256
+#define CMD_QUEUE 256		/* commands waiting for exec/register */
+#define BG_QUEUE 8
+#define STOP_WAIT_MS 2000	/* for the NodeStatus PUBACK at stop */
+
+static const Manta__Ipc__Msg__BodyCase allowed[] = {
+	MANTA__IPC__MSG__BODY_STATUS_REQ,
+	MANTA__IPC__MSG__BODY_PUBLISH,
+	MANTA__IPC__MSG__BODY_REGISTRATION,
+};
+
+static void
+reply_status(struct beat *b, struct ipc_req *req)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__StatusReply sr;
+	Manta__Ipc__BeatStatus bs;
+
+	manta__ipc__status_reply__init(&sr);
+	manta__ipc__beat_status__init(&bs);
+	bs.broker = b->broker;
+	bs.connected = b->state == CONN_CONNECTED;
+	bs.outbox = outbox_count(b->ob);
+	bs.heartbeats = b->heartbeats;
+	sr.beat = &bs;
+	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
+	m.status = &sr;
+	(void)ipc_reply(b->srv, req, &m);
+}
+
+static void
+handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p)
+{
+	const char *key = p->key != NULL ? p->key : "";
+	int rc;
+
+	if (p->topic == NULL || !dispatch_topic_publishable(p->topic)) {
+		(void)ipc_reply_error(b->srv, req, 1, "bad topic");
+		return;
+	}
+	if (p->qos > 1) {
+		(void)ipc_reply_error(b->srv, req, 1, "bad QoS %u", p->qos);
+		return;
+	}
+	if (strlen(key) > MAX_KEY) {
+		(void)ipc_reply_error(b->srv, req, 1, "key too long");
+		return;
+	}
+	/* Stored before it is acknowledged: a crash after the reply loses
+	 * nothing. */
+	rc = outbox_add(b->ob, p->topic, p->payload.data, p->payload.len,
+	    (int)p->qos, key);
+	switch (rc) {
+	case 0:
+		log_debug("stored a publication on %s (%zu bytes, key %s)",
+		    p->topic, p->payload.len, key);
+		(void)ipc_reply_ok(b->srv, req);
+		session_pump(b);
+		break;
+	case 1:
+		log_debug("duplicate publication on %s (key %s): dropped",
+		    p->topic, key);
+		(void)ipc_reply_ok(b->srv, req);
+		break;
+	case -2:
+		log_warnx("outbox full (%d rows): refusing a publication on %s",
+		    OUTBOX_MAX_ROWS, p->topic);
+		(void)ipc_reply_error(b->srv, req, 1, "outbox full (%d rows)",
+		    OUTBOX_MAX_ROWS);
+		break;
+	default:
+		(void)ipc_reply_error(b->srv, req, 1, "unable to store");
+		break;
+	}
+}
+
+static void
+handle_ipc(struct beat *b)
+{
+	struct ipc_req *req;
+	char err[128];
+
+	for (int i = 0; i < IPC_BATCH; i++) {
+		const ipc_msg *m;
+
+		if (ipc_server_recv(b->srv, &req) != 1)
+			break;
+		m = ipc_req_msg(req);
+		switch (m->body_case) {
+		case MANTA__IPC__MSG__BODY_STATUS_REQ:
+			reply_status(b, req);
+			break;
+		case MANTA__IPC__MSG__BODY_PUBLISH:
+			handle_publish(b, req, m->publish);
+			break;
+		case MANTA__IPC__MSG__BODY_REGISTRATION:
+			if (session_registration(b, m->registration, true, err,
+			    sizeof(err)) == -1) {
+				log_warnx("refusing a registration: %s", err);
+				(void)ipc_reply_error(b->srv, req, 1, "%s", err);
+			} else
+				(void)ipc_reply_ok(b->srv, req);
+			break;
+		default:
+			(void)ipc_reply_error(b->srv, req, 1, "not accepted here");
+			break;
+		}
+	}
+}
+
+static void
+handle_events(struct beat *b)
+{
+	struct event *ev, *next;
+	unsigned dropped = 0;
+
+	for (ev = evq_take(b->q, &dropped); ev != NULL; ev = next) {
+		next = ev->next;
+		session_event(b, ev);
+		event_free(ev);
+	}
+	if (dropped > 0)
+		log_warnx("dropped %u MQTT messages: too many waiting", dropped);
+}
+
+static bool
+handle_signals(int sfd)
+{
+	int sig;
+	bool stop = false;
+
+	while ((sig = daemon_signal_read(sfd)) > 0) {
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+			stop = true;
+			break;
+		case SIGHUP:
+			log_info("SIGHUP: nothing to reload (restart to apply a"
+			    " new configuration)");
+			break;
+		default:
+			break;
+		}
+	}
+	return stop;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon_opts opts;
+	struct beat b;
+	int sfd, rc = 0;
+
+	memset(&b, 0, sizeof(b));
+	log_init(PROG, LOG_LVL_INFO);
+	daemon_args(argc, argv, PROG, &opts);
+	b.opts = &opts;
+	b.cfg = daemon_config(&opts);
+	if (opts.verbose)
+		log_set_level(LOG_LVL_DEBUG);
+
+	/* Nothing here needs a capability; drop them before zmq, paho and
+	 * the workers start their threads (capabilities are per thread). */
+	if (confine_caps(NULL, 0) == -1)
+		log_fatalx(1, "unable to drop capabilities");
+	if ((sfd = daemon_signalfd()) == -1)
+		log_fatal(1, "unable to set up signals");
+	if (ipc_prepare_run_dir(b.cfg->run_dir) == -1)
+		log_fatalx(1, "unable to prepare %s", b.cfg->run_dir);
+	if (daemon_mkdirs(b.cfg->state_dir, 0700) == -1)
+		log_fatal(1, "unable to create %s", b.cfg->state_dir);
+	if ((b.ob = outbox_open(b.cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/beat.db", b.cfg->state_dir);
+	if ((b.q = evq_new()) == NULL)
+		log_fatal(1, "unable to create the event queue");
+	b.srv = ipc_server_open(b.cfg->run_dir, IPC_BEAT, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
+	if (b.srv == NULL)
+		log_fatalx(1, "unable to bind the %s endpoint in %s", IPC_BEAT,
+		    b.cfg->run_dir);
+	b.cmdw = worker_start("command", b.cfg->run_dir, b.q, CMD_QUEUE);
+	b.bgw = worker_start("background", b.cfg->run_dir, b.q, BG_QUEUE);
+	if (b.cmdw == NULL || b.bgw == NULL)
+		log_fatalx(1, "unable to start the workers");
+	b.state = CONN_NONE;
+	b.next_beat = daemon_now_ms();
+	log_info("ready: %" PRIu64 " publications in the outbox, waiting for"
+	    " the registration from %s", outbox_count(b.ob), IPC_REGISTER);
+	daemon_ready(&opts.notify_fd);
+
+	for (;;) {
+		zmq_pollitem_t items[3] = {
+			{ ipc_server_socket(b.srv), 0, ZMQ_POLLIN, 0 },
+			{ NULL, sfd, ZMQ_POLLIN, 0 },
+			{ NULL, evq_fd(b.q), ZMQ_POLLIN, 0 },
+		};
+		long long now = daemon_now_ms();
+
+		session_timers(&b, now);
+		if (zmq_poll(items, 3, session_timeout(&b, now, 60000)) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("zmq_poll");
+			rc = 1;
+			break;
+		}
+		if ((items[1].revents & ZMQ_POLLIN) && handle_signals(sfd))
+			break;
+		if (items[2].revents & ZMQ_POLLIN)
+			handle_events(&b);
+		if (items[0].revents & ZMQ_POLLIN)
+			handle_ipc(&b);
+	}
+
+	log_info("stopping");
+	session_close(&b, STOP_WAIT_MS);
+	worker_stop(b.cmdw);
+	worker_stop(b.bgw);
+	handle_events(&b);	/* frees what the workers queued last */
+	ipc_server_close(b.srv);
+	ipc_context_term();
+	evq_free(b.q);
+	outbox_close(b.ob);
+	free(b.host);
+	for (size_t i = 0; i < b.ntopics; i++)
+		free(b.topics[i]);
+	free(b.topics);
+	close(sfd);
+	cfg_free(b.cfg);
+	return rc;
+}

@@ -1,0 +1,344 @@
+/* mqtt: a thin layer over one paho MQTTAsync client. Every callback runs on
+ * a paho thread and does nothing but copy what it got into an event for the
+ * main loop (events.c). Callback contexts are plain integers (the client's
+ * generation, or a publication's outbox seq), never pointers: a callback
+ * may still be running while the main loop destroys an old client. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <MQTTAsync.h>
+
+#include "log.h"
+
+#include "beat.h"
+
+struct mq {
+	MQTTAsync h;
+	unsigned gen;
+	char *uri;
+	char *host;
+	char *ca_file, *cert_file, *key_file;
+	bool tls, verify;
+};
+
+/* Shared by every client's callbacks; set by mq_new, lives as long as main. */
+static struct evq *cb_q;
+
+#define CTX(v) ((void *)(uintptr_t)(v))
+#define CTX_GEN(c) ((unsigned)((uintptr_t)(c) & 0xffffffffu))
+
+static void
+push_simple(enum ev_type type, unsigned gen, uint64_t seq, int code,
+    const char *text)
+{
+	struct event *ev;
+
+	if ((ev = event_new(type)) == NULL) {
+		log_warnx("unable to queue an MQTT event: out of memory");
+		return;
+	}
+	ev->gen = gen;
+	ev->seq = seq;
+	ev->code = code;
+	if (text != NULL)
+		ev->text = strdup(text);
+	evq_push(cb_q, ev);
+}
+
+static void
+on_conn_lost(void *ctx, char *cause)
+{
+	push_simple(EV_CONN_LOST, CTX_GEN(ctx), 0, 0, cause);
+}
+
+static int
+on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
+{
+	struct event *ev;
+	size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic);
+	size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+
+	if ((ev = event_new(EV_MESSAGE)) == NULL)
+		goto out;
+	ev->gen = CTX_GEN(ctx);
+	ev->len = len;
+	ev->topic_len = tlen;
+	if ((ev->topic = malloc(tlen + 1)) == NULL)
+		goto fail;
+	memcpy(ev->topic, topic, tlen);
+	ev->topic[tlen] = '\0';
+	if (len > IPC_MAX_MSG)
+		ev->too_big = true;	/* main loop reports it; bytes not kept */
+	else {
+		if ((ev->data = malloc(len > 0 ? len : 1)) == NULL)
+			goto fail;
+		if (len > 0)
+			memcpy(ev->data, msg->payload, len);
+	}
+	evq_push(cb_q, ev);
+	ev = NULL;
+fail:
+	if (ev != NULL) {
+		log_warnx("dropping a message of %zu bytes: out of memory", len);
+		event_free(ev);
+	}
+out:
+	MQTTAsync_freeMessage(&msg);
+	MQTTAsync_free(topic);
+	return 1;	/* handled, whatever happened: never redelivered */
+}
+
+static void
+on_connect_ok(void *ctx, MQTTAsync_successData *r)
+{
+	push_simple(EV_CONNECTED, CTX_GEN(ctx), 0, 0, NULL);
+}
+
+static void
+on_connect_fail(void *ctx, MQTTAsync_failureData *r)
+{
+	push_simple(EV_CONNECT_FAILED, CTX_GEN(ctx), 0, r ? r->code : -1,
+	    r ? r->message : NULL);
+}
+
+static void
+on_sent(void *ctx, MQTTAsync_successData *r)
+{
+	push_simple(EV_SENT, 0, (uint64_t)(uintptr_t)ctx, 0, NULL);
+}
+
+static void
+on_send_fail(void *ctx, MQTTAsync_failureData *r)
+{
+	push_simple(EV_SEND_FAILED, 0, (uint64_t)(uintptr_t)ctx,
+	    r ? r->code : -1, r ? r->message : NULL);
+}
+
+/* Subscription contexts: generation in the low 32 bits, topic index above. */
+static void
+on_sub_ok(void *ctx, MQTTAsync_successData *r)
+{
+	/* MQTT 3.1.1 SUBACK return code 0x80: refused. */
+	if (r != NULL && r->alt.qos == 0x80)
+		push_simple(EV_SUBSCRIBE_FAILED, CTX_GEN(ctx),
+		    (uint64_t)(uintptr_t)ctx >> 32, 0x80, NULL);
+}
+
+static void
+on_sub_fail(void *ctx, MQTTAsync_failureData *r)
+{
+	push_simple(EV_SUBSCRIBE_FAILED, CTX_GEN(ctx),
+	    (uint64_t)(uintptr_t)ctx >> 32, r ? r->code : -1,
+	    r ? r->message : NULL);
+}
+
+static void
+on_disc_ok(void *ctx, MQTTAsync_successData *r)
+{
+	push_simple(EV_DISCONNECTED, CTX_GEN(ctx), 0, 0, NULL);
+}
+
+static void
+on_disc_fail(void *ctx, MQTTAsync_failureData *r)
+{
+	push_simple(EV_DISCONNECTED, CTX_GEN(ctx), 0, r ? r->code : -1, NULL);
+}
+
+static char *
+opt_strdup(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+struct mq *
+mq_new(const struct mq_params *p, struct evq *q, unsigned gen)
+{
+	struct mq *m;
+	char *client_id = NULL;
+	int rc, len;
+	bool v6 = strchr(p->host, ':') != NULL && p->host[0] != '[';
+
+	cb_q = q;
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		goto nomem;
+	m->gen = gen;
+	m->tls = p->tls;
+	m->verify = p->verify;
+	m->host = strdup(p->host);
+	m->ca_file = opt_strdup(p->ca_file);
+	m->cert_file = opt_strdup(p->cert_file);
+	m->key_file = opt_strdup(p->key_file);
+	len = asprintf(&m->uri, "%s://%s%s%s:%d", p->tls ? "ssl" : "tcp",
+	    v6 ? "[" : "", p->host, v6 ? "]" : "", p->port);
+	if (len < 0) {
+		m->uri = NULL;
+		goto nomem;
+	}
+	if (m->host == NULL || (p->ca_file && !m->ca_file) ||
+	    (p->cert_file && !m->cert_file) || (p->key_file && !m->key_file) ||
+	    (client_id = strdup(p->client_id)) == NULL)
+		goto nomem;
+	rc = MQTTAsync_create(&m->h, m->uri, client_id,
+	    MQTTCLIENT_PERSISTENCE_NONE, NULL);
+	free(client_id);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_warnx("unable to create an MQTT client for %s: paho error %d",
+		    m->uri, rc);
+		m->h = NULL;
+		mq_free(m);
+		return NULL;
+	}
+	rc = MQTTAsync_setCallbacks(m->h, CTX(gen), on_conn_lost, on_message,
+	    NULL);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_warnx("unable to set MQTT callbacks: paho error %d", rc);
+		mq_free(m);
+		return NULL;
+	}
+	return m;
+nomem:
+	log_warnx("unable to create an MQTT client: out of memory");
+	mq_free(m);
+	return NULL;
+}
+
+unsigned
+mq_gen(const struct mq *m)
+{
+	return m->gen;
+}
+
+int
+mq_connect(struct mq *m)
+{
+	MQTTAsync_connectOptions o = MQTTAsync_connectOptions_initializer;
+	MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+	int rc;
+
+	o.keepAliveInterval = KEEPALIVE_S;
+	o.cleansession = 1;
+	o.MQTTVersion = MQTTVERSION_3_1_1;
+	o.connectTimeout = CONNECT_TIMEOUT_S;
+	o.retryInterval = 0;
+	o.automaticReconnect = 0;	/* main.c paces reconnection itself */
+	o.onSuccess = on_connect_ok;
+	o.onFailure = on_connect_fail;
+	o.context = CTX(m->gen);
+	if (m->tls) {
+		/* No ca_file: paho loads OpenSSL's default verify paths. */
+		ssl.trustStore = m->ca_file;
+		ssl.keyStore = m->cert_file;
+		ssl.privateKey = m->key_file;
+		ssl.enableServerCertAuth = m->verify;
+		ssl.verify = m->verify;
+		o.ssl = &ssl;
+	}
+	rc = MQTTAsync_connect(m->h, &o);
+	if (rc != MQTTASYNC_SUCCESS) {
+		log_warnx("unable to start connecting to %s: paho error %d",
+		    m->uri, rc);
+		return -1;
+	}
+	return 0;
+}
+
+int
+mq_subscribe(struct mq *m, char *const *topics, size_t n)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+		int rc;
+
+		r.onSuccess = on_sub_ok;
+		r.onFailure = on_sub_fail;
+		r.context = CTX(((uint64_t)i << 32) | m->gen);
+		rc = MQTTAsync_subscribe(m->h, topics[i], 0, &r);
+		if (rc != MQTTASYNC_SUCCESS) {
+			log_warnx("unable to subscribe to %s: paho error %d",
+			    topics[i], rc);
+			ret = -1;
+		} else
+			log_debug("subscribing to %s", topics[i]);
+	}
+	return ret;
+}
+
+int
+mq_unsubscribe(struct mq *m, char *const *topics, size_t n)
+{
+	int ret = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int rc = MQTTAsync_unsubscribe(m->h, topics[i], NULL);
+
+		if (rc != MQTTASYNC_SUCCESS) {
+			log_warnx("unable to unsubscribe from %s: paho error %d",
+			    topics[i], rc);
+			ret = -1;
+		}
+	}
+	return ret;
+}
+
+int
+mq_publish(struct mq *m, const char *topic, const void *p, size_t len, int qos,
+    bool track, uint64_t seq)
+{
+	MQTTAsync_responseOptions r = MQTTAsync_responseOptions_initializer;
+	int rc;
+
+	if (len > (size_t)IPC_MAX_MSG)
+		return -2;
+	if (track) {
+		r.onSuccess = on_sent;
+		r.onFailure = on_send_fail;
+		r.context = CTX(seq);
+	}
+	rc = MQTTAsync_send(m->h, topic, (int)len, p, qos, 0, &r);
+	switch (rc) {
+	case MQTTASYNC_SUCCESS:
+		return 0;
+	case MQTTASYNC_BAD_UTF8_STRING:
+	case MQTTASYNC_NULL_PARAMETER:
+	case MQTTASYNC_TOPICNAME_TRUNCATED:
+	case MQTTASYNC_BAD_QOS:
+		log_warnx("paho refuses a publication on %s: error %d", topic,
+		    rc);
+		return -2;
+	default:
+		log_debug("unable to publish on %s now: paho error %d", topic,
+		    rc);
+		return -1;
+	}
+}
+
+int
+mq_disconnect(struct mq *m, int timeout_ms)
+{
+	MQTTAsync_disconnectOptions o = MQTTAsync_disconnectOptions_initializer;
+
+	o.timeout = timeout_ms;
+	o.onSuccess = on_disc_ok;
+	o.onFailure = on_disc_fail;
+	o.context = CTX(m->gen);
+	return MQTTAsync_disconnect(m->h, &o) == MQTTASYNC_SUCCESS ? 0 : -1;
+}
+
+void
+mq_free(struct mq *m)
+{
+	if (m == NULL)
+		return;
+	if (m->h != NULL)
+		MQTTAsync_destroy(&m->h);
+	free(m->uri);
+	free(m->host);
+	free(m->ca_file);
+	free(m->cert_file);
+	free(m->key_file);
+	free(m);
+}

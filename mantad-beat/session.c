@@ -1,0 +1,603 @@
+/* session: the MQTT side of mantad-beat as one state machine driven by the
+ * main loop: which broker (from register's RegistrationNotice), when to
+ * (re)connect, what to subscribe, what to do with each command, and the
+ * replay of the outbox. Every function here runs on the main thread. */
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/informations.pb-c.h"
+
+#include "log.h"
+
+#include "beat.h"
+#include "dispatch.h"
+
+#define MAX_TOPICS 256
+#define MAX_HOST 253
+
+/* ---- connection ---- */
+
+static long long
+retry_delay_ms(const struct beat *b)
+{
+	long long base = (long long)(b->cfg->reconnect_delay * 1000.0 + 0.5);
+	long long d, cap;
+	int extra;
+
+	if (base < 100)
+		base = 100;
+	if (b->failures < b->cfg->reconnect_attempts)
+		return base;
+	/* Past reconnect_attempts: keep trying, but slower each time. */
+	cap = base > RECONNECT_MAX_MS ? base : RECONNECT_MAX_MS;
+	extra = b->failures - b->cfg->reconnect_attempts + 1;
+	for (d = base; extra > 0 && d < cap; extra--)
+		d *= 2;
+	return d < cap ? d : cap;
+}
+
+static void
+drop_client(struct beat *b)
+{
+	if (b->mq == NULL)
+		return;
+	if (b->state == CONN_CONNECTED)
+		(void)mq_disconnect(b->mq, 0);
+	mq_free(b->mq);
+	b->mq = NULL;
+	b->ninflight = 0;
+	b->sent_upto = 0;
+}
+
+static void
+connect_failed(struct beat *b, long long now)
+{
+	long long d;
+
+	b->failures++;
+	d = retry_delay_ms(b);
+	if (b->failures == b->cfg->reconnect_attempts)
+		log_warnx("%d consecutive connection failures to %s: retrying"
+		    " less often, up to every %d s", b->failures, b->broker,
+		    RECONNECT_MAX_MS / 1000);
+	log_debug("next connection attempt to %s in %lld ms", b->broker, d);
+	b->state = CONN_WAITING;
+	b->next_connect = now + d;
+}
+
+static void
+start_connect(struct beat *b, long long now)
+{
+	struct mq_params p = { 0 };
+	char ca[4096], cert[4096], key[4096];
+	const char *folder = b->cfg->cert_folder;
+
+	if (b->mq == NULL) {
+		p.host = b->host;
+		p.port = b->port;
+		p.client_id = b->node_hex;
+		p.verify = b->cfg->verify_ssl;
+		/* WIRE.md 5: TLS with the node's certificates when use_tls,
+		 * or with the system roots on port 8883. */
+		p.tls = b->cfg->use_tls || b->port == 8883;
+		if (b->cfg->use_tls && folder != NULL) {
+			snprintf(ca, sizeof(ca), "%s/ca.crt", folder);
+			snprintf(cert, sizeof(cert), "%s/mqtt.crt", folder);
+			snprintf(key, sizeof(key), "%s/mqtt.key", folder);
+			if (access(ca, R_OK) == 0)
+				p.ca_file = ca;
+			if (access(cert, R_OK) == 0 && access(key, R_OK) == 0) {
+				p.cert_file = cert;
+				p.key_file = key;
+			}
+		}
+		b->mq = mq_new(&p, b->q, ++b->gen);
+		if (b->mq == NULL) {
+			connect_failed(b, now);
+			return;
+		}
+	}
+	log_debug("connecting to %s (attempt %d)", b->broker, b->failures + 1);
+	if (mq_connect(b->mq) == -1) {
+		/* The client may be wedged: start from a new one next time. */
+		mq_free(b->mq);
+		b->mq = NULL;
+		connect_failed(b, now);
+		return;
+	}
+	b->state = CONN_CONNECTING;
+	/* paho gives up after CONNECT_TIMEOUT_S; this only guards against a
+	 * callback that never comes. */
+	b->connect_deadline = now + (CONNECT_TIMEOUT_S + 10) * 1000LL;
+}
+
+static void
+on_connected(struct beat *b, long long now)
+{
+	log_info("connected to %s as %s, %zu topics, %" PRIu64 " in the outbox",
+	    b->broker, b->node_hex, b->ntopics, outbox_count(b->ob));
+	b->state = CONN_CONNECTED;
+	b->failures = 0;
+	(void)mq_subscribe(b->mq, b->topics, b->ntopics);
+	/* Replay everything still stored, in seq order. */
+	b->sent_upto = 0;
+	b->ninflight = 0;
+	b->replay = false;
+	session_pump(b);
+	b->next_beat = now;
+}
+
+static void
+on_lost(struct beat *b, long long now)
+{
+	b->ninflight = 0;
+	b->sent_upto = 0;
+	if (b->stopping) {
+		b->state = CONN_WAITING;
+		b->disconnected = true;
+		return;
+	}
+	log_warnx("lost the connection to %s: reconnecting in %.1f s",
+	    b->broker, (double)retry_delay_ms(b) / 1000.0);
+	b->state = CONN_WAITING;
+	b->failures = 0;
+	b->next_connect = now + retry_delay_ms(b);
+}
+
+/* ---- registration ---- */
+
+static void
+free_topics(char **t, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(t[i]);
+	free(t);
+}
+
+static bool
+host_valid(const char *h)
+{
+	size_t len = strlen(h);
+
+	if (len == 0 || len > MAX_HOST)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)h[i];
+
+		if (c <= ' ' || c == '/' || c == '@' || c >= 0x7f)
+			return false;
+	}
+	return true;
+}
+
+int
+session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
+    bool pushed, char *err, size_t errlen)
+{
+	struct manta_id id = id_from_pair(n->node_id);
+	bool broker_changed, topics_changed;
+	char *host = NULL, **topics = NULL;
+
+	if (!pushed && b->have_reg)
+		return 0;	/* a late poll answer: a push came first */
+	if (n->node_id == NULL || id_is_zero(id)) {
+		snprintf(err, errlen, "registration without a node id");
+		return -1;
+	}
+	if (n->broker_host == NULL || !host_valid(n->broker_host)) {
+		snprintf(err, errlen, "bad broker host");
+		return -1;
+	}
+	if (n->broker_port == 0 || n->broker_port > 65535) {
+		snprintf(err, errlen, "bad broker port %u", n->broker_port);
+		return -1;
+	}
+	if (n->n_topics > MAX_TOPICS) {
+		snprintf(err, errlen, "too many topics (%zu)", n->n_topics);
+		return -1;
+	}
+	for (size_t i = 0; i < n->n_topics; i++)
+		if (!dispatch_filter_valid(n->topics[i])) {
+			snprintf(err, errlen, "bad topic filter #%zu", i);
+			return -1;
+		}
+
+	broker_changed = !b->have_reg || strcmp(b->host, n->broker_host) != 0 ||
+	    b->port != (int)n->broker_port || !id_equal(b->node_id, id);
+	topics_changed = !b->have_reg || b->ntopics != n->n_topics;
+	for (size_t i = 0; !topics_changed && i < n->n_topics; i++)
+		topics_changed = strcmp(b->topics[i], n->topics[i]) != 0;
+	b->generation = n->generation;
+	if (!broker_changed && !topics_changed) {
+		log_debug("registration %" PRIu64 ": nothing changed",
+		    n->generation);
+		return 0;
+	}
+
+	if ((host = strdup(n->broker_host)) == NULL ||
+	    (topics = calloc(n->n_topics + 1, sizeof(*topics))) == NULL)
+		goto nomem;
+	for (size_t i = 0; i < n->n_topics; i++)
+		if ((topics[i] = strdup(n->topics[i])) == NULL)
+			goto nomem;
+
+	if (!broker_changed && b->state == CONN_CONNECTED)
+		(void)mq_unsubscribe(b->mq, b->topics, b->ntopics);
+	free(b->host);
+	free_topics(b->topics, b->ntopics);
+	b->host = host;
+	b->port = (int)n->broker_port;
+	b->topics = topics;
+	b->ntopics = n->n_topics;
+	b->node_id = id;
+	id_to_hex(id, b->node_hex);
+	snprintf(b->broker, sizeof(b->broker), "%s%s%s:%d",
+	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
+	    b->port);
+	b->have_reg = true;
+	log_info("registration %" PRIu64 " (%s): node %s, broker %s, %zu topics",
+	    n->generation, pushed ? "pushed" : "polled", b->node_hex, b->broker,
+	    b->ntopics);
+
+	if (broker_changed) {
+		drop_client(b);
+		b->failures = 0;
+		b->state = CONN_WAITING;
+		b->next_connect = 0;	/* now */
+	} else if (b->state == CONN_CONNECTED)
+		(void)mq_subscribe(b->mq, b->topics, b->ntopics);
+	return 0;
+nomem:
+	free(host);
+	if (topics != NULL)
+		free_topics(topics, n->n_topics);
+	snprintf(err, errlen, "out of memory");
+	return -1;
+}
+
+/* ---- outbox ---- */
+
+static void
+inflight_remove(struct beat *b, uint64_t seq)
+{
+	for (size_t i = 0; i < b->ninflight; i++)
+		if (b->inflight[i] == seq) {
+			b->inflight[i] = b->inflight[--b->ninflight];
+			return;
+		}
+}
+
+void
+session_pump(struct beat *b)
+{
+	struct ob_row r;
+	int rc;
+
+	while (b->state == CONN_CONNECTED && b->ninflight < OUTBOX_WINDOW) {
+		if (outbox_next(b->ob, b->sent_upto, &r) != 1)
+			break;
+		rc = mq_publish(b->mq, r.topic, r.payload, r.len, r.qos, true,
+		    r.seq);
+		if (rc == -1) {		/* not now: the next tick retries */
+			ob_row_clear(&r);
+			break;
+		}
+		b->sent_upto = r.seq;
+		if (rc == -2) {
+			log_warnx("dropping outbox row %" PRIu64 " (topic %s, %zu"
+			    " bytes): refused by the MQTT library", r.seq,
+			    r.topic, r.len);
+			(void)outbox_drop(b->ob, r.seq);
+		} else {
+			b->inflight[b->ninflight++] = r.seq;
+			log_debug("publishing outbox row %" PRIu64 " on %s (QoS %d,"
+			    " %zu bytes)", r.seq, r.topic, r.qos, r.len);
+		}
+		ob_row_clear(&r);
+	}
+}
+
+/* ---- commands ---- */
+
+static void
+post_report(struct beat *b, const struct dispatch *d, const char *content)
+{
+	struct job *j;
+
+	if ((j = job_new(JOB_REPORT)) == NULL ||
+	    (j->content = strdup(content)) == NULL) {
+		log_warnx("unable to queue an error report: out of memory");
+		job_free(j);
+		return;
+	}
+	j->error_id = d->error_id;
+	j->node_id = b->node_id;
+	j->swarm_id = (struct manta_id){ d->swarm_head, d->swarm_tail };
+	j->task_id = (struct manta_id){ d->task_head, d->task_tail };
+	j->iteration = d->iteration;
+	j->circular = d->circular;
+	(void)worker_post(b->cmdw, j);
+}
+
+/* At most DROP_LOG_MAX warnings a second about dropped messages; the rest
+ * are counted and summed up in the next second. */
+#define DROP_LOG_MAX 20
+
+static void
+drop_log_flush(struct beat *b, long long now)
+{
+	long long sec = now / 1000;
+
+	if (sec == b->drop_sec)
+		return;
+	if (b->drop_quiet > 0)
+		log_warnx("%lu more messages dropped (warnings suppressed)",
+		    b->drop_quiet);
+	b->drop_sec = sec;
+	b->drop_logged = 0;
+	b->drop_quiet = 0;
+}
+
+static bool
+drop_log_ok(struct beat *b)
+{
+	drop_log_flush(b, daemon_now_ms());
+	if (b->drop_logged < DROP_LOG_MAX) {
+		b->drop_logged++;
+		return true;
+	}
+	b->drop_quiet++;
+	return false;
+}
+
+static void
+on_message(struct beat *b, struct event *ev)
+{
+	struct dispatch d;
+	struct job *j;
+	char pt[160];
+
+	if (b->stopping)
+		return;
+	dispatch_printable(pt, sizeof(pt), ev->topic, ev->topic_len);
+	if (ev->topic_len != strlen(ev->topic) ||
+	    !dispatch_utf8_valid((const uint8_t *)ev->topic, ev->topic_len)) {
+		if (drop_log_ok(b))
+			log_warnx("dropping a message on a malformed topic %s"
+			    " (%zu bytes)", pt, ev->len);
+		return;
+	}
+	if (dispatch_classify(ev->topic, ev->topic_len, ev->data, ev->len,
+	    IPC_MAX_MSG, &d) == -1) {
+		if (drop_log_ok(b))
+			log_warnx("dropping a message on %s: %s", pt, d.reason);
+		post_report(b, &d, d.reason);
+		return;
+	}
+	log_info("%s from %s (%zu bytes) to %s", d.name, pt, ev->len, d.dest);
+	if ((j = job_new(JOB_COMMAND)) == NULL ||
+	    (j->name = strdup(d.name)) == NULL) {
+		log_warnx("dropping %s from %s: out of memory", d.name, pt);
+		job_free(j);
+		return;
+	}
+	j->dest = d.dest;
+	j->topic = ev->topic;
+	ev->topic = NULL;
+	j->data = ev->data;
+	ev->data = NULL;
+	j->len = ev->len;
+	j->node_id = b->node_id;
+	j->swarm_id = (struct manta_id){ d.swarm_head, d.swarm_tail };
+	j->task_id = (struct manta_id){ d.task_head, d.task_tail };
+	j->iteration = d.iteration;
+	j->circular = d.circular;
+	(void)worker_post(b->cmdw, j);
+}
+
+/* ---- events and timers ---- */
+
+void
+session_event(struct beat *b, struct event *ev)
+{
+	long long now = daemon_now_ms();
+	bool current = b->mq != NULL && ev->gen == mq_gen(b->mq);
+
+	switch (ev->type) {
+	case EV_CONNECTED:
+		if (current && b->state == CONN_CONNECTING && !b->stopping)
+			on_connected(b, now);
+		break;
+	case EV_CONNECT_FAILED:
+		if (current && b->state == CONN_CONNECTING) {
+			log_warnx("unable to connect to %s: %s (paho %d,"
+			    " attempt %d)", b->broker, ev->text ? ev->text :
+			    "connection failed", ev->code, b->failures + 1);
+			connect_failed(b, now);
+		}
+		break;
+	case EV_CONN_LOST:
+		if (current && b->state == CONN_CONNECTED)
+			on_lost(b, now);
+		break;
+	case EV_MESSAGE:
+		on_message(b, ev);
+		break;
+	case EV_SENT:
+		if (ev->seq == SEQ_NODE_STATUS) {
+			b->status_sent = true;
+			break;
+		}
+		inflight_remove(b, ev->seq);
+		log_debug("outbox row %" PRIu64 " delivered", ev->seq);
+		(void)outbox_done(b->ob, ev->seq);
+		session_pump(b);
+		break;
+	case EV_SEND_FAILED:
+		if (ev->seq == SEQ_NODE_STATUS)
+			break;
+		log_debug("outbox row %" PRIu64 " not delivered (paho %d): kept",
+		    ev->seq, ev->code);
+		inflight_remove(b, ev->seq);
+		b->replay = true;
+		break;
+	case EV_SUBSCRIBE_FAILED:
+		if (current && ev->seq < b->ntopics)
+			log_warnx("the broker refused the subscription to %s"
+			    " (code %d)", b->topics[ev->seq], ev->code);
+		break;
+	case EV_DISCONNECTED:
+		if (current)
+			b->disconnected = true;
+		break;
+	case EV_HEARTBEAT:
+		b->beat_pending = false;
+		if (ev->data == NULL || b->state != CONN_CONNECTED || b->stopping)
+			break;
+		if (mq_publish(b->mq, TOPIC_SUMMARY, ev->data, ev->len, 0, false,
+		    0) == 0) {
+			b->heartbeats++;
+			log_debug("heartbeat %" PRIu64 " (%zu bytes)",
+			    b->heartbeats, ev->len);
+		}
+		break;
+	case EV_REGISTRATION: {
+		char err[128];
+
+		b->regpoll_pending = false;
+		if (ev->msg == NULL || b->stopping)
+			break;
+		if (session_registration(b, ev->msg->registration, false, err,
+		    sizeof(err)) == -1)
+			log_warnx("ignoring the registration from %s: %s",
+			    IPC_REGISTER, err);
+		break;
+	}
+	}
+}
+
+void
+session_timers(struct beat *b, long long now)
+{
+	struct job *j;
+	long long iv = (long long)b->cfg->ping_interval * 1000;
+
+	if (b->stopping)
+		return;
+	drop_log_flush(b, now);
+	if (!b->have_reg && !b->regpoll_pending && now >= b->next_regpoll) {
+		if ((j = job_new(JOB_REGPOLL)) != NULL &&
+		    worker_post(b->bgw, j) == 0)
+			b->regpoll_pending = true;
+		b->next_regpoll = now + REGPOLL_MS;
+	}
+	if (b->state == CONN_WAITING && now >= b->next_connect)
+		start_connect(b, now);
+	if (b->state == CONN_CONNECTING && now >= b->connect_deadline) {
+		log_warnx("no answer from the MQTT library connecting to %s:"
+		    " starting over", b->broker);
+		mq_free(b->mq);
+		b->mq = NULL;
+		connect_failed(b, now);
+	}
+	if (now >= b->next_beat) {
+		b->next_beat += iv;
+		if (b->next_beat <= now)
+			b->next_beat = now + iv;
+		if (b->state == CONN_CONNECTED) {
+			if (!b->beat_pending && (j = job_new(JOB_SNAPSHOT)) != NULL) {
+				j->node_id = b->node_id;
+				if (worker_post(b->bgw, j) == 0)
+					b->beat_pending = true;
+			}
+			if (b->replay && b->ninflight == 0) {
+				b->replay = false;
+				b->sent_upto = 0;
+			}
+			session_pump(b);
+		}
+	}
+}
+
+int
+session_timeout(const struct beat *b, long long now, int max)
+{
+	long long next = now + max;
+
+	if (b->stopping)
+		return max;
+	if (b->next_beat < next)
+		next = b->next_beat;
+	if (!b->have_reg && !b->regpoll_pending && b->next_regpoll < next)
+		next = b->next_regpoll;
+	if (b->state == CONN_WAITING && b->next_connect < next)
+		next = b->next_connect;
+	if (b->state == CONN_CONNECTING && b->connect_deadline < next)
+		next = b->connect_deadline;
+	return next <= now ? 0 : (int)(next - now);
+}
+
+/* ---- stop ---- */
+
+static void
+wait_for(struct beat *b, const bool *flag, int wait_ms)
+{
+	long long end = daemon_now_ms() + wait_ms;
+	struct pollfd pfd = { .fd = evq_fd(b->q), .events = POLLIN };
+
+	while (!*flag && b->state == CONN_CONNECTED) {
+		long long left = end - daemon_now_ms();
+		struct event *ev, *next;
+		unsigned dropped;
+
+		if (left <= 0)
+			break;
+		if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR)
+			break;
+		for (ev = evq_take(b->q, &dropped); ev != NULL; ev = next) {
+			next = ev->next;
+			session_event(b, ev);
+			event_free(ev);
+		}
+	}
+}
+
+void
+session_close(struct beat *b, int wait_ms)
+{
+	Common__Informations__NodeStatus ns = COMMON__INFORMATIONS__NODE_STATUS__INIT;
+	Common__System__PairId pair = COMMON__SYSTEM__PAIR_ID__INIT;
+	uint8_t buf[64];
+	size_t len;
+
+	b->stopping = true;
+	if (b->mq == NULL)
+		return;
+	if (b->state == CONN_CONNECTED) {
+		id_to_pair(b->node_id, &pair);
+		ns.node_id = &pair;
+		ns.status = COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED;
+		len = common__informations__node_status__pack(&ns, buf);
+		if (mq_publish(b->mq, TOPIC_NODE_STATUS, buf, len, 1, true,
+		    SEQ_NODE_STATUS) == 0) {
+			wait_for(b, &b->status_sent, wait_ms);
+			if (b->status_sent)
+				log_info("told the manager this node is"
+				    " disconnecting");
+			else
+				log_warnx("no acknowledgement of the node status"
+				    " from %s", b->broker);
+		}
+		if (b->state == CONN_CONNECTED &&
+		    mq_disconnect(b->mq, 200) == 0)
+			wait_for(b, &b->disconnected, 1000);
+	}
+	mq_free(b->mq);
+	b->mq = NULL;
+	b->state = CONN_NONE;
+}

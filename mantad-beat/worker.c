@@ -1,0 +1,295 @@
+/* worker: a thread that makes the blocking IPC calls (to exec, register,
+ * res) so that a slow or absent peer never stalls the main loop, its
+ * heartbeats and its broker traffic. Jobs run one at a time, in order, so
+ * commands reach exec in the order the broker delivered them. Results that
+ * change state go back to the main loop as events. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+#include "beat.h"
+#include "dispatch.h"
+
+struct worker {
+	pthread_t th;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct job *head, *tail;
+	size_t n, max;
+	unsigned long dropped;
+	bool stop;
+	char *name;
+	char *run_dir;
+	struct evq *q;
+};
+
+struct job *
+job_new(enum job_type type)
+{
+	struct job *j;
+
+	if ((j = calloc(1, sizeof(*j))) != NULL)
+		j->type = type;
+	return j;
+}
+
+void
+job_free(struct job *j)
+{
+	if (j == NULL)
+		return;
+	free(j->name);
+	free(j->topic);
+	free(j->data);
+	free(j->content);
+	free(j);
+}
+
+static void
+report(struct worker *w, const struct job *j, uint32_t error_id,
+    const char *content)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__ReportError re = MANTA__IPC__REPORT_ERROR__INIT;
+	Common__System__Error e;
+	Common__System__PairId swarm = COMMON__SYSTEM__PAIR_ID__INIT;
+	Common__System__PairId node = COMMON__SYSTEM__PAIR_ID__INIT;
+	Common__System__PairId task = COMMON__SYSTEM__PAIR_ID__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	struct timespec now;
+	char *text = strdup(content);
+
+	if (text == NULL) {
+		log_warnx("unable to report an error: out of memory");
+		return;
+	}
+	common__system__error__init(&e);
+	id_to_pair(j->swarm_id, &swarm);
+	id_to_pair(j->node_id, &node);
+	id_to_pair(j->task_id, &task);
+	clock_gettime(CLOCK_REALTIME, &now);
+	ts.seconds = now.tv_sec;
+	ts.nanos = (int32_t)now.tv_nsec;
+	e.swarm_id = &swarm;
+	e.node_id = &node;
+	e.task_id = &task;
+	e.iteration = j->iteration;
+	e.circular = j->circular;
+	e.timestamp = &ts;
+	e.error_id = error_id;
+	e.content = text;
+	re.error = &e;
+	m.body_case = MANTA__IPC__MSG__BODY_REPORT_ERROR;
+	m.report_error = &re;
+	if (ipc_call_ok(w->run_dir, IPC_REGISTER, &m, CALL_REPORT_MS) == -1)
+		log_warnx("unable to report to %s (error %u, %s): no answer",
+		    IPC_REGISTER, error_id, content);
+	free(text);
+}
+
+static void
+run_command(struct worker *w, struct job *j)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__Command c;
+	ipc_msg *reply = NULL;
+	char *content = NULL;
+
+	manta__ipc__command__init(&c);
+	c.name = j->name;
+	c.topic = j->topic;
+	c.payload.data = j->data;
+	c.payload.len = j->len;
+	m.body_case = MANTA__IPC__MSG__BODY_COMMAND;
+	m.command = &c;
+	if (ipc_call(w->run_dir, j->dest, &m, &reply, CALL_CMD_MS) == -1) {
+		log_warnx("unable to hand %s (topic %s) to %s: no answer",
+		    j->name, j->topic, j->dest);
+		if (asprintf(&content, "node daemon %s did not take %s from"
+		    " topic %s", j->dest, j->name, j->topic) >= 0) {
+			report(w, j, ERR_ID_NODE, content);
+			free(content);
+		}
+		return;
+	}
+	/* A refusal is the owner's to report: it knows why. */
+	if (reply->body_case == MANTA__IPC__MSG__BODY_REPLY &&
+	    reply->reply->code != 0)
+		log_warnx("%s refused %s (topic %s): %s", j->dest, j->name,
+		    j->topic, reply->reply->error);
+	else
+		log_debug("%s took %s (topic %s, %zu bytes)", j->dest, j->name,
+		    j->topic, j->len);
+	ipc_msg_free(reply);
+}
+
+static void
+run_regpoll(struct worker *w)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__RegistrationRequest rr = MANTA__IPC__REGISTRATION_REQUEST__INIT;
+	ipc_msg *reply = NULL;
+	struct event *ev;
+
+	m.body_case = MANTA__IPC__MSG__BODY_REGISTRATION_REQ;
+	m.registration_req = &rr;
+	if (ipc_call(w->run_dir, IPC_REGISTER, &m, &reply, CALL_REGPOLL_MS) == -1)
+		log_debug("no answer from %s yet", IPC_REGISTER);
+	else if (reply->body_case != MANTA__IPC__MSG__BODY_REGISTRATION) {
+		log_debug("%s has no registration yet", IPC_REGISTER);
+		ipc_msg_free(reply);
+		reply = NULL;
+	}
+	if ((ev = event_new(EV_REGISTRATION)) == NULL) {
+		ipc_msg_free(reply);
+		return;
+	}
+	ev->msg = reply;
+	evq_push(w->q, ev);
+}
+
+static void
+run_snapshot(struct worker *w, struct job *j)
+{
+	struct event *ev;
+	size_t len = 0;
+	uint8_t *data = heartbeat_build(w->run_dir, j->node_id, &len);
+
+	if ((ev = event_new(EV_HEARTBEAT)) == NULL) {
+		free(data);
+		return;
+	}
+	ev->data = data;
+	ev->len = len;
+	evq_push(w->q, ev);
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct job *j;
+
+	for (;;) {
+		pthread_mutex_lock(&w->lock);
+		while (!w->stop && w->head == NULL)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (w->stop) {
+			pthread_mutex_unlock(&w->lock);
+			break;
+		}
+		j = w->head;
+		w->head = j->next;
+		if (w->head == NULL)
+			w->tail = NULL;
+		w->n--;
+		pthread_mutex_unlock(&w->lock);
+
+		switch (j->type) {
+		case JOB_COMMAND:
+			run_command(w, j);
+			break;
+		case JOB_REPORT:
+			report(w, j, j->error_id, j->content);
+			break;
+		case JOB_SNAPSHOT:
+			run_snapshot(w, j);
+			break;
+		case JOB_REGPOLL:
+			run_regpoll(w);
+			break;
+		}
+		job_free(j);
+	}
+	return NULL;
+}
+
+struct worker *
+worker_start(const char *name, const char *run_dir, struct evq *q,
+    size_t max_jobs)
+{
+	struct worker *w;
+	int rc;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL ||
+	    (w->name = strdup(name)) == NULL ||
+	    (w->run_dir = strdup(run_dir)) == NULL) {
+		log_warnx("unable to start the %s worker: out of memory", name);
+		if (w != NULL)
+			free(w->name);
+		free(w);
+		return NULL;
+	}
+	w->q = q;
+	w->max = max_jobs;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	if ((rc = pthread_create(&w->th, NULL, worker_main, w)) != 0) {
+		log_warnx("unable to start the %s worker: %s", name,
+		    strerror(rc));
+		pthread_mutex_destroy(&w->lock);
+		pthread_cond_destroy(&w->cond);
+		free(w->name);
+		free(w->run_dir);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+int
+worker_post(struct worker *w, struct job *j)
+{
+	j->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	/* Error reports are best effort: they may fill only a quarter of the
+	 * queue, so that a flood of garbage cannot crowd real commands out. */
+	if (w->n >= w->max || (j->type == JOB_REPORT && w->n >= w->max / 4)) {
+		unsigned long d = ++w->dropped;
+
+		pthread_mutex_unlock(&w->lock);
+		/* A flood must not turn into a flood of log lines. */
+		if (d == 1 || d % 100 == 0)
+			log_warnx("%s worker queue full (%zu jobs): %lu jobs"
+			    " dropped so far", w->name, w->max, d);
+		job_free(j);
+		return -1;
+	}
+	if (w->tail != NULL)
+		w->tail->next = j;
+	else
+		w->head = j;
+	w->tail = j;
+	w->n++;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	return 0;
+}
+
+void
+worker_stop(struct worker *w)
+{
+	struct job *j, *next;
+
+	if (w == NULL)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stop = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->th, NULL);
+	if (w->n > 0)
+		log_info("%s worker: %zu jobs dropped at stop", w->name, w->n);
+	for (j = w->head; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	free(w->name);
+	free(w->run_dir);
+	free(w);
+}

@@ -1,0 +1,254 @@
+/* mantad-register: owns the node's identity and its registration with the
+ * manager. The main thread answers IPC on "register"; link.c's thread does
+ * every gRPC call, so a slow or absent manager never delays an answer. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+#include <zmq.h>
+
+#include "confine.h"
+#include "daemon.h"
+#include "db.h"
+#include "ipc.h"
+#include "log.h"
+#include "register.h"
+
+struct state {
+	const struct manta_cfg *cfg;
+	struct manta_id id;
+	char hex[ID_HEX_LEN + 1];
+	struct platform plat;
+	struct link *link;
+};
+
+static int
+answer_status(const struct state *st, struct ipc_server *srv, struct ipc_req *req)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__StatusReply sr = MANTA__IPC__STATUS_REPLY__INIT;
+	Manta__Ipc__RegisterStatus rs = MANTA__IPC__REGISTER_STATUS__INIT;
+	Common__Informations__PlatformInfo pi;
+	Common__Informations__GpuDevice *gpus = NULL, **gp = NULL;
+	struct link_status ls;
+	int rc;
+
+	link_status(st->link, &ls);
+	rs.node_id = (char *)(uintptr_t)st->hex;
+	rs.alias = st->cfg->alias ? st->cfg->alias : (char *)(uintptr_t)"";
+	rs.manager_host = st->cfg->manager_host;
+	rs.manager_port = (uint32_t)st->cfg->manager_port;
+	rs.registered = ls.registered;
+	rs.link = (char *)(uintptr_t)ls.state;
+	rs.generation = ls.generation;
+	rs.broker = ls.broker;
+	platform_to_proto(&st->plat, &pi);
+	rs.platform = &pi;
+	rs.cpu_count = st->plat.cpu_count;
+	rs.cpu_model = (char *)(uintptr_t)st->plat.cpu_model;
+	rs.mem_total_bytes = st->plat.mem_total;
+	rs.disk_total_bytes = st->plat.disk_total;
+	if (st->plat.ngpus > 0) {
+		gpus = calloc(st->plat.ngpus, sizeof(*gpus));
+		gp = calloc(st->plat.ngpus, sizeof(*gp));
+		if (gpus != NULL && gp != NULL) {
+			for (size_t i = 0; i < st->plat.ngpus; i++) {
+				common__informations__gpu_device__init(&gpus[i]);
+				gpus[i].name = (char *)(uintptr_t)st->plat.gpus[i].name;
+				gpus[i].uuid = (char *)(uintptr_t)st->plat.gpus[i].uuid;
+				gp[i] = &gpus[i];
+			}
+			rs.n_gpus = st->plat.ngpus;
+			rs.gpus = gp;
+		}
+	}
+	sr.register_ = &rs;
+	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
+	m.status = &sr;
+	rc = ipc_reply(srv, req, &m);
+	free(gpus);
+	free(gp);
+	return rc;
+}
+
+static int
+answer_registration(const struct state *st, struct ipc_server *srv, struct ipc_req *req)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__RegistrationNotice n;
+	Common__System__PairId pid;
+	struct reg r;
+	int rc;
+
+	if (link_registration(st->link, &r) != 1)
+		return ipc_reply_error(srv, req, 1, "not registered");
+	reg_to_notice(&r, &n, &pid);
+	m.body_case = MANTA__IPC__MSG__BODY_REGISTRATION;
+	m.registration = &n;
+	rc = ipc_reply(srv, req, &m);
+	reg_free(&r);
+	return rc;
+}
+
+static void
+handle(struct state *st, struct ipc_server *srv, struct ipc_req *req)
+{
+	const ipc_msg *m = ipc_req_msg(req);
+
+	switch (m->body_case) {
+	case MANTA__IPC__MSG__BODY_STATUS_REQ:
+		answer_status(st, srv, req);
+		break;
+	case MANTA__IPC__MSG__BODY_REGISTRATION_REQ:
+		answer_registration(st, srv, req);
+		break;
+	case MANTA__IPC__MSG__BODY_COMMAND:
+		if (strcmp(m->command->name, "collect_information") != 0) {
+			ipc_reply_error(srv, req, 2, "%s: not a command for mantad-register",
+			    m->command->name);
+			break;
+		}
+		/* Accepted once queued; the manager learns of a bad request
+		 * through SendError, as the reference does. */
+		link_collect(st->link, m->command->payload.data, m->command->payload.len);
+		ipc_reply_ok(srv, req);
+		break;
+	case MANTA__IPC__MSG__BODY_REPORT_ERROR:
+		link_report(st->link, m->report_error->error);
+		ipc_reply_ok(srv, req);
+		break;
+	default:
+		/* ipc_server_recv enforces the allowlist; never here. */
+		ipc_reply_error(srv, req, 2, "unexpected request");
+		break;
+	}
+}
+
+static int
+serve(struct state *st, struct ipc_server *srv, int sfd)
+{
+	zmq_pollitem_t items[2];
+
+	for (;;) {
+		struct ipc_req *req;
+		int sig;
+
+		memset(items, 0, sizeof(items));
+		items[0].socket = ipc_server_socket(srv);
+		items[0].events = ZMQ_POLLIN;
+		items[1].fd = sfd;
+		items[1].events = ZMQ_POLLIN;
+		if (zmq_poll(items, 2, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_error("zmq_poll");
+			return 1;
+		}
+		while ((sig = daemon_signal_read(sfd)) != 0) {
+			switch (sig) {
+			case SIGTERM:
+			case SIGINT:
+				log_info("stopping on signal %d", sig);
+				return 0;
+			case SIGHUP:
+				log_info("SIGHUP: nothing to reload; restart to read the config");
+				break;
+			default:
+				break;
+			}
+		}
+		while (ipc_server_recv(srv, &req) == 1)
+			handle(st, srv, req);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const Manta__Ipc__Msg__BodyCase allowed[] = {
+		MANTA__IPC__MSG__BODY_STATUS_REQ,
+		MANTA__IPC__MSG__BODY_REGISTRATION_REQ,
+		MANTA__IPC__MSG__BODY_COMMAND,
+		MANTA__IPC__MSG__BODY_REPORT_ERROR,
+	};
+	struct daemon_opts opts;
+	struct manta_cfg *cfg;
+	struct state st;
+	struct ipc_server *srv = NULL;
+	struct mgr *mgr = NULL;
+	struct reg stored;
+	sqlite3 *db = NULL;
+	const char *how = "";
+	int sfd = -1, have_stored, rc = 1;
+
+	memset(&st, 0, sizeof(st));
+	daemon_args(argc, argv, PROG, &opts);
+	cfg = daemon_config(&opts);
+	st.cfg = cfg;
+
+	/* No capability is needed past this point, and none may reach the
+	 * threads ZeroMQ and gRPC start: drop them all first. */
+	if (confine_caps(NULL, 0) == -1)
+		log_fatalx(1, "unable to drop capabilities");
+	umask(077);
+	if (daemon_mkdirs(cfg->state_dir, 0700) == -1)
+		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
+	if (ipc_prepare_run_dir(cfg->run_dir) == -1)
+		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	if ((db = store_open(cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/register.db", cfg->state_dir);
+	if (identity_load(cfg, db, &st.id, &how) == -1)
+		log_fatalx(1, "unable to load or create the node identity in %s", cfg->state_dir);
+	id_to_hex(st.id, st.hex);
+	log_info("node id %s (%s)", st.hex, how);
+	if (platform_discover(&st.plat, cfg->state_dir) == -1)
+		log_fatalx(1, "unable to read this machine's platform");
+	platform_log(&st.plat);
+	if ((have_stored = store_reg_load(db, &stored)) == 1)
+		log_debug("last registration: broker %s:%u, generation %llu",
+		    stored.broker_host, stored.broker_port,
+		    (unsigned long long)stored.generation);
+
+	/* Signals blocked before any thread starts, so that all inherit it. */
+	if ((sfd = daemon_signalfd()) == -1)
+		log_fatal(1, "unable to set up signals");
+	if ((srv = ipc_server_open(cfg->run_dir, IPC_REGISTER, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]))) == NULL)
+		log_fatalx(1, "unable to bind the register endpoint in %s", cfg->run_dir);
+
+	mgr_init();
+	if ((mgr = mgr_open(cfg)) == NULL) {
+		log_errorx("unable to set up a channel to the manager");
+		goto out;
+	}
+	st.link = link_start(cfg, db, mgr, st.id, &st.plat, have_stored == 1 ? &stored : NULL);
+	if (have_stored == 1)
+		reg_free(&stored);
+	have_stored = 0;
+	if (st.link == NULL)
+		goto out;
+	daemon_ready(&opts.notify_fd);
+	log_info("ready; manager %s", mgr_target(mgr));
+
+	rc = serve(&st, srv, sfd);
+out:
+	if (have_stored == 1)
+		reg_free(&stored);
+	link_stop(st.link);
+	mgr_close(mgr);
+	grpc_shutdown_blocking();
+	if (srv != NULL)
+		ipc_server_close(srv);
+	ipc_context_term();
+	if (sfd != -1)
+		close(sfd);
+	db_close(db);
+	platform_free(&st.plat);
+	cfg_free(cfg);
+	return rc;
+}

@@ -1,0 +1,143 @@
+/* mantad-register: the node's identity and its link to the manager's Node
+ * service (WIRE.md sections 1, 2, 4, 5 collect_information, 9). */
+#ifndef MANTAD_REGISTER_H
+#define MANTAD_REGISTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <protobuf-c/protobuf-c.h>
+#include <sqlite3.h>
+
+#include "cfg.h"
+#include "id.h"
+#include "common/informations.pb-c.h"
+#include "common/system.pb-c.h"
+#include "ipc.pb-c.h"
+
+#define PROG "mantad-register"
+
+/* ---- platform.c: what this machine is (for RegisterNode and status) ---- */
+struct gpu_info {
+	char pci[32];		/* 0000:3b:00.0 */
+	char name[128];
+	char uuid[96];
+};
+
+struct platform {
+	/* PlatformInfo, as Python's platform.uname() fills it */
+	char system[32];
+	char release[65];
+	char version[65];
+	char machine[65];
+	char processor[256];
+	char hostname[65];
+
+	unsigned cpu_count;
+	char cpu_model[256];
+	uint64_t mem_total;		/* bytes */
+	uint64_t disk_total;		/* bytes, file system of state_dir */
+	uint64_t disk_free;
+	struct gpu_info *gpus;
+	size_t ngpus;
+};
+
+int platform_discover(struct platform *p, const char *state_dir);
+void platform_free(struct platform *p);
+void platform_log(const struct platform *p);
+/* Points pi's strings into p: p must outlive pi. */
+void platform_to_proto(const struct platform *p, Common__Informations__PlatformInfo *pi);
+
+/* ---- overview.c: datasets.mappings as Overviews (WIRE.md section 7) ---- */
+Common__Informations__Overviews *overviews_build(const struct manta_cfg *c);
+void overviews_free(Common__Informations__Overviews *o);
+/* dtype by file suffix; "folder" for directories. */
+const char *overview_dtype(const char *path, bool is_dir);
+
+/* ---- store.c: <state_dir>/register.db ---- */
+struct reg {
+	struct manta_id node_id;
+	char *broker_host;
+	uint32_t broker_port;
+	char **topics;
+	size_t ntopics;
+	uint64_t generation;
+	int64_t registered_at;	/* unix seconds */
+};
+
+sqlite3 *store_open(const char *state_dir);
+/* 1 with the value copied into buf, 0 when absent, -1 on error. */
+int store_meta_get(sqlite3 *db, const char *key, char *buf, size_t len);
+int store_meta_set(sqlite3 *db, const char *key, const char *value);
+/* The last Registration: 1 when one is stored (r filled), 0 none, -1 error. */
+int store_reg_load(sqlite3 *db, struct reg *r);
+int store_reg_save(sqlite3 *db, const struct reg *r);
+void reg_free(struct reg *r);
+int reg_copy(struct reg *dst, const struct reg *src);
+
+/* ---- identity.c: WIRE.md section 1, persisted in <state_dir>/identity ---- */
+/* Loads or creates the node id; *how names the rule used, for logs. */
+int identity_load(const struct manta_cfg *c, sqlite3 *db, struct manta_id *id,
+    const char **how);
+/* BLAKE3-16 of the MAC of the first suitable interface; the interface name
+ * goes to ifname. -1 when the machine has none. */
+int identity_from_mac(struct manta_id *id, char *ifname, size_t len);
+
+/* ---- manager.c: gRPC client of node.node_service.Node (libgrpc core) ---- */
+struct mgr;
+
+/* grpc_init() with libgrpc's log lines routed to ours. */
+void mgr_init(void);
+/* mgr_init() must have been called. NULL on error (logged). */
+struct mgr *mgr_open(const struct manta_cfg *c);
+void mgr_close(struct mgr *m);
+/* One unary call: packs req, sends it with the JWT, waits at most
+ * timeout_ms, unpacks the answer as rdesc into *resp (free with
+ * protobuf_c_message_free_unpacked). Returns the gRPC status code (0 OK),
+ * or -1 for a local failure; err says what happened either way. */
+int mgr_call(struct mgr *m, const char *method, const ProtobufCMessage *req,
+    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+    int timeout_ms, char *err, size_t errlen);
+/* From any thread: cancels the call in flight and refuses later ones. */
+void mgr_cancel(struct mgr *m);
+const char *mgr_target(const struct mgr *m);
+/* How many times the connection to the manager was lost since start. */
+unsigned long mgr_losses(struct mgr *m);
+
+/* ---- link.c: the worker thread that registers, probes and sends ---- */
+struct link;
+
+struct link_status {
+	bool registered;
+	const char *state;	/* registering, online, offline */
+	uint64_t generation;
+	char broker[300];	/* host:port, empty before any Registration */
+};
+
+struct link *link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
+    struct manta_id id, const struct platform *p, const struct reg *stored);
+void link_stop(struct link *l);
+void link_status(struct link *l, struct link_status *st);
+/* Deep copy of the last Registration: 1 when there is one, 0 none. */
+int link_registration(struct link *l, struct reg *out);
+/* collect_information payload (WIRE.md section 5): queued for the worker. */
+void link_collect(struct link *l, const uint8_t *payload, size_t len);
+/* A ReportError: node_id and timestamp are filled in when absent. */
+void link_report(struct link *l, const Common__System__Error *e);
+/* n's strings and pid point into r. */
+void reg_to_notice(const struct reg *r, Manta__Ipc__RegistrationNotice *n,
+    Common__System__PairId *pid);
+
+/* ---- util.c ---- */
+/* Copies s into a malloc'd string that is valid UTF-8 without control
+ * bytes other than tab and newline (invalid bytes become '?'), at most max
+ * bytes long. Python's protobuf refuses strings that are not UTF-8. */
+char *utf8_clean(const char *s, size_t len, size_t max);
+/* Reads a small text file into buf, NUL-terminated, trailing newline
+ * removed. Length or -1. */
+ssize_t read_text(const char *path, char *buf, size_t len);
+char *path_join(const char *a, const char *b);
+
+#endif

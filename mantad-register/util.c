@@ -1,0 +1,115 @@
+/* util: small helpers shared by mantad-register's files. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "register.h"
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), 0 if none. */
+static size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+char *
+utf8_clean(const char *s, size_t len, size_t max)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	char *out;
+	size_t o = 0;
+
+	if (len > max)
+		len = max;
+	if ((out = malloc(len + 1)) == NULL)
+		return NULL;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq(p + i, len - i);
+
+		if (n == 0 || (n == 1 && p[i] < 0x20 && p[i] != '\t' && p[i] != '\n')) {
+			out[o++] = '?';
+			i++;
+			continue;
+		}
+		memcpy(out + o, p + i, n);
+		o += n;
+		i += n;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+ssize_t
+read_text(const char *path, char *buf, size_t len)
+{
+	ssize_t n, got = 0;
+	int fd;
+
+	if (len == 0)
+		return -1;
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	while ((size_t)got < len - 1) {
+		n = read(fd, buf + got, len - 1 - (size_t)got);
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		got += n;
+	}
+	close(fd);
+	buf[got] = '\0';
+	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == '\r'))
+		buf[--got] = '\0';
+	return got;
+}
+
+char *
+path_join(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	char *p;
+
+	if ((p = malloc(la + lb + 2)) == NULL)
+		return NULL;
+	memcpy(p, a, la);
+	if (la == 0 || a[la - 1] != '/')
+		p[la++] = '/';
+	memcpy(p + la, b, lb + 1);
+	return p;
+}

@@ -1,0 +1,197 @@
+/* mantad-res: samples the host (CPU, memory, disks, network, GPUs) into
+ * res.db and answers snapshot, capacity and status requests on the "res"
+ * endpoint. See mantad-res(8). */
+#include <errno.h>
+#include <limits.h>
+#include <malloc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+#include <zmq.h>
+
+#include "cfg.h"
+#include "confine.h"
+#include "daemon.h"
+#include "ipc.h"
+#include "log.h"
+#include "res.h"
+
+#define PROG "mantad-res"
+
+enum { PFD_IPC, PFD_SIG, PFD_N };
+
+/* Requests answered per wake-up before the timers get a look. */
+#define BATCH 64
+
+/* This daemon idles most of its life: keep the heap and SQLite from
+ * reserving what they would not use. Must run before sqlite3_initialize. */
+static void
+tune_memory(void)
+{
+	(void)mallopt(M_ARENA_MAX, 1);
+	(void)sqlite3_config(SQLITE_CONFIG_LOOKASIDE, 0, 0);
+	(void)sqlite3_config(SQLITE_CONFIG_PAGECACHE, NULL, 0, 0);
+	(void)sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
+static long
+max_rows(int interval_s)
+{
+	long n;
+
+	if (interval_s < 1)
+		interval_s = 1;
+	n = STORE_KEEP_S / interval_s + 1;
+	if (n > STORE_MAX_ROWS)
+		n = STORE_MAX_ROWS;
+	return n < 2 ? 2 : n;
+}
+
+static void
+dispatch(struct res *r, struct ipc_server *srv)
+{
+	struct ipc_req *req;
+
+	for (int i = 0; i < BATCH && ipc_server_recv(srv, &req) == 1; i++) {
+		const ipc_msg *m = ipc_req_msg(req);
+
+		switch (m->body_case) {
+		case MANTA__IPC__MSG__BODY_SNAPSHOT_REQ:
+			(void)answer_snapshot(r, srv, req);
+			break;
+		case MANTA__IPC__MSG__BODY_CAPACITY_REQ:
+			(void)answer_capacity(r, srv, req);
+			break;
+		case MANTA__IPC__MSG__BODY_STATUS_REQ:
+			(void)answer_status(r, srv, req);
+			break;
+		default:
+			/* The allowlist keeps others out; answer anyway. */
+			(void)ipc_reply_error(srv, req, 1, "request not handled by res");
+			break;
+		}
+	}
+}
+
+/* 0 on SIGTERM/SIGINT, 1 on a broken poll. */
+static int
+loop(struct res *r, struct ipc_server *srv, int sfd, int interval_s)
+{
+	long long interval = (long long)interval_s * 1000;
+	/* The first row a second after start (sooner with a shorter
+	 * interval): its CPU figure then covers a second, not the few
+	 * ticks since res_init. */
+	long long next = daemon_now_ms() + (interval < 1000 ? interval : 1000);
+	zmq_pollitem_t pfd[PFD_N];
+
+	for (;;) {
+		long long now = daemon_now_ms();
+		int sig;
+
+		if (now >= next) {
+			if (res_sample(r) < 0)
+				log_warnx("sample not stored");
+			next += interval;
+			/* After a stall (suspend, a slow disk) skip the missed
+			 * samples rather than take them back to back. */
+			if (next <= now)
+				next = now + interval;
+			continue;
+		}
+		memset(pfd, 0, sizeof(pfd));
+		pfd[PFD_IPC].socket = ipc_server_socket(srv);
+		pfd[PFD_IPC].events = ZMQ_POLLIN;
+		pfd[PFD_SIG].fd = sfd;
+		pfd[PFD_SIG].events = ZMQ_POLLIN;
+		if (zmq_poll(pfd, PFD_N, (long)(next - now)) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_errorx("unable to poll: %s", zmq_strerror(errno));
+			return 1;
+		}
+		if (pfd[PFD_SIG].revents & ZMQ_POLLIN) {
+			while ((sig = daemon_signal_read(sfd)) > 0) {
+				if (sig == SIGTERM || sig == SIGINT) {
+					log_info("stopping on signal %d", sig);
+					return 0;
+				}
+				if (sig == SIGHUP)
+					log_info("SIGHUP ignored: restart to read the config again");
+			}
+		}
+		if (pfd[PFD_IPC].revents & ZMQ_POLLIN)
+			dispatch(r, srv);
+	}
+}
+
+int
+main(int argc, char **argv)
+{
+	static const Manta__Ipc__Msg__BodyCase allowed[] = {
+		MANTA__IPC__MSG__BODY_STATUS_REQ,
+		MANTA__IPC__MSG__BODY_SNAPSHOT_REQ,
+		MANTA__IPC__MSG__BODY_CAPACITY_REQ,
+	};
+	struct daemon_opts opts;
+	struct manta_cfg *cfg;
+	struct ipc_server *srv = NULL;
+	struct res r;
+	char dbpath[PATH_MAX];
+	int sfd, rc = 1;
+
+	daemon_args(argc, argv, PROG, &opts);
+	cfg = daemon_config(&opts);
+	tune_memory();
+	memset(&r, 0, sizeof(r));
+
+	/* Before any thread exists, so that none takes these signals. */
+	if ((sfd = daemon_signalfd()) == -1) {
+		log_error("unable to set up signals");
+		goto out;
+	}
+	if (cfg->state_dir == NULL || cfg->run_dir == NULL) {
+		log_errorx("paths.state_dir and paths.run_dir must be set");
+		goto out;
+	}
+	if (daemon_mkdirs(cfg->state_dir, 0700) == -1) {
+		log_error("unable to create %s", cfg->state_dir);
+		goto out;
+	}
+	if (ipc_prepare_run_dir(cfg->run_dir) == -1)
+		goto out;
+	if (res_init(&r, cfg->state_dir, cfg->base_path) == -1)
+		goto out;
+	if (snprintf(dbpath, sizeof(dbpath), "%s/res.db", cfg->state_dir) >= (int)sizeof(dbpath)) {
+		log_errorx("state_dir too long: %s", cfg->state_dir);
+		goto out;
+	}
+	if ((r.store = store_open(dbpath, max_rows(cfg->monitor_interval))) == NULL)
+		goto out;
+
+	/* Nothing left needs a privilege: /proc, /sys and our own files
+	 * are readable as is. Capabilities are per thread, and zmq starts
+	 * its I/O thread with the first socket, so this comes first. */
+	if (confine_caps(NULL, 0) == -1) {
+		log_errorx("unable to drop capabilities");
+		goto out;
+	}
+	srv = ipc_server_open(cfg->run_dir, IPC_RES, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
+	if (srv == NULL)
+		goto out;
+	log_info("ready: sampling every %d s into %s", cfg->monitor_interval, dbpath);
+	daemon_ready(&opts.notify_fd);
+	rc = loop(&r, srv, sfd, cfg->monitor_interval);
+out:
+	ipc_server_close(srv);
+	ipc_context_term();
+	res_free(&r);
+	if (sfd >= 0)
+		close(sfd);
+	cfg_free(cfg);
+	return rc;
+}
