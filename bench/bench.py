@@ -79,15 +79,15 @@ def main():
 
         # The last node stays up: let it settle, then measure it idle.
         node.wait_online(30)
-        nodelib.wait_for(lambda: len(mgr.heartbeats()) >= 5, 30, "5 heartbeats")
+        nodelib.wait_for(lambda: len(mgr.heartbeats) >= 5, 30, "5 heartbeats")
         subprocess.run(["sync"])
         pids = node_pids(node)
         t0 = time.monotonic()
         c0 = {n: cpu_ticks(p) for n, p in pids.items()}
-        hb0 = len(mgr.heartbeats())
+        hb0 = len(mgr.heartbeats)
         time.sleep(IDLE_S)          # a measurement window, not a wait for a condition
         c1 = {n: cpu_ticks(p) for n, p in pids.items()}
-        hb1 = len(mgr.heartbeats())
+        hb1 = len(mgr.heartbeats)
         elapsed = time.monotonic() - t0
 
         print("\nidle memory (kB, /proc/PID/smaps_rollup):")
