@@ -11,6 +11,18 @@
 #include "log.h"
 #include "mantactl.h"
 
+static int
+add_pos(struct ctl_args *a, const char *arg, int max_pos)
+{
+	if (a->name == NULL)
+		a->name = arg;
+	else if (a->npos < max_pos && a->npos < 8)
+		a->pos[a->npos++] = arg;
+	else
+		return -1;
+	return 0;
+}
+
 int
 ctl_parse(int argc, char **argv, const char *usage, int max_pos, struct ctl_args *a)
 {
@@ -29,7 +41,25 @@ ctl_parse(int argc, char **argv, const char *usage, int max_pos, struct ctl_args
 	memset(a, 0, sizeof(*a));
 	a->config = ctl_global_config;
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "+c:dfFwjht:o:", longopts, NULL)) != -1) {
+	/* Options and positionals in any order ("status node1 --json"): with
+	 * "+", getopt stops at each positional, which is taken here. */
+	for (;;) {
+		ch = getopt_long(argc, argv, "+c:dfFwjht:o:", longopts, NULL);
+		if (ch == -1) {
+			if (optind >= argc)
+				break;
+			if (strcmp(argv[optind - 1], "--") == 0 && optind > 1) {
+				/* After "--" everything is positional. */
+				for (; optind < argc; optind++)
+					if (add_pos(a, argv[optind], max_pos) == -1)
+						goto toomany;
+				break;
+			}
+			if (add_pos(a, argv[optind], max_pos) == -1)
+				goto toomany;
+			optind++;
+			continue;
+		}
 		switch (ch) {
 		case 'c':
 			a->config = optarg;
@@ -60,24 +90,6 @@ ctl_parse(int argc, char **argv, const char *usage, int max_pos, struct ctl_args
 			fprintf(stderr, "usage: mantactl %s\n", usage);
 			return CTL_USAGE;
 		}
-		/* Options may follow positionals: "status node1 --json". */
-		while (optind < argc && argv[optind][0] != '-') {
-			if (a->name == NULL)
-				a->name = argv[optind];
-			else if (a->npos < max_pos && a->npos < 8)
-				a->pos[a->npos++] = argv[optind];
-			else
-				goto toomany;
-			optind++;
-		}
-	}
-	for (; optind < argc; optind++) {
-		if (a->name == NULL)
-			a->name = argv[optind];
-		else if (a->npos < max_pos && a->npos < 8)
-			a->pos[a->npos++] = argv[optind];
-		else
-			goto toomany;
 	}
 	return 0;
 toomany:
