@@ -6,7 +6,7 @@
 - idle memory of the supervisor and each daemon from /proc/PID/smaps_rollup
   (RSS, PSS, Private_Dirty), and the totals;
 - idle CPU of the whole suite over BENCH_IDLE_S seconds (default 60) at
-  mqtt.ping_interval 1 (utime+stime from /proc/PID/stat), in % of one core.
+  mqtt.ping_interval 1 (per-thread schedstat), in % of one core.
 
 Other bench scripts in bench/ named *_bench.py run after this one."""
 
@@ -25,7 +25,6 @@ from devmanager import DevManager  # noqa: E402
 
 STARTS = int(os.environ.get("BENCH_STARTS", "5"))
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "60"))
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def smaps(pid):
@@ -38,14 +37,21 @@ def smaps(pid):
     return out
 
 
-def cpu_ticks(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])     # utime + stime
+def cpu_ns(pid):
+    """CPU time of every thread of pid in ns (schedstat: finer than the
+    10 ms ticks of /proc/PID/stat, which idle daemons barely reach)."""
+    total = 0
+    for t in glob.glob("/proc/%d/task/*/schedstat" % pid):
+        try:
+            with open(t) as f:
+                total += int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass        # a thread that ended meanwhile
+    return total
 
 
 def node_pids(node):
-    pids = {"mantactl (supervisor)": node.supervisor_pid()}
+    pids = {"mantactl (supervisor)": node.supervisor_pid}
     _, st = node.status()
     for d in st["daemons"]:
         if d["pid"]:
@@ -83,10 +89,10 @@ def main():
         subprocess.run(["sync"])
         pids = node_pids(node)
         t0 = time.monotonic()
-        c0 = {n: cpu_ticks(p) for n, p in pids.items()}
+        c0 = {n: cpu_ns(p) for n, p in pids.items()}
         hb0 = len(mgr.heartbeats)
         time.sleep(IDLE_S)          # a measurement window, not a wait for a condition
-        c1 = {n: cpu_ticks(p) for n, p in pids.items()}
+        c1 = {n: cpu_ns(p) for n, p in pids.items()}
         hb1 = len(mgr.heartbeats)
         elapsed = time.monotonic() - t0
 
@@ -105,7 +111,7 @@ def main():
               % (elapsed, hb1 - hb0))
         total = 0.0
         for name in pids:
-            pct = 100.0 * (c1[name] - c0[name]) / TICK / elapsed
+            pct = 100.0 * (c1[name] - c0[name]) / 1e9 / elapsed
             total += pct
             print("  %-24s %6.3f %% of a core" % (name, pct))
         print("  %-24s %6.3f %% of a core" % ("total", total))
