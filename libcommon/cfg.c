@@ -34,6 +34,8 @@ enum kind {
 	K_TOPICS,	/* mqtt.topics */
 	K_LOGCFG,	/* containers.log_config */
 	K_MAPPINGS,	/* datasets.mappings */
+	K_PERMISSIONS,	/* datasets.permissions */
+	K_OPTBOOL,	/* security.task_token_required: bool, and whether set */
 };
 
 struct ctx {
@@ -106,6 +108,7 @@ static const struct key_spec keys[] = {
 	{ "datasets", "mount_readonly", K_BOOL, F(mount_readonly), NOLIM, NULL, false },
 	{ "datasets", "cache_metadata", K_BOOL, F(cache_metadata), NOLIM, NULL, false },
 	{ "datasets", "mappings", K_MAPPINGS, 0, NOLIM, NULL, false },
+	{ "datasets", "permissions", K_PERMISSIONS, 0, NOLIM, NULL, false },
 
 	{ "tasks", "max_concurrent", K_INT, F(max_concurrent), 1, 1024, NULL, false },
 	{ "tasks", "task_timeout", K_INT, F(task_timeout), 0, INT_MAX, NULL, false },
@@ -131,7 +134,7 @@ static const struct key_spec keys[] = {
 	{ "security", "cert_folder", K_PATH, F(cert_folder), NOLIM, check_nonempty, false },
 	{ "security", "verify_ssl", K_BOOL, F(verify_ssl), NOLIM, NULL, false },
 	{ "security", "token_refresh_interval", K_INT, F(token_refresh_interval), 1, INT_MAX, NULL, false },
-	{ "security", "task_token_required", K_BOOL, F(task_token_required), NOLIM, NULL, false },
+	{ "security", "task_token_required", K_OPTBOOL, 0, NOLIM, NULL, false },
 
 	{ "paths", "run_dir", K_PATH, F(run_dir), NOLIM, check_nonempty, false },
 	{ "paths", "state_dir", K_PATH, F(state_dir), NOLIM, check_nonempty, false },
@@ -716,6 +719,14 @@ load_topics(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
 	return 0;
 }
 
+/* A dataset's name: one path component. */
+static bool
+dataset_name_ok(const char *name)
+{
+	return name[0] != '\0' && strchr(name, '/') == NULL &&
+	    strcmp(name, ".") != 0 && strcmp(name, "..") != 0;
+}
+
 static int
 load_mappings(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
 {
@@ -741,8 +752,7 @@ load_mappings(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
 		struct cfg_mapping *cm = &c->mappings[c->nmappings];
 
 		snprintf(key, sizeof(key), "datasets.mappings.%s", m->key);
-		if (m->key[0] == '\0' || strchr(m->key, '/') != NULL ||
-		    strcmp(m->key, ".") == 0 || strcmp(m->key, "..") == 0)
+		if (!dataset_name_ok(m->key))
 			return fail(x, m->line, key, "a dataset name must not be empty, \".\", \"..\" or contain '/'");
 		if (get_string(x, m, key, true, &cm->path) < 0)
 			return -1;
@@ -752,6 +762,80 @@ load_mappings(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
 			return fail(x, m->line, key, "out of memory");
 		if (cm->path[0] == '\0')
 			return fail(x, m->line, key, "must not be empty");
+	}
+	return 0;
+}
+
+static void
+free_permissions(struct manta_cfg *c)
+{
+	for (size_t i = 0; i < c->npermissions; i++) {
+		for (size_t j = 0; j < c->permissions[i].nswarms; j++)
+			free(c->permissions[i].swarms[j]);
+		free(c->permissions[i].swarms);
+		free(c->permissions[i].dataset);
+	}
+	free(c->permissions);
+	c->permissions = NULL;
+	c->npermissions = 0;
+}
+
+/* A swarm id as 32 hex digits, lowercased in place. */
+static bool
+swarm_hex(char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i] != '\0'; i++) {
+		if (s[i] >= 'A' && s[i] <= 'F')
+			s[i] = (char)(s[i] - 'A' + 'a');
+		else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return i == 32;
+}
+
+/* datasets.permissions: dataset name -> array of the swarm ids allowed. */
+static int
+load_permissions(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
+{
+	char key[192];
+
+	if (n->type != TSHIM_TABLE)
+		return fail(x, n->line, "datasets.permissions", "expected a table, got %s",
+		    tshim_type_name(n->type));
+	free_permissions(c);
+	if (n->nkids == 0)
+		return 0;
+	c->permissions = calloc(n->nkids, sizeof(*c->permissions));
+	if (c->permissions == NULL)
+		return fail(x, n->line, "datasets.permissions", "out of memory");
+	for (size_t i = 0; i < n->nkids; i++) {
+		const struct tshim_node *m = &n->kids[i];
+		struct cfg_permission *p = &c->permissions[c->npermissions];
+
+		snprintf(key, sizeof(key), "datasets.permissions.%s", m->key);
+		if (!dataset_name_ok(m->key))
+			return fail(x, m->line, key, "a dataset name must not be empty, \".\", \"..\" or contain '/'");
+		if (m->type != TSHIM_ARRAY)
+			return fail(x, m->line, key, "expected an array of swarm ids, got %s",
+			    tshim_type_name(m->type));
+		if ((p->dataset = strdup(m->key)) == NULL)
+			return fail(x, m->line, key, "out of memory");
+		c->npermissions++;
+		if (m->nkids > 0 && (p->swarms = calloc(m->nkids, sizeof(*p->swarms))) == NULL)
+			return fail(x, m->line, key, "out of memory");
+		for (size_t j = 0; j < m->nkids; j++) {
+			char *s;
+
+			snprintf(key, sizeof(key), "datasets.permissions.%s[%zu]", m->key, j);
+			if (get_string(x, &m->kids[j], key, false, &s) < 0)
+				return -1;
+			p->swarms[p->nswarms++] = s;
+			if (!swarm_hex(s))
+				return fail(x, m->kids[j].line, key,
+				    "a swarm id is 32 hexadecimal digits");
+		}
 	}
 	return 0;
 }
@@ -896,6 +980,13 @@ load_key(struct ctx *x, struct manta_cfg *c, const struct key_spec *k,
 		return load_logcfg(x, c, n);
 	case K_MAPPINGS:
 		return load_mappings(x, c, n);
+	case K_PERMISSIONS:
+		return load_permissions(x, c, n);
+	case K_OPTBOOL:
+		if (get_bool(x, n, key, &c->task_token_required) < 0)
+			return -1;
+		c->task_token_required_set = true;
+		return 0;
 	}
 	return fail(x, n->line, key, "internal error: unknown kind");
 }
@@ -1202,6 +1293,7 @@ cfg_free(struct manta_cfg *c)
 		free(c->mappings[i].path);
 	}
 	free(c->mappings);
+	free_permissions(c);
 	free(c->log_type);
 	free(c->log_max_size);
 	free(c->log_max_file);
@@ -1339,8 +1431,18 @@ print_key(FILE *f, const struct manta_cfg *c, const struct key_spec *k, bool mas
 		}
 		fputc(']', f);
 		break;
+	case K_OPTBOOL:
+		/* Unset, the Light service decides; say how rather than
+		 * print a value that would then be set. */
+		if (!c->task_token_required_set)
+			fprintf(f, "# %s unset: true when containers.network = \"none\"",
+			    k->name);
+		else
+			fprintf(f, "%s = %s", k->name, c->task_token_required ? "true" : "false");
+		break;
 	case K_LOGCFG:
 	case K_MAPPINGS:
+	case K_PERMISSIONS:
 		return;		/* sub-tables, after the section's keys */
 	}
 	fputc('\n', f);
@@ -1369,6 +1471,20 @@ cfg_print(FILE *f, const struct manta_cfg *c, bool mask)
 				fputs(" = ", f);
 				put_str(f, c->mappings[i].path);
 				fputc('\n', f);
+			}
+			if (c->npermissions > 0)
+				fputs("\n[datasets.permissions]\n", f);
+			for (size_t i = 0; i < c->npermissions; i++) {
+				const struct cfg_permission *p = &c->permissions[i];
+
+				put_key(f, p->dataset);
+				fputs(" = [", f);
+				for (size_t j = 0; j < p->nswarms; j++) {
+					if (j > 0)
+						fputs(", ", f);
+					put_str(f, p->swarms[j]);
+				}
+				fputs("]\n", f);
 			}
 		}
 	}
@@ -1465,7 +1581,8 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "cert_folder = \"~/.manta/certs\"\t# ca.crt, node.crt, node.key, mqtt.crt, mqtt.key\n"
 	    "verify_ssl = true\n"
 	    "token_refresh_interval = 3600\n"
-	    "# task_token_required = false\t# refuse Light calls without a task token\n"
+	    "# task_token_required = true\t# refuse Light calls without a task token\n"
+	    "\t\t\t\t# (unset: only with containers.network = \"none\")\n"
 	    "\n# [paths]\n"
 	    "# run_dir = \"$XDG_RUNTIME_DIR/manta/NAME\"\t# /run/manta/NAME as root\n"
 	    "# state_dir = \"~/.manta/state/NAME\"\t# /var/lib/manta/NAME as root\n", f);

@@ -25,6 +25,13 @@ struct cfg_mapping {
 	char *path;
 };
 
+/* datasets.permissions: the swarms that may read one dataset. */
+struct cfg_permission {
+	char *dataset;			/* a mappings name or a name under base_path */
+	char **swarms;			/* 32 lowercase hex each */
+	size_t nswarms;			/* 0: no swarm may read it */
+};
+
 struct manta_cfg {
 	char *file;			/* absolute path of the file loaded */
 	char *instance;			/* metadata.name, else the file's stem */
@@ -78,6 +85,8 @@ struct manta_cfg {
 	struct cfg_mapping *mappings;
 	size_t nmappings;
 	bool cache_metadata;
+	struct cfg_permission *permissions;	/* datasets absent here: every swarm */
+	size_t npermissions;
 
 	/* [tasks] */
 	int max_concurrent;
@@ -109,6 +118,8 @@ struct manta_cfg {
 	bool verify_ssl;
 	int token_refresh_interval;
 	bool task_token_required;
+	bool task_token_required_set;	/* the key is in the file (else the
+					 * Light service decides by network) */
 
 	/* [paths] */
 	char *run_dir;

@@ -29,6 +29,22 @@ struct ipc_req {
 static void *ipc_ctx;
 static pthread_mutex_t ipc_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* ipc_call keeps one connected DEALER per thread and endpoint: a heartbeat
+ * a second through a fresh socket each time (connect, handshake, reaper)
+ * cost more CPU than everything else an idle node does. A socket that saw a
+ * timeout or a bad reply is closed, so a late answer never meets the next
+ * request. Every cached socket is also in a registry, closed by
+ * ipc_context_term, which runs after the threads that used them are joined. */
+#define CALL_CACHE 4
+#define CALL_REGISTRY 64
+struct call_sock {
+	char ep[128];
+	void *sock;
+};
+static __thread struct call_sock call_cache[CALL_CACHE];
+static void *call_registry[CALL_REGISTRY];
+static pthread_mutex_t call_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void *
 ipc_context(void)
 {
@@ -45,9 +61,47 @@ ipc_context(void)
 	return ipc_ctx;
 }
 
+static int
+call_register(void *sock)
+{
+	int rc = -1;
+
+	pthread_mutex_lock(&call_lock);
+	for (size_t i = 0; i < CALL_REGISTRY; i++)
+		if (call_registry[i] == NULL) {
+			call_registry[i] = sock;
+			rc = 0;
+			break;
+		}
+	pthread_mutex_unlock(&call_lock);
+	return rc;
+}
+
+static void
+call_forget(void *sock)
+{
+	pthread_mutex_lock(&call_lock);
+	for (size_t i = 0; i < CALL_REGISTRY; i++)
+		if (call_registry[i] == sock)
+			call_registry[i] = NULL;
+	pthread_mutex_unlock(&call_lock);
+	for (size_t i = 0; i < CALL_CACHE; i++)
+		if (call_cache[i].sock == sock)
+			call_cache[i].sock = NULL;
+	zmq_close(sock);
+}
+
 void
 ipc_context_term(void)
 {
+	pthread_mutex_lock(&call_lock);
+	for (size_t i = 0; i < CALL_REGISTRY; i++)
+		if (call_registry[i] != NULL) {
+			zmq_close(call_registry[i]);
+			call_registry[i] = NULL;
+		}
+	pthread_mutex_unlock(&call_lock);
+	memset(call_cache, 0, sizeof(call_cache));
 	pthread_mutex_lock(&ipc_ctx_lock);
 	if (ipc_ctx != NULL)
 		zmq_ctx_term(ipc_ctx);
@@ -323,6 +377,48 @@ ipc_reply_error(struct ipc_server *s, struct ipc_req *req, int code, const char 
 	return ipc_reply(s, req, &m);
 }
 
+/* protobuf-c takes field number 0, which no encoder writes, when its tag
+ * comes in more than one byte ("\x80\x00"); kept as an unknown field, it
+ * would go out again from ipc_msg_encode as the single byte 0, which every
+ * decoder refuses, protobuf-c included (found by tests/fuzz/fuzz_ipc.c).
+ * 0 when m or a message inside it holds one. */
+static int
+no_field_zero(const ProtobufCMessage *m)
+{
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	const char *base = (const char *)m;
+
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return 0;
+	for (unsigned i = 0; i < d->n_fields; i++) {
+		const ProtobufCFieldDescriptor *f = &d->fields[i];
+
+		if (f->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(const void *)(base + f->quantifier_offset);
+			ProtobufCMessage *const *v =
+			    *(ProtobufCMessage *const *const *)(const void *)(base + f->offset);
+
+			for (size_t j = 0; j < n; j++)
+				if (v[j] != NULL && !no_field_zero(v[j]))
+					return 0;
+		} else {
+			const ProtobufCMessage *sub;
+
+			/* Oneof members share their storage: only the set one counts. */
+			if ((f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) &&
+			    *(const uint32_t *)(const void *)(base + f->quantifier_offset) != f->id)
+				continue;
+			sub = *(const ProtobufCMessage *const *)(const void *)(base + f->offset);
+			if (sub != NULL && !no_field_zero(sub))
+				return 0;
+		}
+	}
+	return 1;
+}
+
 ipc_msg *
 ipc_msg_decode(const uint8_t *buf, size_t len, char *err, size_t errlen)
 {
@@ -335,6 +431,11 @@ ipc_msg_decode(const uint8_t *buf, size_t len, char *err, size_t errlen)
 	m = manta__ipc__msg__unpack(NULL, len, buf);
 	if (m == NULL) {
 		snprintf(err, errlen, "undecodable protobuf (%zu bytes)", len);
+		return NULL;
+	}
+	if (!no_field_zero(&m->base)) {
+		snprintf(err, errlen, "undecodable protobuf (%zu bytes): field number 0", len);
+		manta__ipc__msg__free_unpacked(m, NULL);
 		return NULL;
 	}
 	if (ipc_validate(m, err, errlen) == -1) {
@@ -369,6 +470,37 @@ ipc_msg_free(ipc_msg *m)
 		manta__ipc__msg__free_unpacked(m, NULL);
 }
 
+/* This thread's connected socket to ep, made on first use. */
+static void *
+call_socket(const char *ep, int *cached)
+{
+	struct call_sock *free_slot = NULL;
+	void *sock;
+
+	*cached = 0;
+	for (size_t i = 0; i < CALL_CACHE; i++) {
+		if (call_cache[i].sock != NULL && strcmp(call_cache[i].ep, ep) == 0) {
+			*cached = 1;
+			return call_cache[i].sock;
+		}
+		if (call_cache[i].sock == NULL && free_slot == NULL)
+			free_slot = &call_cache[i];
+	}
+	sock = zmq_socket(ipc_context(), ZMQ_DEALER);
+	if (sock == NULL)
+		return NULL;
+	if (set_common_opts(sock) == -1 || zmq_connect(sock, ep) == -1) {
+		zmq_close(sock);
+		return NULL;
+	}
+	if (free_slot != NULL && strlen(ep) < sizeof(free_slot->ep) && call_register(sock) == 0) {
+		memcpy(free_slot->ep, ep, strlen(ep) + 1);
+		free_slot->sock = sock;
+		*cached = 1;
+	}
+	return sock;
+}
+
 int
 ipc_call(const char *run_dir, const char *name, const ipc_msg *req,
     ipc_msg **reply, int timeout_ms)
@@ -380,7 +512,7 @@ ipc_call(const char *run_dir, const char *name, const ipc_msg *req,
 	zmq_msg_t delim, body;
 	zmq_pollitem_t pi;
 	long long deadline;
-	int more, rc = -1;
+	int more, rc = -1, cached = 0;
 	size_t sz = sizeof(more);
 
 	*reply = NULL;
@@ -388,10 +520,10 @@ ipc_call(const char *run_dir, const char *name, const ipc_msg *req,
 		return -1;
 	if (ipc_msg_encode(req, &buf, &len) == -1)
 		return -1;
-	sock = zmq_socket(ipc_context(), ZMQ_DEALER);
-	if (sock == NULL || set_common_opts(sock) == -1 || zmq_connect(sock, ep) == -1)
+	if ((sock = call_socket(ep, &cached)) == NULL)
 		goto out;
-	if (zmq_send(sock, "", 0, ZMQ_SNDMORE) == -1 || zmq_send(sock, buf, len, 0) == -1)
+	if (zmq_send(sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
+	    zmq_send(sock, buf, len, ZMQ_DONTWAIT) == -1)
 		goto out;
 	deadline = daemon_now_ms() + timeout_ms;
 	for (;;) {
@@ -418,7 +550,8 @@ ipc_call(const char *run_dir, const char *name, const ipc_msg *req,
 	zmq_msg_init(&body);
 	if (zmq_msg_recv(&delim, sock, 0) == -1 || zmq_msg_size(&delim) != 0 ||
 	    zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) == -1 || !more ||
-	    zmq_msg_recv(&body, sock, 0) == -1) {
+	    zmq_msg_recv(&body, sock, 0) == -1 ||
+	    (zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz) == 0 && more)) {
 		zmq_msg_close(&delim);
 		zmq_msg_close(&body);
 		errno = EPROTO;
@@ -434,8 +567,15 @@ ipc_call(const char *run_dir, const char *name, const ipc_msg *req,
 	}
 	rc = 0;
 out:
-	if (sock != NULL)
-		zmq_close(sock);
+	if (sock != NULL && (rc == -1 || !cached)) {
+		int e = errno;
+		/* Nothing of a failed exchange may reach the next call. */
+		if (cached)
+			call_forget(sock);
+		else
+			zmq_close(sock);
+		errno = e;
+	}
 	free(buf);
 	return rc;
 }

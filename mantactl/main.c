@@ -16,6 +16,10 @@ static const struct {
 	{ "start", cmd_start, "start [NAME] [-c FILE] [-d]   start the supervisor and the daemons" },
 	{ "status", cmd_status, "status [NAME] [-c FILE] [--json]   node status (exit 3: not running)" },
 	{ "stop", cmd_stop, "stop [NAME] [-c FILE]   stop the node gracefully" },
+	{ "tasks", cmd_tasks, "tasks [NAME] [-c FILE] [--json]   the node's tasks (exit 3: not running)" },
+	{ "logs", cmd_logs, "logs [NAME] TASK_ID [-c FILE] [-f]   a task's output (-f: follow)" },
+	{ "image", cmd_image, "image import [NAME] IMAGE DIR_OR_TAR | image ls [NAME] [--json]" },
+	{ "audit", cmd_audit, "audit show|verify [NAME] [-c FILE] [--json]   the audit trail (verify: exit 1 at the first bad line)" },
 	{ "config", cmd_config, "config init|show|check [NAME] [-c FILE]" },
 };
 

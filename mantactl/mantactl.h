@@ -47,5 +47,16 @@ int ctl_running_pid(const struct manta_cfg *c);
 int cmd_start(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_image(int argc, char **argv);
+int cmd_tasks(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
+/* Puts options before positionals ("tasks node1 --json" works); for
+ * ctl_parse, which stops at the first positional. */
+void ctl_options_first(int argc, char **argv);
+/* After a failed request to mantad-exec: prints why and returns
+ * CTL_NOT_RUNNING (no supervisor) or CTL_FAIL (exec does not answer). */
+int ctl_exec_unreachable(const struct manta_cfg *c);
 
 #endif

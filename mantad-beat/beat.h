@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "id.h"
 #include "ipc.h"
+#include "tlsprobe.h"
 
 #define PROG "mantad-beat"
 
@@ -131,6 +132,7 @@ enum job_type {
 	JOB_REPORT,	/* ReportError to register */
 	JOB_SNAPSHOT,	/* SnapshotRequest to res -> EV_HEARTBEAT */
 	JOB_REGPOLL,	/* RegistrationRequest to register -> EV_REGISTRATION */
+	JOB_TLSPROBE,	/* after a failed TLS connection: log why (tlsprobe.c) */
 };
 struct job {
 	struct job *next;
@@ -144,6 +146,7 @@ struct job {
 	char *content;
 	struct manta_id node_id, swarm_id, task_id;
 	uint32_t iteration, circular;
+	struct beat_probe *probe;	/* JOB_TLSPROBE */
 };
 struct worker;
 struct worker *worker_start(const char *name, const char *run_dir,
@@ -171,6 +174,7 @@ struct beat {
 	struct worker *cmdw;	/* Commands and error reports, in order */
 	struct worker *bgw;	/* snapshots and registration polls */
 	struct outbox *ob;
+	struct audit *audit;	/* <state_dir>/audit.log: commands received */
 
 	/* the Registration in use */
 	bool have_reg;
@@ -226,6 +230,14 @@ int session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n
 void session_pump(struct beat *b);
 /* At stop: NodeStatus DISCONNECTED (QoS 1, up to wait_ms), disconnect, free. */
 void session_close(struct beat *b, int wait_ms);
+
+/* ---- a TLS probe job (session.c posts it, worker.c runs it) ---- */
+struct beat_probe {
+	struct tls_probe p;	/* its strings are the ones below */
+	char *host, *ca_file, *cert_file, *key_file;
+	bool first;		/* first failure since connected: always log */
+};
+void beat_probe_free(struct beat_probe *bp);
 
 /* ---- heartbeat.c ---- */
 /* The worker side of JOB_SNAPSHOT: packed SetSystemSummaryRequest or NULL. */

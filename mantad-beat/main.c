@@ -14,6 +14,7 @@
 
 #include <zmq.h>
 
+#include "audit.h"
 #include "confine.h"
 #include "daemon.h"
 #include "log.h"
@@ -197,6 +198,8 @@ main(int argc, char **argv)
 		log_fatal(1, "unable to create %s", b.cfg->state_dir);
 	if ((b.ob = outbox_open(b.cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/beat.db", b.cfg->state_dir);
+	if ((b.audit = audit_open(b.cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/%s", b.cfg->state_dir, AUDIT_FILE);
 	if ((b.q = evq_new()) == NULL)
 		log_fatal(1, "unable to create the event queue");
 	b.srv = ipc_server_open(b.cfg->run_dir, IPC_BEAT, allowed,
@@ -247,6 +250,7 @@ main(int argc, char **argv)
 	ipc_context_term();
 	evq_free(b.q);
 	outbox_close(b.ob);
+	audit_close(b.audit);
 	free(b.host);
 	for (size_t i = 0; i < b.ntopics; i++)
 		free(b.topics[i]);

@@ -4,14 +4,18 @@
  * replay of the outbox. Every function here runs on the main thread. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "common/informations.pb-c.h"
 
+#include "audit.h"
 #include "log.h"
 
 #include "beat.h"
@@ -70,32 +74,92 @@ connect_failed(struct beat *b, long long now)
 	b->next_connect = now + d;
 }
 
+/* WIRE.md 5: TLS with the node's certificates when use_tls, or with the
+ * system roots on port 8883. ca, cert and key hold PATH_MAX bytes. */
+static void
+mq_params_fill(const struct beat *b, struct mq_params *p, char *ca, char *cert,
+    char *key)
+{
+	const char *folder = b->cfg->cert_folder;
+
+	memset(p, 0, sizeof(*p));
+	p->host = b->host;
+	p->port = b->port;
+	p->client_id = b->node_hex;
+	p->verify = b->cfg->verify_ssl;
+	p->tls = b->cfg->use_tls || b->port == 8883;
+	if (b->cfg->use_tls && folder != NULL) {
+		snprintf(ca, PATH_MAX, "%s/ca.crt", folder);
+		snprintf(cert, PATH_MAX, "%s/mqtt.crt", folder);
+		snprintf(key, PATH_MAX, "%s/mqtt.key", folder);
+		if (access(ca, R_OK) == 0)
+			p->ca_file = ca;
+		if (access(cert, R_OK) == 0 && access(key, R_OK) == 0) {
+			p->cert_file = cert;
+			p->key_file = key;
+		}
+	}
+}
+
+static char *
+opt_dup(const char *s, bool *fail)
+{
+	char *d = s != NULL ? strdup(s) : NULL;
+
+	if (s != NULL && d == NULL)
+		*fail = true;
+	return d;
+}
+
+/* After a failed TLS connection: the background worker finds out why. */
+static void
+post_tls_probe(struct beat *b)
+{
+	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+	struct mq_params p;
+	struct beat_probe *bp;
+	struct job *j;
+	bool fail = false;
+
+	mq_params_fill(b, &p, ca, cert, key);
+	if (!p.tls || (j = job_new(JOB_TLSPROBE)) == NULL)
+		return;
+	if ((bp = j->probe = calloc(1, sizeof(*bp))) == NULL) {
+		job_free(j);
+		return;
+	}
+	bp->host = opt_dup(p.host, &fail);
+	bp->ca_file = opt_dup(p.ca_file, &fail);
+	bp->cert_file = opt_dup(p.cert_file, &fail);
+	bp->key_file = opt_dup(p.key_file, &fail);
+	bp->first = b->failures == 0;
+	bp->p = (struct tls_probe){ .peer = "broker", .host = bp->host,
+	    .port = p.port, .ca_file = bp->ca_file, .cert_file = bp->cert_file,
+	    .key_file = bp->key_file, .cert_name = "mqtt.crt",
+	    .verify = p.verify, .timeout_ms = TLS_PROBE_MS };
+	if (fail) {
+		job_free(j);
+		return;
+	}
+	(void)worker_post(b->bgw, j);
+}
+
 static void
 start_connect(struct beat *b, long long now)
 {
-	struct mq_params p = { 0 };
-	char ca[4096], cert[4096], key[4096];
-	const char *folder = b->cfg->cert_folder;
+	struct mq_params p;
+	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
 
 	if (b->mq == NULL) {
-		p.host = b->host;
-		p.port = b->port;
-		p.client_id = b->node_hex;
-		p.verify = b->cfg->verify_ssl;
-		/* WIRE.md 5: TLS with the node's certificates when use_tls,
-		 * or with the system roots on port 8883. */
-		p.tls = b->cfg->use_tls || b->port == 8883;
-		if (b->cfg->use_tls && folder != NULL) {
-			snprintf(ca, sizeof(ca), "%s/ca.crt", folder);
-			snprintf(cert, sizeof(cert), "%s/mqtt.crt", folder);
-			snprintf(key, sizeof(key), "%s/mqtt.key", folder);
-			if (access(ca, R_OK) == 0)
-				p.ca_file = ca;
-			if (access(cert, R_OK) == 0 && access(key, R_OK) == 0) {
-				p.cert_file = cert;
-				p.key_file = key;
-			}
-		}
+		mq_params_fill(b, &p, ca, cert, key);
+		if (p.tls)
+			log_info("TLS to the broker %s: %s, %s", b->broker,
+			    p.ca_file ? "CA from ca.crt" : "system CA roots",
+			    p.cert_file ? "client certificate mqtt.crt" :
+			    "no client certificate (no mqtt.crt and mqtt.key)");
+		if (p.tls && !p.verify)
+			log_warnx("security.verify_ssl = false: the broker's"
+			    " certificate is not checked");
 		b->mq = mq_new(&p, b->q, ++b->gen);
 		if (b->mq == NULL) {
 			connect_failed(b, now);
@@ -356,30 +420,79 @@ drop_log_ok(struct beat *b)
 }
 
 static void
+audit_id(json_t *f, const char *key, uint64_t head, uint64_t tail)
+{
+	char hex[ID_HEX_LEN + 1];
+
+	if (head == 0 && tail == 0)
+		return;
+	id_to_hex((struct manta_id){ head, tail }, hex);
+	json_object_set_new(f, key, json_string(hex));
+}
+
+/* The audit trail's entry for one command received: its topic, a hash of
+ * its payload, the ids it names and what became of it (dest, or refused). */
+static void
+audit_command(struct beat *b, const struct event *ev, const char *topic,
+    const struct dispatch *d, const char *refused)
+{
+	unsigned char h[32];
+	char hex[2 * sizeof(h) + 1];
+	json_t *f, *t;
+
+	if (b->audit == NULL || (f = json_object()) == NULL)
+		return;
+	/* not UTF-8 (a malformed topic): null */
+	json_object_set_new(f, "topic", (t = json_string(topic)) ? t : json_null());
+	json_object_set_new(f, "command", d != NULL && d->name != NULL ?
+	    json_string(d->name) : json_null());
+	json_object_set_new(f, "bytes", json_integer((json_int_t)ev->len));
+	if (ev->data != NULL) {
+		crypto_generichash(h, sizeof(h), ev->data, ev->len, NULL, 0);
+		sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+		json_object_set_new(f, "payload_blake2b", json_string(hex));
+	}
+	if (d != NULL) {
+		audit_id(f, "swarm_id", d->swarm_head, d->swarm_tail);
+		audit_id(f, "task_id", d->task_head, d->task_tail);
+	}
+	if (refused != NULL)
+		json_object_set_new(f, "refused", json_string(refused));
+	else
+		json_object_set_new(f, "dest", json_string(d->dest));
+	(void)audit_append(b->audit, "command", f);
+}
+
+static void
 on_message(struct beat *b, struct event *ev)
 {
 	struct dispatch d;
 	struct job *j;
 	char pt[160];
 
-	if (b->stopping)
-		return;
 	dispatch_printable(pt, sizeof(pt), ev->topic, ev->topic_len);
+	if (b->stopping) {
+		audit_command(b, ev, pt, NULL, "stopping");
+		return;
+	}
 	if (ev->topic_len != strlen(ev->topic) ||
 	    !dispatch_utf8_valid((const uint8_t *)ev->topic, ev->topic_len)) {
 		if (drop_log_ok(b))
 			log_warnx("dropping a message on a malformed topic %s"
 			    " (%zu bytes)", pt, ev->len);
+		audit_command(b, ev, pt, NULL, "malformed topic");
 		return;
 	}
 	if (dispatch_classify(ev->topic, ev->topic_len, ev->data, ev->len,
 	    IPC_MAX_MSG, &d) == -1) {
 		if (drop_log_ok(b))
 			log_warnx("dropping a message on %s: %s", pt, d.reason);
+		audit_command(b, ev, ev->topic, &d, d.reason);
 		post_report(b, &d, d.reason);
 		return;
 	}
 	log_info("%s from %s (%zu bytes) to %s", d.name, pt, ev->len, d.dest);
+	audit_command(b, ev, ev->topic, &d, NULL);
 	if ((j = job_new(JOB_COMMAND)) == NULL ||
 	    (j->name = strdup(d.name)) == NULL) {
 		log_warnx("dropping %s from %s: out of memory", d.name, pt);
@@ -418,6 +531,7 @@ session_event(struct beat *b, struct event *ev)
 			log_warnx("unable to connect to %s: %s (paho %d,"
 			    " attempt %d)", b->broker, ev->text ? ev->text :
 			    "connection failed", ev->code, b->failures + 1);
+			post_tls_probe(b);
 			connect_failed(b, now);
 		}
 		break;

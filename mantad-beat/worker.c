@@ -24,6 +24,7 @@ struct worker {
 	char *name;
 	char *run_dir;
 	struct evq *q;
+	char last_probe[512];	/* JOB_TLSPROBE: the cause logged last */
 };
 
 struct job *
@@ -45,6 +46,7 @@ job_free(struct job *j)
 	free(j->topic);
 	free(j->data);
 	free(j->content);
+	beat_probe_free(j->probe);
 	free(j);
 }
 
@@ -167,6 +169,34 @@ run_snapshot(struct worker *w, struct job *j)
 	evq_push(w->q, ev);
 }
 
+/* The same cause is logged once per failure streak, a new one at once. */
+static void
+run_probe(struct worker *w, const struct beat_probe *bp)
+{
+	char why[sizeof(w->last_probe)];
+	int rc = tls_probe(&bp->p, why, sizeof(why));
+
+	if (rc != 1) {
+		log_debug("TLS probe of %s:%d: %s", bp->host, bp->p.port, why);
+		return;
+	}
+	if (bp->first || strcmp(why, w->last_probe) != 0)
+		log_warnx("TLS to %s:%d: %s", bp->host, bp->p.port, why);
+	memcpy(w->last_probe, why, sizeof(why));
+}
+
+void
+beat_probe_free(struct beat_probe *bp)
+{
+	if (bp == NULL)
+		return;
+	free(bp->host);
+	free(bp->ca_file);
+	free(bp->cert_file);
+	free(bp->key_file);
+	free(bp);
+}
+
 static void *
 worker_main(void *arg)
 {
@@ -200,6 +230,9 @@ worker_main(void *arg)
 			break;
 		case JOB_REGPOLL:
 			run_regpoll(w);
+			break;
+		case JOB_TLSPROBE:
+			run_probe(w, j->probe);
 			break;
 		}
 		job_free(j);

@@ -13,7 +13,11 @@
  * After each successful RegisterNode the Registration is stored in
  * register.db, then handed to mantad-beat (retried every second until beat
  * acknowledges). Calls asked for over IPC (collect_information, ReportError)
- * wait in a bounded queue and go out while ONLINE. */
+ * wait in a bounded queue and go out while ONLINE. Task logs wait in
+ * register.db's outbox (logs.c stores them) and go out while ONLINE, oldest
+ * first, one AddTaskLogs call each; a row leaves the outbox once the
+ * manager answers OK, so logs written while the manager is away are sent
+ * after the next registration. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -45,6 +49,11 @@
 #define M_SET_SYSTEM_SUMMARY	"/node.node_service.Node/SetSystemSummary"
 #define M_SET_OVERVIEWS		"/node.node_service.Node/SetOverviews"
 #define M_SEND_ERROR		"/node.node_service.Node/SendError"
+#define M_ADD_TASK_LOGS		"/node.node_service.Node/AddTaskLogs"
+
+#define LOGS_RETRY_MS		1000	/* after a local failure */
+#define LOGS_REFUSED_MAX	5	/* refusals before a frame is dropped */
+#define LOGS_MS_PER_MIB		1000	/* call deadline: CALL_TIMEOUT_MS + this per MiB */
 
 /* WIRE.md section 9 */
 #define ERROR_ID_RESOURCE	12
@@ -76,6 +85,8 @@ struct link {
 	struct reg reg;		/* the last Registration, stored or new */
 	struct job *head, *tail;
 	size_t njobs;
+	bool logs_pending;	/* the outbox may hold rows */
+	uint64_t logs_gen;	/* bumped by each link_logs_notify */
 
 	/* the worker's own */
 	long long next_register, next_probe, next_push;
@@ -85,6 +96,9 @@ struct link {
 	int fail_code;
 	uint64_t generation;
 	unsigned long losses;	/* mgr_losses() when last registered */
+	long long next_logs;
+	int64_t logs_refused_seq;	/* the row the manager refused, and how often */
+	int logs_refused;
 };
 
 static void
@@ -629,6 +643,91 @@ do_job(struct link *l, struct job *j)
 	job_free(j);
 }
 
+void
+link_logs_notify(struct link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	l->logs_pending = true;
+	l->logs_gen++;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+}
+
+/* Sends the oldest row of the log outbox with AddTaskLogs: one
+ * common.system.Logs{content, timestamp} per call. */
+static void
+do_logs(struct link *l)
+{
+	Common__System__Logs lg = COMMON__SYSTEM__LOGS__INIT;
+	Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+	const ProtobufCMessage *msgs[1];
+	ProtobufCMessage *resp = NULL;
+	struct logrow r;
+	char err[512];
+	uint64_t gen;
+	long long now;
+	int rc, timeout;
+
+	pthread_mutex_lock(&l->lock);
+	gen = l->logs_gen;
+	pthread_mutex_unlock(&l->lock);
+	if ((rc = store_logs_next(l->db, &r)) != 1) {
+		if (rc == -1) {
+			l->next_logs = daemon_now_ms() + LOGS_RETRY_MS;
+			return;
+		}
+		pthread_mutex_lock(&l->lock);
+		if (l->logs_gen == gen)
+			l->logs_pending = false;
+		pthread_mutex_unlock(&l->lock);
+		return;
+	}
+	lg.content.data = r.content;
+	lg.content.len = r.len;
+	ts.seconds = r.created_ms / 1000;
+	ts.nanos = (int32_t)(r.created_ms % 1000) * 1000000;
+	lg.timestamp = &ts;
+	msgs[0] = &lg.base;
+	timeout = CALL_TIMEOUT_MS + (int)(r.len >> 20) * LOGS_MS_PER_MIB;
+	rc = mgr_call_stream(l->mgr, M_ADD_TASK_LOGS, msgs, 1, &common__system__ok__descriptor,
+	    &resp, timeout, err, sizeof(err));
+	if (resp != NULL)
+		protobuf_c_message_free_unpacked(resp, NULL);
+	now = daemon_now_ms();
+	if (rc == 0) {
+		call_ok(l);
+		log_info("task %s: logs sent to the manager (%zu bytes, %s)", r.task_id, r.len,
+		    r.key);
+		if (store_logs_sent(l->db, r.seq, (int64_t)time(NULL) * 1000) == -1)
+			l->next_logs = now + LOGS_RETRY_MS;	/* sent again later: a duplicate at worst */
+		l->logs_refused = 0;
+	} else if (unreachable(rc)) {
+		call_failed(l, "AddTaskLogs", rc, err);
+		log_warnx("lost the manager; task logs kept until it answers");
+		go_offline(l, now);
+	} else if (rc == -1 || rc == 1) {
+		/* A local failure, or CANCELLED: we are stopping. */
+		log_debug("AddTaskLogs: %s", err);
+		l->next_logs = now + LOGS_RETRY_MS;
+	} else {
+		if (l->logs_refused_seq != r.seq) {
+			l->logs_refused_seq = r.seq;
+			l->logs_refused = 0;
+		}
+		if (++l->logs_refused >= LOGS_REFUSED_MAX) {
+			log_warnx("manager refused the logs of task %s %d times (%s); dropping"
+			    " them", r.task_id, l->logs_refused, err);
+			(void)store_logs_sent(l->db, r.seq, (int64_t)time(NULL) * 1000);
+			l->logs_refused = 0;
+		} else {
+			log_warnx("manager refused the logs of task %s: %s; retrying", r.task_id,
+			    err);
+			l->next_logs = now + ((long long)LOGS_RETRY_MS << l->logs_refused);
+		}
+	}
+	logrow_free(&r);
+}
+
 static void
 wait_until(struct link *l, long long deadline)
 {
@@ -675,6 +774,12 @@ worker(void *arg)
 			pthread_mutex_lock(&l->lock);
 			continue;
 		}
+		if (l->registered && l->logs_pending && now >= l->next_logs) {
+			pthread_mutex_unlock(&l->lock);
+			do_logs(l);
+			pthread_mutex_lock(&l->lock);
+			continue;
+		}
 		if (!l->registered && now >= l->next_register) {
 			pthread_mutex_unlock(&l->lock);
 			do_register(l);
@@ -696,6 +801,8 @@ worker(void *arg)
 		next = l->registered ? l->next_probe : l->next_register;
 		if (l->push_pending)
 			next = earliest(next, l->next_push);
+		if (l->registered && l->logs_pending)
+			next = earliest(next, l->next_logs);
 		wait_until(l, next);
 	}
 	pthread_mutex_unlock(&l->lock);
@@ -719,6 +826,7 @@ link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
 	l->plat = p;
 	l->backoff_ms = BACKOFF_MIN_MS;
 	l->next_register = daemon_now_ms();
+	l->logs_pending = true;		/* rows left from an earlier run */
 	if (stored != NULL) {
 		/* Generations keep increasing across restarts. */
 		l->generation = stored->generation;

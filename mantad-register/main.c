@@ -21,6 +21,7 @@
 
 struct state {
 	const struct manta_cfg *cfg;
+	sqlite3 *db;
 	struct manta_id id;
 	char hex[ID_HEX_LEN + 1];
 	struct platform plat;
@@ -122,6 +123,21 @@ handle(struct state *st, struct ipc_server *srv, struct ipc_req *req)
 		link_report(st->link, m->report_error->error);
 		ipc_reply_ok(srv, req);
 		break;
+	case MANTA__IPC__MSG__BODY_TASK_LOGS: {
+		char err[256];
+		int rc;
+
+		/* Acknowledged once stored: from then on it is ours to deliver. */
+		if ((rc = logs_accept(st->db, st->id, m->task_logs, err, sizeof(err))) == -1) {
+			log_warnx("refusing task logs %s: %s", m->task_logs->key, err);
+			ipc_reply_error(srv, req, 1, "%s", err);
+			break;
+		}
+		if (rc == 1)
+			link_logs_notify(st->link);
+		ipc_reply_ok(srv, req);
+		break;
+	}
 	default:
 		/* ipc_server_recv enforces the allowlist; never here. */
 		ipc_reply_error(srv, req, 2, "unexpected request");
@@ -175,6 +191,7 @@ main(int argc, char **argv)
 		MANTA__IPC__MSG__BODY_REGISTRATION_REQ,
 		MANTA__IPC__MSG__BODY_COMMAND,
 		MANTA__IPC__MSG__BODY_REPORT_ERROR,
+		MANTA__IPC__MSG__BODY_TASK_LOGS,
 	};
 	struct daemon_opts opts;
 	struct manta_cfg *cfg;
@@ -202,6 +219,15 @@ main(int argc, char **argv)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
 	if ((db = store_open(cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/register.db", cfg->state_dir);
+	st.db = db;
+	{
+		uint64_t nlogs, bytes;
+
+		if (store_logs_count(db, &nlogs, &bytes) == 0 && nlogs > 0)
+			log_info("%llu task log message%s (%llu bytes) waiting for the manager",
+			    (unsigned long long)nlogs, nlogs == 1 ? "" : "s",
+			    (unsigned long long)bytes);
+	}
 	if (identity_load(cfg, db, &st.id, &how) == -1)
 		log_fatalx(1, "unable to load or create the node identity in %s", cfg->state_dir);
 	id_to_hex(st.id, st.hex);

@@ -8,6 +8,7 @@
  * READY: a manager that restarts between two probes answers the next probe
  * as if nothing happened, but it cost us the connection, and it no longer
  * knows the node (mgr_losses). */
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@
 #include <grpc/support/time.h>
 
 #include "log.h"
+#include "tlsprobe.h"
 #include "register.h"
 
 struct mgr {
@@ -30,6 +32,10 @@ struct mgr {
 	grpc_completion_queue *cq;
 	char *target;
 	char *token;
+	/* for the words of a failed handshake (status_text) */
+	bool tls, verify, has_ca, client_cert;
+	char *host, *dir;
+	int port;
 	pthread_mutex_t lock;	/* guards inflight and cancelled */
 	grpc_call *inflight;
 	bool cancelled;
@@ -78,13 +84,14 @@ expand_home(const char *p)
  * files of cert_folder (ca.crt, else the system roots; node.crt + node.key
  * for mutual TLS when both exist); with port 443 alone the system roots. */
 static grpc_channel_credentials *
-make_creds(const struct manta_cfg *c)
+make_creds(const struct manta_cfg *c, struct mgr *m)
 {
 	grpc_channel_credentials *creds = NULL;
 	char *dir = NULL, *ca = NULL, *crt = NULL, *key = NULL;
 
 	if (!c->use_tls && c->manager_port != 443)
 		return grpc_insecure_credentials_create();
+	m->tls = true;
 	if (c->use_tls && c->cert_folder != NULL) {
 		if ((dir = expand_home(c->cert_folder)) == NULL)
 			return NULL;
@@ -99,9 +106,13 @@ make_creds(const struct manta_cfg *c)
 			free(key);
 			crt = key = NULL;
 		}
-		log_debug("TLS to the manager: CA %s, client certificate %s",
-		    ca ? "ca.crt" : "system roots", crt ? "node.crt" : "none");
+		log_info("TLS to the manager: %s, %s", ca ? "CA from ca.crt" :
+		    "system CA roots", crt ? "client certificate node.crt" :
+		    "no client certificate (no node.crt and node.key)");
 	}
+	m->has_ca = ca != NULL;
+	m->client_cert = crt != NULL;
+	m->verify = c->verify_ssl || !c->use_tls;
 	if (c->use_tls && !c->verify_ssl) {
 		/* The TLS credentials API can skip verification; the SSL one
 		 * cannot. Like verify=False in the reference: say so loudly. */
@@ -137,7 +148,7 @@ make_creds(const struct manta_cfg *c)
 
 		creds = grpc_ssl_credentials_create(ca, crt ? &pair : NULL, NULL, NULL);
 	}
-	free(dir);
+	m->dir = dir;
 	free(ca);
 	free(crt);
 	free(key);
@@ -146,9 +157,39 @@ make_creds(const struct manta_cfg *c)
 
 #define WATCH_MS	(3600 * 1000)
 
-/* libgrpc's own messages, in our format. Its errors repeat what a failed
- * call tells us (and we log that once per cause), so they go at debug
- * level; messages up to errors are dropped unless GRPC_VERBOSITY asks. */
+/* The words for a failed call. libgrpc says "Ssl handshake failed: ...
+ * certificate verify failed" whatever was wrong with the manager's
+ * certificate, and "Socket closed" when the manager refused ours: one
+ * handshake of our own (tlsprobe.h) says what. */
+static void
+status_text(const struct mgr *m, const char *d, int status, char *err, size_t errlen)
+{
+	char why[400], ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX];
+	struct tls_probe p = { .peer = "manager", .host = m->host, .port = m->port,
+	    .cert_name = "node.crt", .alpn = "h2", .verify = m->verify,
+	    .timeout_ms = TLS_PROBE_MS };
+
+	if (m->tls && (strstr(d, "Ssl handshake failed") != NULL ||
+	    strstr(d, "Peer name ") != NULL || strstr(d, "Socket closed") != NULL)) {
+		if (m->has_ca) {
+			snprintf(ca, sizeof(ca), "%s/ca.crt", m->dir);
+			p.ca_file = ca;
+		} else	/* libgrpc's roots, if it is told where they are */
+			p.ca_file = getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH");
+		if (m->client_cert) {
+			snprintf(crt, sizeof(crt), "%s/node.crt", m->dir);
+			snprintf(key, sizeof(key), "%s/node.key", m->dir);
+			p.cert_file = crt;
+			p.key_file = key;
+		}
+		if (tls_probe(&p, why, sizeof(why)) == 1) {
+			snprintf(err, errlen, "TLS: %s (status %d)", why, status);
+			return;
+		}
+	}
+	snprintf(err, errlen, "%s (status %d)", d[0] ? d : "call failed", status);
+}
+
 static void
 grpc_log(gpr_log_func_args *a)
 {
@@ -214,14 +255,17 @@ mgr_open(const struct manta_cfg *c)
 {
 	/* No message size cap (WIRE.md section 2); keepalive as the reference;
 	 * a short reconnect backoff so a manager that comes back is found
-	 * within seconds (we keep our own, slower, retry schedule). */
+	 * within seconds (we keep our own, slower, retry schedule). Despite
+	 * its name, MIN_RECONNECT_BACKOFF is how long one connection attempt
+	 * (TCP, TLS, HTTP/2 settings) may take: at 500 ms a TLS handshake
+	 * over a slow link (or under valgrind) never completed. */
 	grpc_arg args[] = {
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 30000 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20000 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 500 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 500 },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 20000 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 2000 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0 },
 		{ .type = GRPC_ARG_STRING, .key = GRPC_ARG_PRIMARY_USER_AGENT_STRING,
@@ -236,14 +280,16 @@ mgr_open(const struct manta_cfg *c)
 		return NULL;
 	pthread_mutex_init(&m->lock, NULL);
 	len = strlen(c->manager_host) + 16;
-	if ((m->target = malloc(len)) == NULL || (m->token = strdup(c->secured_token)) == NULL)
+	if ((m->target = malloc(len)) == NULL || (m->token = strdup(c->secured_token)) == NULL ||
+	    (m->host = strdup(c->manager_host)) == NULL)
 		goto fail;
+	m->port = c->manager_port;
 	/* An IPv6 literal needs brackets before the port. */
 	if (strchr(c->manager_host, ':') != NULL && c->manager_host[0] != '[')
 		snprintf(m->target, len, "[%s]:%d", c->manager_host, c->manager_port);
 	else
 		snprintf(m->target, len, "%s:%d", c->manager_host, c->manager_port);
-	if ((creds = make_creds(c)) == NULL) {
+	if ((creds = make_creds(c, m)) == NULL) {
 		log_warnx("unable to set up credentials for the manager");
 		goto fail;
 	}
@@ -278,6 +324,8 @@ mgr_close(struct mgr *m)
 	}
 	pthread_mutex_destroy(&m->lock);
 	free(m->target);
+	free(m->host);
+	free(m->dir);
 	if (m->token != NULL)
 		explicit_bzero(m->token, strlen(m->token));
 	free(m->token);
@@ -416,7 +464,7 @@ mgr_call(struct mgr *m, const char *method, const ProtobufCMessage *req,
 	if (status != GRPC_STATUS_OK) {
 		char *d = grpc_slice_to_c_string(details);
 
-		snprintf(err, errlen, "%s (status %d)", d[0] ? d : "call failed", (int)status);
+		status_text(m, d, (int)status, err, errlen);
 		gpr_free(d);
 		rc = (int)status;
 	} else if (recv_bb == NULL || unpack_reply(recv_bb, rdesc, resp) == -1) {
@@ -436,6 +484,169 @@ out:
 	grpc_metadata_array_destroy(&recv_md);
 	grpc_metadata_array_destroy(&trailing_md);
 	grpc_byte_buffer_destroy(send_bb);
+	if (recv_bb != NULL)
+		grpc_byte_buffer_destroy(recv_bb);
+	return rc;
+}
+
+/* Waits for the batch tagged want; the end batch (tagged end) may complete
+ * first, when the server ends the call early. ev.success of want, or -1
+ * when the queue shut down. */
+static int
+wait_batch(struct mgr *m, grpc_call *call, void *want, void *end, bool *end_done,
+    gpr_timespec deadline)
+{
+	grpc_event ev;
+
+	for (;;) {
+		ev = grpc_completion_queue_next(m->cq, gpr_time_add(deadline,
+		    gpr_time_from_millis(5000, GPR_TIMESPAN)), NULL);
+		if (ev.type == GRPC_OP_COMPLETE && ev.tag == want)
+			return ev.success;
+		if (ev.type == GRPC_OP_COMPLETE && ev.tag == end) {
+			*end_done = true;
+			continue;
+		}
+		if (ev.type == GRPC_OP_COMPLETE && ev.tag == &m->watch_tag) {
+			watch_event(m, ev.success);
+			continue;
+		}
+		if (ev.type == GRPC_QUEUE_TIMEOUT) {
+			grpc_call_cancel(call, NULL);
+			continue;
+		}
+		if (ev.type == GRPC_QUEUE_SHUTDOWN)
+			return -1;
+	}
+}
+
+static grpc_byte_buffer *
+pack_bb(const ProtobufCMessage *msg)
+{
+	grpc_byte_buffer *bb;
+	grpc_slice s;
+	size_t len = protobuf_c_message_get_packed_size(msg);
+
+	s = grpc_slice_malloc(len);
+	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
+	bb = grpc_raw_byte_buffer_create(&s, 1);
+	grpc_slice_unref(s);
+	return bb;
+}
+
+/* One batch that lasts the whole call (initial metadata out; everything
+ * the server sends back), then one batch per message, each awaited before
+ * the next (one send at a time), the last one half-closing. */
+int
+mgr_call_stream(struct mgr *m, const char *method,
+    const ProtobufCMessage *const *reqs, size_t n,
+    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+    int timeout_ms, char *err, size_t errlen)
+{
+	grpc_metadata_array recv_md, trailing_md;
+	grpc_byte_buffer *recv_bb = NULL;
+	grpc_status_code status = GRPC_STATUS_UNKNOWN;
+	grpc_slice details = grpc_empty_slice(), msl;
+	grpc_metadata auth;
+	grpc_op ops[4];
+	grpc_call *call;
+	grpc_call_error ce;
+	gpr_timespec deadline;
+	bool end_done = false;
+	int rc = -1, end_tag = 0, send_tag = 0, ok = 1;
+
+	*resp = NULL;
+	snprintf(err, errlen, "no answer");
+	deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+	    gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
+	pthread_mutex_lock(&m->lock);
+	if (m->cancelled) {
+		pthread_mutex_unlock(&m->lock);
+		snprintf(err, errlen, "shutting down");
+		return -1;
+	}
+	msl = grpc_slice_from_copied_string(method);
+	call = grpc_channel_create_call(m->ch, NULL, GRPC_PROPAGATE_DEFAULTS, m->cq,
+	    msl, NULL, deadline, NULL);
+	grpc_slice_unref(msl);
+	m->inflight = call;
+	pthread_mutex_unlock(&m->lock);
+
+	grpc_metadata_array_init(&recv_md);
+	grpc_metadata_array_init(&trailing_md);
+	memset(&auth, 0, sizeof(auth));
+	auth.key = grpc_slice_from_static_string("authorization");
+	auth.value = grpc_slice_from_copied_string(m->token);
+
+	memset(ops, 0, sizeof(ops));
+	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+	ops[0].data.send_initial_metadata.count = 1;
+	ops[0].data.send_initial_metadata.metadata = &auth;
+	ops[1].op = GRPC_OP_RECV_INITIAL_METADATA;
+	ops[1].data.recv_initial_metadata.recv_initial_metadata = &recv_md;
+	ops[2].op = GRPC_OP_RECV_MESSAGE;
+	ops[2].data.recv_message.recv_message = &recv_bb;
+	ops[3].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+	ops[3].data.recv_status_on_client.trailing_metadata = &trailing_md;
+	ops[3].data.recv_status_on_client.status = &status;
+	ops[3].data.recv_status_on_client.status_details = &details;
+	if ((ce = grpc_call_start_batch(call, ops, 4, &end_tag, NULL)) != GRPC_CALL_OK) {
+		snprintf(err, errlen, "unable to start the call (error %d%s)", (int)ce,
+		    ce == GRPC_CALL_ERROR_INVALID_METADATA ?
+		    ": identity.secured_token is not a valid header value" : "");
+		goto out;
+	}
+
+	for (size_t i = 0; i <= n && ok == 1 && !end_done; i++) {
+		grpc_byte_buffer *bb = NULL;
+		size_t nops = 0;
+
+		if (i == n && n > 0)
+			break;		/* half-closed with the last message */
+		memset(ops, 0, sizeof(ops));
+		if (i < n) {
+			bb = pack_bb(reqs[i]);
+			ops[nops].op = GRPC_OP_SEND_MESSAGE;
+			ops[nops++].data.send_message.send_message = bb;
+		}
+		if (i + 1 >= n)
+			ops[nops++].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+		if (grpc_call_start_batch(call, ops, nops, &send_tag, NULL) != GRPC_CALL_OK) {
+			grpc_call_cancel(call, NULL);
+			ok = 0;
+		} else
+			ok = wait_batch(m, call, &send_tag, &end_tag, &end_done, deadline);
+		if (bb != NULL)
+			grpc_byte_buffer_destroy(bb);
+	}
+	/* A failed send means the call is ending: its status says why. */
+	if (ok == -1 || (!end_done && wait_batch(m, call, &end_tag, NULL, &end_done,
+	    deadline) == -1)) {
+		snprintf(err, errlen, "completion queue shut down");
+		goto out;
+	}
+	if (status != GRPC_STATUS_OK) {
+		char *d = grpc_slice_to_c_string(details);
+
+		status_text(m, d, (int)status, err, errlen);
+		gpr_free(d);
+		rc = (int)status;
+	} else if (recv_bb == NULL || unpack_reply(recv_bb, rdesc, resp) == -1) {
+		snprintf(err, errlen, "undecodable %s in the answer", rdesc->name);
+		rc = -1;
+	} else {
+		snprintf(err, errlen, "ok");
+		rc = 0;
+	}
+out:
+	pthread_mutex_lock(&m->lock);
+	m->inflight = NULL;
+	grpc_call_unref(call);
+	pthread_mutex_unlock(&m->lock);
+	grpc_slice_unref(auth.value);
+	grpc_slice_unref(details);
+	grpc_metadata_array_destroy(&recv_md);
+	grpc_metadata_array_destroy(&trailing_md);
 	if (recv_bb != NULL)
 		grpc_byte_buffer_destroy(recv_bb);
 	return rc;

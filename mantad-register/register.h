@@ -77,6 +77,39 @@ int store_reg_save(sqlite3 *db, const struct reg *r);
 void reg_free(struct reg *r);
 int reg_copy(struct reg *dst, const struct reg *src);
 
+/* The task log outbox: one row per TaskLogs from mantad-exec, oldest first. */
+#define LOGS_OUTBOX_MAX		(64ULL * 1024 * 1024)	/* bytes of content */
+struct logrow {
+	int64_t seq;
+	char *key;		/* idempotence key from exec */
+	char *swarm_id;		/* 32 hex, for logs */
+	char *task_id;
+	uint32_t iteration;
+	uint32_t circular;
+	int64_t created_ms;	/* unix ms when accepted: the Logs timestamp */
+	uint8_t *content;	/* one framed message (WIRE.md section 8) */
+	size_t len;
+};
+/* 1 stored, 0 a duplicate key (nothing stored), -1 refused (full, or a
+ * database error) with err filled. */
+int store_logs_add(sqlite3 *db, const struct logrow *r, uint64_t max_total,
+    char *err, size_t errlen);
+/* The oldest row: 1 (r filled; logrow_free it), 0 none, -1 error. */
+int store_logs_next(sqlite3 *db, struct logrow *r);
+/* The manager has row seq: it leaves the outbox, its key is remembered
+ * (the last 10000) so that a late duplicate is still recognized. Also used
+ * to drop a row the manager keeps refusing. */
+int store_logs_sent(sqlite3 *db, int64_t seq, int64_t now_ms);
+int store_logs_count(sqlite3 *db, uint64_t *count, uint64_t *bytes);
+void logrow_free(struct logrow *r);
+
+/* ---- logs.c: TaskLogs from mantad-exec (IPC side) ---- */
+/* Checks the frame's header against the message (ids; a zero node id is
+ * filled in with ours), then stores it. 1 stored, 0 duplicate, -1 refused
+ * with err filled. */
+int logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
+    char *err, size_t errlen);
+
 /* ---- identity.c: WIRE.md section 1, persisted in <state_dir>/identity ---- */
 /* Loads or creates the node id; *how names the rule used, for logs. */
 int identity_load(const struct manta_cfg *c, sqlite3 *db, struct manta_id *id,
@@ -102,6 +135,12 @@ int mgr_call(struct mgr *m, const char *method, const ProtobufCMessage *req,
     int timeout_ms, char *err, size_t errlen);
 /* From any thread: cancels the call in flight and refuses later ones. */
 void mgr_cancel(struct mgr *m);
+/* A client-streaming call: sends the n messages of reqs, half-closes, and
+ * takes the one answer, as mgr_call does. */
+int mgr_call_stream(struct mgr *m, const char *method,
+    const ProtobufCMessage *const *reqs, size_t n,
+    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp,
+    int timeout_ms, char *err, size_t errlen);
 const char *mgr_target(const struct mgr *m);
 /* How many times the connection to the manager was lost since start. */
 unsigned long mgr_losses(struct mgr *m);
@@ -124,6 +163,8 @@ void link_status(struct link *l, struct link_status *st);
 int link_registration(struct link *l, struct reg *out);
 /* collect_information payload (WIRE.md section 5): queued for the worker. */
 void link_collect(struct link *l, const uint8_t *payload, size_t len);
+/* New rows in the task log outbox: send them while online. */
+void link_logs_notify(struct link *l);
 /* A ReportError: node_id and timestamp are filled in when absent. */
 void link_report(struct link *l, const Common__System__Error *e);
 /* n's strings and pid point into r. */

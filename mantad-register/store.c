@@ -1,6 +1,11 @@
 /* store: mantad-register's own database, <state_dir>/register.db: the last
  * Registration the manager gave (so beat can reach the broker while the
- * manager is away, DESIGN.md "Start") and a few facts about the identity. */
+ * manager is away, DESIGN.md "Start"), a few facts about the identity, and
+ * the outbox of task logs not yet acknowledged by the manager (AddTaskLogs).
+ *
+ * The main thread (IPC) and the link thread share the one connection; a
+ * mutex keeps their statements and transactions apart. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +29,27 @@ static const char *const migrations[] = {
 	"CREATE TABLE registration_topic ("
 	"  pos INTEGER PRIMARY KEY,"
 	"  topic TEXT NOT NULL);",
+	/* 2: task logs from mantad-exec, kept until the manager has them */
+	"CREATE TABLE task_logs ("
+	"  seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  key TEXT NOT NULL UNIQUE,"
+	"  swarm_id TEXT NOT NULL,"
+	"  task_id TEXT NOT NULL,"
+	"  iteration INTEGER NOT NULL,"
+	"  circular INTEGER NOT NULL,"
+	"  size INTEGER NOT NULL,"
+	"  created_ms INTEGER NOT NULL,"	/* unix ms, UTC: the Logs timestamp */
+	"  content BLOB NOT NULL);"
+	/* keys already sent, so that exec retrying a TaskLogs whose
+	 * acknowledgement it missed does not send it twice */
+	"CREATE TABLE task_logs_sent ("
+	"  key TEXT PRIMARY KEY,"
+	"  sent_ms INTEGER NOT NULL);",
 };
+
+#define SENT_KEYS_KEEP_S	"10000"	/* remembered keys of sent logs */
+
+static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
 
 sqlite3 *
 store_open(const char *state_dir)
@@ -182,10 +207,14 @@ store_reg_save(sqlite3 *db, const struct reg *r)
 {
 	sqlite3_stmt *st = NULL;
 	char hex[ID_HEX_LEN + 1];
+	int rc;
 
 	id_to_hex(r->node_id, hex);
-	if (db_begin(db) == -1)
+	pthread_mutex_lock(&store_lock);
+	if (db_begin(db) == -1) {
+		pthread_mutex_unlock(&store_lock);
 		return -1;
+	}
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO registration (id, node_id,"
 	    " broker_host, broker_port, generation, registered_at)"
 	    " VALUES (1, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
@@ -212,10 +241,209 @@ store_reg_save(sqlite3 *db, const struct reg *r)
 			goto err;
 	}
 	sqlite3_finalize(st);
-	return db_commit(db);
+	rc = db_commit(db);
+	pthread_mutex_unlock(&store_lock);
+	return rc;
 err:
 	log_warnx("sqlite: saving the registration: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	db_rollback(db);
+	pthread_mutex_unlock(&store_lock);
 	return -1;
+}
+
+/* ---- the task log outbox ---- */
+
+int
+store_logs_add(sqlite3 *db, const struct logrow *r, uint64_t max_total,
+    char *err, size_t errlen)
+{
+	sqlite3_stmt *st = NULL;
+	sqlite3_int64 total = 0;
+	int rc = -1, s;
+
+	pthread_mutex_lock(&store_lock);
+	if (db_begin(db) == -1) {
+		snprintf(err, errlen, "database busy");
+		pthread_mutex_unlock(&store_lock);
+		return -1;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT 1 FROM task_logs WHERE key = ?1"
+	    " UNION ALL SELECT 1 FROM task_logs_sent WHERE key = ?1", -1, &st,
+	    NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_text(st, 1, r->key, -1, SQLITE_STATIC);
+	if ((s = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = 0;		/* a duplicate: acknowledged, dropped */
+		goto done;
+	}
+	if (s != SQLITE_DONE)
+		goto dberr;
+	sqlite3_finalize(st);
+	if (sqlite3_prepare_v2(db, "SELECT COALESCE(SUM(size), 0) FROM task_logs", -1, &st,
+	    NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW)
+		goto dberr;
+	total = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if ((uint64_t)total + r->len > max_total) {
+		snprintf(err, errlen, "task log outbox full (%lld bytes waiting for the"
+		    " manager, at most %llu)", (long long)total,
+		    (unsigned long long)max_total);
+		goto fail;
+	}
+	if (sqlite3_prepare_v2(db, "INSERT INTO task_logs (key, swarm_id, task_id,"
+	    " iteration, circular, size, created_ms, content)"
+	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
+		goto dberr;
+	sqlite3_bind_text(st, 1, r->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, r->swarm_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, r->task_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, r->iteration);
+	sqlite3_bind_int64(st, 5, r->circular);
+	sqlite3_bind_int64(st, 6, (sqlite3_int64)r->len);
+	sqlite3_bind_int64(st, 7, r->created_ms);
+	sqlite3_bind_blob64(st, 8, r->content, r->len, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto dberr;
+	rc = 1;
+done:
+	sqlite3_finalize(st);
+	if (db_commit(db) == -1) {
+		snprintf(err, errlen, "unable to commit to register.db");
+		db_rollback(db);
+		rc = -1;
+	}
+	pthread_mutex_unlock(&store_lock);
+	return rc;
+dberr:
+	log_warnx("sqlite: storing task logs: %s", sqlite3_errmsg(db));
+	snprintf(err, errlen, "unable to store the logs: %s", sqlite3_errmsg(db));
+fail:
+	sqlite3_finalize(st);
+	db_rollback(db);
+	pthread_mutex_unlock(&store_lock);
+	return -1;
+}
+
+void
+logrow_free(struct logrow *r)
+{
+	free(r->key);
+	free(r->swarm_id);
+	free(r->task_id);
+	free(r->content);
+	memset(r, 0, sizeof(*r));
+}
+
+static char *
+col_strdup(sqlite3_stmt *st, int i)
+{
+	const unsigned char *t = sqlite3_column_text(st, i);
+
+	return strdup(t ? (const char *)t : "");
+}
+
+int
+store_logs_next(sqlite3 *db, struct logrow *r)
+{
+	sqlite3_stmt *st = NULL;
+	const void *blob;
+	int rc = -1, s;
+
+	memset(r, 0, sizeof(*r));
+	pthread_mutex_lock(&store_lock);
+	if (sqlite3_prepare_v2(db, "SELECT seq, key, swarm_id, task_id, iteration, circular,"
+	    " created_ms, content FROM task_logs ORDER BY seq LIMIT 1", -1, &st,
+	    NULL) != SQLITE_OK)
+		goto out;
+	if ((s = sqlite3_step(st)) == SQLITE_DONE) {
+		rc = 0;
+		goto out;
+	}
+	if (s != SQLITE_ROW)
+		goto out;
+	r->seq = sqlite3_column_int64(st, 0);
+	r->key = col_strdup(st, 1);
+	r->swarm_id = col_strdup(st, 2);
+	r->task_id = col_strdup(st, 3);
+	r->iteration = (uint32_t)sqlite3_column_int64(st, 4);
+	r->circular = (uint32_t)sqlite3_column_int64(st, 5);
+	r->created_ms = sqlite3_column_int64(st, 6);
+	blob = sqlite3_column_blob(st, 7);
+	r->len = (size_t)sqlite3_column_bytes(st, 7);
+	if ((r->content = malloc(r->len ? r->len : 1)) != NULL && r->len > 0)
+		memcpy(r->content, blob, r->len);
+	if (r->key == NULL || r->swarm_id == NULL || r->task_id == NULL ||
+	    r->content == NULL) {
+		logrow_free(r);
+		goto out;
+	}
+	rc = 1;
+out:
+	if (rc == -1)
+		log_warnx("sqlite: reading the task log outbox: %s", sqlite3_errmsg(db));
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&store_lock);
+	return rc;
+}
+
+int
+store_logs_sent(sqlite3 *db, int64_t seq, int64_t now_ms)
+{
+	static const char *const sql[] = {
+		"INSERT OR REPLACE INTO task_logs_sent (key, sent_ms)"
+		" SELECT key, ?2 FROM task_logs WHERE seq = ?1",
+		"DELETE FROM task_logs WHERE seq = ?1",
+		"DELETE FROM task_logs_sent WHERE key IN (SELECT key FROM task_logs_sent"
+		" ORDER BY sent_ms DESC LIMIT -1 OFFSET " SENT_KEYS_KEEP_S ")",
+	};
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	pthread_mutex_lock(&store_lock);
+	if (db_begin(db) == -1) {
+		pthread_mutex_unlock(&store_lock);
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
+		if (sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) != SQLITE_OK)
+			goto out;
+		if (sqlite3_bind_parameter_count(st) >= 1)
+			sqlite3_bind_int64(st, 1, seq);
+		if (sqlite3_bind_parameter_count(st) >= 2)
+			sqlite3_bind_int64(st, 2, now_ms);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto out;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	rc = db_commit(db);
+out:
+	if (rc == -1) {
+		log_warnx("sqlite: marking task logs sent: %s", sqlite3_errmsg(db));
+		sqlite3_finalize(st);
+		db_rollback(db);
+	}
+	pthread_mutex_unlock(&store_lock);
+	return rc;
+}
+
+int
+store_logs_count(sqlite3 *db, uint64_t *count, uint64_t *bytes)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	*count = *bytes = 0;
+	pthread_mutex_lock(&store_lock);
+	if (sqlite3_prepare_v2(db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM task_logs",
+	    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+		*count = (uint64_t)sqlite3_column_int64(st, 0);
+		*bytes = (uint64_t)sqlite3_column_int64(st, 1);
+		rc = 0;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&store_lock);
+	return rc;
 }

@@ -111,8 +111,8 @@ def make_node(request):
 
 @pytest.fixture
 def node(manager, make_node):
-    """A started node registered with the dev manager and online."""
+    """A started node registered with the dev manager, online, every daemon up."""
     n = make_node(manager.grpc_port)
     n.start()
-    n.wait_online(30)
+    n.wait_ready(30)
     return n

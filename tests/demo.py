@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -56,7 +55,9 @@ def main():
     if os.path.exists(cfg) and nodelib.mantactl("status", "--json", "-c", cfg).returncode == 0:
         say("stopping the node left running in %s", d)
         nodelib.mantactl("stop", "-c", cfg)
-    for sub in ("run", "mosquitto"):
+    # Each demo starts afresh: a state dir from another build may hold a
+    # database schema this one does not know (and would rightly refuse).
+    for sub in ("run", "mosquitto", "state", "busybox-rootfs"):
         shutil.rmtree(os.path.join(d, sub), ignore_errors=True)
     os.makedirs(d, exist_ok=True)
 
@@ -92,9 +93,18 @@ def main():
         manager.wait_mqtt(10)
         say("development manager on 127.0.0.1:%d (records in %s)", grpc_port, jsonl)
 
-        node = nodelib.Node(grpc_port, alias="demo-node", name="demo", dir=d)
+        node = nodelib.Node(grpc_port, alias="demo-node", name="demo", dir=d,
+                            overrides=nodelib.exec_sections("runc"))
         node.sections["logging"]["level"] = "INFO"
         node.write_config()
+        with_tasks = os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK)
+        if with_tasks:
+            rootfs = nodelib.busybox_rootfs(os.path.join(d, "busybox-rootfs"))
+            r = nodelib.image_import(cfg, "busybox", rootfs)
+            if r.returncode != 0:
+                raise RuntimeError("image import failed: %s" % r.stderr)
+            say("imported image busybox (from busybox-static) into %s",
+                node.sections["paths"]["state_dir"] + "/images")
         say("node config %s; starting: %s", cfg, " ".join(node.start_cmd()))
         node.start(wait=True, timeout=20)
         st = node.wait_status(lambda s: s["manager"]["registered"], 30,
@@ -113,6 +123,22 @@ def main():
             say("heartbeat: cpu %.1f%% of %d cpus, memory %s available of %s, at %s",
                 m.cpu.usage_percent, m.cpu.count, mib(m.memory.available_bytes),
                 mib(m.memory.total_bytes), m.timestamp.ToJsonString())
+
+        if with_tasks:
+            from common import tasks_pb2
+            task_hex = os.urandom(16).hex()
+            script = ("#!/bin/sh\necho \"hello from task $TASK_ID of swarm $SWARM_ID\"\n"
+                      "echo \"in a container: $(hostname), $(id -u):$(id -g), "
+                      "$(grep -c . /proc/self/status) status lines\"\n")
+            say("deploying task %s (image busybox) through the manager's MQTT side",
+                task_hex)
+            manager.deploy_task(node_id, nodelib.task_msg(task_hex, script))
+            u = nodelib.wait_task_status(manager, task_hex, (
+                tasks_pb2.COMPLETED, tasks_pb2.FAILED, tasks_pb2.STOPPED), 60)
+            say("task %s: %s", task_hex, tasks_pb2.TaskStatus.Name(u.task_status))
+            r = nodelib.mantactl("logs", task_hex, "-c", cfg)
+            print("\n$ bin/mantactl logs %s -c %s\n%s" % (task_hex, cfg, r.stdout),
+                  end="")
 
         rc, st = node.status()
         print("\n$ bin/mantactl status --json -c %s" % cfg)

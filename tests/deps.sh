@@ -7,7 +7,9 @@ PKGS="build-essential pkg-config
  libgrpc-dev libsodium-dev libseccomp-dev libcap-dev libsqlite3-dev sqlite3
  libtomlplusplus-dev libjansson-dev libcmocka-dev
  mosquitto mosquitto-clients python3-grpcio python3-paho-mqtt python3-pytest python3-protobuf
- runc crun s6 runit mandoc busybox-static b3sum openssl iproute2 procps"
+ runc crun s6 runit mandoc busybox-static b3sum openssl iproute2 procps
+ debootstrap umoci xz-utils python3-zmq
+ clang libclang-rt-14-dev"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=

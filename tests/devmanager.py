@@ -196,12 +196,19 @@ class DevManager(object):
     token: the JWT expected in `authorization`; None accepts any call.
     topics: Registration.mqtt_topics; a list of format strings, "{node}" is
     replaced by the node id hex (default ["node/{node}/+"]).
+    tls: None (plaintext gRPC) or {"cert": PATH, "key": PATH, "ca": PATH or
+    None, "require_client_auth": bool} to serve gRPC over TLS, verifying
+    client certificates against ca when require_client_auth.
+    mqtt_tls: None or {"ca": PATH, "cert": PATH, "key": PATH} for the
+    manager's own MQTT client to a TLS broker.
     """
 
     def __init__(self, grpc_port=0, broker_host="127.0.0.1", broker_port=None,
                  token="aaa.bbb.ccc", topics=None, jsonl=None, grpc_host="127.0.0.1",
                  echo=None, registration_broker_host=None,
-                 registration_broker_port=None):
+                 registration_broker_port=None, tls=None, mqtt_tls=None):
+        self.tls = tls
+        self.mqtt_tls = mqtt_tls
         self.grpc_host = grpc_host
         self.grpc_port = grpc_port
         self.broker_host = broker_host
@@ -377,7 +384,19 @@ class DevManager(object):
                 ("grpc.so_reuseport", 0)]
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                                    handlers=[generic], options=opts)
-        port = self._server.add_insecure_port("%s:%d" % (self.grpc_host, self.grpc_port))
+        addr = "%s:%d" % (self.grpc_host, self.grpc_port)
+        if self.tls:
+            def slurp(p):
+                with open(p, "rb") as f:
+                    return f.read()
+            ca = self.tls.get("ca")
+            creds = grpc.ssl_server_credentials(
+                [(slurp(self.tls["key"]), slurp(self.tls["cert"]))],
+                root_certificates=slurp(ca) if ca else None,
+                require_client_auth=bool(self.tls.get("require_client_auth")))
+            port = self._server.add_secure_port(addr, creds)
+        else:
+            port = self._server.add_insecure_port(addr)
         if port == 0:
             raise RuntimeError("dev manager: unable to bind %s:%d"
                                % (self.grpc_host, self.grpc_port))
@@ -407,6 +426,10 @@ class DevManager(object):
                                     extra={"failed_with": code.name}))
                 context.abort(code, "dev manager: %s set to fail" % name)
             rec = Record("grpc", name, md, req, reqs, peer)
+            if self.tls:
+                # The client certificate's CN when mutual TLS (else None).
+                cn = context.auth_context().get("x509_common_name") or [b""]
+                rec.extra["peer_cn"] = cn[0].decode("utf-8", "replace") or None
             try:
                 return impl(reqs if kind == "su" else req, context, rec)
             finally:
@@ -512,6 +535,10 @@ class DevManager(object):
         c = mqtt.Client(client_id="devmanager-%d-%d" % (os.getpid(), id(self)),
                         clean_session=True, protocol=mqtt.MQTTv311)
         c.reconnect_delay_set(min_delay=1, max_delay=1)
+        if self.mqtt_tls:
+            import ssl
+            c.tls_set(ca_certs=self.mqtt_tls["ca"], certfile=self.mqtt_tls.get("cert"),
+                      keyfile=self.mqtt_tls.get("key"), tls_version=ssl.PROTOCOL_TLS_CLIENT)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message

@@ -31,7 +31,11 @@ if HERE not in sys.path:
 MANTACTL = os.path.join(BIN, "mantactl")
 MOSQUITTO = "/usr/sbin/mosquitto"
 TOKEN = "aaa.bbb.ccc"
-DAEMONS = ("mantad-res", "mantad-register", "mantad-beat")
+# The daemons an instance runs: the supervisor starts mantad-exec and
+# mantad-light too once they are built.
+DAEMONS = ("mantad-res", "mantad-register", "mantad-beat") + tuple(
+    d for d in ("mantad-exec", "mantad-light")
+    if os.access(os.path.join(BIN, d), os.X_OK))
 
 VALGRIND = bool(os.environ.get("MANTA_TEST_VALGRIND"))
 SCALE = float(os.environ.get("MANTA_TEST_TIMEOUT_SCALE", "4" if VALGRIND else "1"))
@@ -191,9 +195,12 @@ def _terminate(p, sig_first=signal.SIGTERM, grace=10):
 class Broker(object):
     """A real mosquitto on a free loopback port, with its own temp dir."""
 
-    def __init__(self, port=None, dir=None):
+    def __init__(self, port=None, dir=None, tls=None):
+        """tls: None (plain MQTT) or {"ca": PATH, "cert": PATH, "key": PATH,
+        "require_certificate": bool (default True)} for a TLS listener."""
         self.port = port or free_port()
         self.host = "127.0.0.1"
+        self.tls = tls
         if dir is not None:
             os.makedirs(dir, exist_ok=True)
         self.dir = dir or tempfile.mkdtemp(prefix="mnt-mq-", dir="/tmp")
@@ -209,6 +216,13 @@ class Broker(object):
                     "log_type error\nlog_type warning\nlog_type notice\n"
                     "log_type information\n"
                     "connection_messages true\n" % self.port)
+            if tls:
+                # Options after a listener line apply to that listener.
+                f.write("cafile %s\ncertfile %s\nkeyfile %s\n"
+                        "require_certificate %s\n"
+                        % (tls["ca"], tls["cert"], tls["key"],
+                           "true" if tls.get("require_certificate", True)
+                           else "false"))
 
     def start(self, timeout=10):
         assert self.proc is None or self.proc.poll() is not None
@@ -253,6 +267,90 @@ class Broker(object):
 
     def cleanup(self):
         self.kill()
+        if not KEEP:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# ---- a test CA (TLS tests) ----
+
+OPENSSL = "/usr/bin/openssl"
+
+
+class TestCA(object):
+    """A throwaway certificate authority made with Debian's openssl CLI in
+    its own temp dir (EC P-256 keys, unencrypted PEM). issue() signs leaf
+    certificates; cert_folder() lays out a node's security.cert_folder with
+    the INTERFACE.md names (ca.crt, node.crt/key, mqtt.crt/key)."""
+
+    __test__ = False        # not a pytest class
+
+    def __init__(self, name="manta-test-ca", dir=None):
+        self.name = name
+        self.dir = dir or tempfile.mkdtemp(prefix="mnt-ca-", dir="/tmp")
+        self.key = os.path.join(self.dir, "ca.key")
+        self.crt = os.path.join(self.dir, "ca.crt")
+        self._openssl("req", "-x509", "-newkey", "ec",
+                      "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", self.key, "-out", self.crt, "-days", "30",
+                      "-subj", "/CN=%s" % name,
+                      "-addext", "basicConstraints=critical,CA:TRUE",
+                      "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+
+    @staticmethod
+    def _openssl(*args):
+        r = run([OPENSSL] + list(args), timeout=30)
+        if r.returncode != 0:
+            raise AssertionError("openssl %s failed:\n%s" % (args[0], r.stderr))
+        return r
+
+    def issue(self, name, cn, dns=(), ips=(), usage="serverAuth", days=30):
+        """Signs a new key's certificate: CN cn, subjectAltName from dns and
+        ips, extendedKeyUsage usage ("serverAuth", "clientAuth"); days < 0
+        gives a certificate that has already expired. Returns (crt, key)
+        paths, <dir>/<name>.crt and .key."""
+        crt = os.path.join(self.dir, name + ".crt")
+        key = os.path.join(self.dir, name + ".key")
+        csr = os.path.join(self.dir, name + ".csr")
+        ext = os.path.join(self.dir, name + ".ext")
+        san = ["DNS:%s" % d for d in dns] + ["IP:%s" % i for i in ips]
+        with open(ext, "w") as f:
+            f.write("basicConstraints=critical,CA:FALSE\n"
+                    "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                    "extendedKeyUsage=%s\n" % usage)
+            if san:
+                f.write("subjectAltName=%s\n" % ",".join(san))
+        self._openssl("req", "-new", "-newkey", "ec",
+                      "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                      "-keyout", key, "-out", csr, "-subj", "/CN=%s" % cn)
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.crt,
+                      "-CAkey", self.key, "-set_serial",
+                      str(int.from_bytes(os.urandom(8), "big") >> 1),
+                      "-days", str(days), "-extfile", ext, "-out", crt)
+        return crt, key
+
+    def server(self, name="server", host="localhost", ip="127.0.0.1", days=30):
+        """A server certificate for host and ip (both in subjectAltName)."""
+        return self.issue(name, host, dns=(host,), ips=(ip,) if ip else (),
+                          usage="serverAuth", days=days)
+
+    def client(self, name, cn=None, days=30):
+        return self.issue(name, cn or name, usage="clientAuth", days=days)
+
+    def cert_folder(self, dest, ca=True, node=None, mqtt=None):
+        """Fills dest with ca.crt (this CA's, when ca), node.crt/node.key
+        (node: a (crt, key) pair) and mqtt.crt/mqtt.key (mqtt: a pair).
+        Returns dest."""
+        os.makedirs(dest, exist_ok=True)
+        if ca:
+            shutil.copyfile(self.crt, os.path.join(dest, "ca.crt"))
+        for base, pair in (("node", node), ("mqtt", mqtt)):
+            if pair:
+                shutil.copyfile(pair[0], os.path.join(dest, base + ".crt"))
+                shutil.copyfile(pair[1], os.path.join(dest, base + ".key"))
+                os.chmod(os.path.join(dest, base + ".key"), 0o600)
+        return dest
+
+    def cleanup(self):
         if not KEEP:
             shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -427,6 +525,15 @@ class Node(object):
         return self.wait_status(lambda s: s.get("state") == "online", timeout,
                                 "node %s online" % self.config)
 
+    def wait_ready(self, timeout=30):
+        """Online, and every daemon of DAEMONS listed and up (a daemon may
+        still be starting when the node is already online)."""
+        def ready(s):
+            up = {d.get("name") for d in s.get("daemons", []) if d.get("state") == "up"}
+            return s.get("state") == "online" and set(DAEMONS) <= up
+        return self.wait_status(ready, timeout, "node %s online, all daemons up"
+                                % self.config)
+
     def stop(self, timeout=15):
         """`mantactl stop -c FILE`, then waits for the supervisor and every
         daemon of this instance to exit. Returns the stop command's result."""
@@ -554,3 +661,587 @@ class Node(object):
 
 def node_hex_ok(s):
     return isinstance(s, str) and len(s) == 32 and all(c in "0123456789abcdef" for c in s)
+
+
+# ---- images, IPC, task logs (issue 4: image import, tasks, logs) ----
+
+IMAGES_DIR = os.path.join(HERE, "images")
+
+
+def ipc_call(run_dir, name, msg, timeout=5):
+    """Sends one manta.ipc.Msg to the daemon endpoint <run_dir>/<name>.sock
+    (as ipc_call in libcommon/ipc.c does) and returns its decoded answer."""
+    import zmq
+    import ipc_pb2
+    s = zmq.Context.instance().socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    try:
+        s.connect("ipc://%s/%s.sock" % (run_dir, name))
+        s.send(msg.SerializeToString())
+        if not s.poll(int(deadline(timeout) * 1000)):
+            raise AssertionError("%s: no answer within %.1fs" % (name, deadline(timeout)))
+        rep = ipc_pb2.Msg()
+        rep.ParseFromString(s.recv())
+        return rep
+    finally:
+        s.close()
+
+
+def busybox_rootfs(dest):
+    """A busybox rootfs directory at dest (tests/images/busybox.sh)."""
+    r = run(["sh", os.path.join(IMAGES_DIR, "busybox.sh"), dest], timeout=60)
+    assert r.returncode == 0, r.stderr
+    return dest
+
+
+def busybox_tarball(dest):
+    """The busybox rootfs as a tarball at dest (.tar, .tar.gz, .tgz, .tar.xz)."""
+    r = run(["sh", os.path.join(IMAGES_DIR, "busybox.sh"), "--tar", dest], timeout=60)
+    assert r.returncode == 0, r.stderr
+    return dest
+
+
+def python_rootfs(timeout=900):
+    """The cached Debian Python rootfs (tests/images/python.sh builds it once),
+    or None when it cannot be built here: callers skip then."""
+    try:
+        r = run(["sh", os.path.join(IMAGES_DIR, "python.sh")], timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    if r.returncode != 0:
+        return None
+    path = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
+    return path if os.path.isdir(path) else None
+
+
+def image_import(config, name, src, timeout=120):
+    """`mantactl image import NAME SRC -c config` (the CompletedProcess)."""
+    return mantactl("image", "import", name, src, "-c", config, timeout=timeout)
+
+
+def image_ls(config):
+    """`mantactl image ls --json -c config`, parsed."""
+    r = mantactl("image", "ls", "--json", "-c", config)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def tasks_json(config):
+    """(exit code, parsed array or None) of `mantactl tasks --json -c config`."""
+    r = mantactl("tasks", "--json", "-c", config)
+    try:
+        return r.returncode, json.loads(r.stdout) if r.stdout.strip() else None
+    except ValueError:
+        return r.returncode, None
+
+
+def log_frame(swarm_hex, node_hex, task_hex, iteration, circular, raw):
+    """A WIRE.md section 8 frame: 52-byte little-endian header + zlib level 9."""
+    import struct
+    import zlib
+    s, n, t = (int(x, 16) for x in (swarm_hex, node_hex, task_hex))
+    m = (1 << 64) - 1
+    return struct.pack("<QQQQQQHH", s >> 64, s & m, n >> 64, n & m, t >> 64, t & m,
+                       iteration, circular) + zlib.compress(raw, 9)
+
+
+# ---- the Light service (issue 5: mantad-light) ----
+
+LIGHT = os.path.join(BIN, "mantad-light")
+
+# "Service/Method" -> (kind, request class name, response class name), kinds
+# as devmanager.METHODS: uu unary, us server stream, su client stream.
+LIGHT_METHODS = {
+    "Local/GetBinaryData": ("us", "light.DataRequest", "system.Binary"),
+    "Local/ListDir": ("uu", "light.DirRequest", "light.ListDirResponse"),
+    "Local/ReadFileLines": ("us", "light.ReadText", "system.Binary"),
+    "Local/Exists": ("uu", "light.DirRequest", "light.ExistsResponse"),
+    "World/GetTaskResult": ("us", "light.LightResultQuery", "results.ChunkResultValues"),
+    "World/AddTaskResult": ("su", "light.LightResult", "system.Ok"),
+    "World/GetGlobal": ("us", "light.GetGlobalRequest", "results.GlobalValue"),
+    "World/SetGlobal": ("su", "light.SetGlobalRequest", "system.Ok"),
+    "World/StopSwarm": ("uu", "system.EnvId", "system.Ok"),
+    "World/ScheduleTask": ("uu", "tasks.TaskScheduling", "system.Ok"),
+}
+
+
+def _pb(name):
+    mod, cls = name.split(".")
+    if mod == "light":
+        from node import light_service_pb2 as m
+    elif mod == "system":
+        from common import system_pb2 as m
+    elif mod == "results":
+        from common import results_pb2 as m
+    else:
+        from common import tasks_pb2 as m
+    return getattr(m, cls)
+
+
+def pair(h):
+    """32-hex text (or an int) -> common.system.PairId."""
+    from common import system_pb2
+    v = h if isinstance(h, int) else int(h, 16)
+    return system_pb2.PairId(head=v >> 64, tail=v & ((1 << 64) - 1))
+
+
+def pair_hex(p):
+    return "%032x" % ((p.head << 64) | p.tail)
+
+
+def random_hex():
+    return os.urandom(16).hex()
+
+
+class LightClient(object):
+    """Python gRPC client of node.light_service.Local/World (no stubs: the
+    generated modules hold messages only). call() returns the response, a
+    list of them for server streams; it raises grpc.RpcError on failure."""
+
+    def __init__(self, target, token=None):
+        import grpc
+        self.grpc = grpc
+        self.channel = grpc.insecure_channel(
+            target, options=[("grpc.max_receive_message_length", -1),
+                             ("grpc.max_send_message_length", -1)])
+        self.token = token
+
+    def close(self):
+        self.channel.close()
+
+    def msg(self, method, **kw):
+        return _pb(LIGHT_METHODS[method][1])(**kw)
+
+    def stub(self, method):
+        kind, req, resp = LIGHT_METHODS[method]
+        path = "/node.light_service.%s" % method
+        ser = _pb(req).SerializeToString
+        de = _pb(resp).FromString
+        f = {"uu": self.channel.unary_unary, "us": self.channel.unary_stream,
+             "su": self.channel.stream_unary}[kind]
+        return f(path, request_serializer=ser, response_deserializer=de)
+
+    def call(self, method, req, timeout=10, token=None, raw=False):
+        """req: a message, or an iterable of them for client streams. With
+        raw, the stream's iterator is returned unconsumed."""
+        tok = token if token is not None else self.token
+        md = [("manta-task-token", tok)] if tok else None
+        kind = LIGHT_METHODS[method][0]
+        r = self.stub(method)(req, timeout=deadline(timeout), metadata=md)
+        if kind == "us" and not raw:
+            return list(r)
+        return r
+
+
+def grpc_code(fn):
+    """Runs fn(); returns the grpc.StatusCode it failed with (OK if none)."""
+    import grpc
+    try:
+        fn()
+    except grpc.RpcError as e:
+        return e.code()
+    return grpc.StatusCode.OK
+
+
+class FakeExec(object):
+    """Answers TaskLookup on <run_dir>/exec.sock as mantad-exec does, from a
+    table the test fills: add_task(swarm_hex, task_hex, token=..., ...).
+    For tests of mantad-light alone (no containers)."""
+
+    def __init__(self, run_dir):
+        self.run_dir = run_dir
+        self.tasks = []
+        self.lookups = []
+        self.silent = False         # stop answering (exec hung)
+        self._stop = False
+        self._thread = None
+
+    def add_task(self, swarm_hex, task_hex, token=None, iteration=0, circular=0,
+                 running=True):
+        self.tasks.append(dict(swarm=swarm_hex, task=task_hex, token=token,
+                               iteration=iteration, circular=circular, running=running))
+
+    def start(self):
+        import threading
+        import zmq
+        os.makedirs(self.run_dir, mode=0o700, exist_ok=True)
+        self._sock = zmq.Context.instance().socket(zmq.ROUTER)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        self._sock.bind("ipc://%s/exec.sock" % self.run_dir)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        self._stop = True
+        if self._thread is not None:
+            self._thread.join(5)
+        self._sock.close()
+
+    def _answer(self, lk):
+        import ipc_pb2
+        ti = ipc_pb2.TaskIdentity()
+        for t in self.tasks:
+            if lk.token:
+                if t["token"] != lk.token:
+                    continue
+            elif (pair_hex(lk.swarm_id), pair_hex(lk.task_id)) != (t["swarm"], t["task"]):
+                continue
+            ti.found = True
+            ti.swarm_id.CopyFrom(pair(t["swarm"]))
+            ti.task_id.CopyFrom(pair(t["task"]))
+            ti.iteration = t["iteration"]
+            ti.circular = t["circular"]
+            ti.running = t["running"]
+            ti.token_matched = bool(lk.token)
+            break
+        return ipc_pb2.Msg(task_identity=ti)
+
+    def _loop(self):
+        import zmq
+        import ipc_pb2
+        while not self._stop:
+            if not self._sock.poll(100, zmq.POLLIN):
+                continue
+            frames = self._sock.recv_multipart()
+            m = ipc_pb2.Msg()
+            m.ParseFromString(frames[-1])
+            self.lookups.append(m)
+            if self.silent:
+                continue
+            if m.WhichOneof("body") == "task_lookup":
+                rep = self._answer(m.task_lookup)
+            else:
+                rep = ipc_pb2.Msg(reply=ipc_pb2.Reply(code=2, error="fake exec"))
+            self._sock.send_multipart(frames[:-1] + [rep.SerializeToString()])
+
+
+class LightDaemon(object):
+    """bin/mantad-light run alone in the foreground with a Node's config
+    (no supervisor), its stderr in <dir>/light.log; ready once it signalled
+    readiness on the fd given with -r."""
+
+    def __init__(self, node, env=None):
+        self.node = node
+        self.env = env
+        self.proc = None
+        self.logfile = os.path.join(node.dir, "light.log")
+
+    def start(self, timeout=15):
+        r, w = os.pipe()
+        log = open(self.logfile, "a")
+        env = dict(os.environ)
+        env.update(self.env or {})
+        try:
+            # MANTA_TEST_LIGHT_WRAP: a command line to run it under (strace -f
+            # ...); MANTA_TEST_LIGHT_BIN: another build of it (ASAN).
+            wrap = os.environ.get("MANTA_TEST_LIGHT_WRAP", "").split()
+            prog = os.environ.get("MANTA_TEST_LIGHT_BIN", LIGHT)
+            self.proc = subprocess.Popen(wrap + [prog, "-c", self.node.config, "-r", str(w)],
+                                         stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, pass_fds=(w,),
+                                         env=env, start_new_session=True)
+        finally:
+            log.close()
+            os.close(w)
+        import select
+        end = time.monotonic() + deadline(timeout)
+        try:
+            while time.monotonic() < end:
+                if select.select([r], [], [], 0.1)[0]:
+                    if os.read(r, 16):
+                        return self
+                    break
+        finally:
+            os.close(r)
+        raise AssertionError("mantad-light not ready (exit %r):\n%s"
+                             % (self.proc.poll(), self.log()))
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    @property
+    def port(self):
+        return light_port(self.node.run_dir)
+
+    def target(self):
+        return "127.0.0.1:%d" % self.port
+
+    def stop(self, timeout=10):
+        _terminate(self.proc, grace=timeout)
+        return self.proc.returncode
+
+    def log(self):
+        try:
+            with open(self.logfile, errors="replace") as f:
+                return f.read()
+        except OSError:
+            return ""
+
+
+def light_port(run_dir):
+    with open(os.path.join(run_dir, "light.port")) as f:
+        return int(f.read().strip())
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of strings."""
+    out = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            out[k] = v.strip()
+    return out
+
+
+def rss_kb(pid):
+    """(VmRSS, RssAnon) of pid in KiB."""
+    st = proc_status(pid)
+    return int(st["VmRSS"].split()[0]), int(st.get("RssAnon", "0 kB").split()[0])
+
+
+def audit_rows(state_dir):
+    """Rows of <state_dir>/light.db's access table, as dicts."""
+    import sqlite3
+    db = sqlite3.connect("file:%s/light.db?mode=ro" % state_dir, uri=True)
+    try:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute("SELECT * FROM access ORDER BY id")]
+    finally:
+        db.close()
+
+
+# ---- task containers (issue 4: mantad-exec; tests/test_2*_exec_*.py) ----
+
+RUNTIMES = ("runc", "crun")
+_runtime_probe = {}
+
+
+def runtime_usable(name, rootfs):
+    """(True, "") if the OCI runtime `name` can run a container here, else
+    (False, why). Probed once per process with a bare `NAME run` of rootfs
+    (crun refuses cgroup v1/v2 hybrid hosts with controllers on v2)."""
+    if name in _runtime_probe:
+        return _runtime_probe[name]
+    path = shutil.which(name, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if path is None:
+        _runtime_probe[name] = (False, "%s is not installed" % name)
+        return _runtime_probe[name]
+    d = tempfile.mkdtemp(prefix="mnt-probe-", dir="/tmp")
+    try:
+        cfg = {"ociVersion": "1.0.2",
+               "process": {"terminal": False, "user": {"uid": 0, "gid": 0},
+                           "args": ["/bin/true"], "cwd": "/",
+                           "env": ["PATH=/bin"]},
+               "root": {"path": rootfs, "readonly": True},
+               "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
+               "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}],
+                         "resources": {"pids": {"limit": 16}},
+                         "cgroupsPath": "/manta/probe-%d" % os.getpid()}}
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f)
+        r = run([path, "--root", os.path.join(d, "root"), "run", "--bundle", d,
+                 "probe-%d" % os.getpid()], timeout=30)
+        if r.returncode == 0:
+            _runtime_probe[name] = (True, "")
+        else:
+            _runtime_probe[name] = (False, "%s cannot run a container here: %s"
+                                    % (name, (r.stderr or r.stdout).strip()[-300:]))
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    return _runtime_probe[name]
+
+
+def exec_sections(runtime, **kw):
+    """Config overrides for a task test: small limits, so tests are quick and
+    the host stays safe; kw: {"section": {key: value}} merged on top."""
+    o = {"containers": {"runtime": runtime, "default_cpu_limit": "0.5",
+                        "default_memory_limit": "128M"},
+         "tasks": {"max_concurrent": 2, "task_timeout": 60, "retry_attempts": 1,
+                   "cleanup_on_failure": True, "stream_logs": True},
+         "resources": {"reserve_cpu_percent": 10, "reserve_memory_mb": 256}}
+    for sec, kv in kw.items():
+        o.setdefault(sec, {}).update(kv)
+    return o
+
+
+def task_msg(task_hex, script, swarm_hex="5a" * 16, iteration=0, circular=0,
+             image="busybox", alias="task", network="None", gpu=False):
+    """A common.tasks.MqttTask with a shell script payload (the "#!" extension)."""
+    from devmanager import hex_to_pair
+    from common import tasks_pb2
+    if isinstance(script, str):
+        script = script.encode()
+    return tasks_pb2.MqttTask(swarm_id=hex_to_pair(swarm_hex),
+                              task_id=hex_to_pair(task_hex), iteration=iteration,
+                              circular=circular, payload=script, image=image,
+                              alias=alias, network=network, auth_key="None",
+                              login_server="None", gpu=gpu)
+
+
+def task_updates(manager, task_hex=None):
+    """[(task hex, iteration, circular, status)] of the TaskUpdates received."""
+    from devmanager import pair_to_hex
+    out = []
+    for r in manager.task_updates:
+        u = r.request
+        if u is None:
+            continue
+        t = pair_to_hex(u.task_id)
+        if task_hex is None or t == task_hex:
+            out.append((t, u.iteration, u.circular, u.task_status))
+    return out
+
+
+def wait_task_status(manager, task_hex, statuses, timeout=30):
+    """Waits for a TaskUpdate of task_hex with a status in statuses; returns it."""
+    from devmanager import pair_to_hex
+    if isinstance(statuses, int):
+        statuses = (statuses,)
+    return manager.wait_message(
+        "manager/update_task_status", timeout=deadline(timeout),
+        pred=lambda r: r.request is not None and r.request.task_status in statuses
+        and pair_to_hex(r.request.task_id) == task_hex).request
+
+
+def task_log_text(manager, task_hex):
+    """Everything AddTaskLogs carried for task_hex, frames in arrival order."""
+    with manager.lock:
+        frames = [d for d in manager.logs if d["task_id"] == task_hex]
+    return "".join(d["text"] for d in frames)
+
+
+def exec_leftovers(node, runtime):
+    """What a task may leave behind on this node: containers in its runtime
+    root, cgroups named after its containers, bundles. Empty lists when clean."""
+    root = os.path.join(node.state_dir, "runtime-root")
+    path = shutil.which(runtime, path="/usr/sbin:/usr/bin:/sbin:/bin") or runtime
+    r = run([path, "--root", root, "list", "-q"], timeout=30)
+    containers = [l for l in r.stdout.split() if l.strip()] if r.returncode == 0 else []
+    cgroups = []
+    for base in ("/sys/fs/cgroup", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids",
+                 "/sys/fs/cgroup/cpu"):
+        d = os.path.join(base, "manta")
+        try:
+            names = os.listdir(d)
+        except OSError:
+            continue
+        # Only this node's containers: their ids carry the bundle's run ids,
+        # and the node's state dir hash; match on what its database named.
+        cgroups += [os.path.join(d, n) for n in names
+                    if n.startswith("manta-") and n in exec_container_ids(node)]
+    try:
+        bundles = os.listdir(os.path.join(node.state_dir, "tasks"))
+    except OSError:
+        bundles = []
+    return {"containers": containers, "cgroups": cgroups, "bundles": bundles}
+
+
+def exec_container_ids(node):
+    """Every container id mantad-exec recorded for this node (exec.db)."""
+    import sqlite3
+    try:
+        db = sqlite3.connect("file:%s/exec.db?mode=ro" % node.state_dir, uri=True,
+                             timeout=5)
+    except sqlite3.Error:
+        return set()
+    try:
+        rows = db.execute("SELECT cid, attempts FROM run").fetchall()
+    except sqlite3.Error:
+        return set()
+    finally:
+        db.close()
+    ids = set()
+    for cid, attempts in rows:
+        if cid:
+            base = cid.rsplit("-", 1)[0]
+            ids.update("%s-%d" % (base, a) for a in range(1, (attempts or 1) + 1))
+    return ids
+
+
+def cgroup_pids(node, runtime, cid):
+    """pids.current of a running container's cgroup (v1 or v2), or None."""
+    for p in ("/sys/fs/cgroup/pids/manta/%s/pids.current" % cid,
+              "/sys/fs/cgroup/manta/%s/pids.current" % cid):
+        try:
+            with open(p) as f:
+                return int(f.read())
+        except OSError:
+            continue
+    return None
+
+
+def exec_node(manager, make_node, rootfs, runtime, **sections):
+    """A started, online node running tasks with runtime, the busybox image
+    imported from rootfs; node.node_id set. sections: config overrides."""
+    n = make_node(manager.grpc_port, overrides=exec_sections(runtime, **sections))
+    r = image_import(n.config, "busybox", rootfs)
+    assert r.returncode == 0, r.stderr
+    n.start()
+    n.node_id = n.wait_online(30)["node_id"]
+    return n
+
+
+class LightEnv(object):
+    """mantad-light alone for host-side tests: a dev manager (gRPC only), a
+    node directory with datasets/ (mappings given), a fake mantad-exec that
+    knows one running task (self.swarm, self.task, self.token), and the
+    daemon itself. cleanup() stops all of it."""
+
+    def __init__(self, mappings=None, overrides=None, env=None, start=True):
+        from devmanager import DevManager
+        self.manager = DevManager(grpc_port=free_port(), broker_port=None,
+                                  token=TOKEN).start()
+        ov = {"datasets": {"mappings": mappings or {}}}
+        for sec, kv in (overrides or {}).items():
+            ov.setdefault(sec, {}).update(kv)
+        self.node = Node(self.manager.grpc_port, overrides=ov)
+        self.datasets = os.path.join(self.node.dir, "datasets")
+        os.makedirs(self.datasets, exist_ok=True)
+        os.makedirs(self.node.state_dir, mode=0o700, exist_ok=True)
+        self.node_id = random_hex()
+        with open(os.path.join(self.node.state_dir, "identity"), "w") as f:
+            f.write(self.node_id + "\n")
+        self.swarm, self.task = random_hex(), random_hex()
+        self.token = os.urandom(16).hex()
+        self.exec = FakeExec(self.node.run_dir).start()
+        self.exec.add_task(self.swarm, self.task, token=self.token, iteration=7, circular=1)
+        self.daemon = LightDaemon(self.node, env=env)
+        self.clients = []
+        if start:
+            self.start()
+
+    def start(self):
+        self.daemon.start()
+        return self
+
+    def client(self, token=None):
+        c = LightClient(self.daemon.target(), token=token)
+        self.clients.append(c)
+        return c
+
+    def data_request(self, name, swarm=None, task=None):
+        from node import light_service_pb2 as L
+        return L.DataRequest(swarm_id=pair(swarm or self.swarm),
+                             task_id=pair(task or self.task), name=name)
+
+    def dir_request(self, name, path="", swarm=None, task=None):
+        from node import light_service_pb2 as L
+        return L.DirRequest(data_request=self.data_request(name, swarm, task), path=path)
+
+    def read_text(self, name, path, **kw):
+        from node import light_service_pb2 as L
+        return L.ReadText(data_request=self.data_request(name), path=L.ProtoPath(value=path),
+                          **kw)
+
+    def cleanup(self):
+        for c in self.clients:
+            c.close()
+        try:
+            if self.daemon.proc is not None:
+                self.daemon.stop()
+        finally:
+            self.exec.stop()
+            self.manager.stop()
+            self.node.cleanup()

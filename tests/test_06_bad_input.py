@@ -22,7 +22,7 @@ def exec_present():
 
 
 def test_bad_input(manager, node):
-    st = node.wait_online()
+    st = node.wait_ready()
     node_id = st["node_id"]
     pids = {d["name"]: d["pid"] for d in st["daemons"]}
 
@@ -54,7 +54,7 @@ def test_bad_input(manager, node):
         assert r.request.content
 
     # Nothing that reached the manager was a crash.
-    st = node.wait_online(10)
+    st = node.wait_ready(10)
     for d in st["daemons"]:
         assert d["restarts"] == 0, "daemon restarted after bad input: %r" % d
         assert d["state"] == "up", d
@@ -71,7 +71,7 @@ def test_bad_input(manager, node):
 def test_unparsable_commands_without_exec(manager, node):
     """deploy_task/stop_task/stop_swarm garbage never takes beat down, whether
     or not mantad-exec runs."""
-    st = node.wait_online()
+    st = node.wait_ready()
     node_id = st["node_id"]
     for cmd in ("deploy_task", "stop_task", "stop_swarm"):
         for payload in (GARBAGE, TRUNCATED, b"", os.urandom(4096)):
@@ -80,6 +80,6 @@ def test_unparsable_commands_without_exec(manager, node):
     t0 = time.monotonic()
     manager.collect_information(node_id, "set_node_status")
     manager.wait_call("SetNodeStatus", timeout=nodelib.deadline(15), after=t0)
-    st = node.wait_online(10)
+    st = node.wait_ready(10)
     for d in st["daemons"]:
         assert d["restarts"] == 0, "daemon restarted after bad input: %r" % d

@@ -39,7 +39,7 @@ def test_manager_down_at_start(managers, make_node):
     m = managers(port)
     r = m.wait_call("RegisterNode", timeout=nodelib.deadline(30))
     assert pair_to_hex(r.request.node_id) == st["node_id"]
-    st = n.wait_online(30)
+    st = n.wait_ready(30)
     for d in st["daemons"]:
         assert d["restarts"] == 0, d
 
@@ -53,7 +53,7 @@ def test_manager_away_marks_unregistered(manager, node):
 
 
 def test_manager_long_restart(manager, managers, node):
-    node_id = node.wait_online()["node_id"]
+    node_id = node.wait_ready()["node_id"]
     port = manager.grpc_port
     manager.stop()
     node.wait_status(lambda s: s["manager"]["registered"] is False, 30,
@@ -62,17 +62,17 @@ def test_manager_long_restart(manager, managers, node):
     r = m2.wait_call("RegisterNode", timeout=nodelib.deadline(30))
     assert pair_to_hex(r.request.node_id) == node_id
     assert r.authorization == nodelib.TOKEN
-    st = node.wait_online(30)
+    st = node.wait_ready(30)
     assert st["manager"]["registered"] is True
 
 
 def test_manager_quick_restart(manager, managers, node):
-    node_id = node.wait_online()["node_id"]
+    node_id = node.wait_ready()["node_id"]
     port = manager.grpc_port
     manager.stop()
     m2 = managers(port)      # at once: no IsAvailable probe falls in the gap
     r = m2.wait_call("RegisterNode", timeout=nodelib.deadline(30))
     assert pair_to_hex(r.request.node_id) == node_id
-    st = node.wait_online(30)
+    st = node.wait_ready(30)
     for d in st["daemons"]:
         assert d["restarts"] == 0, d

@@ -11,7 +11,7 @@ import nodelib
 
 @pytest.mark.parametrize("name", nodelib.DAEMONS)
 def test_kill9_daemon_restarted(node, name):
-    st = node.wait_online()
+    st = node.wait_ready()
     old = node.daemon(name, st)
     assert old["restarts"] == 0 and old["state"] == "up", old
     assert node.pids().get(name) == old["pid"]
@@ -22,7 +22,7 @@ def test_kill9_daemon_restarted(node, name):
         return d["pid"] != old["pid"] and d["state"] == "up" and d["restarts"] >= 1
     node.wait_status(restarted, 30, "%s restarted" % name)
     assert not nodelib.alive(old["pid"]), "old %s pid %d still there" % (name, old["pid"])
-    st = node.wait_online(30)
+    st = node.wait_ready(30)
     new = node.daemon(name, st)
     assert node.pids().get(name) == new["pid"]
     # The others were left alone.
@@ -33,12 +33,12 @@ def test_kill9_daemon_restarted(node, name):
 
 
 def test_second_start_refused(node):
-    st = node.wait_online()
+    st = node.wait_ready()
     before = {d["name"]: d["pid"] for d in st["daemons"]}
     r = nodelib.mantactl("start", "-c", node.config, timeout=15)
     assert r.returncode != 0, "second start of the same instance exited 0"
     assert r.stderr.strip(), "second start refused without a message"
-    st = node.wait_online(10)
+    st = node.wait_ready(10)
     assert {d["name"]: d["pid"] for d in st["daemons"]} == before
     assert node.proc.poll() is None, "first supervisor exited"
     sup = [pid for pid, name in node.processes() if name == "mantactl"
@@ -47,7 +47,7 @@ def test_second_start_refused(node):
 
 
 def test_sigterm_stops_everything(node):
-    node.wait_online()
+    node.wait_ready()
     pids = node.pids()
     for name in nodelib.DAEMONS:
         assert name in pids, pids

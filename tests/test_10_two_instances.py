@@ -11,7 +11,7 @@ def test_two_instances(manager, make_node):
     a = make_node(manager.grpc_port, alias="node-one", name="one").start(wait=False)
     b = make_node(manager.grpc_port, alias="node-two", name="two").start(wait=False)
     ida, idb = nodelib.b3sum16(b"node-one"), nodelib.b3sum16(b"node-two")
-    sa, sb = a.wait_online(30), b.wait_online(30)
+    sa, sb = a.wait_ready(30), b.wait_ready(30)
     assert sa["node_id"] == ida and sb["node_id"] == idb
     assert sa["alias"] == "node-one" and sb["alias"] == "node-two"
     registered = {pair_to_hex(r.request.node_id) for r in manager.calls("RegisterNode")}
@@ -33,5 +33,5 @@ def test_two_instances(manager, make_node):
     # Stopping one leaves the other online.
     a.stop()
     assert a.status()[0] == 3
-    sb = b.wait_online(10)
+    sb = b.wait_ready(10)
     assert {d["pid"] for d in sb["daemons"]} == pb

@@ -157,6 +157,7 @@ assert_defaults(const struct manta_cfg *c)
 	assert_string_equal(c->base_path, "/data/datasets");
 	assert_true(c->mount_readonly);
 	assert_int_equal(c->nmappings, 0);
+	assert_int_equal(c->npermissions, 0);
 	assert_true(c->cache_metadata);
 	assert_int_equal(c->max_concurrent, 2);
 	assert_int_equal(c->task_timeout, 3600);
@@ -181,6 +182,7 @@ assert_defaults(const struct manta_cfg *c)
 	assert_true(c->verify_ssl);
 	assert_int_equal(c->token_refresh_interval, 3600);
 	assert_false(c->task_token_required);
+	assert_false(c->task_token_required_set);
 }
 
 static void
@@ -237,6 +239,8 @@ test_paths_and_extras(void **state)
 	    "network = \"none\"\nimage_dir = \"~/img\"\n"
 	    "log_config = { type = \"local\", config = { max-size = \"1g\", max-file = 7 } }\n"
 	    "[datasets.mappings]\nmnist = \"~/data/mnist\"\n\"odd name\" = \"/d\"\n"
+	    "[datasets.permissions]\nmnist = [\"0123456789ABCDEFabcdef0123456789\",\n"
+	    "  \"ffffffffffffffffffffffffffffffff\"]\npool = []\n"
 	    "[logging]\nlevel = \"debug\"\n"
 	    "[security]\ntask_token_required = true\n"
 	    "[paths]\nrun_dir = \"/tmp/r\"\nstate_dir = \"~/s\"\n"));
@@ -263,8 +267,17 @@ test_paths_and_extras(void **state)
 	assert_string_equal(c->mappings[0].name, "mnist");
 	assert_string_equal(c->mappings[0].path, "/home/tester/data/mnist");
 	assert_string_equal(c->mappings[1].name, "odd name");
+	/* Swarm ids lowercased; a name under base_path need not be mapped. */
+	assert_int_equal(c->npermissions, 2);
+	assert_string_equal(c->permissions[0].dataset, "mnist");
+	assert_int_equal(c->permissions[0].nswarms, 2);
+	assert_string_equal(c->permissions[0].swarms[0], "0123456789abcdefabcdef0123456789");
+	assert_string_equal(c->permissions[0].swarms[1], "ffffffffffffffffffffffffffffffff");
+	assert_string_equal(c->permissions[1].dataset, "pool");
+	assert_int_equal(c->permissions[1].nswarms, 0);
 	assert_string_equal(c->log_level, "DEBUG");
 	assert_true(c->task_token_required);
+	assert_true(c->task_token_required_set);
 	assert_string_equal(c->run_dir, "/tmp/r");
 	assert_string_equal(c->state_dir, "/home/tester/s");
 	cfg_free(c);
@@ -272,6 +285,12 @@ test_paths_and_extras(void **state)
 	/* docker_network = "none" isolates tasks when containers.network is unset. */
 	c = load_ok(write_text("x.toml", MINIMAL "[containers]\ndocker_network = \"none\"\n"));
 	assert_string_equal(c->network, "none");
+	cfg_free(c);
+
+	/* An explicit false is told apart from an unset key. */
+	c = load_ok(write_text("x.toml", MINIMAL "[security]\ntask_token_required = false\n"));
+	assert_false(c->task_token_required);
+	assert_true(c->task_token_required_set);
 	cfg_free(c);
 }
 
@@ -329,6 +348,20 @@ test_bad_values(void **state)
 		{ "[datasets]\nmappings = [\"a\"]\n", 4, "datasets.mappings", "expected a table" },
 		{ "[datasets.mappings]\n\"..\" = \"/x\"\n", 4, "datasets.mappings...", "dataset name" },
 		{ "[datasets.mappings]\nm = 1\n", 4, "datasets.mappings.m", "expected a string" },
+		{ "[datasets]\npermissions = [\"a\"]\n", 4, "datasets.permissions", "expected a table" },
+		{ "[datasets.permissions]\nd = \"0123456789abcdef0123456789abcdef\"\n", 4,
+		  "datasets.permissions.d", "expected an array" },
+		{ "[datasets.permissions]\n\"a/b\" = []\n", 4, "datasets.permissions.a/b", "dataset name" },
+		{ "[datasets.permissions]\nd = [\"0123456789abcdef0123456789abcdef\",\n"
+		  "  \"0123456789abcdef0123456789abcdeg\"]\n", 5, "datasets.permissions.d[1]", "32 hex" },
+		{ "[datasets.permissions]\nd = [\"0123456789abcdef0123456789abcde\"]\n", 4,
+		  "datasets.permissions.d[0]", "32 hex" },
+		{ "[datasets.permissions]\nd = [\"0123456789abcdef0123456789abcdef0\"]\n", 4,
+		  "datasets.permissions.d[0]", "32 hex" },
+		{ "[datasets.permissions]\nd = [\"01234567-89ab-cdef-0123-456789abcdef\"]\n", 4,
+		  "datasets.permissions.d[0]", "32 hex" },
+		{ "[datasets.permissions]\nd = [7]\n", 4, "datasets.permissions.d[0]", "expected a string" },
+		{ "[security]\ntask_token_required = \"no\"\n", 4, "security.task_token_required", "boolean" },
 		{ "[tasks]\nmax_concurrent = 0\n", 4, "tasks.max_concurrent", "out of range" },
 		{ "[logging]\nlevel = \"VERBOSE\"\n", 4, "logging.level", "DEBUG" },
 		{ "[logging]\nmax_file_size = \"lots\"\n", 4, "logging.max_file_size", "size" },
@@ -647,13 +680,20 @@ test_print(void **state)
 
 	c = load_ok(write_text("p.toml", "[identity]\nsecured_token = \"sekrit.part.two\"\n"
 	    "alias = \"al\"\n[mqtt]\ntopics = [\"q\\\"uote\", \"tab\\t\"]\n"
-	    "[datasets.mappings]\n\"with space\" = \"/x\"\n"));
+	    "[datasets.mappings]\n\"with space\" = \"/x\"\n"
+	    "[datasets.permissions]\n\"with space\" = [\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\", "
+	    "\"0123456789abcdef0123456789abcdef\"]\nnone = []\n"));
 	masked = print_to_string(c, true);
 	assert_null(strstr(masked, "sekrit"));
 	assert_non_null(strstr(masked, "secured_token = \"***\""));
 	assert_non_null(strstr(masked, "alias = \"al\""));
 	plain = print_to_string(c, false);
 	assert_non_null(strstr(plain, "secured_token = \"sekrit.part.two\""));
+	assert_non_null(strstr(plain, "\n[datasets.permissions]\n\"with space\" = "
+	    "[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\", \"0123456789abcdef0123456789abcdef\"]\n"
+	    "none = []\n"));
+	/* Unset, task_token_required is not printed as a value. */
+	assert_null(strstr(plain, "\ntask_token_required ="));
 	{
 		static const char *const order[] = { "[identity]", "[metadata]", "[network]",
 		    "[mqtt]", "[containers]", "[datasets]", "[tasks]", "[resources]",
@@ -674,10 +714,26 @@ test_print(void **state)
 	assert_string_equal(plain, again);
 	assert_string_equal(c2->topics[0], "q\"uote");
 	assert_string_equal(c2->mappings[0].name, "with space");
+	assert_int_equal(c2->npermissions, 2);
+	assert_false(c2->task_token_required_set);
 	free(again);
 	cfg_free(c2);
 	free(masked);
 	free(plain);
+	cfg_free(c);
+
+	/* An explicit task_token_required stays explicit. */
+	c = load_ok(write_text("p.toml", MINIMAL "[security]\ntask_token_required = false\n"));
+	plain = print_to_string(c, false);
+	assert_non_null(strstr(plain, "\ntask_token_required = false\n"));
+	assert_null(strstr(plain, "[datasets.permissions]"));
+	c2 = load_ok(write_text("p2.toml", plain));
+	assert_true(c2->task_token_required_set);
+	again = print_to_string(c2, false);
+	assert_string_equal(plain, again);
+	free(again);
+	free(plain);
+	cfg_free(c2);
 	cfg_free(c);
 
 	/* Likewise for the reference file. */

@@ -1,0 +1,234 @@
+#!/usr/bin/python3
+"""make bench (bench/bench.py runs every bench/*_bench.py): mantad-light.
+
+- GetBinaryData throughput of a 1 GiB sparse dataset file, next to two
+  floors measured in the same run with the same Python client: a plain
+  gRPC server stream on loopback (Python grpcio, pre-built messages of the
+  same chunk size, nothing read from disk) and raw loopback TCP;
+- the daemon's VmRSS and RssAnon while streaming (peak, from /proc);
+- World SetGlobal + GetGlobal round trip (1 KiB global, median of
+  BENCH_ROUNDS, default 200) through mantad-light, next to the same two
+  calls made straight to the development manager;
+- a 64 MiB global through SetGlobal + GetGlobal, both ways, idem.
+
+Figures are printed, never asserted. BENCH_LIGHT_GIB sets the file size."""
+
+import os
+import socket
+import statistics
+import sys
+import threading
+import time
+from concurrent import futures
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
+
+import grpc  # noqa: E402
+
+import nodelib  # noqa: E402
+
+CHUNK = 128 * 1024          # mantad-light's LIGHT_CHUNK
+SIZE = int(float(os.environ.get("BENCH_LIGHT_GIB", "1")) * (1 << 30))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
+
+
+def ident(b):
+    return b
+
+
+def drain(stream):
+    n = 0
+    for m in stream:
+        n += len(m)
+    return n
+
+
+def mib_s(nbytes, secs):
+    return nbytes / secs / (1 << 20)
+
+
+# ---- floors ----
+
+class FloorServicer(object):
+    """A plain server stream: SIZE bytes in CHUNK-sized Binary messages,
+    serialized once up front."""
+
+    def __init__(self):
+        from common import system_pb2
+        self.msg = system_pb2.Binary(content=b"\0" * CHUNK).SerializeToString()
+
+    def handler(self):
+        def stream(req, ctx):
+            for _ in range(SIZE // CHUNK):
+                yield self.msg
+        h = grpc.unary_stream_rpc_method_handler(stream, request_deserializer=ident,
+                                                 response_serializer=ident)
+        return grpc.method_handlers_generic_handler("floor.Floor", {"Stream": h})
+
+
+def grpc_floor():
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2),
+                      options=[("grpc.so_reuseport", 0)])
+    srv.add_generic_rpc_handlers((FloorServicer().handler(),))
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    try:
+        ch = grpc.insecure_channel("127.0.0.1:%d" % port)
+        f = ch.unary_stream("/floor.Floor/Stream", request_serializer=ident,
+                            response_deserializer=ident)
+        t0 = time.monotonic()
+        n = drain(f(b""))
+        took = time.monotonic() - t0
+        ch.close()
+        return mib_s(n, took)
+    finally:
+        srv.stop(None)
+
+
+def tcp_floor():
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(1)
+    buf = b"\0" * CHUNK
+
+    def send():
+        c, _ = lsn.accept()
+        for _ in range(SIZE // CHUNK):
+            c.sendall(buf)
+        c.close()
+    t = threading.Thread(target=send)
+    t.start()
+    s = socket.create_connection(lsn.getsockname())
+    t0 = time.monotonic()
+    n = 0
+    while True:
+        b = s.recv(1 << 20)
+        if not b:
+            break
+        n += len(b)
+    took = time.monotonic() - t0
+    t.join()
+    s.close()
+    lsn.close()
+    return mib_s(n, took)
+
+
+# ---- mantad-light ----
+
+def light_stream(e):
+    ch = grpc.insecure_channel(e.daemon.target())
+    f = ch.unary_stream("/node.light_service.Local/GetBinaryData",
+                        request_serializer=lambda m: m.SerializeToString(),
+                        response_deserializer=ident)
+    pid = e.daemon.pid
+    peak = [0, 0]
+    stop = threading.Event()
+
+    def watch():
+        while not stop.is_set():
+            rss, anon = nodelib.rss_kb(pid)
+            peak[0] = max(peak[0], rss)
+            peak[1] = max(peak[1], anon)
+            time.sleep(0.01)
+    t = threading.Thread(target=watch)
+    t.start()
+    t0 = time.monotonic()
+    try:
+        n = drain(f(e.data_request("big"), metadata=[("manta-task-token", e.token)]))
+    finally:
+        took = time.monotonic() - t0
+        stop.set()
+        t.join()
+        ch.close()
+    return mib_s(n, took), peak
+
+
+def round_trips(set_fn, get_fn, data):
+    times = []
+    for _ in range(ROUNDS):
+        t0 = time.monotonic()
+        set_fn(data)
+        got = get_fn()
+        times.append(time.monotonic() - t0)
+        assert got == data
+    return statistics.median(times) * 1e3
+
+
+def big_trip(set_fn, get_fn, data):
+    t0 = time.monotonic()
+    set_fn(data)
+    got = get_fn()
+    took = time.monotonic() - t0
+    assert got == data
+    return mib_s(2 * len(data), took)
+
+
+def main():
+    from node import light_service_pb2 as L
+    from common import results_pb2 as R
+    e = nodelib.LightEnv(start=False, mappings={"big": "big.bin"})
+    try:
+        with open(os.path.join(e.datasets, "big.bin"), "wb") as f:
+            f.truncate(SIZE)
+        e.start()
+        idle = nodelib.rss_kb(e.daemon.pid)
+        print("mantad-light bench (%d MiB file, %d KiB chunks; Python grpcio client)"
+              % (SIZE >> 20, CHUNK >> 10))
+        print("  idle: VmRSS %d KiB, RssAnon %d KiB" % idle)
+        cold, _ = light_stream(e)      # fills the page cache (holes are zeroed there)
+        light, peak = light_stream(e)
+        floor = grpc_floor()
+        tcp = tcp_floor()
+        print("  GetBinaryData, page cache cold: %.0f MiB/s (the kernel zero-fills the holes)"
+              % cold)
+        print("  GetBinaryData, warm: %.0f MiB/s; floor: plain gRPC stream %.0f MiB/s (%.0f %%),"
+              " raw loopback TCP %.0f MiB/s (%.0f %%)"
+              % (light, floor, 100 * light / floor, tcp, 100 * light / tcp))
+        print("  while streaming: VmRSS peak %d KiB, RssAnon peak %d KiB" % tuple(peak))
+
+        c = e.client(token=e.token)
+        ids = dict(swarm_id=nodelib.pair(e.swarm), task_id=nodelib.pair(e.task))
+
+        def lset(d):
+            c.call("World/SetGlobal", iter([L.SetGlobalRequest(tag="b", data=d, **ids)]),
+                   timeout=120)
+
+        def lget():
+            return b"".join(v.data for v in c.call("World/GetGlobal",
+                                                  L.GetGlobalRequest(tag="b", **ids),
+                                                  timeout=120))
+        ch = grpc.insecure_channel(e.manager.address, options=[
+            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+        md = [("authorization", nodelib.TOKEN)]
+        dset = ch.stream_unary("/node.node_service.Node/SetGlobal",
+                               request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=ident)
+        dget = ch.unary_stream("/node.node_service.Node/GetGlobal",
+                               request_serializer=lambda m: m.SerializeToString(),
+                               response_deserializer=R.GlobalValue.FromString)
+
+        def mset(d):
+            dset(iter([R.GlobalUpdate(swarm_id=ids["swarm_id"], tag="b", data=d)]),
+                 metadata=md, timeout=120)
+
+        def mget():
+            return b"".join(v.data for v in dget(R.GlobalTag(swarm_id=ids["swarm_id"], tag="b"),
+                                                  metadata=md, timeout=120))
+        small = os.urandom(1024)
+        lt = round_trips(lset, lget, small)
+        mt = round_trips(mset, mget, small)
+        print("  World SetGlobal+GetGlobal, 1 KiB: median %.2f ms through mantad-light,"
+              " %.2f ms straight to the manager (+%.2f ms)" % (lt, mt, lt - mt))
+        big = os.urandom(1 << 20) * 64
+        lb = big_trip(lset, lget, big)
+        mb = big_trip(mset, mget, big)
+        print("  World 64 MiB global, both ways: %.0f MiB/s through mantad-light,"
+              " %.0f MiB/s straight to the manager (%.0f %%)" % (lb, mb, 100 * lb / mb))
+        ch.close()
+    finally:
+        e.cleanup()
+
+
+if __name__ == "__main__":
+    main()

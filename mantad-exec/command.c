@@ -1,0 +1,341 @@
+/* command: the manager's commands, as mantad-beat hands them over
+ * (WIRE.md section 5): deploy_task, stop_task, stop_swarm, stop_node.
+ * Each is answered at once; the work is queued (queue.c) or signalled to
+ * a shim (runtime.c), never done in the request. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "image.h"
+#include "log.h"
+
+#include "exec.h"
+
+struct run *
+run_new(void)
+{
+	struct run *r;
+
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return NULL;
+	r->status_fd = -1;
+	r->pidfd = -1;
+	return r;
+}
+
+void
+run_free(struct run *r)
+{
+	if (r == NULL)
+		return;
+	if (r->status_fd >= 0)
+		close(r->status_fd);
+	if (r->pidfd >= 0)
+		close(r->pidfd);
+	free(r->image);
+	free(r->alias);
+	free(r->dir);
+	free(r->log);
+	free(r->stop_reason);
+	explicit_bzero(r->token, sizeof(r->token));
+	free(r);
+}
+
+void
+run_maybe_forget(struct exec *x, struct run *r)
+{
+	if (!run_state_final(r->state) || !r->logs_done || r->log_busy ||
+	    r->shim != 0)
+		return;
+	TAILQ_REMOVE(&x->runs, r, all);
+	run_free(r);
+}
+
+static int
+new_token(char out[TOKEN_HEX + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint8_t b[TOKEN_BYTES];
+
+	if (getrandom(b, sizeof(b), 0) != (ssize_t)sizeof(b))
+		return -1;
+	for (size_t i = 0; i < sizeof(b); i++) {
+		out[2 * i] = hex[b[i] >> 4];
+		out[2 * i + 1] = hex[b[i] & 0xf];
+	}
+	out[TOKEN_HEX] = '\0';
+	explicit_bzero(b, sizeof(b));
+	return 0;
+}
+
+static struct run *
+run_from_task(const Common__Tasks__MqttTask *t)
+{
+	struct run *r;
+
+	if ((r = run_new()) == NULL)
+		return NULL;
+	r->swarm = id_from_pair(t->swarm_id);
+	r->task = id_from_pair(t->task_id);
+	r->iteration = t->iteration;
+	r->circular = t->circular;
+	r->gpu = t->gpu;
+	r->script = t->payload.len >= 2 && t->payload.data[0] == '#' &&
+	    t->payload.data[1] == '!';
+	r->image = strdup(t->image ? t->image : "");
+	r->alias = strdup(t->alias ? t->alias : "");
+	if (r->image == NULL || r->alias == NULL || new_token(r->token) == -1) {
+		run_free(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* A deploy that will not run: FAILED at once (one final update, as for
+ * any run), and SendError with the reason. A second deploy of a round that
+ * exists gets only the error: its run has its own, single, final update. */
+static void
+refuse(struct exec *x, const Common__Tasks__MqttTask *t, const char *reason,
+    uint32_t error_id)
+{
+	struct run *r;
+	struct manta_id swarm = id_from_pair(t->swarm_id);
+	struct manta_id task = id_from_pair(t->task_id);
+
+	if (id_is_zero(swarm) || id_is_zero(task) || (r = run_from_task(t)) == NULL) {
+		announce_error(x, &swarm, &task, t->iteration, t->circular,
+		    error_id, "deploy_task refused: %s", reason);
+		return;
+	}
+	/* The names may be what was wrong: keep only printable ASCII, and
+	 * not too much of it (mantactl tasks shows the image). */
+	if (strlen(r->image) > IMAGE_NAME_MAX)
+		strcpy(r->image + IMAGE_NAME_MAX - 3, "...");
+	if (strlen(r->alias) > ALIAS_MAX)
+		r->alias[ALIAS_MAX] = '\0';
+	for (char *p = r->image; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	for (char *p = r->alias; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+			*p = '?';
+	switch (store_run_insert(x->db, r, "QUEUED", NULL)) {
+	case 0:
+		(void)announce_transition(x, r, RS_FAILED, reason, -1, error_id);
+		r->logs_done = true;
+		(void)store_run_set(x->db, r);
+		break;
+	case 1:
+		announce_error(x, &swarm, &task, t->iteration, t->circular,
+		    error_id, "deploy_task refused: %s", reason);
+		break;
+	default:
+		break;
+	}
+	run_free(r);
+}
+
+static void
+deploy(struct exec *x, const Common__Tasks__MqttTask *t)
+{
+	char reason[512], th[ID_HEX_LEN + 1], name[32];
+	const char *why;
+	uint32_t error_id = ERR_VALIDATION;
+	struct run *r, *o, *next;
+
+	if ((why = validate_task(x, t, &error_id, reason, sizeof(reason))) != NULL) {
+		refuse(x, t, why, error_id);
+		return;
+	}
+	if (x->draining || x->stopping) {
+		refuse(x, t, "draining: this node takes no new task", ERR_NODE);
+		return;
+	}
+	if ((r = run_from_task(t)) == NULL) {
+		log_warnx("out of memory: deploy_task dropped");
+		return;
+	}
+	switch (store_run_insert(x->db, r, "QUEUED", NULL)) {
+	case 0:
+		break;
+	case 1:
+		id_to_hex(r->task, th);
+		announce_error(x, &r->swarm, &r->task, r->iteration, r->circular,
+		    ERR_VALIDATION, "deploy_task refused: task %s iteration %u"
+		    " circular %u was deployed here already", th, r->iteration,
+		    r->circular);
+		run_free(r);
+		return;
+	default:
+		run_free(r);
+		return;
+	}
+	/* The next round of a task replaces the one still running
+	 * (WIRE.md section 6). */
+	for (o = TAILQ_FIRST(&x->runs); o != NULL; o = next) {
+		next = TAILQ_NEXT(o, all);
+		if (o != r && id_equal(o->swarm, r->swarm) &&
+		    id_equal(o->task, r->task) && !run_state_final(o->state)) {
+			char why2[96];
+
+			snprintf(why2, sizeof(why2), "superseded by iteration %u"
+			    " circular %u", r->iteration, r->circular);
+			run_stop(x, o, why2);
+		}
+	}
+	snprintf(name, sizeof(name), "%lld.log", (long long)r->id);
+	if ((r->log = path_join(x->logs_dir, name)) == NULL ||
+	    bundle_prepare(x, r, t->payload.data, t->payload.len) == -1 ||
+	    store_run_set(x->db, r) == -1) {
+		(void)announce_transition(x, r, RS_FAILED, "node error: unable to"
+		    " write the bundle", -1, ERR_NODE);
+		bundle_remove(x, r);
+		r->logs_done = true;
+		(void)store_run_set(x->db, r);
+		run_free(r);
+		return;
+	}
+	r->state = RS_QUEUED;
+	TAILQ_INSERT_TAIL(&x->runs, r, all);
+	TAILQ_INSERT_TAIL(&x->queue, r, q);
+	id_to_hex(r->task, th);
+	log_info("task %s iteration %u circular %u: queued (image %s, %zu bytes)",
+	    th, r->iteration, r->circular, r->image, t->payload.len);
+	queue_admit(x);
+}
+
+void
+run_stop(struct exec *x, struct run *r, const char *reason)
+{
+	if (run_state_final(r->state) || r->stop_requested)
+		return;
+	r->stop_requested = true;
+	free(r->stop_reason);
+	r->stop_reason = strdup(reason);
+	(void)store_run_set(x->db, r);
+	if (r->state == RS_QUEUED) {
+		TAILQ_REMOVE(&x->queue, r, q);
+		(void)announce_transition(x, r, RS_STOPPED, reason, -1, 0);
+		bundle_remove(x, r);
+		r->logs_done = true;	/* it never printed anything */
+		(void)store_run_set(x->db, r);
+		run_maybe_forget(x, r);
+		return;
+	}
+	runtime_signal_stop(x, r);
+}
+
+static int
+stop_task(struct exec *x, const Common__System__EnvId *e)
+{
+	struct manta_id swarm = id_from_pair(e->swarm_id);
+	struct manta_id task = id_from_pair(e->task_id);
+	struct run *r, *next;
+	int n = 0;
+
+	for (r = TAILQ_FIRST(&x->runs); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, all);
+		if (id_equal(r->swarm, swarm) && id_equal(r->task, task) &&
+		    !run_state_final(r->state)) {
+			run_stop(x, r, "stop_task");
+			n++;
+		}
+	}
+	return n;
+}
+
+static int
+stop_swarm(struct exec *x, struct manta_id swarm, const char *reason)
+{
+	struct run *r, *next;
+	int n = 0;
+
+	for (r = TAILQ_FIRST(&x->runs); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, all);
+		if (id_equal(r->swarm, swarm) && !run_state_final(r->state)) {
+			run_stop(x, r, reason);
+			n++;
+		}
+	}
+	return n;
+}
+
+int
+command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
+    size_t errlen)
+{
+	struct manta_id zero = MANTA_ID_ZERO;
+	const uint8_t *data = c->payload.data;
+	size_t len = c->payload.len;
+
+	if (strcmp(c->name, "deploy_task") == 0) {
+		Common__Tasks__MqttTask *t;
+
+		if ((t = common__tasks__mqtt_task__unpack(NULL, len, data)) == NULL) {
+			announce_error(x, &zero, &zero, 0, 0, ERR_VALIDATION,
+			    "deploy_task: payload of %zu bytes is not a MqttTask",
+			    len);
+			snprintf(err, errlen, "payload is not a MqttTask");
+			return -1;
+		}
+		deploy(x, t);
+		common__tasks__mqtt_task__free_unpacked(t, NULL);
+		return 0;
+	}
+	if (strcmp(c->name, "stop_task") == 0) {
+		Common__System__EnvId *e;
+		char th[ID_HEX_LEN + 1];
+
+		if ((e = common__system__env_id__unpack(NULL, len, data)) == NULL) {
+			announce_error(x, &zero, &zero, 0, 0, ERR_VALIDATION,
+			    "stop_task: payload of %zu bytes is not an EnvId", len);
+			snprintf(err, errlen, "payload is not an EnvId");
+			return -1;
+		}
+		if (stop_task(x, e) == 0) {
+			id_to_hex(id_from_pair(e->task_id), th);
+			log_info("stop_task: task %s is not running here", th);
+		}
+		common__system__env_id__free_unpacked(e, NULL);
+		return 0;
+	}
+	if (strcmp(c->name, "stop_swarm") == 0) {
+		Common__System__PairId *p;
+		char sh[ID_HEX_LEN + 1];
+		int n;
+
+		if ((p = common__system__pair_id__unpack(NULL, len, data)) == NULL) {
+			announce_error(x, &zero, &zero, 0, 0, ERR_VALIDATION,
+			    "stop_swarm: payload of %zu bytes is not a PairId", len);
+			snprintf(err, errlen, "payload is not a PairId");
+			return -1;
+		}
+		id_to_hex(id_from_pair(p), sh);
+		n = stop_swarm(x, id_from_pair(p), "stop_swarm");
+		log_info("stop_swarm %s: %d tasks to stop", sh, n);
+		common__system__pair_id__free_unpacked(p, NULL);
+		return 0;
+	}
+	if (strcmp(c->name, "stop_node") == 0) {
+		struct run *r, *next;
+		struct job *j;
+
+		/* WIRE.md section 9: a graceful stop of the whole node. The
+		 * supervisor stops every daemon; our SIGTERM stops the tasks. */
+		log_info("stop_node: stopping every task, then the node");
+		x->draining = true;
+		for (r = TAILQ_FIRST(&x->runs); r != NULL; r = next) {
+			next = TAILQ_NEXT(r, all);
+			run_stop(x, r, "stop_node");
+		}
+		if (!x->shutdown_asked && (j = job_new(JOB_SHUTDOWN)) != NULL) {
+			x->shutdown_asked = true;
+			(void)jobs_post(x->jobs, j);
+		}
+		return 0;
+	}
+	snprintf(err, errlen, "command %s is not mantad-exec's", c->name);
+	return -1;
+}

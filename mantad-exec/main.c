@@ -1,0 +1,527 @@
+/* mantad-exec: runs the node's tasks as confined OCI containers. See
+ * mantad-exec(8).
+ *
+ * One zmq_poll loop over the IPC ROUTER socket ("exec"), the signalfd,
+ * the helper threads' eventfd, and one fd per watched shim (a status pipe,
+ * or a pidfd for a shim adopted after a restart), with a deadline for the
+ * timers (log streaming, capacity refresh). Only this loop changes state.
+ *
+ * mantad-exec keeps its privileges: it runs the OCI runtime, which needs
+ * root to make namespaces and cgroups and to mount the rootfs, and which
+ * would inherit any capability set or seccomp filter we applied. Like
+ * bgpd's parent, it stays small instead: it parses nothing but validated
+ * IPC messages from its own run_dir, never runs a shell, and writes only
+ * below state_dir. The containers get nothing: no capabilities, no new
+ * privileges, a seccomp allowlist. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <zmq.h>
+
+#include "blake3.h"
+#include "daemon.h"
+#include "db.h"
+#include "log.h"
+
+#include "exec.h"
+
+#define IPC_BATCH 64
+#define STOP_WAIT_MS (STOP_GRACE_MS + 2500)	/* the supervisor waits 10 s */
+#define FLUSH_MS 1000				/* outbox, at stop */
+#define IDENTITY_WAIT_MS 10000
+#define MAX_FDS 1024
+
+static const Manta__Ipc__Msg__BodyCase allowed[] = {
+	MANTA__IPC__MSG__BODY_STATUS_REQ,
+	MANTA__IPC__MSG__BODY_COMMAND,
+	MANTA__IPC__MSG__BODY_TASKS_REQ,
+	MANTA__IPC__MSG__BODY_LOGS_REQ,
+	MANTA__IPC__MSG__BODY_DRAIN,
+	MANTA__IPC__MSG__BODY_TASK_LOOKUP,
+};
+
+static void
+reply_status(struct exec *x, struct ipc_req *req)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__StatusReply sr = MANTA__IPC__STATUS_REPLY__INIT;
+	Manta__Ipc__ExecStatus es = MANTA__IPC__EXEC_STATUS__INIT;
+	unsigned c[RS_COUNT];
+
+	if (store_counts(x->db, c) == -1) {
+		(void)ipc_reply_error(x->srv, req, 1, "database error");
+		return;
+	}
+	es.queued = c[RS_QUEUED];
+	es.pending = c[RS_PENDING];
+	es.running = c[RS_RUNNING];
+	es.completed = c[RS_COMPLETED];
+	es.failed = c[RS_FAILED];
+	es.stopped = c[RS_STOPPED];
+	es.draining = x->draining;
+	sr.exec = &es;
+	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
+	m.status = &sr;
+	(void)ipc_reply(x->srv, req, &m);
+}
+
+static void
+reply_tasks(struct exec *x, struct ipc_req *req)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__TaskList tl;
+
+	if (store_task_list(x->db, &tl) == -1) {
+		(void)ipc_reply_error(x->srv, req, 1, "database error");
+		return;
+	}
+	m.body_case = MANTA__IPC__MSG__BODY_TASKS;
+	m.tasks = &tl;
+	(void)ipc_reply(x->srv, req, &m);
+	store_task_list_free(&tl);
+}
+
+static void
+reply_logs(struct exec *x, struct ipc_req *req, const Manta__Ipc__LogsRequest *l)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__LogsChunk lc;
+
+	if (logs_read(x, l, &lc) == -1) {
+		(void)ipc_reply_error(x->srv, req, 1, "no task %s here", l->task_id);
+		return;
+	}
+	m.body_case = MANTA__IPC__MSG__BODY_LOGS;
+	m.logs = &lc;
+	(void)ipc_reply(x->srv, req, &m);
+	free(lc.data.data);
+}
+
+static void
+reply_lookup(struct exec *x, struct ipc_req *req, const Manta__Ipc__TaskLookup *l)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__TaskIdentity ti = MANTA__IPC__TASK_IDENTITY__INIT;
+	Common__System__PairId swarm = COMMON__SYSTEM__PAIR_ID__INIT;
+	Common__System__PairId task = COMMON__SYSTEM__PAIR_ID__INIT;
+	struct manta_id s = id_from_pair(l->swarm_id), t = id_from_pair(l->task_id);
+	bool by_token = l->token != NULL && l->token[0] != '\0';
+	struct run_row row;
+	int rc;
+
+	if (by_token)
+		rc = store_run_find(x->db, NULL, NULL, l->token, &row);
+	else
+		rc = store_run_find(x->db, &s, &t, NULL, &row);
+	if (rc == -1) {
+		(void)ipc_reply_error(x->srv, req, 1, "database error");
+		return;
+	}
+	if (rc == 1) {
+		ti.found = true;
+		id_to_pair(row.swarm, &swarm);
+		id_to_pair(row.task, &task);
+		ti.swarm_id = &swarm;
+		ti.task_id = &task;
+		ti.iteration = row.iteration;
+		ti.circular = row.circular;
+		ti.running = row.running;
+		/* A token names one run; ids sent with it must be its own. */
+		ti.token_matched = by_token && (l->swarm_id == NULL ||
+		    l->task_id == NULL || (id_equal(s, row.swarm) &&
+		    id_equal(t, row.task)));
+	}
+	m.body_case = MANTA__IPC__MSG__BODY_TASK_IDENTITY;
+	m.task_identity = &ti;
+	(void)ipc_reply(x->srv, req, &m);
+}
+
+static void
+handle_ipc(struct exec *x)
+{
+	struct ipc_req *req;
+	char err[256];
+
+	for (int i = 0; i < IPC_BATCH; i++) {
+		const ipc_msg *m;
+
+		if (ipc_server_recv(x->srv, &req) != 1)
+			break;
+		m = ipc_req_msg(req);
+		switch (m->body_case) {
+		case MANTA__IPC__MSG__BODY_STATUS_REQ:
+			reply_status(x, req);
+			break;
+		case MANTA__IPC__MSG__BODY_COMMAND:
+			if (command_handle(x, m->command, err, sizeof(err)) == -1)
+				(void)ipc_reply_error(x->srv, req, 1, "%s", err);
+			else
+				(void)ipc_reply_ok(x->srv, req);
+			break;
+		case MANTA__IPC__MSG__BODY_TASKS_REQ:
+			reply_tasks(x, req);
+			break;
+		case MANTA__IPC__MSG__BODY_LOGS_REQ:
+			reply_logs(x, req, m->logs_req);
+			break;
+		case MANTA__IPC__MSG__BODY_DRAIN:
+			if (x->draining != !m->drain->undrain)
+				log_info("%s", m->drain->undrain ? "undrained:"
+				    " taking tasks again" : "draining: no new"
+				    " task is taken");
+			x->draining = !m->drain->undrain;
+			(void)store_meta_set_int(x->db, "draining", x->draining);
+			reply_status(x, req);
+			break;
+		case MANTA__IPC__MSG__BODY_TASK_LOOKUP:
+			reply_lookup(x, req, m->task_lookup);
+			break;
+		default:
+			(void)ipc_reply_error(x->srv, req, 1, "not accepted here");
+			break;
+		}
+	}
+}
+
+static void
+begin_stop(struct exec *x)
+{
+	struct run *r, *next;
+
+	if (x->stopping)
+		return;
+	log_info("stopping: every task is stopped first");
+	x->stopping = true;
+	for (r = TAILQ_FIRST(&x->runs); r != NULL; r = next) {
+		next = TAILQ_NEXT(r, all);
+		run_stop(x, r, "node stopping");
+	}
+}
+
+static void
+handle_events(struct exec *x)
+{
+	struct event *ev, *next;
+
+	for (ev = evq_take(x->q); ev != NULL; ev = next) {
+		next = ev->next;
+		switch (ev->type) {
+		case EV_ACKED:
+		case EV_DROPPED:
+			announce_acked(x, ev->seq);
+			break;
+		case EV_FRAME:
+		case EV_FRAME_FAILED:
+			logs_frame_done(x, ev);
+			break;
+		case EV_CAPACITY:
+			queue_set_capacity(x, ev->cpus, ev->mem);
+			queue_admit(x);
+			break;
+		case EV_SHUTDOWN:
+			if (ev->code != 0) {
+				log_info("stop_node: no supervisor: stopping"
+				    " mantad-exec alone");
+				begin_stop(x);
+			}
+			break;
+		}
+		event_free(ev);
+	}
+}
+
+static bool
+handle_signals(struct exec *x, int sfd)
+{
+	int sig;
+	bool stop = false;
+
+	while ((sig = daemon_signal_read(sfd)) > 0) {
+		switch (sig) {
+		case SIGTERM:
+		case SIGINT:
+			stop = true;
+			break;
+		case SIGCHLD:
+			runtime_reap(x);
+			break;
+		case SIGHUP:
+			log_info("SIGHUP: nothing to reload (restart to apply a"
+			    " new configuration)");
+			break;
+		default:
+			break;
+		}
+	}
+	return stop;
+}
+
+static void
+timers(struct exec *x, long long now)
+{
+	struct run *r, *next;
+	struct job *j;
+
+	if (now >= x->next_stream) {
+		logs_stream_tick(x);
+		x->next_stream = now + STREAM_MS;
+	}
+	if (now >= x->next_capacity) {
+		if ((j = job_new(JOB_CAPACITY)) != NULL)
+			(void)jobs_post(x->jobs, j);
+		x->next_capacity = now + CAPACITY_MS;
+	}
+	if (now >= x->next_adopt_poll) {
+		for (r = TAILQ_FIRST(&x->runs); r != NULL; r = next) {
+			next = TAILQ_NEXT(r, all);
+			if (r->adopted && r->shim > 0)
+				runtime_check_adopted(x, r, false);
+		}
+		x->next_adopt_poll = now + ADOPT_POLL_MS;
+	}
+}
+
+static bool
+adopted_left(const struct exec *x)
+{
+	const struct run *r;
+
+	TAILQ_FOREACH(r, &x->runs, all)
+		if (r->adopted && r->shim > 0)
+			return true;
+	return false;
+}
+
+static bool
+shims_left(const struct exec *x)
+{
+	const struct run *r;
+
+	TAILQ_FOREACH(r, &x->runs, all)
+		if (r->shim > 0)
+			return true;
+	return false;
+}
+
+static int
+read_identity(struct exec *x)
+{
+	char buf[64], *path = path_join(x->cfg->state_dir, "identity");
+	long long end = daemon_now_ms() + IDENTITY_WAIT_MS;
+	int rc = -1;
+
+	/* mantad-register writes it before it is ready, and the supervisor
+	 * starts it first; standalone, give it a moment. */
+	while (path != NULL) {
+		if (read_small(path, buf, sizeof(buf)) > 0) {
+			buf[strcspn(buf, "\r\n")] = '\0';
+			if (id_parse_hex(buf, &x->node_id) == 0) {
+				rc = 0;
+				break;
+			}
+		}
+		if (daemon_now_ms() >= end)
+			break;
+		usleep(100000);
+	}
+	free(path);
+	if (rc == 0)
+		id_to_hex(x->node_id, x->node_hex);
+	return rc;
+}
+
+static void
+setup_dirs(struct exec *x)
+{
+	const struct manta_cfg *c = x->cfg;
+	uint8_t h[4];
+	char *real;
+
+	if (ipc_prepare_run_dir(c->run_dir) == -1)
+		log_fatalx(1, "unable to prepare %s", c->run_dir);
+	if (daemon_mkdirs(c->state_dir, 0700) == -1)
+		log_fatal(1, "unable to create %s", c->state_dir);
+	if ((x->tasks_dir = path_join(c->state_dir, "tasks")) == NULL ||
+	    (x->logs_dir = path_join(c->state_dir, "logs")) == NULL ||
+	    (x->runtime_root = path_join(c->state_dir, "runtime-root")) == NULL)
+		log_fatalx(1, "out of memory");
+	if (daemon_mkdirs(x->tasks_dir, 0700) == -1 ||
+	    daemon_mkdirs(x->logs_dir, 0700) == -1 ||
+	    daemon_mkdirs(x->runtime_root, 0700) == -1)
+		log_fatal(1, "unable to create the directories in %s", c->state_dir);
+	/* Container ids and cgroups are machine-wide: the instance's hash in
+	 * them keeps two nodes on one machine apart. */
+	real = realpath(c->state_dir, NULL);
+	blake3_hash(real ? real : c->state_dir, strlen(real ? real : c->state_dir),
+	    h, sizeof(h));
+	free(real);
+	snprintf(x->inst, sizeof(x->inst), "%02x%02x%02x%02x", h[0], h[1], h[2],
+	    h[3]);
+}
+
+static void
+free_all(struct exec *x)
+{
+	struct run *r;
+
+	while ((r = TAILQ_FIRST(&x->runs)) != NULL) {
+		TAILQ_REMOVE(&x->runs, r, all);
+		run_free(r);
+	}
+	json_decref(x->seccomp);
+	free(x->runtime);
+	free(x->runtime_name);
+	free(x->runtime_root);
+	free(x->tasks_dir);
+	free(x->logs_dir);
+}
+
+int
+main(int argc, char **argv)
+{
+	static zmq_pollitem_t items[MAX_FDS];
+	static struct run *owner[MAX_FDS];
+	struct daemon_opts opts;
+	struct exec x;
+	char err[512];
+	int sfd, rc = 0, v = 0;
+	long long stop_deadline = 0, flush_deadline = 0;
+
+	if (argc >= 2 && strcmp(argv[1], "--shim") == 0)
+		shim_main(argc - 2, argv + 2);
+
+	memset(&x, 0, sizeof(x));
+	TAILQ_INIT(&x.runs);
+	TAILQ_INIT(&x.queue);
+	log_init(PROG, LOG_LVL_INFO);
+	daemon_args(argc, argv, PROG, &opts);
+	x.opts = &opts;
+	x.cfg = daemon_config(&opts);
+	if (opts.verbose)
+		log_set_level(LOG_LVL_DEBUG);
+
+	/* The allowlist is part of the build: a bad one is permanent. */
+	if ((x.seccomp = seccomp_profile(err, sizeof(err))) == NULL)
+		log_fatalx(100, "%s", err);
+	if ((sfd = daemon_signalfd()) == -1)
+		log_fatal(1, "unable to set up signals");
+	setup_dirs(&x);
+	(void)runtime_resolve(&x);
+	runtime_probe_cgroups(&x);
+	if ((x.db = store_open(x.cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/exec.db", x.cfg->state_dir);
+	if (store_meta_get_int(x.db, "draining", &v) == 1)
+		x.draining = v != 0;
+	if (read_identity(&x) == -1)
+		log_fatalx(1, "no node identity in %s/identity (mantad-register"
+		    " writes it)", x.cfg->state_dir);
+	if ((x.q = evq_new()) == NULL)
+		log_fatal(1, "unable to create the event queue");
+	x.to_beat = sender_start(x.cfg->run_dir, IPC_BEAT, x.q);
+	x.to_register = sender_start(x.cfg->run_dir, IPC_REGISTER, x.q);
+	x.jobs = jobs_start(x.cfg->run_dir, x.q);
+	if (x.to_beat == NULL || x.to_register == NULL || x.jobs == NULL)
+		log_fatalx(1, "unable to start the helper threads");
+	queue_init_capacity(&x);
+
+	if (store_runs_load(&x) == -1)
+		log_fatalx(1, "unable to load the tasks from exec.db");
+	(void)announce_replay(&x);
+	recover_runs(&x);
+	store_prune(x.db);
+	x.srv = ipc_server_open(x.cfg->run_dir, IPC_EXEC, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
+	if (x.srv == NULL)
+		log_fatalx(1, "unable to bind the %s endpoint in %s", IPC_EXEC,
+		    x.cfg->run_dir);
+	log_info("ready: node %s, runtime %s, at most %d tasks at once%s",
+	    x.node_hex, x.runtime ? x.runtime : "(none)", x.cfg->max_concurrent,
+	    x.draining ? ", draining" : "");
+	daemon_ready(&opts.notify_fd);
+	queue_admit(&x);
+
+	for (;;) {
+		long long now = daemon_now_ms();
+		int n = 0, timeout;
+		struct run *r;
+
+		if (x.stopping) {
+			if (stop_deadline == 0)
+				stop_deadline = now + STOP_WAIT_MS;
+			if (!shims_left(&x) || now >= stop_deadline) {
+				if (flush_deadline == 0)
+					flush_deadline = now + FLUSH_MS;
+				if (x.unacked == 0 || now >= flush_deadline)
+					break;
+			}
+		}
+		timers(&x, now);
+		items[n++] = (zmq_pollitem_t){ ipc_server_socket(x.srv), 0, ZMQ_POLLIN, 0 };
+		items[n++] = (zmq_pollitem_t){ NULL, sfd, ZMQ_POLLIN, 0 };
+		items[n++] = (zmq_pollitem_t){ NULL, evq_fd(x.q), ZMQ_POLLIN, 0 };
+		TAILQ_FOREACH(r, &x.runs, all) {
+			int fd = r->status_fd >= 0 ? r->status_fd : r->pidfd;
+
+			if (fd < 0 || n == MAX_FDS)
+				continue;
+			owner[n] = r;
+			items[n++] = (zmq_pollitem_t){ NULL, fd, ZMQ_POLLIN, 0 };
+		}
+		timeout = (int)(x.next_stream - now);
+		if (adopted_left(&x) && x.next_adopt_poll - now < timeout)
+			timeout = (int)(x.next_adopt_poll - now);
+		if (x.stopping && timeout > 100)
+			timeout = 100;
+		if (timeout < 0)
+			timeout = 0;
+		if (zmq_poll(items, n, timeout) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("zmq_poll");
+			rc = 1;
+			break;
+		}
+		if ((items[1].revents & ZMQ_POLLIN) && handle_signals(&x, sfd))
+			begin_stop(&x);
+		if (items[2].revents & ZMQ_POLLIN)
+			handle_events(&x);
+		for (int i = 3; i < n; i++) {
+			if (!(items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+				continue;
+			/* The run may have ended in this round: look it up. */
+			TAILQ_FOREACH(r, &x.runs, all)
+				if (r == owner[i])
+					break;
+			if (r == NULL)
+				continue;
+			if (items[i].fd == r->status_fd)
+				runtime_status_input(&x, r);
+			else if (items[i].fd == r->pidfd)
+				runtime_check_adopted(&x, r, true);
+		}
+		if (items[0].revents & ZMQ_POLLIN)
+			handle_ipc(&x);
+	}
+
+	if (shims_left(&x))
+		log_warnx("leaving with containers still stopping: their shims"
+		    " finish the job, the next start reports them");
+	log_info("stopping");
+	sender_stop(x.to_beat);
+	sender_stop(x.to_register);
+	jobs_stop(x.jobs);
+	handle_events(&x);
+	ipc_server_close(x.srv);
+	ipc_context_term();
+	evq_free(x.q);
+	free_all(&x);
+	db_close(x.db);
+	close(sfd);
+	cfg_free(x.cfg);
+	return rc;
+}

@@ -1,0 +1,240 @@
+/* mantad-light: the Light service (WIRE.md section 7) for the tasks of
+ * this node. The order is bgpd's: config, privileged opens (dataset
+ * dirfds, the database, the listening sockets), confinement (no
+ * capabilities before any thread starts; a seccomp allowlist without
+ * execve before the loop), then the loop.
+ *
+ * Threads: main runs the gRPC completion queue (server.c); one thread
+ * answers IPC (status) and takes signals; one asks mantad-exec who is
+ * calling (ident.c). The last two wake main through server_ring(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <grpc/grpc.h>
+#include <zmq.h>
+
+#include "confine.h"
+#include "daemon.h"
+#include "ipc.h"
+#include "light.h"
+#include "log.h"
+
+struct ipc_thread {
+	pthread_t th;
+	struct ipc_server *srv;
+	int sfd;
+	int stopfd;		/* eventfd: main tells the thread to end */
+	const struct manta_cfg *cfg;
+	int port;
+	char sock[4096];
+	uint32_t ndatasets;
+	bool token_required;
+};
+
+static void
+answer_status(struct ipc_thread *t, struct ipc_req *req)
+{
+	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__StatusReply sr = MANTA__IPC__STATUS_REPLY__INIT;
+	Manta__Ipc__LightStatus ls = MANTA__IPC__LIGHT_STATUS__INIT;
+
+	ls.host = t->cfg->light_service_host;
+	ls.port = (uint32_t)t->port;
+	ls.unix_socket = t->sock;
+	ls.calls = atomic_load(&light_stats.calls);
+	ls.active = atomic_load(&light_stats.active);
+	ls.refused = atomic_load(&light_stats.refused);
+	ls.failed = atomic_load(&light_stats.failed);
+	ls.bytes_out = atomic_load(&light_stats.bytes_out);
+	ls.bytes_in = atomic_load(&light_stats.bytes_in);
+	ls.manager = (char *)(uintptr_t)world_target();
+	ls.datasets = t->ndatasets;
+	ls.token_required = t->token_required;
+	sr.light = &ls;
+	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
+	m.status = &sr;
+	ipc_reply(t->srv, req, &m);
+}
+
+static void *
+ipc_main(void *arg)
+{
+	struct ipc_thread *t = arg;
+	zmq_pollitem_t items[3];
+
+	for (;;) {
+		struct ipc_req *req;
+		int sig;
+
+		memset(items, 0, sizeof(items));
+		items[0].socket = ipc_server_socket(t->srv);
+		items[0].events = ZMQ_POLLIN;
+		items[1].fd = t->sfd;
+		items[1].events = ZMQ_POLLIN;
+		items[2].fd = t->stopfd;
+		items[2].events = ZMQ_POLLIN;
+		if (zmq_poll(items, 3, -1) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_error("zmq_poll");
+			server_stop();
+			break;
+		}
+		if (items[2].revents & ZMQ_POLLIN)
+			break;
+		while ((sig = daemon_signal_read(t->sfd)) != 0) {
+			switch (sig) {
+			case SIGTERM:
+			case SIGINT:
+				log_info("stopping on signal %d", sig);
+				server_stop();
+				break;
+			case SIGHUP:
+				log_info("SIGHUP: nothing to reload; restart to read the config");
+				break;
+			default:
+				break;
+			}
+		}
+		while (ipc_server_recv(t->srv, &req) == 1) {
+			if (ipc_req_msg(req)->body_case == MANTA__IPC__MSG__BODY_STATUS_REQ)
+				answer_status(t, req);
+			else
+				ipc_reply_error(t->srv, req, 2, "unexpected request");
+		}
+	}
+	return NULL;
+}
+
+/* <run_dir>/light.port: where mantad-exec learns RPC_PORT when the config
+ * leaves light_service_port unset. Written whole, then renamed. */
+static int
+write_port(const char *run_dir, int port)
+{
+	char path[4096], tmp[4200], buf[16];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/%s", run_dir, LIGHT_PORT_FILE);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	n = snprintf(buf, sizeof(buf), "%d\n", port);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1)
+		return -1;
+	if (write(fd, buf, (size_t)n) != n || close(fd) == -1 || rename(tmp, path) == -1) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct daemon_opts opts;
+	struct manta_cfg *cfg;
+	struct datasets ds;
+	struct ipc_thread it;
+	bool ipc_started = false;
+	sigset_t all, old;
+	int port = 0, rc = 1;
+
+	memset(&it, 0, sizeof(it));
+	it.sfd = it.stopfd = -1;
+	daemon_args(argc, argv, PROG, &opts);
+	cfg = daemon_config(&opts);
+	it.cfg = cfg;
+
+	umask(077);
+	if (daemon_mkdirs(cfg->state_dir, 0700) == -1)
+		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
+	if (ipc_prepare_run_dir(cfg->run_dir) == -1)
+		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	/* Privileged opens: whatever the datasets need is opened now. */
+	if (datasets_open(&ds, cfg) == -1)
+		log_fatalx(1, "unable to set up the datasets");
+	local_init(&ds, cfg);
+	if (audit_open(cfg->state_dir) == -1)
+		log_fatalx(1, "unable to open %s/light.db", cfg->state_dir);
+
+	/* No capability past this point, in any thread: drop them all while
+	 * this is the only one (gRPC and ZeroMQ start theirs below). */
+	if (confine_caps(NULL, 0) == -1)
+		log_fatalx(1, "unable to drop capabilities");
+	if ((it.sfd = daemon_signalfd()) == -1)
+		log_fatal(1, "unable to set up signals");
+	if (server_start(cfg, &port) == -1)
+		log_fatalx(1, "unable to start the gRPC server");
+	if (world_open(cfg) == -1) {
+		log_errorx("unable to set up a channel to the manager");
+		goto out;
+	}
+	if (write_port(cfg->run_dir, port) == -1)
+		log_warn("unable to write %s/%s", cfg->run_dir, LIGHT_PORT_FILE);
+	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_STATUS_REQ };
+	if ((it.srv = ipc_server_open(cfg->run_dir, IPC_LIGHT, allowed, 1)) == NULL) {
+		log_errorx("unable to bind the light endpoint in %s", cfg->run_dir);
+		goto out;
+	}
+	if (ident_start(cfg->run_dir) == -1)
+		goto out;
+	if ((it.stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		log_error("eventfd");
+		goto out;
+	}
+	it.port = port;
+	snprintf(it.sock, sizeof(it.sock), "%s/%s", cfg->run_dir, LIGHT_UNIX_SOCK);
+	it.ndatasets = (uint32_t)ds.n;
+	it.token_required = light_token_required(cfg);
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(&it.th, NULL, ipc_main, &it);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (rc != 0) {
+		log_errorx("unable to start the IPC thread: %s", strerror(rc));
+		rc = 1;
+		goto out;
+	}
+	ipc_started = true;
+	rc = 1;
+
+	if (sandbox_enter() == -1) {
+		log_errorx("unable to load the seccomp filter");
+		goto out;
+	}
+	daemon_ready(&opts.notify_fd);
+	log_info("ready: Light service on %s:%d and %s; manager %s; %zu dataset(s)%s",
+	    cfg->light_service_host, port, it.sock, world_target(), ds.n,
+	    it.token_required ? "; task token required" : "");
+
+	server_run();
+	rc = 0;
+out:
+	if (ipc_started) {
+		uint64_t one = 1;
+
+		if (write(it.stopfd, &one, sizeof(one)) != sizeof(one))
+			log_warn("unable to stop the IPC thread");
+		pthread_join(it.th, NULL);
+	}
+	ident_stop();
+	server_free();
+	grpc_shutdown_blocking();
+	if (it.srv != NULL)
+		ipc_server_close(it.srv);
+	ipc_context_term();
+	if (it.stopfd != -1)
+		close(it.stopfd);
+	if (it.sfd != -1)
+		close(it.sfd);
+	audit_close();
+	datasets_close(&ds);
+	cfg_free(cfg);
+	return rc;
+}
