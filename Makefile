@@ -19,6 +19,15 @@ SANFLAGS :=
 endif
 
 B := build/$(FLAVOR)
+
+# Quiet by default ("CC file"); make V=1 shows the commands.
+ifeq ($(V),1)
+Q :=
+say :=
+else
+Q := @
+say = @printf '  %-6s %s\n' $(1) $(2);
+endif
 G := build/gen
 
 WARN := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes \
@@ -42,11 +51,11 @@ CXXFLAGS += $(call pc,tomlplusplus)
 
 # Each program links only what it uses (libgrpc alone costs ~2 MB private).
 LIBS_BASE     := $(call pl,libzmq libprotobuf-c libcap libseccomp) -lstdc++
-LIBS_register := $(LIBS_BASE) $(call pl,grpc sqlite3)
+LIBS_register := $(LIBS_BASE) $(call pl,grpc sqlite3 libsodium)
 LIBS_beat     := $(LIBS_BASE) -lpaho-mqtt3as $(call pl,sqlite3 jansson libsodium openssl)
-LIBS_res      := $(LIBS_BASE) $(call pl,sqlite3)
-LIBS_exec     := $(LIBS_BASE) $(call pl,sqlite3 jansson zlib)
-LIBS_light    := $(LIBS_BASE) $(call pl,grpc sqlite3)
+LIBS_res      := $(LIBS_BASE) $(call pl,sqlite3 libsodium)
+LIBS_exec     := $(LIBS_BASE) $(call pl,sqlite3 jansson zlib libsodium)
+LIBS_light    := $(LIBS_BASE) $(call pl,grpc sqlite3 jansson libsodium)
 LIBS_ctl      := $(LIBS_BASE) $(call pl,jansson sqlite3 libsodium)
 
 # ---- generated protobuf-c code (never checked in) ----
@@ -57,7 +66,7 @@ PROTO_O := $(patsubst $(G)/%.c,$(B)/gen/%.o,$(PROTO_C))
 
 $(G)/.stamp: $(PROTOS)
 	@mkdir -p $(G)
-	protoc-c --proto_path=proto --c_out=$(G) $(PROTOS)
+	$(call say,PROTOC,$(G))protoc-c --proto_path=proto --c_out=$(G) $(PROTOS)
 	@touch $@
 $(PROTO_C) $(PROTO_H): $(G)/.stamp
 
@@ -66,22 +75,22 @@ $(PROTO_C) $(PROTO_H): $(G)/.stamp
 PY_PROTOS := $(filter-out proto/google/%,$(PROTOS))
 build/py/.stamp: $(PY_PROTOS)
 	@mkdir -p build/py
-	protoc --proto_path=proto --python_out=build/py $(PY_PROTOS)
+	$(call say,PROTOC,build/py)protoc --proto_path=proto --python_out=build/py $(PY_PROTOS)
 	@for d in $$(find build/py -type d); do touch $$d/__init__.py; done
 	@touch $@
 
 # ---- objects ----
 $(B)/gen/%.o: $(G)/%.c $(G)/.stamp
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(filter-out -Wshadow,$(CFLAGS)) -c -o $@ $<
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(filter-out -Wshadow,$(CFLAGS)) -c -o $@ $<
 
 $(B)/%.o: %.c $(G)/.stamp
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CC,$<)$(CC) $(CPPFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
 
 $(B)/%.o: %.cpp
 	@mkdir -p $(dir $@)
-	$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c -o $@ $<
+	$(call say,CXX,$<)$(CXX) $(CPPFLAGS) $(CXXFLAGS) -MMD -MP -c -o $@ $<
 
 # Switching SANITIZE on or off relinks everything in bin/.
 FLAVOR_STAMP := build/flavor
@@ -96,10 +105,10 @@ LIBPROTO := $(B)/libproto.a
 
 $(LIBCOMMON): $(COMMON_O)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)ar rcs $@ $^
 $(LIBPROTO): $(PROTO_O)
 	@rm -f $@
-	ar rcs $@ $^
+	$(call say,AR,$@)ar rcs $@ $^
 
 DAEMONS := register beat res exec light
 PROGS := $(foreach d,$(DAEMONS),$(if $(wildcard mantad-$(d)/*.c),bin/mantad-$(d))) bin/mantactl
@@ -110,14 +119,14 @@ define daemon_rule
 MAIN_O_$(1) := $$(patsubst %.c,$(B)/%.o,$$(wildcard mantad-$(1)/*.c))
 bin/mantad-$(1): $$(MAIN_O_$(1)) $(LIBCOMMON) $(LIBPROTO) $(FLAVOR_STAMP)
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $$@ $$(MAIN_O_$(1)) $(LIBCOMMON) $(LIBPROTO) $$(LIBS_$(1))
+	$(call say,LD,$$@)$(CC) $(LDFLAGS) -o $$@ $$(MAIN_O_$(1)) $(LIBCOMMON) $(LIBPROTO) $$(LIBS_$(1))
 endef
 $(foreach d,$(DAEMONS),$(eval $(call daemon_rule,$(d))))
 
 CTL_O := $(patsubst %.c,$(B)/%.o,$(wildcard mantactl/*.c))
 bin/mantactl: $(CTL_O) $(LIBCOMMON) $(LIBPROTO) $(FLAVOR_STAMP)
 	@mkdir -p bin
-	$(CC) $(LDFLAGS) -o $@ $(CTL_O) $(LIBCOMMON) $(LIBPROTO) $(LIBS_ctl)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $(CTL_O) $(LIBCOMMON) $(LIBPROTO) $(LIBS_ctl)
 
 # The container seccomp allowlist is pulled in by the assembler (.incbin),
 # which -MMD does not see.
@@ -130,7 +139,7 @@ LIBS_unit := $(LIBS_BASE) $(call pl,cmocka sqlite3 jansson grpc libsodium) -lpah
 
 $(B)/tests/%: $(B)/tests/unit/%.o $(LIBCOMMON) $(LIBPROTO)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBPROTO) $(LIBS_unit)
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $< $(LIBCOMMON) $(LIBPROTO) $(LIBS_unit)
 
 unit: $(UNIT_BIN)
 	@ln -sfn $(FLAVOR) build/unit
@@ -152,6 +161,13 @@ demo: deps
 bench: all build/py/.stamp
 	@$(PYTHON) bench/bench.py
 
+# The long chaos test (issue 6, tests/chaos.py): CHAOS_TASKS short tasks
+# (default 300) while daemons get SIGKILL and the broker and the manager
+# restart; its short form is tests/test_79_chaos_short.py in make check.
+chaos: all build/py/.stamp
+	@$(PYTHON) tests/chaos.py
+.PHONY: chaos
+
 deps:
 	@sh tests/deps.sh
 
@@ -161,4 +177,5 @@ clean:
 .PHONY: all check demo bench deps clean unit
 .SECONDARY:
 
--include $(COMMON_O:.o=.d) $(foreach d,$(DAEMONS),$(MAIN_O_$(d):.o=.d)) $(CTL_O:.o=.d)
+-include $(COMMON_O:.o=.d) $(foreach d,$(DAEMONS),$(MAIN_O_$(d):.o=.d)) $(CTL_O:.o=.d) \
+	$(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%.d)

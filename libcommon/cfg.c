@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "secret.h"
 #include "toml_shim.h"
 
 /* A configuration is a few kilobytes; anything this large is a mistake. */
@@ -42,6 +43,7 @@ struct ctx {
 	const char *file;
 	struct cfg_error *err;
 	const struct tshim_node *identity;	/* for the missing token's line */
+	int flags;				/* CFG_LOAD_* */
 };
 
 /* Checks (and may normalize) a string value; returns NULL or a message. */
@@ -102,6 +104,9 @@ static const struct key_spec keys[] = {
 	{ "containers", "pull_timeout", K_INT, F(pull_timeout), 1, INT_MAX, NULL, false },
 	{ "containers", "image_dir", K_PATH, F(image_dir), NOLIM, check_nonempty, false },
 	{ "containers", "network", K_STR, F(network), NOLIM, check_network, false },
+	{ "containers", "userns", K_BOOL, F(userns), NOLIM, NULL, false },
+	{ "containers", "userns_base", K_INT, F(userns_base), 1, INT_MAX, NULL, false },
+	{ "containers", "userns_size", K_INT, F(userns_size), 1, INT_MAX, NULL, false },
 	{ "containers", "log_config", K_LOGCFG, 0, NOLIM, NULL, false },
 
 	{ "datasets", "base_path", K_PATH, F(base_path), NOLIM, check_nonempty, false },
@@ -135,6 +140,7 @@ static const struct key_spec keys[] = {
 	{ "security", "verify_ssl", K_BOOL, F(verify_ssl), NOLIM, NULL, false },
 	{ "security", "token_refresh_interval", K_INT, F(token_refresh_interval), 1, INT_MAX, NULL, false },
 	{ "security", "task_token_required", K_OPTBOOL, 0, NOLIM, NULL, false },
+	{ "security", "secret_key_file", K_PATH, F(secret_key_file), NOLIM, check_nonempty, false },
 
 	{ "paths", "run_dir", K_PATH, F(run_dir), NOLIM, check_nonempty, false },
 	{ "paths", "state_dir", K_PATH, F(state_dir), NOLIM, check_nonempty, false },
@@ -324,6 +330,16 @@ cfg_token_valid(const char *s)
 static const char *
 check_token(struct manta_cfg *c, char **val)
 {
+	/* A sealed token is opened, and its JWT checked, once the key's
+	 * place is known (open_secrets). */
+	if (secret_is_sealed(*val)) {
+		free(c->secured_token_sealed);
+		if ((c->secured_token_sealed = strdup(*val)) == NULL)
+			return "out of memory";
+		return NULL;
+	}
+	free(c->secured_token_sealed);
+	c->secured_token_sealed = NULL;
 	if (!cfg_token_valid(*val))
 		return "must be a JWT: three non-empty dot-separated parts of base64url characters";
 	return NULL;
@@ -1056,6 +1072,9 @@ set_defaults(struct manta_cfg *c)
 	c->verify_ssl = true;
 	c->token_refresh_interval = 3600;
 	c->task_token_required = false;
+	c->userns = false;
+	c->userns_base = 0;
+	c->userns_size = 65536;
 
 	if ((c->meta_version = strdup("1.0.0")) == NULL ||
 	    (c->meta_description = strdup("")) == NULL ||
@@ -1077,6 +1096,82 @@ set_defaults(struct manta_cfg *c)
 	c->cert_folder = expand_home("~/.manta/certs", why, sizeof(why));
 	if (c->cert_folder == NULL && (c->cert_folder = strdup("~/.manta/certs")) == NULL)
 		return -1;
+	return 0;
+}
+
+/* The line of section.key in the file, 0 when it is not there. */
+static int
+key_line(const struct tshim_node *root, const char *section, const char *key)
+{
+	const struct tshim_node *t = tshim_get(root, section), *n;
+
+	if (t == NULL || t->type != TSHIM_TABLE || (n = tshim_get(t, key)) == NULL)
+		return 0;
+	return n->line;
+}
+
+/* Secrets at rest (secret.h): with a sealed identity.secured_token, or
+ * node.key.sbox or mqtt.key.sbox in cert_folder under use_tls, loads the
+ * key, opens the token and checks that the key files open (so a wrong key
+ * stops the start here, naming the file, rather than a handshake later).
+ * The key stays in c for the daemons that open those files. */
+static int
+open_secrets(struct ctx *x, struct manta_cfg *c, const struct tshim_node *root)
+{
+	static const char *const files[] = { "node.key", "mqtt.key" };
+	char why[700], path[PATH_MAX];
+	bool sealed_files = false;
+	const char *src;
+	size_t n;
+	char *pt;
+	int line;
+
+	if (c->secret_key_file == NULL &&
+	    (c->secret_key_file = path_join(c->state_dir, "secret.key")) == NULL)
+		return fail(x, 0, NULL, "out of memory");
+	for (size_t i = 0; c->use_tls && i < sizeof(files) / sizeof(files[0]); i++)
+		if (secret_pick(c->cert_folder, files[i], path, sizeof(path)) == 1)
+			sealed_files = true;
+	if ((c->secured_token_sealed == NULL && !sealed_files) || (x->flags & CFG_LOAD_SEALED))
+		return 0;
+	if ((c->secret_key = secret_key_load(c->secret_key_file, why, sizeof(why))) == NULL)
+		return fail(x, key_line(root, "security", "secret_key_file"),
+		    "security.secret_key_file", "%s; the sealed %s needs it", why,
+		    c->secured_token_sealed ? "identity.secured_token" :
+		    "keys in security.cert_folder");
+	src = secret_key_source(c->secret_key_file);
+	if (c->secured_token_sealed != NULL) {
+		line = key_line(root, "identity", "secured_token");
+		pt = secret_open(c->secret_key, c->secured_token_sealed,
+		    strlen(c->secured_token_sealed), &n);
+		if (pt == NULL && errno == EBADMSG)
+			return fail(x, line, "identity.secured_token", "unable to open the "
+			    "sealed value with the key from %s: another key sealed it, or "
+			    "it was altered", src);
+		if (pt == NULL)
+			return fail(x, line, "identity.secured_token", "not a well-formed "
+			    "sealed value (\"%s\" and the base64 of nonce and ciphertext)",
+			    SECRET_PREFIX);
+		if (strlen(pt) != n || !cfg_token_valid(pt)) {
+			secret_free(pt);
+			return fail(x, line, "identity.secured_token",
+			    "the sealed value opens, but is not a JWT");
+		}
+		secret_wipe(c->secured_token);
+		free(c->secured_token);
+		c->secured_token = strdup(pt);
+		secret_free(pt);
+		if (c->secured_token == NULL)
+			return fail(x, 0, NULL, "out of memory");
+	}
+	for (size_t i = 0; c->use_tls && i < sizeof(files) / sizeof(files[0]); i++) {
+		if (secret_pick(c->cert_folder, files[i], path, sizeof(path)) != 1)
+			continue;
+		if ((pt = secret_file_read(c->secret_key, path, NULL, why, sizeof(why))) == NULL)
+			return fail(x, key_line(root, "security", "cert_folder"),
+			    "security.cert_folder", "%s (key from %s)", why, src);
+		secret_free(pt);
+	}
 	return 0;
 }
 
@@ -1146,7 +1241,7 @@ finish(struct ctx *x, struct manta_cfg *c, const struct tshim_node *root)
 		c->network = strdup(strcmp(c->docker_network, "none") == 0 ? "none" : "host");
 	if (c->network == NULL)
 		return fail(x, 0, NULL, "out of memory");
-	return 0;
+	return open_secrets(x, c, root);
 }
 
 /* ---- loading ---- */
@@ -1212,7 +1307,13 @@ out:
 struct manta_cfg *
 cfg_load(const char *file, struct cfg_error *err)
 {
-	struct ctx x = { .file = file ? file : "(null)", .err = err };
+	return cfg_load_flags(file, 0, err);
+}
+
+struct manta_cfg *
+cfg_load_flags(const char *file, int flags, struct cfg_error *err)
+{
+	struct ctx x = { .file = file ? file : "(null)", .err = err, .flags = flags };
 	struct tshim_error terr;
 	struct tshim_node *root = NULL;
 	struct manta_cfg *c;
@@ -1282,6 +1383,9 @@ cfg_free(struct manta_cfg *c)
 {
 	if (c == NULL)
 		return;
+	secret_wipe(c->secured_token);
+	free(c->secured_token_sealed);
+	secret_key_free(c->secret_key);
 	for (size_t i = 0; i < NKEYS; i++)
 		if (keys[i].kind == K_STR || keys[i].kind == K_PATH || keys[i].kind == K_TIME)
 			free(*FIELD(c, &keys[i], char *));
@@ -1300,6 +1404,13 @@ cfg_free(struct manta_cfg *c)
 	free(c->file);
 	free(c->instance);
 	free(c);
+}
+
+void
+cfg_drop_secret_key(struct manta_cfg *c)
+{
+	secret_key_free(c->secret_key);
+	c->secret_key = NULL;
 }
 
 char *
@@ -1394,8 +1505,14 @@ print_key(FILE *f, const struct manta_cfg *c, const struct key_spec *k, bool mas
 
 		if (s == NULL)
 			return;
+		/* A sealed token prints sealed: unmasked, the file's own
+		 * "sbox:..." (which reads back); masked, "sbox:***". */
+		if (k->secret && c->secured_token_sealed != NULL)
+			s = mask ? SECRET_PREFIX "***" : c->secured_token_sealed;
+		else if (k->secret && mask)
+			s = "***";
 		fprintf(f, "%s = ", k->name);
-		put_str(f, k->secret && mask ? "***" : s);
+		put_str(f, s);
 		break;
 	}
 	case K_INT: {
@@ -1545,6 +1662,9 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "pull_timeout = 300\n"
 	    "# image_dir = \"<state_dir>/images\"\n"
 	    "# network = \"host\"\t\t# or \"none\": loopback only, Light service over a unix socket\n"
+	    "# userns = false\t\t# true: task root is an unprivileged host user\n"
+	    "# userns_base = 100000\t# unset: root's range in /etc/subuid, else 100000\n"
+	    "# userns_size = 65536\n"
 	    "\n[containers.log_config]\n"
 	    "type = \"json-file\"\n"
 	    "\n[containers.log_config.config]\n"
@@ -1583,6 +1703,7 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "token_refresh_interval = 3600\n"
 	    "# task_token_required = true\t# refuse Light calls without a task token\n"
 	    "\t\t\t\t# (unset: only with containers.network = \"none\")\n"
+	    "# secret_key_file = \"<state_dir>/secret.key\"\t# opens \"sbox:\" values and *.sbox keys\n"
 	    "\n# [paths]\n"
 	    "# run_dir = \"$XDG_RUNTIME_DIR/manta/NAME\"\t# /run/manta/NAME as root\n"
 	    "# state_dir = \"~/.manta/state/NAME\"\t# /var/lib/manta/NAME as root\n", f);

@@ -78,6 +78,10 @@ struct manta_cfg {
 	int log_max_file_count;		/* log_max_file parsed, >= 1 */
 	char *image_dir;
 	char *network;			/* "host" or "none" */
+	bool userns;			/* tasks in a user namespace */
+	int userns_base;		/* first host id mapped; 0: unset (root's
+					 * /etc/subuid range, else 100000) */
+	int userns_size;		/* ids mapped, from container id 0 */
 
 	/* [datasets] */
 	char *base_path;
@@ -120,6 +124,15 @@ struct manta_cfg {
 	bool task_token_required;
 	bool task_token_required_set;	/* the key is in the file (else the
 					 * Light service decides by network) */
+	char *secret_key_file;		/* default <state_dir>/secret.key */
+
+	/* Secrets at rest (secret.h). secured_token above is always the
+	 * plaintext JWT, except after cfg_load_flags(CFG_LOAD_SEALED). */
+	char *secured_token_sealed;	/* the "sbox:..." the file holds, else NULL */
+	unsigned char *secret_key;	/* the key, loaded when something is
+					 * sealed (the token, node.key.sbox or
+					 * mqtt.key.sbox in cert_folder with
+					 * use_tls), else NULL; read-only */
 
 	/* [paths] */
 	char *run_dir;
@@ -134,6 +147,15 @@ struct manta_cfg {
 
 /* Loads and checks FILE. On error returns NULL and fills *err. */
 struct manta_cfg *cfg_load(const char *file, struct cfg_error *err);
+/* cfg_load, with CFG_LOAD_SEALED: sealed values stay sealed (secured_token
+ * holds the "sbox:..." text, no key is loaded and no sealed file opened),
+ * for `mantactl secret`, which may have no key yet. */
+#define CFG_LOAD_SEALED	1
+struct manta_cfg *cfg_load_flags(const char *file, int flags, struct cfg_error *err);
+/* Wipes and frees c->secret_key (the token stays opened): for a daemon
+ * that has opened its sealed files, before its seccomp filter (freeing
+ * locked memory takes munlock). */
+void cfg_drop_secret_key(struct manta_cfg *c);
 void cfg_free(struct manta_cfg *c);
 
 /* Config file for an instance: -c FILE wins, then $MANTA_CONFIG, then

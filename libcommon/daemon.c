@@ -105,6 +105,35 @@ daemon_config(const struct daemon_opts *o)
 	return c;
 }
 
+struct manta_cfg *
+daemon_reload(const struct daemon_opts *o)
+{
+	struct cfg_error err;
+	struct manta_cfg *c;
+	char *path, line[1200];
+	int lvl;
+
+	if ((path = cfg_resolve_path(o->config, NULL)) == NULL) {
+		log_warnx("SIGHUP: unable to find the config file; keeping the"
+		    " current configuration");
+		return NULL;
+	}
+	memset(&err, 0, sizeof(err));
+	c = cfg_load(path, &err);
+	free(path);
+	if (c == NULL) {
+		cfg_error_format(&err, line, sizeof(line));
+		log_warnx("SIGHUP: bad config: %s; keeping the current"
+		    " configuration", line);
+		return NULL;
+	}
+	lvl = log_level_parse(c->log_level ? c->log_level : "INFO");
+	if (o->verbose)
+		lvl = LOG_LVL_DEBUG;
+	log_set_level(lvl < 0 ? LOG_LVL_INFO : (enum log_level)lvl);
+	return c;
+}
+
 int
 daemon_signalfd(void)
 {

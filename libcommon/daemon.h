@@ -20,6 +20,11 @@ void daemon_args(int argc, char **argv, const char *prog, struct daemon_opts *o)
 /* Loads the config named by o (exits 1 naming file, line and key on error;
  * with -n exits 0 after a good check). Sets the log level from it. */
 struct manta_cfg *daemon_config(const struct daemon_opts *o);
+/* SIGHUP: loads the config named by o again, whole, and returns it with
+ * the log level set from it; on any error logs "FILE:LINE: KEY: reason",
+ * changes nothing and returns NULL: the caller keeps its config. Each
+ * daemon then copies what it can apply while running (see its man page). */
+struct manta_cfg *daemon_reload(const struct daemon_opts *o);
 /* Blocks SIGTERM, SIGINT, SIGHUP, SIGCHLD (and ignores SIGPIPE) and returns a
  * signalfd for them (non-blocking, close-on-exec), for the poll loop. */
 int daemon_signalfd(void);

@@ -52,6 +52,10 @@ const ipc_msg *ipc_req_msg(const struct ipc_req *req);
 /* Answers and frees req. */
 int ipc_reply(struct ipc_server *s, struct ipc_req *req, const ipc_msg *reply);
 int ipc_reply_ok(struct ipc_server *s, struct ipc_req *req);
+/* Reply code of a request refused for now (an outbox at its bound, a
+ * database that refuses writes): the sender keeps it and retries later,
+ * without ever giving it up (issue 6). */
+#define IPC_CODE_BUSY 11
 int ipc_reply_error(struct ipc_server *s, struct ipc_req *req, int code,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* Frees req without answering (the peer times out). */

@@ -14,12 +14,40 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
+#include "secret.h"
 #include "tlsprobe.h"
 
 #define PEEK_MS 500	/* for an alert after the handshake */
+
+/* The client key: a sealed one is opened into locked memory, parsed from
+ * there, and wiped (SSL keeps its own parsed copy). */
+static int
+use_key(SSL *ssl, const struct tls_probe *p)
+{
+	char why[600], *pem;
+	size_t n;
+	BIO *bio;
+	EVP_PKEY *pk = NULL;
+	int rc = 0;
+
+	if (!secret_path_sealed(p->key_file))
+		return SSL_use_PrivateKey_file(ssl, p->key_file, SSL_FILETYPE_PEM);
+	if ((pem = secret_file_read(p->sbox_key, p->key_file, &n, why, sizeof(why))) == NULL) {
+		ERR_raise(ERR_LIB_PEM, PEM_R_BAD_DECRYPT);	/* why: cfg_load said it */
+		return 0;
+	}
+	if ((bio = BIO_new_mem_buf(pem, (int)n)) != NULL &&
+	    (pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) != NULL)
+		rc = SSL_use_PrivateKey(ssl, pk);
+	EVP_PKEY_free(pk);
+	BIO_free(bio);
+	secret_free(pem);
+	return rc;
+}
 
 static long long
 now_ms(void)
@@ -171,8 +199,7 @@ tls_probe(const struct tls_probe *p, char *why, size_t len)
 	}
 	if (p->cert_file != NULL &&
 	    (SSL_use_certificate_chain_file(ssl, p->cert_file) != 1 ||
-	    SSL_use_PrivateKey_file(ssl, p->key_file, SSL_FILETYPE_PEM) != 1 ||
-	    SSL_check_private_key(ssl) != 1)) {
+	    use_key(ssl, p) != 1 || SSL_check_private_key(ssl) != 1)) {
 		ssl_err(why, len, "unable to use %s and its key", p->cert_name);
 		goto out;
 	}

@@ -20,7 +20,8 @@ struct tls_probe {
 	int port;
 	const char *ca_file;	/* NULL: the system roots */
 	const char *cert_file;	/* NULL: no client certificate */
-	const char *key_file;
+	const char *key_file;	/* may be sealed (secret.h: *.sbox) */
+	const unsigned char *sbox_key;	/* opens a sealed key_file */
 	const char *cert_name;	/* how to call cert_file in the words */
 	const char *alpn;	/* "h2" for gRPC, NULL for none */
 	bool verify;		/* false: only the handshake counts */

@@ -217,7 +217,8 @@ tree_size(const char *path)
 	tree_nlinks = 0;
 	tree_oom = 0;
 	(void)nftw(path, size_cb, 32, FTW_PHYS | FTW_MOUNT);
-	qsort(tree_links, tree_nlinks, sizeof(*tree_links), inode_cmp);
+	if (tree_nlinks > 0)	/* qsort's base may not be NULL, even for 0 */
+		qsort(tree_links, tree_nlinks, sizeof(*tree_links), inode_cmp);
 	for (size_t i = 0; i < tree_nlinks; i++)
 		if (i == 0 || inode_cmp(&tree_links[i - 1], &tree_links[i]) != 0)
 			tree_bytes += (unsigned long long)tree_links[i].size;

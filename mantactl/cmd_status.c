@@ -99,12 +99,20 @@ build(const struct manta_cfg *c, const Manta__Ipc__SupervisorStatus *sup,
 	json_object_set_new(o, "node_id", json_str_or_null(node_id));
 	json_object_set_new(o, "alias", json_str_or_null(c->alias));
 	json_object_set_new(o, "state", json_string(node_state(sup, reg, beat, ex)));
-	json_object_set_new(o, "manager", json_pack("{s:s, s:i, s:b}",
+	/* "outbox" (issue 6, additive): what waits for the manager (task log
+	 * messages in register.db) and for the broker (publications in
+	 * beat.db); null when the daemon does not answer. */
+	json_object_set_new(o, "manager", json_pack("{s:s, s:i, s:b, s:o}",
 	    "host", c->manager_host, "port", c->manager_port,
-	    "registered", reg != NULL && reg->registered));
-	json_object_set_new(o, "mqtt", json_pack("{s:o, s:b}",
+	    "registered", reg != NULL && reg->registered,
+	    "outbox", reg ? json_integer((json_int_t)reg->outbox) : json_null()));
+	json_object_set_new(o, "mqtt", json_pack("{s:o, s:b, s:o}",
 	    "broker", beat && beat->broker && *beat->broker ? json_string(beat->broker) : json_null(),
-	    "connected", beat != NULL && beat->connected));
+	    "connected", beat != NULL && beat->connected,
+	    "outbox", beat ? json_integer((json_int_t)beat->outbox) : json_null()));
+	/* Why a deploy_task is refused now, null when tasks are taken. */
+	json_object_set_new(o, "refusing", json_str_or_null(ex && ex->refusing &&
+	    *ex->refusing ? ex->refusing : NULL));
 	for (size_t i = 0; i < sup->n_daemons; i++) {
 		const Manta__Ipc__DaemonState *d = sup->daemons[i];
 		json_array_append_new(daemons, json_pack("{s:s, s:o, s:s, s:i, s:I}",
@@ -144,6 +152,12 @@ print_human(const json_t *o)
 	    json_string_value(json_object_get(json_object_get(o, "mqtt"), "broker")) ?: "-",
 	    json_is_true(json_object_get(json_object_get(o, "mqtt"), "connected")) ?
 	    "connected" : "not connected");
+	printf("outbox %lld publication(s) for the broker, %lld log message(s) for the manager\n",
+	    json_integer_value(json_object_get(json_object_get(o, "mqtt"), "outbox")),
+	    json_integer_value(json_object_get(json_object_get(o, "manager"), "outbox")));
+	if (json_string_value(json_object_get(o, "refusing")) != NULL)
+		printf("refusing new tasks: %s\n",
+		    json_string_value(json_object_get(o, "refusing")));
 	json_array_foreach(json_object_get(o, "daemons"), i, d)
 		printf("  %-16s %-8s pid %-7lld restarts %lld up %llds\n",
 		    json_string_value(json_object_get(d, "name")),

@@ -1,5 +1,7 @@
-/* mantactl stop [NAME] [-c FILE] [--timeout S]: asks the supervisor to stop
- * and waits until it has released the instance lock. */
+/* mantactl stop [NAME] [-c FILE] [--timeout S]: asks the supervisor for a
+ * graceful stop (a drain of at most S seconds, default 30, then the
+ * daemons; mantad-exec stops what still runs) and waits until it has
+ * released the instance lock. */
 #include <signal.h>
 #include <time.h>
 #include <stdio.h>
@@ -11,6 +13,9 @@
 #include "mantactl.h"
 
 #define STOP_USAGE "stop [NAME] [-c FILE] [--timeout S]"
+/* After the drain: mantad-exec stops its tasks (7.5 s at most), the
+ * supervisor kills a daemon after 10 s. */
+#define STOP_MARGIN_S 25
 
 int
 cmd_stop(int argc, char **argv)
@@ -36,13 +41,14 @@ cmd_stop(int argc, char **argv)
 		return CTL_NOT_RUNNING;
 	}
 	req.body_case = MANTA__IPC__MSG__BODY_SHUTDOWN;
+	sd.drain_timeout_s = (uint32_t)timeout_s;
 	req.shutdown = &sd;
 	if (ipc_call_ok(c->run_dir, IPC_SUPERVISE, &req, 2000) == -1) {
 		log_warnx("the supervisor did not answer; sending SIGTERM to pid %d", pid);
 		if (pid > 1)
 			kill(pid, SIGTERM);
 	}
-	deadline = daemon_now_ms() + (long long)timeout_s * 1000;
+	deadline = daemon_now_ms() + (long long)(timeout_s + STOP_MARGIN_S) * 1000;
 	rc = CTL_FAIL;
 	while (daemon_now_ms() < deadline) {
 		struct timespec ts = { 0, 50 * 1000 * 1000 };
@@ -53,7 +59,8 @@ cmd_stop(int argc, char **argv)
 		nanosleep(&ts, NULL);	/* polling the lock with a deadline */
 	}
 	if (rc != CTL_OK)
-		log_errorx("node %s did not stop within %d s", c->instance, timeout_s);
+		log_errorx("node %s did not stop within %d s", c->instance,
+		    timeout_s + STOP_MARGIN_S);
 	cfg_free(c);
 	ipc_context_term();
 	return rc;

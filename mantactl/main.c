@@ -15,12 +15,15 @@ static const struct {
 } commands[] = {
 	{ "start", cmd_start, "start [NAME] [-c FILE] [-d]   start the supervisor and the daemons" },
 	{ "status", cmd_status, "status [NAME] [-c FILE] [--json]   node status (exit 3: not running)" },
-	{ "stop", cmd_stop, "stop [NAME] [-c FILE]   stop the node gracefully" },
+	{ "stop", cmd_stop, "stop [NAME] [-c FILE] [--timeout S]   stop gracefully: drain (S s, default 30), then the daemons" },
+	{ "drain", cmd_drain, "drain [NAME] [-c FILE] [--wait] [--timeout S]   take no new task; --wait: until none runs" },
+	{ "undrain", cmd_undrain, "undrain [NAME] [-c FILE]   take tasks again after a drain" },
 	{ "tasks", cmd_tasks, "tasks [NAME] [-c FILE] [--json]   the node's tasks (exit 3: not running)" },
 	{ "logs", cmd_logs, "logs [NAME] TASK_ID [-c FILE] [-f]   a task's output (-f: follow)" },
 	{ "image", cmd_image, "image import [NAME] IMAGE DIR_OR_TAR | image ls [NAME] [--json]" },
 	{ "audit", cmd_audit, "audit show|verify [NAME] [-c FILE] [--json]   the audit trail (verify: exit 1 at the first bad line)" },
 	{ "config", cmd_config, "config init|show|check [NAME] [-c FILE]" },
+	{ "secret", cmd_secret, "secret init|seal-token [-w]|seal-key KEYFILE [NAME] [-c FILE]   seal the token and keys at rest" },
 };
 
 static int

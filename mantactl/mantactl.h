@@ -47,10 +47,13 @@ int ctl_running_pid(const struct manta_cfg *c);
 int cmd_start(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_drain(int argc, char **argv);
+int cmd_undrain(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_tasks(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_secret(int argc, char **argv);
 
 /* Puts options before positionals ("tasks node1 --json" works); for
  * ctl_parse, which stops at the first positional. */

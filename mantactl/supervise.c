@@ -3,6 +3,13 @@
  * a pipe (s6's notification-fd), restarts a daemon that dies with exponential
  * backoff, answers status over IPC and stops everything on SIGTERM.
  *
+ * A stop (SIGTERM, a Shutdown request from mantactl stop or mantad-exec's
+ * stop_node) is graceful: mantad-exec is drained first (a transient
+ * DrainRequest), and polled until no task is left or the drain timeout
+ * passes; then the daemons get SIGTERM. SIGINT, or SIGTERM during the
+ * drain, skips it. SIGHUP: the file is parsed whole, and only if it is
+ * good are the daemons told to reload (SIGHUP).
+ *
  * Each daemon is a small state machine (DOWN, STARTING, UP, BACKOFF, FAILED)
  * driven by events from one zmq_poll loop: readiness byte, child exit,
  * deadline. */
@@ -29,6 +36,9 @@
 #define BACKOFF_MAX_MS 30000
 #define STABLE_MS 30000		/* up this long: the next death restarts at once */
 #define STOP_GRACE_MS 10000
+#define DRAIN_DEFAULT_S 30	/* a stop waits this long for running tasks */
+#define DRAIN_POLL_MS 250
+#define DRAIN_CALL_MS 1000
 #define EXIT_PERMANENT 100	/* a daemon's "do not restart me" (bad config) */
 
 enum sv_state { SV_DOWN, SV_STARTING, SV_UP, SV_BACKOFF, SV_FAILED };
@@ -54,6 +64,8 @@ struct sv {
 	size_t nsvcs;
 	int stopping;
 	long long stop_deadline;
+	int draining;			/* the drain before a stop (issue 6) */
+	long long drain_start, drain_deadline, next_drain_poll;
 	int ready_fd;			/* to the "mantactl start -d" parent */
 	int all_up_told;
 	struct ipc_server *ipc;
@@ -237,6 +249,7 @@ begin_stop(struct sv *sv)
 {
 	if (sv->stopping)
 		return;
+	sv->draining = 0;
 	sv->stopping = 1;
 	sv->stop_deadline = daemon_now_ms() + STOP_GRACE_MS;
 	log_info("stopping");
@@ -248,6 +261,136 @@ begin_stop(struct sv *sv)
 		else
 			set_state(s, SV_DOWN);
 	}
+}
+
+static struct svc *
+find_svc(struct sv *sv, const char *name)
+{
+	for (size_t i = 0; i < sv->nsvcs; i++)
+		if (strcmp(sv->svcs[i].name, name) == 0)
+			return &sv->svcs[i];
+	return NULL;
+}
+
+/* Asks mantad-exec: 1 when no task is queued, pending or running, 0 when
+ * some are, -1 without an answer. A DrainRequest (drain) or a plain
+ * StatusRequest. */
+static int
+exec_idle(struct sv *sv, bool drain, unsigned *left)
+{
+	ipc_msg req = MANTA__IPC__MSG__INIT, *rep = NULL;
+	Manta__Ipc__DrainRequest dr = MANTA__IPC__DRAIN_REQUEST__INIT;
+	Manta__Ipc__StatusRequest sr = MANTA__IPC__STATUS_REQUEST__INIT;
+	const Manta__Ipc__ExecStatus *es;
+	int rc = -1;
+
+	if (drain) {
+		dr.transient = true;	/* the next start takes tasks again */
+		req.body_case = MANTA__IPC__MSG__BODY_DRAIN;
+		req.drain = &dr;
+	} else {
+		req.body_case = MANTA__IPC__MSG__BODY_STATUS_REQ;
+		req.status_req = &sr;
+	}
+	if (ipc_call(sv->cfg->run_dir, IPC_EXEC, &req, &rep, DRAIN_CALL_MS) == -1)
+		return -1;
+	if (rep->body_case == MANTA__IPC__MSG__BODY_STATUS && rep->status->exec != NULL) {
+		es = rep->status->exec;
+		*left = es->queued + es->pending + es->running;
+		rc = *left == 0;
+	}
+	ipc_msg_free(rep);
+	return rc;
+}
+
+/* A graceful stop (mantactl stop, SIGTERM, stop_node): mantad-exec takes
+ * no new task, the running ones get up to timeout_s to finish, then the
+ * daemons are stopped (mantad-exec stops what still runs). */
+static void
+begin_drain(struct sv *sv, unsigned timeout_s)
+{
+	struct svc *ex = find_svc(sv, "mantad-exec");
+	long long now = daemon_now_ms();
+	unsigned left = 0;
+	int rc;
+
+	if (sv->stopping || sv->draining)
+		return;
+	if (ex == NULL || ex->pid <= 0 || ex->state != SV_UP ||
+	    (rc = exec_idle(sv, true, &left)) == -1) {
+		if (ex != NULL)
+			log_info("stopping without a drain: mantad-exec does not"
+			    " answer");
+		begin_stop(sv);
+		return;
+	}
+	if (rc == 1) {
+		log_info("no task runs: stopping");
+		begin_stop(sv);
+		return;
+	}
+	sv->draining = 1;
+	sv->drain_start = now;
+	sv->drain_deadline = now + (long long)timeout_s * 1000;
+	sv->next_drain_poll = now + DRAIN_POLL_MS;
+	log_info("draining before the stop: %u task%s to finish, at most %u s",
+	    left, left == 1 ? "" : "s", timeout_s);
+}
+
+static void
+drain_tick(struct sv *sv, long long now)
+{
+	unsigned left = 0;
+	int rc;
+
+	if (!sv->draining || now < sv->next_drain_poll)
+		return;
+	rc = exec_idle(sv, false, &left);
+	now = daemon_now_ms();
+	sv->next_drain_poll = now + DRAIN_POLL_MS;
+	if (rc == 1) {
+		log_info("drained in %lld ms: stopping", now - sv->drain_start);
+		begin_stop(sv);
+	} else if (now >= sv->drain_deadline) {
+		if (rc == 0)
+			log_warnx("drain timeout: %u task%s still running, stopped"
+			    " now", left, left == 1 ? "" : "s");
+		else
+			log_warnx("drain timeout: mantad-exec does not answer;"
+			    " stopping");
+		begin_stop(sv);
+	}
+}
+
+/* SIGHUP: the whole file is parsed first; on any error nothing changes.
+ * Else each daemon gets SIGHUP and reloads what it can (its man page). */
+static void
+reload(struct sv *sv)
+{
+	struct cfg_error err;
+	struct manta_cfg *n;
+	char line[1200];
+	int lvl, told = 0;
+
+	memset(&err, 0, sizeof(err));
+	if ((n = cfg_load(sv->cfg_path, &err)) == NULL) {
+		cfg_error_format(&err, line, sizeof(line));
+		log_warnx("SIGHUP: bad config: %s; keeping the current"
+		    " configuration, nothing reloaded", line);
+		return;
+	}
+	if (strcmp(n->run_dir, sv->cfg->run_dir) != 0 ||
+	    strcmp(n->state_dir, sv->cfg->state_dir) != 0)
+		log_warnx("SIGHUP: paths.run_dir and paths.state_dir change only"
+		    " at the next start");
+	lvl = log_level_parse(n->log_level ? n->log_level : "INFO");
+	log_set_level(lvl < 0 ? LOG_LVL_INFO : (enum log_level)lvl);
+	cfg_free(n);
+	for (size_t i = 0; i < sv->nsvcs; i++)
+		if (sv->svcs[i].pid > 0 && kill(sv->svcs[i].pid, SIGHUP) == 0)
+			told++;
+	log_info("SIGHUP: %s parsed; %d daemon%s told to reload", sv->cfg_path,
+	    told, told == 1 ? "" : "s");
 }
 
 static int
@@ -266,8 +409,14 @@ answer(struct sv *sv, struct ipc_req *req)
 	long long now = daemon_now_ms();
 
 	if (m->body_case == MANTA__IPC__MSG__BODY_SHUTDOWN) {
+		unsigned t = m->shutdown->drain_timeout_s;
+		bool now_ = m->shutdown->now;
+
 		ipc_reply_ok(sv->ipc, req);
-		begin_stop(sv);
+		if (now_)
+			begin_stop(sv);
+		else
+			begin_drain(sv, t > 0 ? t : DRAIN_DEFAULT_S);
 		return;
 	}
 	if (m->body_case == MANTA__IPC__MSG__BODY_STATUS_REQ) {
@@ -289,7 +438,7 @@ answer(struct sv *sv, struct ipc_req *req)
 		}
 		sup.n_daemons = sv->nsvcs;
 		sup.daemons = dp;
-		sup.stopping = sv->stopping;
+		sup.stopping = sv->stopping || sv->draining;
 		sup.config_path = (char *)sv->cfg_path;
 		st.supervisor = &sup;
 		rep.body_case = MANTA__IPC__MSG__BODY_STATUS;
@@ -364,6 +513,9 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 				}
 			sv.stop_deadline = now + STOP_GRACE_MS;
 		}
+		drain_tick(&sv, now);
+		if (sv.draining && sv.next_drain_poll < next)
+			next = sv.next_drain_poll;
 		/* Deadlines: readiness timeouts and ends of backoff. */
 		for (size_t i = 0; i < sv.nsvcs && !sv.stopping; i++) {
 			struct svc *s = &sv.svcs[i];
@@ -395,8 +547,14 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 		if (items[1].revents & ZMQ_POLLIN) {
 			int sig;
 			while ((sig = daemon_signal_read(sfd)) > 0) {
-				if (sig == SIGTERM || sig == SIGINT)
+				/* SIGTERM drains first; SIGINT, or a second
+				 * SIGTERM during the drain, stops at once. */
+				if (sig == SIGTERM && !sv.draining)
+					begin_drain(&sv, DRAIN_DEFAULT_S);
+				else if (sig == SIGTERM || sig == SIGINT)
 					begin_stop(&sv);
+				else if (sig == SIGHUP)
+					reload(&sv);
 				else if (sig == SIGCHLD)
 					reap(&sv);
 			}

@@ -86,7 +86,8 @@ struct mq_params {
 	bool tls;
 	const char *ca_file;	/* NULL: system roots */
 	const char *cert_file;	/* NULL: no client certificate */
-	const char *key_file;
+	const char *key_file;	/* mqtt.key, or mqtt.key.sbox (secret.h) */
+	const unsigned char *sbox_key;	/* opens a sealed key_file */
 	bool verify;
 };
 struct mq;
@@ -207,6 +208,8 @@ struct beat {
 	long long next_beat;
 	bool beat_pending;
 	uint64_t heartbeats;
+	uint64_t outbox_peak;	/* the most rows stored at once since start */
+	uint64_t unstored;	/* published without beat.db (it refused writes) */
 
 	/* rate limit of the warnings about dropped messages */
 	long long drop_sec;

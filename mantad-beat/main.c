@@ -47,6 +47,7 @@ reply_status(struct beat *b, struct ipc_req *req)
 	bs.connected = b->state == CONN_CONNECTED;
 	bs.outbox = outbox_count(b->ob);
 	bs.heartbeats = b->heartbeats;
+	bs.outbox_peak = b->outbox_peak;
 	sr.beat = &bs;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;
@@ -79,6 +80,8 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 	case 0:
 		log_debug("stored a publication on %s (%zu bytes, key %s)",
 		    p->topic, p->payload.len, key);
+		if (outbox_count(b->ob) > b->outbox_peak)
+			b->outbox_peak = outbox_count(b->ob);
 		(void)ipc_reply_ok(b->srv, req);
 		session_pump(b);
 		break;
@@ -90,11 +93,23 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 	case -2:
 		log_warnx("outbox full (%d rows): refusing a publication on %s",
 		    OUTBOX_MAX_ROWS, p->topic);
-		(void)ipc_reply_error(b->srv, req, 1, "outbox full (%d rows)",
-		    OUTBOX_MAX_ROWS);
+		/* The sender keeps it and tries again: never dropped. */
+		(void)ipc_reply_error(b->srv, req, IPC_CODE_BUSY,
+		    "outbox full (%d rows)", OUTBOX_MAX_ROWS);
 		break;
 	default:
-		(void)ipc_reply_error(b->srv, req, 1, "unable to store");
+		/* beat.db refuses writes (disk full, read-only file system):
+		 * rather than lose it, publish it now, unstored, if the
+		 * broker is there; else the sender keeps it and retries. */
+		if (b->state == CONN_CONNECTED && mq_publish(b->mq, p->topic,
+		    p->payload.data, p->payload.len, (int)p->qos, false, 0) == 0) {
+			b->unstored++;
+			log_warnx("beat.db refuses writes: published on %s"
+			    " without storing it (key %s)", p->topic, key);
+			(void)ipc_reply_ok(b->srv, req);
+			break;
+		}
+		(void)ipc_reply_error(b->srv, req, IPC_CODE_BUSY, "unable to store");
 		break;
 	}
 }
@@ -148,8 +163,28 @@ handle_events(struct beat *b)
 		log_warnx("dropped %u MQTT messages: too many waiting", dropped);
 }
 
+/* SIGHUP: the log level and the mqtt timers apply at once; the rest
+ * (paths, TLS, broker, which comes from the Registration) at a restart. */
+static void
+reload(struct beat *b)
+{
+	struct manta_cfg *n;
+	long long now = daemon_now_ms();
+
+	if ((n = daemon_reload(b->opts)) == NULL)
+		return;
+	b->cfg->ping_interval = n->ping_interval;
+	b->cfg->reconnect_attempts = n->reconnect_attempts;
+	b->cfg->reconnect_delay = n->reconnect_delay;
+	cfg_free(n);
+	if (b->next_beat > now + (long long)b->cfg->ping_interval * 1000)
+		b->next_beat = now + (long long)b->cfg->ping_interval * 1000;
+	log_info("SIGHUP: configuration reloaded: heartbeat every %d s",
+	    b->cfg->ping_interval);
+}
+
 static bool
-handle_signals(int sfd)
+handle_signals(struct beat *b, int sfd)
 {
 	int sig;
 	bool stop = false;
@@ -161,8 +196,7 @@ handle_signals(int sfd)
 			stop = true;
 			break;
 		case SIGHUP:
-			log_info("SIGHUP: nothing to reload (restart to apply a"
-			    " new configuration)");
+			reload(b);
 			break;
 		default:
 			break;
@@ -213,6 +247,7 @@ main(int argc, char **argv)
 		log_fatalx(1, "unable to start the workers");
 	b.state = CONN_NONE;
 	b.next_beat = daemon_now_ms();
+	b.outbox_peak = outbox_count(b.ob);
 	log_info("ready: %" PRIu64 " publications in the outbox, waiting for"
 	    " the registration from %s", outbox_count(b.ob), IPC_REGISTER);
 	daemon_ready(&opts.notify_fd);
@@ -233,7 +268,7 @@ main(int argc, char **argv)
 			rc = 1;
 			break;
 		}
-		if ((items[1].revents & ZMQ_POLLIN) && handle_signals(sfd))
+		if ((items[1].revents & ZMQ_POLLIN) && handle_signals(&b, sfd))
 			break;
 		if (items[2].revents & ZMQ_POLLIN)
 			handle_events(&b);

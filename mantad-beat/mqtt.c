@@ -3,14 +3,19 @@
  * main loop (events.c). Callback contexts are plain integers (the client's
  * generation, or a publication's outbox seq), never pointers: a callback
  * may still be running while the main loop destroys an old client. */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <MQTTAsync.h>
 
 #include "log.h"
+#include "secret.h"
 
 #include "beat.h"
 
@@ -20,6 +25,8 @@ struct mq {
 	char *uri;
 	char *host;
 	char *ca_file, *cert_file, *key_file;
+	int key_fd;		/* memfd of an opened mqtt.key.sbox, else -1 */
+	size_t key_len;
 	bool tls, verify;
 };
 
@@ -152,6 +159,77 @@ opt_strdup(const char *s)
 	return s != NULL ? strdup(s) : NULL;
 }
 
+/* paho wants a file name for the client key (MQTTAsync_SSLOptions
+ * privateKey, which OpenSSL reads at every connect). A sealed key is opened
+ * into a memfd named as /proc/self/fd/N: no file system holds it, no
+ * directory lists it, and another process reaches it only through
+ * /proc/<pid>/fd, which takes ptrace access to this one (what reading its
+ * memory takes anyway). It lives as long as the client, since paho reads it
+ * again at each reconnection, and is overwritten with zeros before it is
+ * closed (mq_free). An O_TMPFILE in the run dir would do the same on disk
+ * where the run dir is not a tmpfs. */
+static int
+key_memfd(struct mq *m, const struct mq_params *p)
+{
+	char why[700], *pem, *name = NULL;
+	size_t n, off = 0;
+	int fd;
+
+	if ((pem = secret_file_read(p->sbox_key, p->key_file, &n, why, sizeof(why))) == NULL) {
+		log_warnx("unable to read the client key: %s", why);
+		return -1;
+	}
+	if ((fd = memfd_create("mqtt.key", MFD_CLOEXEC)) == -1) {
+		log_warn("unable to create a memfd for the client key");
+		secret_free(pem);
+		return -1;
+	}
+	(void)fchmod(fd, 0400);
+	while (off < n) {
+		ssize_t r = write(fd, pem + off, n - off);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_warn("unable to write the client key to its memfd");
+			goto bad;
+		}
+		off += (size_t)r;
+	}
+	if (asprintf(&name, "/proc/self/fd/%d", fd) < 0)
+		goto bad;
+	secret_free(pem);
+	free(m->key_file);
+	m->key_file = name;
+	m->key_fd = fd;
+	m->key_len = n;
+	return 0;
+bad:
+	secret_free(pem);
+	close(fd);
+	return -1;
+}
+
+static void
+key_memfd_close(struct mq *m)
+{
+	static const char zeros[512];
+	size_t off = 0;
+
+	if (m->key_fd == -1)
+		return;
+	while (off < m->key_len) {
+		size_t k = m->key_len - off < sizeof(zeros) ? m->key_len - off : sizeof(zeros);
+		ssize_t r = pwrite(m->key_fd, zeros, k, (off_t)off);
+
+		if (r <= 0)
+			break;
+		off += (size_t)r;
+	}
+	close(m->key_fd);
+	m->key_fd = -1;
+}
+
 struct mq *
 mq_new(const struct mq_params *p, struct evq *q, unsigned gen)
 {
@@ -163,6 +241,7 @@ mq_new(const struct mq_params *p, struct evq *q, unsigned gen)
 	cb_q = q;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		goto nomem;
+	m->key_fd = -1;
 	m->gen = gen;
 	m->tls = p->tls;
 	m->verify = p->verify;
@@ -180,6 +259,11 @@ mq_new(const struct mq_params *p, struct evq *q, unsigned gen)
 	    (p->cert_file && !m->cert_file) || (p->key_file && !m->key_file) ||
 	    (client_id = strdup(p->client_id)) == NULL)
 		goto nomem;
+	if (m->key_file != NULL && secret_path_sealed(m->key_file) && key_memfd(m, p) == -1) {
+		free(client_id);
+		mq_free(m);
+		return NULL;
+	}
 	rc = MQTTAsync_create(&m->h, m->uri, client_id,
 	    MQTTCLIENT_PERSISTENCE_NONE, NULL);
 	free(client_id);
@@ -335,6 +419,7 @@ mq_free(struct mq *m)
 		return;
 	if (m->h != NULL)
 		MQTTAsync_destroy(&m->h);
+	key_memfd_close(m);
 	free(m->uri);
 	free(m->host);
 	free(m->ca_file);

@@ -17,6 +17,7 @@
 
 #include "audit.h"
 #include "log.h"
+#include "secret.h"
 
 #include "beat.h"
 #include "dispatch.h"
@@ -91,12 +92,14 @@ mq_params_fill(const struct beat *b, struct mq_params *p, char *ca, char *cert,
 	if (b->cfg->use_tls && folder != NULL) {
 		snprintf(ca, PATH_MAX, "%s/ca.crt", folder);
 		snprintf(cert, PATH_MAX, "%s/mqtt.crt", folder);
-		snprintf(key, PATH_MAX, "%s/mqtt.key", folder);
+		/* mqtt.key.sbox before mqtt.key; mqtt.c opens it */
+		(void)secret_pick(folder, "mqtt.key", key, PATH_MAX);
 		if (access(ca, R_OK) == 0)
 			p->ca_file = ca;
 		if (access(cert, R_OK) == 0 && access(key, R_OK) == 0) {
 			p->cert_file = cert;
 			p->key_file = key;
+			p->sbox_key = b->cfg->secret_key;
 		}
 	}
 }
@@ -135,7 +138,7 @@ post_tls_probe(struct beat *b)
 	bp->first = b->failures == 0;
 	bp->p = (struct tls_probe){ .peer = "broker", .host = bp->host,
 	    .port = p.port, .ca_file = bp->ca_file, .cert_file = bp->cert_file,
-	    .key_file = bp->key_file, .cert_name = "mqtt.crt",
+	    .key_file = bp->key_file, .sbox_key = p.sbox_key, .cert_name = "mqtt.crt",
 	    .verify = p.verify, .timeout_ms = TLS_PROBE_MS };
 	if (fail) {
 		job_free(j);
@@ -153,10 +156,12 @@ start_connect(struct beat *b, long long now)
 	if (b->mq == NULL) {
 		mq_params_fill(b, &p, ca, cert, key);
 		if (p.tls)
-			log_info("TLS to the broker %s: %s, %s", b->broker,
+			log_info("TLS to the broker %s: %s, %s%s", b->broker,
 			    p.ca_file ? "CA from ca.crt" : "system CA roots",
 			    p.cert_file ? "client certificate mqtt.crt" :
-			    "no client certificate (no mqtt.crt and mqtt.key)");
+			    "no client certificate (no mqtt.crt and mqtt.key)",
+			    p.cert_file && secret_path_sealed(p.key_file) ?
+			    " (key sealed in mqtt.key.sbox)" : "");
 		if (p.tls && !p.verify)
 			log_warnx("security.verify_ssl = false: the broker's"
 			    " certificate is not checked");

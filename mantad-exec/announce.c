@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit.h"
 #include "db.h"
 #include "log.h"
 
@@ -220,6 +221,63 @@ fail:
 	return -1;
 }
 
+/* A JSON string of s, bytes that are not UTF-8 as '?'. */
+static json_t *
+audit_str(const char *s)
+{
+	json_t *j;
+	char *c;
+
+	if (s == NULL)
+		return json_null();
+	if ((j = json_string(s)) != NULL || (c = strdup(s)) == NULL)
+		return j;
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
+/* The audit trail (audit.h): task_started when a run is RUNNING,
+ * task_ended at its final state, with how and why it ended. */
+static void
+audit_transition(struct exec *x, const struct run *r, enum run_state st,
+    const char *reason, int exit_code, uint32_t error_id)
+{
+	char sh[ID_HEX_LEN + 1], th[ID_HEX_LEN + 1];
+	json_t *f;
+
+	if (x->audit == NULL || (st != RS_RUNNING && !run_state_final(st)))
+		return;
+	id_to_hex(r->swarm, sh);
+	id_to_hex(r->task, th);
+	if ((f = json_pack("{sssssIsI}", "swarm_id", sh, "task_id", th,
+	    "iteration", (json_int_t)r->iteration, "circular",
+	    (json_int_t)r->circular)) == NULL)
+		return;
+	if (st == RS_RUNNING) {
+		json_object_set_new(f, "image", audit_str(r->image));
+		json_object_set_new(f, "container", audit_str(r->cid));
+		json_object_set_new(f, "runtime", audit_str(x->runtime_name));
+		json_object_set_new(f, "userns", json_boolean(x->userns));
+		if (x->userns)
+			json_object_set_new(f, "host_uid",
+			    json_integer((json_int_t)x->userns_uid));
+		(void)audit_append(x->audit, "task_started", f);
+		return;
+	}
+	json_object_set_new(f, "status", json_string(run_state_name(st)));
+	json_object_set_new(f, "exit_code", exit_code >= 0 ?
+	    json_integer(exit_code) : json_null());
+	json_object_set_new(f, "reason", reason && *reason ?
+	    audit_str(reason) : json_null());
+	if (error_id != 0)
+		json_object_set_new(f, "error_id", json_integer(error_id));
+	(void)audit_append(x->audit, "task_ended", f);
+}
+
 int
 announce_transition(struct exec *x, struct run *r, enum run_state st,
     const char *reason, int exit_code, uint32_t error_id)
@@ -268,6 +326,7 @@ announce_transition(struct exec *x, struct run *r, enum run_state st,
 		post(x, IPC_BEAT, useq, upd, ulen);
 	if (err != NULL)
 		post(x, IPC_REGISTER, eseq, err, elen);
+	audit_transition(x, r, st, reason, exit_code, error_id);
 	free(upd);
 	free(err);
 	return 0;
@@ -394,5 +453,34 @@ announce_acked(struct exec *x, int64_t seq)
 {
 	if (x->unacked > 0)
 		x->unacked--;
-	(void)store_outbox_done(x->db, seq);
+	if (seq > 0)		/* <= 0: never stored (announce_unstored) */
+		(void)store_outbox_done(x->db, seq);
+}
+
+void
+announce_unstored(struct exec *x, const struct run *r, enum run_state st,
+    const char *reason, uint32_t error_id)
+{
+	char key[128], th[ID_HEX_LEN + 1], content[CONTENT_MAX + 1];
+	uint8_t *msg;
+	size_t len = 0;
+
+	id_to_hex(r->task, th);
+	log_warnx("task %s iteration %u circular %u: %s (%s; told without"
+	    " being stored: exec.db refuses writes)", th, r->iteration,
+	    r->circular, run_state_name(st), reason ? reason : "");
+	if ((msg = pack_update(x, r, st, key, sizeof(key), &len)) != NULL) {
+		post(x, IPC_BEAT, -1, msg, len);
+		free(msg);
+	}
+	if (error_id == 0)
+		return;
+	snprintf(content, sizeof(content), "task %s iteration %u circular %u:"
+	    " %s", th, r->iteration, r->circular, reason && *reason ? reason :
+	    run_state_name(st));
+	if ((msg = pack_error(x, &r->swarm, &r->task, r->iteration,
+	    r->circular, error_id, content, &len)) != NULL) {
+		post(x, IPC_REGISTER, -1, msg, len);
+		free(msg);
+	}
 }

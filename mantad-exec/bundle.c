@@ -4,7 +4,8 @@
  *   config.json  generated here with jansson (never by string pasting):
  *                the image's rootfs read-only, /tmp a tmpfs, the payload
  *                bound read-only at /usr/src/module.pyz, pid/mount/ipc/uts
- *                namespaces (and network with containers.network = "none"),
+ *                namespaces (and network with containers.network = "none",
+ *                user with containers.userns, userns.c),
  *                cgroup memory/CPU/pids limits, no capabilities at all,
  *                noNewPrivileges, runc's masked and read-only paths, and
  *                the seccomp allowlist (seccomp.c);
@@ -288,6 +289,9 @@ mounts(struct exec *x, struct run *r, const char *rootfs, json_t *devices,
 	};
 	static const char *const mq[] = { "nosuid", "noexec", "nodev" };
 	static const char *const sys[] = { "nosuid", "noexec", "nodev", "ro" };
+	static const char *const sysbind[] = {
+		"rbind", "nosuid", "noexec", "nodev", "ro", "rro",
+	};
 	static const char *const cg[] = {
 		"nosuid", "noexec", "nodev", "relatime", "ro",
 	};
@@ -302,7 +306,15 @@ mounts(struct exec *x, struct run *r, const char *rootfs, json_t *devices,
 	json_array_append_new(m, mount("/dev/pts", "devpts", "devpts", pts, N(pts)));
 	json_array_append_new(m, mount("/dev/shm", "tmpfs", "shm", shm, N(shm)));
 	json_array_append_new(m, mount("/dev/mqueue", "mqueue", "mqueue", mq, N(mq)));
-	json_array_append_new(m, mount("/sys", "sysfs", "sysfs", sys, N(sys)));
+	/* A user namespace may mount sysfs only with a network namespace of
+	 * its own: on the host's network, the host's /sys, read-only down
+	 * to its submounts (userns.c). */
+	if (x->userns && strcmp(x->cfg->network ? x->cfg->network : "host",
+	    "none") != 0)
+		json_array_append_new(m, mount("/sys", "bind", "/sys", sysbind,
+		    N(sysbind)));
+	else
+		json_array_append_new(m, mount("/sys", "sysfs", "sysfs", sys, N(sys)));
 	json_array_append_new(m, mount("/sys/fs/cgroup", "cgroup", "cgroup", cg,
 	    N(cg)));
 	/* /tmp is memory: it counts against the task's memory limit. */
@@ -358,6 +370,7 @@ linux_section(struct exec *x, struct run *r, json_t *devices, json_t *allow)
 	if (x->cgroup2)
 		json_array_append_new(ns, json_pack("{ss}", "type", "cgroup"));
 	json_object_set_new(l, "namespaces", ns);
+	userns_linux(x, l);
 
 	if (x->cfg->memory_limit_bytes > 0) {
 		json_object_set_new(mem, "limit",
@@ -395,6 +408,23 @@ linux_section(struct exec *x, struct run *r, json_t *devices, json_t *allow)
 	return l;
 }
 
+/* With containers.userns, the runtime mounts as the mapped root, which
+ * cannot make the mount points the image lacks: they are made here. */
+static int
+mount_points(const struct exec *x, const struct run *r, const char *rootfs,
+    char *err, size_t errlen)
+{
+	if (userns_mountpoint(rootfs, "usr/src", "module.pyz", err, errlen) == -1)
+		return -1;
+	if (strcmp(x->cfg->network ? x->cfg->network : "host", "none") == 0 &&
+	    userns_mountpoint(rootfs, "run/manta", "light.sock", err, errlen) == -1)
+		return -1;
+	if (r->gpu && x->gpus > 0 && userns_mountpoint(rootfs, "usr/local/nvidia",
+	    NULL, err, errlen) == -1)
+		return -1;
+	return 0;
+}
+
 int
 bundle_write_config(struct exec *x, struct run *r, char *err, size_t errlen)
 {
@@ -406,6 +436,12 @@ bundle_write_config(struct exec *x, struct run *r, char *err, size_t errlen)
 		snprintf(err, errlen, "image name refused");
 		json_decref(devices);
 		json_decref(allow);
+		return -1;
+	}
+	if (x->userns && mount_points(x, r, rootfs, err, errlen) == -1) {
+		json_decref(devices);
+		json_decref(allow);
+		free(rootfs);
 		return -1;
 	}
 	validate_hostname(r->alias, &r->task, host, sizeof(host));

@@ -123,7 +123,9 @@ refuse(struct exec *x, const Common__Tasks__MqttTask *t, const char *reason,
 			*p = '?';
 	switch (store_run_insert(x->db, r, "QUEUED", NULL)) {
 	case 0:
-		(void)announce_transition(x, r, RS_FAILED, reason, -1, error_id);
+		if (announce_transition(x, r, RS_FAILED, reason, -1,
+		    error_id) == -1)
+			announce_unstored(x, r, RS_FAILED, reason, error_id);
 		r->logs_done = true;
 		(void)store_run_set(x->db, r);
 		break;
@@ -132,6 +134,8 @@ refuse(struct exec *x, const Common__Tasks__MqttTask *t, const char *reason,
 		    error_id, "deploy_task refused: %s", reason);
 		break;
 	default:
+		/* exec.db refuses writes (disk full, read-only): tell anyway. */
+		announce_unstored(x, r, RS_FAILED, reason, error_id);
 		break;
 	}
 	run_free(r);
@@ -149,8 +153,8 @@ deploy(struct exec *x, const Common__Tasks__MqttTask *t)
 		refuse(x, t, why, error_id);
 		return;
 	}
-	if (x->draining || x->stopping) {
-		refuse(x, t, "draining: this node takes no new task", ERR_NODE);
+	if ((why = drain_refusing(x, &error_id, reason, sizeof(reason))) != NULL) {
+		refuse(x, t, why, error_id);
 		return;
 	}
 	if ((r = run_from_task(t)) == NULL) {
@@ -169,6 +173,8 @@ deploy(struct exec *x, const Common__Tasks__MqttTask *t)
 		run_free(r);
 		return;
 	default:
+		announce_unstored(x, r, RS_FAILED, "node error: unable to record"
+		    " the task in exec.db", ERR_NODE);
 		run_free(r);
 		return;
 	}
@@ -319,17 +325,14 @@ command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
 		return 0;
 	}
 	if (strcmp(c->name, "stop_node") == 0) {
-		struct run *r, *next;
 		struct job *j;
 
-		/* WIRE.md section 9: a graceful stop of the whole node. The
-		 * supervisor stops every daemon; our SIGTERM stops the tasks. */
-		log_info("stop_node: stopping every task, then the node");
-		x->draining = true;
-		for (r = TAILQ_FIRST(&x->runs); r != NULL; r = next) {
-			next = TAILQ_NEXT(r, all);
-			run_stop(x, r, "stop_node");
-		}
+		/* WIRE.md section 9: a graceful stop of the whole node, as
+		 * mantactl stop: no new task from now on; the supervisor
+		 * waits for the running ones (its drain timeout), then stops
+		 * every daemon, and our SIGTERM stops what still runs. */
+		log_info("stop_node: draining, then stopping the node");
+		drain_set(x, true, true);
 		if (!x->shutdown_asked && (j = job_new(JOB_SHUTDOWN)) != NULL) {
 			x->shutdown_asked = true;
 			(void)jobs_post(x->jobs, j);

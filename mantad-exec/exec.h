@@ -111,6 +111,7 @@ struct run {
 };
 TAILQ_HEAD(run_list, run);
 
+struct audit;
 struct evq;
 struct sender;
 struct jobs;
@@ -145,10 +146,15 @@ struct exec {
 	double cpu_used, cpu_budget;
 	uint64_t mem_used, mem_budget;
 	unsigned gpus;			/* NVIDIA devices seen at start */
+	bool userns;			/* containers.userns (userns.c) */
+	uint32_t userns_uid, userns_uid_size;	/* host ids of container 0.. */
+	uint32_t userns_gid, userns_gid_size;
+	struct audit *audit;		/* <state_dir>/audit.log */
 
 	unsigned unacked;		/* messages the senders still hold */
 	bool draining;
 	bool stopping;			/* SIGTERM: stop every task, then exit */
+	bool recovering;		/* recover_runs: admit nothing yet */
 	bool shutdown_asked;		/* stop_node: asked the supervisor */
 	long long next_stream;
 	long long next_capacity;
@@ -259,6 +265,11 @@ int announce_logs(struct exec *x, struct run *r, const uint8_t *frame,
 /* Posts every stored outbox row (at start). */
 int announce_replay(struct exec *x);
 void announce_acked(struct exec *x, int64_t seq);
+/* When exec.db refuses writes (disk full, read-only): r's final update and
+ * the error, handed to the senders without being stored (told once, at
+ * most; not again after a restart). */
+void announce_unstored(struct exec *x, const struct run *r, enum run_state st,
+    const char *reason, uint32_t error_id);
 
 /* ---- validate.c ---- */
 /* Checks every field of a deploy; NULL if fine, else the reason. error_id
@@ -299,6 +310,20 @@ void bundle_remove(struct exec *x, struct run *r);
 /* The image's rootfs, malloc'd; NULL if the name is refused. */
 char *bundle_rootfs(const struct exec *x, const char *image);
 
+/* ---- userns.c: containers.userns ---- */
+/* The host id ranges (config, /etc/subuid and /etc/subgid, 100000). */
+void userns_init(struct exec *x);
+/* The first directory down to path (itself included) that others
+ * cannot search, malloc'd; NULL when the mapped users reach path. */
+char *userns_unreachable(const char *path);
+/* Adds the user namespace and its id maps to config.json's linux. */
+void userns_linux(const struct exec *x, json_t *linux_obj);
+/* Makes the file mount point /DIR/NAME (NAME NULL: the directory /DIR)
+ * in rootfs when missing (the runtime cannot, as the mapped root). 0 or
+ * -1 with err. */
+int userns_mountpoint(const char *rootfs, const char *dir, const char *name,
+    char *err, size_t errlen);
+
 /* ---- seccomp.c ---- */
 /* Compiles the built-in allowlist with libseccomp (an unknown name is an
  * error naming it) and returns the config.json seccomp object. */
@@ -334,6 +359,16 @@ void shim_main(int argc, char **argv) __attribute__((noreturn));
 /* After a restart: re-adopts the shims of runs that were PENDING/RUNNING,
  * ends those whose shim finished or vanished, frames logs not yet sent. */
 void recover_runs(struct exec *x);
+
+/* ---- drain.c: taking new tasks or not (issue 6) ---- */
+/* Drains (on) or undrains; kept in exec.db unless transient (a stop's
+ * drain), and handed to mantad-register, which tells the manager. */
+void drain_set(struct exec *x, bool on, bool transient);
+/* Why a deploy_task is refused now (stopping, draining, state_dir
+ * read-only or too full), NULL when tasks are taken; error_id gets the
+ * SendError class. */
+const char *drain_refusing(struct exec *x, uint32_t *error_id, char *buf,
+    size_t len);
 
 /* ---- logs.c ---- */
 /* The 52-byte WIRE.md section 8 header. */

@@ -23,6 +23,7 @@
 
 #include <zmq.h>
 
+#include "audit.h"
 #include "blake3.h"
 #include "daemon.h"
 #include "db.h"
@@ -52,6 +53,9 @@ reply_status(struct exec *x, struct ipc_req *req)
 	Manta__Ipc__StatusReply sr = MANTA__IPC__STATUS_REPLY__INIT;
 	Manta__Ipc__ExecStatus es = MANTA__IPC__EXEC_STATUS__INIT;
 	unsigned c[RS_COUNT];
+	char why[512];
+	uint32_t error_id;
+	const char *refusing = drain_refusing(x, &error_id, why, sizeof(why));
 
 	if (store_counts(x->db, c) == -1) {
 		(void)ipc_reply_error(x->srv, req, 1, "database error");
@@ -64,6 +68,8 @@ reply_status(struct exec *x, struct ipc_req *req)
 	es.failed = c[RS_FAILED];
 	es.stopped = c[RS_STOPPED];
 	es.draining = x->draining;
+	es.refusing = (char *)(refusing != NULL ? refusing : "");
+	es.outbox = x->unacked;
 	sr.exec = &es;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;
@@ -170,12 +176,7 @@ handle_ipc(struct exec *x)
 			reply_logs(x, req, m->logs_req);
 			break;
 		case MANTA__IPC__MSG__BODY_DRAIN:
-			if (x->draining != !m->drain->undrain)
-				log_info("%s", m->drain->undrain ? "undrained:"
-				    " taking tasks again" : "draining: no new"
-				    " task is taken");
-			x->draining = !m->drain->undrain;
-			(void)store_meta_set_int(x->db, "draining", x->draining);
+			drain_set(x, !m->drain->undrain, m->drain->transient);
 			reply_status(x, req);
 			break;
 		case MANTA__IPC__MSG__BODY_TASK_LOOKUP:
@@ -235,6 +236,31 @@ handle_events(struct exec *x)
 	}
 }
 
+/* SIGHUP: what can change while tasks run; the rest needs a restart. */
+static void
+reload(struct exec *x)
+{
+	struct manta_cfg *n, *c = x->cfg;
+
+	if ((n = daemon_reload(x->opts)) == NULL)
+		return;
+	c->max_concurrent = n->max_concurrent;
+	c->task_timeout = n->task_timeout;
+	c->retry_attempts = n->retry_attempts;
+	c->cleanup_on_failure = n->cleanup_on_failure;
+	c->stream_logs = n->stream_logs;
+	c->reserve_cpu_percent = n->reserve_cpu_percent;
+	c->reserve_memory_mb = n->reserve_memory_mb;
+	c->max_disk_usage_percent = n->max_disk_usage_percent;
+	cfg_free(n);
+	log_info("SIGHUP: configuration reloaded: at most %d tasks at once,"
+	    " task timeout %d s (paths, runtime, limits and network need a"
+	    " restart)", c->max_concurrent, c->task_timeout);
+	/* New reserves apply at the next capacity figures: ask now. */
+	x->next_capacity = 0;
+	queue_admit(x);
+}
+
 static bool
 handle_signals(struct exec *x, int sfd)
 {
@@ -251,8 +277,7 @@ handle_signals(struct exec *x, int sfd)
 			runtime_reap(x);
 			break;
 		case SIGHUP:
-			log_info("SIGHUP: nothing to reload (restart to apply a"
-			    " new configuration)");
+			reload(x);
 			break;
 		default:
 			break;
@@ -413,6 +438,9 @@ main(int argc, char **argv)
 	setup_dirs(&x);
 	(void)runtime_resolve(&x);
 	runtime_probe_cgroups(&x);
+	userns_init(&x);
+	if ((x.audit = audit_open(x.cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/%s", x.cfg->state_dir, AUDIT_FILE);
 	if ((x.db = store_open(x.cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/exec.db", x.cfg->state_dir);
 	if (store_meta_get_int(x.db, "draining", &v) == 1)
@@ -522,6 +550,7 @@ main(int argc, char **argv)
 	free_all(&x);
 	db_close(x.db);
 	close(sfd);
+	audit_close(x.audit);
 	cfg_free(x.cfg);
 	return rc;
 }

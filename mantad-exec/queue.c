@@ -96,7 +96,9 @@ queue_admit(struct exec *x)
 {
 	struct run *r;
 
-	if (x->stopping)
+	/* During recovery a run admitted now would be taken for one that
+	 * lost its shim: the queue moves once every run is reconciled. */
+	if (x->stopping || x->recovering)
 		return;
 	while ((r = TAILQ_FIRST(&x->queue)) != NULL) {
 		double cpu;

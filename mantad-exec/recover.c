@@ -74,6 +74,7 @@ recover_runs(struct exec *x)
 	struct run *r, *next;
 	unsigned adopted = 0, ended = 0, queued = 0;
 
+	x->recovering = true;
 	for (r = TAILQ_FIRST(&x->runs); r != NULL; r = next) {
 		next = TAILQ_NEXT(r, all);
 		if (r->state == RS_PENDING || r->state == RS_RUNNING) {
@@ -115,6 +116,7 @@ recover_runs(struct exec *x)
 			break;
 		}
 	}
+	x->recovering = false;	/* main() admits the queue once ready */
 	if (adopted + ended + queued > 0)
 		log_info("recovered: %u containers adopted, %u ended meanwhile,"
 		    " %u tasks queued", adopted, ended, queued);

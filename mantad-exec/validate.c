@@ -117,6 +117,20 @@ validate_task(const struct exec *x, const Common__Tasks__MqttTask *t,
 		REFUSE(ERR_DOCKER, "image \"%s\" not found in %s (mantactl image"
 		    " import)", name, x->cfg->image_dir);
 	}
+	if (x->userns) {
+		char *closed = userns_unreachable(rootfs);
+
+		if (closed != NULL) {
+			snprintf(buf, len, "image \"%s\": containers.userns: the"
+			    " task's user cannot reach its rootfs: %s is not"
+			    " searchable by others (chmod o+x, or move"
+			    " containers.image_dir)", name, closed);
+			free(closed);
+			free(rootfs);
+			*error_id = ERR_DOCKER;
+			return buf;
+		}
+	}
 	free(rootfs);
 	if (t->gpu && x->cfg->gpu_enabled == 0)
 		REFUSE(ERR_RESOURCE, "the task needs a GPU and GPUs are disabled"

@@ -79,7 +79,8 @@ item_free(struct item *it)
 	}
 }
 
-/* 1 acknowledged, 0 refused, -1 no answer. */
+/* 1 acknowledged, 0 refused, -1 no answer, -2 refused for now (the peer's
+ * outbox is full: IPC_CODE_BUSY). */
 static int
 deliver(struct sender *s, const struct item *it)
 {
@@ -94,6 +95,9 @@ deliver(struct sender *s, const struct item *it)
 	}
 	if (ipc_call(s->run_dir, s->dest, m, &reply, CALL_MS) == -1)
 		rc = -1;
+	else if (reply->body_case == MANTA__IPC__MSG__BODY_REPLY &&
+	    reply->reply->code == IPC_CODE_BUSY)
+		rc = -2;
 	else if (reply->body_case == MANTA__IPC__MSG__BODY_REPLY &&
 	    reply->reply->code != 0) {
 		log_warnx("%s refused outbox row %lld: %s", s->dest,
@@ -127,10 +131,14 @@ sender_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		rc = deliver(s, it);
 		pthread_mutex_lock(&s->lock);
-		if (rc == -1) {
-			if (!warned)
+		if (rc < 0) {
+			if (!warned && rc == -1)
 				log_warnx("no answer from %s: retrying (what is"
 				    " not delivered stays in exec.db)", s->dest);
+			else if (!warned)
+				log_warnx("%s has no room for outbox row %lld:"
+				    " retrying (it stays in exec.db)", s->dest,
+				    (long long)it->seq);
 			warned = true;
 			nap(&s->cond, &s->lock, &s->stop, backoff);
 			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :

@@ -1,11 +1,23 @@
 /* audit: who read what, and when: one row per Light call in
  * <state_dir>/light.db (WAL, autocommit: a row is in the file when the
  * call's record is written, and a crash loses none that were). The table
- * keeps the last AUDIT_KEEP rows; older ones are deleted in batches. */
+ * keeps the last AUDIT_KEEP rows; older ones are deleted in batches.
+ *
+ * Each call is also appended to the node's hash-chained audit trail,
+ * <state_dir>/audit.log (libcommon/audit.h, mantactl(8) AUDIT), which
+ * mantad-beat and mantad-exec share: "dataset_access" for Local methods
+ * (dataset, path), "world_call" for World ones (tag), both with the
+ * method, the caller's ids, the bytes and the gRPC status. The file is
+ * opened before the seccomp filter; appending needs flock, fstat,
+ * newfstatat, pread64 and write. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
+#include "audit.h"
 #include "db.h"
 #include "light.h"
 #include "log.h"
@@ -33,16 +45,25 @@ static struct {
 	sqlite3 *db;
 	sqlite3_stmt *ins, *prune;
 	unsigned since_prune;
+	struct audit *chain;
 } A;
 
 int
-audit_open(const char *state_dir)
+light_audit_open(const char *state_dir)
 {
 	char path[4096];
 
-	snprintf(path, sizeof(path), "%s/light.db", state_dir);
-	if ((A.db = db_open(path, migrations, sizeof(migrations) / sizeof(migrations[0]))) == NULL)
+	/* jansson seeds its hash tables once, from /dev/urandom: now,
+	 * before the filter, rather than at the first entry. */
+	json_object_seed(0);
+	if ((A.chain = audit_open(state_dir)) == NULL)
 		return -1;
+
+	snprintf(path, sizeof(path), "%s/light.db", state_dir);
+	if ((A.db = db_open(path, migrations, sizeof(migrations) / sizeof(migrations[0]))) == NULL) {
+		light_audit_close();
+		return -1;
+	}
 	if (sqlite3_prepare_v2(A.db,
 	    "INSERT INTO access(time, swarm_id, task_id, method, dataset, path, bytes,"
 	    " status, token, ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", -1, &A.ins, NULL) != SQLITE_OK ||
@@ -50,10 +71,52 @@ audit_open(const char *state_dir)
 	    "DELETE FROM access WHERE id <= (SELECT max(id) FROM access) - ?", -1, &A.prune,
 	    NULL) != SQLITE_OK) {
 		log_warnx("%s: %s", path, sqlite3_errmsg(A.db));
-		audit_close();
+		light_audit_close();
 		return -1;
 	}
 	return 0;
+}
+
+/* A JSON string of s (NULL: null), bytes that are not UTF-8 as '?':
+ * a dataset path comes from the task. */
+static json_t *
+jstr(const char *s)
+{
+	json_t *j;
+	char *c;
+
+	if (s == NULL)
+		return json_null();
+	if ((j = json_string(s)) != NULL || (c = strdup(s)) == NULL)
+		return j;
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
+static void
+chain_append(const struct audit_rec *r, const char *sw, const char *tk)
+{
+	bool local = strncmp(r->method, "Local/", 6) == 0;
+	json_t *f;
+
+	if (A.chain == NULL || (f = json_object()) == NULL)
+		return;
+	json_object_set_new(f, "method", jstr(r->method));
+	json_object_set_new(f, "swarm_id", json_string(sw));
+	json_object_set_new(f, "task_id", json_string(tk));
+	if (local) {
+		json_object_set_new(f, "dataset", jstr(r->dataset));
+		json_object_set_new(f, "path", jstr(r->path));
+	} else
+		json_object_set_new(f, "tag", jstr(r->dataset));
+	json_object_set_new(f, "bytes", json_integer((json_int_t)r->bytes));
+	json_object_set_new(f, "status", json_integer(r->status));
+	json_object_set_new(f, "token", json_boolean(r->token));
+	(void)audit_append(A.chain, local ? "dataset_access" : "world_call", f);
 }
 
 void
@@ -72,6 +135,7 @@ audit_record(const struct audit_rec *r)
 	    (long)(ts.tv_nsec / 1000000) % 1000);
 	id_to_hex(r->swarm, sw);
 	id_to_hex(r->task, tk);
+	chain_append(r, sw, tk);
 	sqlite3_bind_text(A.ins, 1, when, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(A.ins, 2, sw, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(A.ins, 3, tk, -1, SQLITE_TRANSIENT);
@@ -102,7 +166,7 @@ audit_record(const struct audit_rec *r)
 }
 
 void
-audit_close(void)
+light_audit_close(void)
 {
 	if (A.ins != NULL)
 		sqlite3_finalize(A.ins);
@@ -112,4 +176,6 @@ audit_close(void)
 	if (A.db != NULL)
 		db_close(A.db);
 	A.db = NULL;
+	audit_close(A.chain);
+	A.chain = NULL;
 }

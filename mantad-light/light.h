@@ -71,7 +71,9 @@ int paths_open(struct datasets *d, const char *name, const char *path, int oflag
  * file once resolved beneath the dataset? */
 bool paths_is_file(struct datasets *d, const char *name, const char *rel);
 
-/* ---- audit.c: <state_dir>/light.db, one row per call ---- */
+/* ---- audit.c: <state_dir>/light.db, one row per call, and an entry per
+ * call in the node's hash-chained <state_dir>/audit.log (audit.h):
+ * dataset_access for Local, world_call for World ---- */
 struct audit_rec {
 	const char *method;		/* "Local/GetBinaryData" */
 	struct manta_id swarm, task;
@@ -83,9 +85,9 @@ struct audit_rec {
 	long long ms;			/* duration */
 };
 
-int audit_open(const char *state_dir);
+int light_audit_open(const char *state_dir);
 void audit_record(const struct audit_rec *r);
-void audit_close(void);
+void light_audit_close(void);
 
 /* ---- ident.c: who is calling (mantad-exec answers TaskLookup) ---- */
 struct ident {

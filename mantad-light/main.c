@@ -160,8 +160,8 @@ main(int argc, char **argv)
 	if (datasets_open(&ds, cfg) == -1)
 		log_fatalx(1, "unable to set up the datasets");
 	local_init(&ds, cfg);
-	if (audit_open(cfg->state_dir) == -1)
-		log_fatalx(1, "unable to open %s/light.db", cfg->state_dir);
+	if (light_audit_open(cfg->state_dir) == -1)
+		log_fatalx(1, "unable to open the audit trail in %s", cfg->state_dir);
 
 	/* No capability past this point, in any thread: drop them all while
 	 * this is the only one (gRPC and ZeroMQ start theirs below). */
@@ -175,6 +175,9 @@ main(int argc, char **argv)
 		log_errorx("unable to set up a channel to the manager");
 		goto out;
 	}
+	/* node.key.sbox is opened: the key goes before the seccomp filter,
+	 * which would not let sodium_free unlock its pages at exit. */
+	cfg_drop_secret_key(cfg);
 	if (write_port(cfg->run_dir, port) == -1)
 		log_warn("unable to write %s/%s", cfg->run_dir, LIGHT_PORT_FILE);
 	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_STATUS_REQ };
@@ -233,7 +236,7 @@ out:
 		close(it.stopfd);
 	if (it.sfd != -1)
 		close(it.sfd);
-	audit_close();
+	light_audit_close();
 	datasets_close(&ds);
 	cfg_free(cfg);
 	return rc;

@@ -36,6 +36,8 @@ static const char *const allowed[] = {
 	"openat", "openat2", "newfstatat", "fstat", "statx", "getdents64", "fcntl",
 	"readlink", "access", "fsync", "fdatasync", "ftruncate", "fchown", "unlink",
 	"dup", "pipe2", "getrandom", "uname", "geteuid", "getuid",
+	/* audit.log, shared with mantad-beat and mantad-exec: one lock per entry */
+	"flock",
 	/* event loops: libgrpc's epoll, ZeroMQ's poll, eventfds */
 	"epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "poll", "ppoll",
 	"eventfd2",

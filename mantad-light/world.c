@@ -29,6 +29,7 @@
 
 #include "light.h"
 #include "log.h"
+#include "secret.h"
 #include "common/results.pb-c.h"
 #include "common/system.pb-c.h"
 #include "common/tasks.pb-c.h"
@@ -87,6 +88,21 @@ slurp(const char *dir, const char *name, size_t max)
 	return buf;
 }
 
+/* node.key.sbox, opened with the cfg's key (cfg_load checked that it
+ * opens), or node.key: in locked memory that secret_free wipes. Before the
+ * seccomp filter (sodium_malloc locks and guards pages). */
+static char *
+read_key(const struct manta_cfg *c, const char *dir)
+{
+	char path[4096], why[700], *pem;
+
+	if (secret_pick(dir, "node.key", path, sizeof(path)) == -1)
+		return NULL;
+	if ((pem = secret_file_read(c->secret_key, path, NULL, why, sizeof(why))) == NULL)
+		log_warnx("unable to read the client key: %s", why);
+	return pem;
+}
+
 /* As mantad-register's: TLS with use_tls (cert_folder's ca.crt, node.crt,
  * node.key) or port 443; plaintext otherwise. */
 static grpc_channel_credentials *
@@ -105,10 +121,10 @@ make_creds(const struct manta_cfg *c)
 			snprintf(dir, sizeof(dir), "%s", c->cert_folder);
 		ca = slurp(dir, "ca.crt", 1 << 20);
 		crt = slurp(dir, "node.crt", 1 << 20);
-		key = slurp(dir, "node.key", 1 << 20);
+		key = read_key(c, dir);
 		if (crt == NULL || key == NULL) {
 			free(crt);
-			free(key);
+			secret_free(key);
 			crt = key = NULL;
 		}
 	}
@@ -144,11 +160,9 @@ make_creds(const struct manta_cfg *c)
 
 		creds = grpc_ssl_credentials_create(ca, crt ? &pair : NULL, NULL, NULL);
 	}
-	if (key != NULL)
-		explicit_bzero(key, strlen(key));
 	free(ca);
 	free(crt);
-	free(key);
+	secret_free(key);	/* wiped; libgrpc keeps its own copy */
 	return creds;
 }
 

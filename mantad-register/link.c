@@ -86,6 +86,7 @@ struct link {
 	struct job *head, *tail;
 	size_t njobs;
 	bool logs_pending;	/* the outbox may hold rows */
+	bool draining;		/* SetNodeStatus says DISCONNECTED (issue 6) */
 	uint64_t logs_gen;	/* bumped by each link_logs_notify */
 
 	/* the worker's own */
@@ -456,6 +457,9 @@ do_register(struct link *l)
 	l->have_reg = true;
 	l->registered = true;
 	l->ever_registered = true;
+	/* A manager that registers us again thinks us connected. */
+	if (l->draining)
+		enqueue(l, JOB_NODE_STATUS, NULL, 0);
 	pthread_mutex_unlock(&l->lock);
 	l->backoff_ms = BACKOFF_MIN_MS;
 	l->next_probe = now + PROBE_MS;
@@ -574,7 +578,16 @@ run_job(struct link *l, const struct job *j, const char **what, char *err, size_
 
 		*what = "SetNodeStatus";
 		ns.node_id = &pid;
-		ns.status = COMMON__INFORMATIONS__NODE_STATUS_ENUM__CONNECTED;
+		/* A drained node takes no task: the manager hears it as
+		 * DISCONNECTED until the drain ends (its heartbeats go on). */
+		pthread_mutex_lock(&l->lock);
+		ns.status = l->draining ?
+		    COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED :
+		    COMMON__INFORMATIONS__NODE_STATUS_ENUM__CONNECTED;
+		pthread_mutex_unlock(&l->lock);
+		log_info("SetNodeStatus: %s", ns.status ==
+		    COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED ?
+		    "DISCONNECTED (draining)" : "CONNECTED");
 		rc = call(l, M_SET_NODE_STATUS, &ns.base, &common__system__ok__descriptor,
 		    &resp, err, errlen);
 		break;
@@ -877,11 +890,21 @@ link_stop(struct link *l)
 }
 
 void
+link_drain(struct link *l, bool on)
+{
+	pthread_mutex_lock(&l->lock);
+	l->draining = on;
+	enqueue(l, JOB_NODE_STATUS, NULL, 0);
+	pthread_mutex_unlock(&l->lock);
+}
+
+void
 link_status(struct link *l, struct link_status *st)
 {
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&l->lock);
 	st->registered = l->registered;
+	st->draining = l->draining;
 	st->state = l->registered ? "online" : l->ever_registered ? "offline" : "registering";
 	if (l->have_reg) {
 		st->generation = l->reg.generation;

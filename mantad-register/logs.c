@@ -94,6 +94,8 @@ logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
 	r.len = tl->content.len;
 	rc = store_logs_add(db, &r, LOGS_OUTBOX_MAX, err, errlen);
 	free(copy);
+	if (rc == -1)
+		return -2;	/* full, or the database: not the frame's fault */
 	if (rc == 1)
 		log_debug("task %s: %zu bytes of logs queued for the manager (%s)", task_hex,
 		    r.len, tl->key);

@@ -21,6 +21,7 @@
 
 struct state {
 	const struct manta_cfg *cfg;
+	const struct daemon_opts *opts;
 	sqlite3 *db;
 	struct manta_id id;
 	char hex[ID_HEX_LEN + 1];
@@ -54,6 +55,8 @@ answer_status(const struct state *st, struct ipc_server *srv, struct ipc_req *re
 	rs.cpu_model = (char *)(uintptr_t)st->plat.cpu_model;
 	rs.mem_total_bytes = st->plat.mem_total;
 	rs.disk_total_bytes = st->plat.disk_total;
+	(void)store_logs_count(st->db, &rs.outbox, &rs.outbox_bytes);
+	rs.draining = ls.draining;
 	if (st->plat.ngpus > 0) {
 		gpus = calloc(st->plat.ngpus, sizeof(*gpus));
 		gp = calloc(st->plat.ngpus, sizeof(*gp));
@@ -123,14 +126,26 @@ handle(struct state *st, struct ipc_server *srv, struct ipc_req *req)
 		link_report(st->link, m->report_error->error);
 		ipc_reply_ok(srv, req);
 		break;
+	case MANTA__IPC__MSG__BODY_DRAIN: {
+		/* From mantad-exec (issue 6): kept unless transient (a stop's
+		 * drain), so that the manager is told again after a restart. */
+		bool on = !m->drain->undrain;
+
+		if (!(on && m->drain->transient))
+			(void)store_meta_set(st->db, "draining", on ? "1" : "0");
+		link_drain(st->link, on);
+		ipc_reply_ok(srv, req);
+		break;
+	}
 	case MANTA__IPC__MSG__BODY_TASK_LOGS: {
 		char err[256];
 		int rc;
 
 		/* Acknowledged once stored: from then on it is ours to deliver. */
-		if ((rc = logs_accept(st->db, st->id, m->task_logs, err, sizeof(err))) == -1) {
+		if ((rc = logs_accept(st->db, st->id, m->task_logs, err, sizeof(err))) < 0) {
 			log_warnx("refusing task logs %s: %s", m->task_logs->key, err);
-			ipc_reply_error(srv, req, 1, "%s", err);
+			/* Full: mantad-exec keeps the frame and tries again. */
+			ipc_reply_error(srv, req, rc == -2 ? IPC_CODE_BUSY : 1, "%s", err);
 			break;
 		}
 		if (rc == 1)
@@ -171,9 +186,18 @@ serve(struct state *st, struct ipc_server *srv, int sfd)
 			case SIGINT:
 				log_info("stopping on signal %d", sig);
 				return 0;
-			case SIGHUP:
-				log_info("SIGHUP: nothing to reload; restart to read the config");
+			case SIGHUP: {
+				/* Only the log level applies while running. */
+				struct manta_cfg *n = daemon_reload(st->opts);
+
+				if (n != NULL) {
+					log_info("SIGHUP: log level %s; other keys"
+					    " need a restart", n->log_level ?
+					    n->log_level : "INFO");
+					cfg_free(n);
+				}
 				break;
+			}
 			default:
 				break;
 			}
@@ -192,6 +216,7 @@ main(int argc, char **argv)
 		MANTA__IPC__MSG__BODY_COMMAND,
 		MANTA__IPC__MSG__BODY_REPORT_ERROR,
 		MANTA__IPC__MSG__BODY_TASK_LOGS,
+		MANTA__IPC__MSG__BODY_DRAIN,
 	};
 	struct daemon_opts opts;
 	struct manta_cfg *cfg;
@@ -207,6 +232,7 @@ main(int argc, char **argv)
 	daemon_args(argc, argv, PROG, &opts);
 	cfg = daemon_config(&opts);
 	st.cfg = cfg;
+	st.opts = &opts;
 
 	/* No capability is needed past this point, and none may reach the
 	 * threads ZeroMQ and gRPC start: drop them all first. */
@@ -258,6 +284,14 @@ main(int argc, char **argv)
 	have_stored = 0;
 	if (st.link == NULL)
 		goto out;
+	{
+		char v[8];
+
+		/* A drain (mantactl drain) outlives a restart of ours. */
+		if (store_meta_get(db, "draining", v, sizeof(v)) == 1 &&
+		    strcmp(v, "1") == 0)
+			link_drain(st.link, true);
+	}
 	daemon_ready(&opts.notify_fd);
 	log_info("ready; manager %s", mgr_target(mgr));
 

@@ -24,6 +24,7 @@
 #include <grpc/support/time.h>
 
 #include "log.h"
+#include "secret.h"
 #include "tlsprobe.h"
 #include "register.h"
 
@@ -34,6 +35,8 @@ struct mgr {
 	char *token;
 	/* for the words of a failed handshake (status_text) */
 	bool tls, verify, has_ca, client_cert;
+	bool key_sealed;		/* node.key.sbox rather than node.key */
+	const unsigned char *skey;	/* the cfg's secret key, for the probe */
 	char *host, *dir;
 	int port;
 	pthread_mutex_t lock;	/* guards inflight and cancelled */
@@ -80,6 +83,23 @@ expand_home(const char *p)
 	return strdup(p);
 }
 
+/* node.key.sbox (opened with the cfg's key: cfg_load checked it opens) or
+ * node.key, into locked memory that secret_free wipes; NULL when neither. */
+static char *
+read_key(const struct manta_cfg *c, struct mgr *m, const char *dir)
+{
+	char path[PATH_MAX], why[700], *pem;
+	int r = secret_pick(dir, "node.key", path, sizeof(path));
+
+	if (r == -1)
+		return NULL;
+	m->key_sealed = r == 1;
+	m->skey = c->secret_key;
+	if ((pem = secret_file_read(c->secret_key, path, NULL, why, sizeof(why))) == NULL)
+		log_warnx("unable to read the client key: %s", why);
+	return pem;
+}
+
 /* TLS to the manager (WIRE.md section 2, INTERFACE.md): with use_tls the
  * files of cert_folder (ca.crt, else the system roots; node.crt + node.key
  * for mutual TLS when both exist); with port 443 alone the system roots. */
@@ -97,18 +117,19 @@ make_creds(const struct manta_cfg *c, struct mgr *m)
 			return NULL;
 		ca = slurp(dir, "ca.crt");
 		crt = slurp(dir, "node.crt");
-		key = slurp(dir, "node.key");
+		key = read_key(c, m, dir);
 		if ((crt == NULL) != (key == NULL))
 			log_warnx("only one of node.crt and node.key in %s; no client certificate",
 			    dir);
 		if (crt == NULL || key == NULL) {
 			free(crt);
-			free(key);
+			secret_free(key);
 			crt = key = NULL;
 		}
-		log_info("TLS to the manager: %s, %s", ca ? "CA from ca.crt" :
+		log_info("TLS to the manager: %s, %s%s", ca ? "CA from ca.crt" :
 		    "system CA roots", crt ? "client certificate node.crt" :
-		    "no client certificate (no node.crt and node.key)");
+		    "no client certificate (no node.crt and node.key)",
+		    crt && m->key_sealed ? " (key sealed in node.key.sbox)" : "");
 	}
 	m->has_ca = ca != NULL;
 	m->client_cert = crt != NULL;
@@ -151,7 +172,7 @@ make_creds(const struct manta_cfg *c, struct mgr *m)
 	m->dir = dir;
 	free(ca);
 	free(crt);
-	free(key);
+	secret_free(key);	/* libgrpc keeps its own copy */
 	return creds;
 }
 
@@ -178,9 +199,11 @@ status_text(const struct mgr *m, const char *d, int status, char *err, size_t er
 			p.ca_file = getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH");
 		if (m->client_cert) {
 			snprintf(crt, sizeof(crt), "%s/node.crt", m->dir);
-			snprintf(key, sizeof(key), "%s/node.key", m->dir);
+			snprintf(key, sizeof(key), "%s/node.key%s", m->dir,
+			    m->key_sealed ? SECRET_SUFFIX : "");
 			p.cert_file = crt;
 			p.key_file = key;
+			p.sbox_key = m->skey;
 		}
 		if (tls_probe(&p, why, sizeof(why)) == 1) {
 			snprintf(err, errlen, "TLS: %s (status %d)", why, status);

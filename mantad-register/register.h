@@ -106,7 +106,8 @@ void logrow_free(struct logrow *r);
 /* ---- logs.c: TaskLogs from mantad-exec (IPC side) ---- */
 /* Checks the frame's header against the message (ids; a zero node id is
  * filled in with ours), then stores it. 1 stored, 0 duplicate, -1 refused
- * with err filled. */
+ * (a bad frame) or -2 refused for now (the outbox full, the database), with
+ * err filled. */
 int logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
     char *err, size_t errlen);
 
@@ -150,6 +151,7 @@ struct link;
 
 struct link_status {
 	bool registered;
+	bool draining;
 	const char *state;	/* registering, online, offline */
 	uint64_t generation;
 	char broker[300];	/* host:port, empty before any Registration */
@@ -163,6 +165,9 @@ void link_status(struct link *l, struct link_status *st);
 int link_registration(struct link *l, struct reg *out);
 /* collect_information payload (WIRE.md section 5): queued for the worker. */
 void link_collect(struct link *l, const uint8_t *payload, size_t len);
+/* A drain began (on) or ended: SetNodeStatus DISCONNECTED or CONNECTED,
+ * now and after each registration while it lasts (issue 6). */
+void link_drain(struct link *l, bool on);
 /* New rows in the task log outbox: send them while online. */
 void link_logs_notify(struct link *l);
 /* A ReportError: node_id and timestamp are filled in when absent. */

@@ -77,11 +77,14 @@ dispatch(struct res *r, struct ipc_server *srv)
 	}
 }
 
-/* 0 on SIGTERM/SIGINT, 1 on a broken poll. */
+/* 0 on SIGTERM/SIGINT, 1 on a broken poll. SIGHUP reloads the config:
+ * the log level and resources.monitor_interval apply at once (the
+ * retention of res.db at the next start). */
 static int
-loop(struct res *r, struct ipc_server *srv, int sfd, int interval_s)
+loop(struct res *r, struct ipc_server *srv, int sfd, const struct daemon_opts *opts,
+    struct manta_cfg *cfg)
 {
-	long long interval = (long long)interval_s * 1000;
+	long long interval = (long long)cfg->monitor_interval * 1000;
 	/* The first row a second after start (sooner with a shorter
 	 * interval): its CPU figure then covers a second, not the few
 	 * ticks since res_init. */
@@ -119,8 +122,19 @@ loop(struct res *r, struct ipc_server *srv, int sfd, int interval_s)
 					log_info("stopping on signal %d", sig);
 					return 0;
 				}
-				if (sig == SIGHUP)
-					log_info("SIGHUP ignored: restart to read the config again");
+				if (sig == SIGHUP) {
+					struct manta_cfg *n = daemon_reload(opts);
+
+					if (n == NULL)
+						continue;
+					cfg->monitor_interval = n->monitor_interval;
+					cfg_free(n);
+					interval = (long long)cfg->monitor_interval * 1000;
+					if (next > now + interval)
+						next = now + interval;
+					log_info("SIGHUP: configuration reloaded: sampling"
+					    " every %d s", cfg->monitor_interval);
+				}
 			}
 		}
 		if (pfd[PFD_IPC].revents & ZMQ_POLLIN)
@@ -185,7 +199,7 @@ main(int argc, char **argv)
 		goto out;
 	log_info("ready: sampling every %d s into %s", cfg->monitor_interval, dbpath);
 	daemon_ready(&opts.notify_fd);
-	rc = loop(&r, srv, sfd, cfg->monitor_interval);
+	rc = loop(&r, srv, sfd, &opts, cfg);
 out:
 	ipc_server_close(srv);
 	ipc_context_term();

@@ -534,10 +534,15 @@ class Node(object):
         return self.wait_status(ready, timeout, "node %s online, all daemons up"
                                 % self.config)
 
-    def stop(self, timeout=15):
-        """`mantactl stop -c FILE`, then waits for the supervisor and every
-        daemon of this instance to exit. Returns the stop command's result."""
-        r = mantactl("stop", "-c", self.config, timeout=timeout)
+    def stop(self, timeout=15, drain=None):
+        """`mantactl stop -c FILE` (with `--timeout drain`: how long running
+        tasks may take to finish, default 30 s), then waits for the
+        supervisor and every daemon of this instance to exit. Returns the
+        stop command's result."""
+        args = ["stop", "-c", self.config]
+        if drain is not None:
+            args += ["--timeout", str(drain)]
+        r = mantactl(*args, timeout=timeout)
         if self.proc is not None:
             try:
                 self.proc.wait(deadline(timeout))
@@ -629,9 +634,11 @@ class Node(object):
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def cleanup(self, remove=True):
-        """Stops everything of this instance, whatever state it is in."""
+        """Stops everything of this instance, whatever state it is in.
+        SIGINT: the supervisor stops at once, without the drain of SIGTERM
+        (running tasks are stopped, not waited for)."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(signal.SIGINT)
             try:
                 self.proc.wait(deadline(10))
             except subprocess.TimeoutExpired:

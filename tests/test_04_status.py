@@ -1,14 +1,17 @@
-"""`mantactl status --json`: exactly the INTERFACE.md keys, consistent with
-the processes and the machine; "online" once registered and connected;
-exit 3 when the node is not running."""
+"""`mantactl status --json`: exactly the INTERFACE.md keys plus the
+documented additive ones (mantactl(8): "refusing", and "outbox" in
+"manager" and "mqtt", issue 6), consistent with the processes and the
+machine; "online" once registered and connected; exit 3 when the node is
+not running."""
 
 import os
 
 import nodelib
 
-TOP = {"node_id", "alias", "state", "manager", "mqtt", "daemons", "tasks", "resources"}
-MANAGER = {"host", "port", "registered"}
-MQTT = {"broker", "connected"}
+TOP = {"node_id", "alias", "state", "manager", "mqtt", "daemons", "tasks", "resources",
+       "refusing"}
+MANAGER = {"host", "port", "registered", "outbox"}
+MQTT = {"broker", "connected", "outbox"}
 DAEMON = {"name", "pid", "state", "restarts", "uptime_s"}
 TASKS = {"queued", "pending", "running", "completed", "failed", "stopped"}
 RESOURCES = {"cpu_count", "mem_total_bytes", "mem_available_bytes", "gpus"}
@@ -37,8 +40,10 @@ def test_status_keys(manager, broker, node):
     assert nodelib.node_hex_ok(st["node_id"])
     assert st["state"] == "online" and st["state"] in STATES
     assert st["manager"] == {"host": "127.0.0.1", "port": manager.grpc_port,
-                             "registered": True}
-    assert st["mqtt"] == {"broker": "127.0.0.1:%d" % broker.port, "connected": True}
+                             "registered": True, "outbox": 0}
+    assert st["mqtt"] == {"broker": "127.0.0.1:%d" % broker.port, "connected": True,
+                          "outbox": 0}
+    assert st["refusing"] is None
     for k in TASKS:
         assert st["tasks"][k] == 0, st["tasks"]
 

@@ -106,15 +106,16 @@ def test_timeout(manager, make_node, bbroot, runtime):
 
 
 def test_node_stop_stops_tasks(manager, make_node, bbroot, runtime):
-    """mantactl stop: running tasks are stopped (STOPPED, once) and nothing
-    is left behind, even of a task that ignores SIGTERM."""
+    """mantactl stop: running tasks that outlive the drain (--timeout) are
+    stopped (STOPPED, once) and nothing is left behind, even of a task that
+    ignores SIGTERM."""
     node = nodelib.exec_node(manager, make_node, bbroot, runtime)
     a, b = "f1" * 16, "f2" * 16
     manager.deploy_task(node.node_id, nodelib.task_msg(a, POLITE))
     manager.deploy_task(node.node_id, nodelib.task_msg(b, STUBBORN))
     nodelib.wait_task_status(manager, a, RUNNING)
     nodelib.wait_task_status(manager, b, RUNNING)
-    r = node.stop(timeout=30)
+    r = node.stop(timeout=30, drain=1)
     assert r.returncode == 0, r.stderr
     assert not any(nodelib.exec_leftovers(node, runtime).values()), \
         nodelib.exec_leftovers(node, runtime)

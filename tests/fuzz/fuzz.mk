@@ -37,18 +37,18 @@ FUZZ_SRC_wire := mantad-light/wire.c
 FUZZ_LIBS_wire := $(call pl,grpc)
 
 FUZZ_COMMON_SRC := $(addprefix libcommon/,ipc.c ipc_validate.c daemon.c log.c \
-	cfg.c id.c blake3.c toml_shim.cpp)
+	cfg.c secret.c id.c blake3.c toml_shim.cpp)
 
 FZR := build/fuzz/replay
 FZL := build/fuzz/libfuzzer
 
 FUZZ_CPPFLAGS := -D_GNU_SOURCE -Ilibcommon -isystem $(G) -Itests/fuzz \
 	-Imantad-beat -Imantad-register -Imantad-light \
-	$(call pc,libzmq libprotobuf-c sqlite3 grpc)
+	$(call pc,libzmq libprotobuf-c sqlite3 grpc libsodium)
 FUZZ_SAN := -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 FUZZ_OPT := -O1 -g
-FUZZ_LIBS := $(call pl,libzmq libprotobuf-c) -lstdc++ -lm
+FUZZ_LIBS := $(call pl,libzmq libprotobuf-c libsodium) -lstdc++ -lm
 
 # Sanitizers: any report fails the run; leaks too.
 FUZZ_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:check_initialization_order=1 \

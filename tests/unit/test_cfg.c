@@ -154,6 +154,9 @@ assert_defaults(const struct manta_cfg *c)
 	assert_string_equal(c->log_max_file, "3");
 	assert_int_equal(c->log_max_file_count, 3);
 	assert_string_equal(c->network, "host");
+	assert_false(c->userns);
+	assert_int_equal(c->userns_base, 0);
+	assert_int_equal(c->userns_size, 65536);
 	assert_string_equal(c->base_path, "/data/datasets");
 	assert_true(c->mount_readonly);
 	assert_int_equal(c->nmappings, 0);
@@ -237,6 +240,7 @@ test_paths_and_extras(void **state)
 	    "[containers]\ngpu_enabled = false\nruntime = \"/usr/bin/crun\"\n"
 	    "default_memory_limit = \"512M\"\ndefault_cpu_limit = \"0.5\"\n"
 	    "network = \"none\"\nimage_dir = \"~/img\"\n"
+	    "userns = true\nuserns_base = 200000\nuserns_size = 1000\n"
 	    "log_config = { type = \"local\", config = { max-size = \"1g\", max-file = 7 } }\n"
 	    "[datasets.mappings]\nmnist = \"~/data/mnist\"\n\"odd name\" = \"/d\"\n"
 	    "[datasets.permissions]\nmnist = [\"0123456789ABCDEFabcdef0123456789\",\n"
@@ -260,6 +264,9 @@ test_paths_and_extras(void **state)
 	assert_true(c->cpu_limit == 0.5);
 	assert_string_equal(c->network, "none");
 	assert_string_equal(c->image_dir, "/home/tester/img");
+	assert_true(c->userns);
+	assert_int_equal(c->userns_base, 200000);
+	assert_int_equal(c->userns_size, 1000);
 	assert_string_equal(c->log_type, "local");
 	assert_int_equal(c->log_max_size_bytes, 1ULL << 30);
 	assert_string_equal(c->log_max_file, "7");
@@ -340,6 +347,10 @@ test_bad_values(void **state)
 		{ "[containers]\nruntime = \"podman\"\n", 4, "containers.runtime", "runc" },
 		{ "[containers]\nnetwork = \"bridge\"\n", 4, "containers.network", "host" },
 		{ "[containers]\ngpu_enabled = 1\n", 4, "containers.gpu_enabled", "boolean" },
+		{ "[containers]\nuserns = \"yes\"\n", 4, "containers.userns", "boolean" },
+		{ "[containers]\nuserns_base = 0\n", 4, "containers.userns_base", "out of range" },
+		{ "[containers]\nuserns_base = 2147483648\n", 4, "containers.userns_base", "out of range" },
+		{ "[containers]\nuserns_size = 0\n", 4, "containers.userns_size", "out of range" },
 		{ "[containers.log_config]\ntype = \"json-file\"\nextra = 1\n", 5, "containers.log_config.extra", "unknown key" },
 		{ "[containers.log_config.config]\nmax-size = \"big\"\n", 4, "containers.log_config.config.max-size", "size" },
 		{ "[containers.log_config.config]\nmax-file = \"0\"\n", 4, "containers.log_config.config.max-file", "count" },

@@ -1,0 +1,347 @@
+#!/usr/bin/python3
+"""chaos: a node under fire (issue 6; `make chaos`, and in short form
+tests/test_79_chaos_short.py).
+
+A real mosquitto (persistent, as in production), the development manager
+(persistent MQTT session), and a node running tasks with runc. The driver
+deploys many short tasks (CHAOS_TASKS, default 300), each printing a
+numbered line count and exiting 0 or 3, while:
+
+  - every 2-5 s a random daemon of the node gets SIGKILL (the supervisor
+    restarts it);
+  - every 15-25 s the broker or the manager's gRPC side is restarted.
+
+A deploy lost on the way (the broker restarting, mantad-beat or mantad-exec
+down: the node subscribes with QoS 0, as the reference) is sent again after
+a while, as a manager would; the node refuses a round it already has, so
+a repeat never runs twice. When every task is deployed, the chaos stops
+and the node gets CHAOS_SETTLE seconds (default 180) to report. Then:
+
+  - every task has exactly one terminal update at the manager (COMPLETED
+    for exit 0, FAILED for exit 3): a task without one is lost, a second
+    one is duplicated;
+  - every task's output arrived whole: each missing line is lost, each
+    line received twice is duplicated;
+  - no container, cgroup or bundle is left, and the node is online.
+
+The last line printed is
+    tasks=N kills=K restarts=R lost=L duplicated=D
+and the exit status is 0 when nothing was lost, duplicated or left.
+
+Environment: CHAOS_TASKS, CHAOS_SECONDS (chaos budget, default 900),
+CHAOS_SETTLE, CHAOS_SEED, CHAOS_CONCURRENT (tasks.max_concurrent, 3),
+CHAOS_VERBOSE=1 (print each event), MANTA_TEST_KEEP=1 (keep the dirs).
+"""
+
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import faultlib  # noqa: E402
+import nodelib  # noqa: E402
+
+DAEMONS = ("mantad-res", "mantad-register", "mantad-beat", "mantad-exec",
+           "mantad-light")
+REDEPLOY_S = 15         # no update for this long: deploy again
+
+
+def log(verbose, msg):
+    if verbose:
+        sys.stderr.write("chaos: %7.1f %s\n" % (time.monotonic() - T0, msg))
+        sys.stderr.flush()
+
+
+T0 = time.monotonic()
+
+
+def task_script(lines, code):
+    return ("#!/bin/sh\ni=0\nwhile [ $i -lt %d ]; do echo \"line $i\"; i=$((i+1));"
+            " sleep 0.1; done\nexit %d\n" % (lines, code))
+
+
+class Chaos(object):
+    def __init__(self, ntasks, seconds, settle, seed, concurrent, verbose):
+        self.ntasks = ntasks
+        self.seconds = seconds
+        self.settle = settle
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.concurrent = concurrent
+        self.verbose = verbose
+        self.kills = 0
+        self.restarts = 0
+        self.redeploys = 0
+        self.tasks = {}         # hex -> dict(lines, code, deployed_at, sends)
+        self.broker = self.manager = self.node = None
+        self.dirs = []
+        self.peaks = {"mqtt": 0, "logs": 0}
+
+    # ---- set-up ----
+
+    def setup(self):
+        import shutil
+        d = tempfile.mkdtemp(prefix="mnt-chaos-", dir="/tmp")
+        self.dirs.append(d)
+        # The programs as built now: a rebuild of bin/ during a long run
+        # (the shared tree) must not pull binaries from under it.
+        bindir = os.path.join(d, "bin")
+        os.makedirs(bindir)
+        for f in os.listdir(nodelib.BIN):
+            if f == "mantactl" or f.startswith("mantad-"):
+                shutil.copy2(os.path.join(nodelib.BIN, f), bindir)
+        self.saved_mantactl = nodelib.MANTACTL
+        nodelib.MANTACTL = os.path.join(bindir, "mantactl")
+        rootfs = nodelib.busybox_rootfs(os.path.join(d, "rootfs"))
+        ok, why = nodelib.runtime_usable("runc", rootfs)
+        if not ok:
+            raise SystemExit("chaos: %s" % why)
+        self.broker = faultlib.PersistentBroker().start()
+        self.manager = faultlib.Manager(grpc_port=nodelib.free_port(),
+                                        broker_host=self.broker.host,
+                                        broker_port=self.broker.port,
+                                        token=nodelib.TOKEN).start()
+        self.manager.wait_mqtt(15)
+        ov = nodelib.exec_sections("runc", tasks={"max_concurrent": self.concurrent,
+                                                  "task_timeout": 120})
+        ov["mqtt"] = {"reconnect_delay": 1.0}
+        self.node = nodelib.Node(self.manager.grpc_port, overrides=ov)
+        r = nodelib.image_import(self.node.config, "busybox", rootfs)
+        assert r.returncode == 0, r.stderr
+        self.node.start()
+        self.node.node_id = self.node.wait_online(60)["node_id"]
+
+    def cleanup(self):
+        for f in (lambda: self.node and self.node.cleanup(),
+                  lambda: self.manager and self.manager.stop(),
+                  lambda: self.broker and self.broker.cleanup()):
+            try:
+                f()
+            except Exception as e:
+                sys.stderr.write("chaos: cleanup: %s\n" % e)
+        if getattr(self, "saved_mantactl", None):
+            nodelib.MANTACTL = self.saved_mantactl
+        if not nodelib.KEEP:
+            import shutil
+            for d in self.dirs:
+                shutil.rmtree(d, ignore_errors=True)
+
+    # ---- the manager's side ----
+
+    def deploy(self, t):
+        info = self.tasks[t]
+        msg = nodelib.task_msg(t, task_script(info["lines"], info["code"]),
+                               swarm_hex="c5" * 16)
+        try:
+            self.manager.deploy_task(self.node.node_id, msg)
+        except (AssertionError, RuntimeError, ValueError):
+            pass                # the broker is away: sent again later
+        info["sent_at"] = time.monotonic()
+        info["sends"] += 1
+
+    def updates(self):
+        """{task: [statuses]} from the manager's records."""
+        out = {}
+        for t, _it, _c, st in nodelib.task_updates(self.manager):
+            out.setdefault(t, []).append(st)
+        return out
+
+    def pump(self):
+        """Deploys new tasks while fewer than INFLIGHT wait, and deploys
+        again those that never got an update."""
+        ups = self.updates()
+        now = time.monotonic()
+        open_ = [t for t in self.tasks
+                 if not any(s in faultlib.FINAL for s in ups.get(t, []))]
+        for t in open_:
+            if not ups.get(t) and now - self.tasks[t]["sent_at"] > REDEPLOY_S:
+                log(self.verbose, "deploy again %s (send %d)" % (t[-6:],
+                                                                  self.tasks[t]["sends"] + 1))
+                self.redeploys += 1
+                self.deploy(t)
+        # Deployed and not yet ended, at most: a few wait in the queue.
+        while len(open_) < 2 * self.concurrent + 2 and len(self.tasks) < self.ntasks:
+            t = "%032x" % (0xc4a05 << 100 | len(self.tasks))
+            self.tasks[t] = dict(lines=self.rng.randint(5, 60),
+                                 code=0 if self.rng.random() < 0.8 else 3,
+                                 sent_at=0, sends=0)
+            self.deploy(t)
+            open_.append(t)
+        return len(open_)
+
+    # ---- faults ----
+
+    def kill_one(self):
+        name = self.rng.choice(DAEMONS)
+        pid = self.node.pids().get(name)
+        if not pid:
+            return
+        try:
+            os.kill(pid, signal.SIGKILL)
+            self.kills += 1
+            log(self.verbose, "SIGKILL %s (%d)" % (name, pid))
+        except ProcessLookupError:
+            pass
+
+    def restart_one(self):
+        if self.rng.random() < 0.5:
+            log(self.verbose, "broker restart")
+            self.broker.stop()
+            time.sleep(self.rng.uniform(0.2, 2.0))      # an outage of some length
+            self.broker.start()
+        else:
+            log(self.verbose, "manager restart")
+            self.manager.stop_grpc()
+            time.sleep(self.rng.uniform(0.2, 3.0))
+            self.manager.start_grpc()
+        self.restarts += 1
+
+    # ---- the run ----
+
+    def run(self):
+        end = time.monotonic() + self.seconds
+        next_kill = time.monotonic() + self.rng.uniform(2, 5)
+        next_restart = time.monotonic() + self.rng.uniform(15, 25)
+        next_sample = time.monotonic()
+        while time.monotonic() < end:
+            left = self.pump()
+            if len(self.tasks) >= self.ntasks and left == 0:
+                break
+            now = time.monotonic()
+            if now >= next_kill:
+                self.kill_one()
+                next_kill = now + self.rng.uniform(2, 5)
+            if now >= next_restart:
+                self.restart_one()
+                next_restart = time.monotonic() + self.rng.uniform(15, 25)
+            if now >= next_sample:
+                self.sample()
+                next_sample = time.monotonic() + 2
+            time.sleep(0.1)
+        log(True, "chaos over after %.0f s: %d tasks deployed, %d kills, %d restarts,"
+            " %d deploys sent again" % (time.monotonic() - T0, len(self.tasks),
+                                        self.kills, self.restarts, self.redeploys))
+        # Settle: no more faults; deploys lost in the last restart are sent
+        # again as usual.
+        end = time.monotonic() + self.settle
+        while time.monotonic() < end:
+            left = self.pump()
+            if left == 0 and self.logs_whole():
+                break
+            time.sleep(0.25)
+        return self.verdict()
+
+    def texts(self):
+        """{task: its output as received}, frames in arrival order."""
+        out = {}
+        with self.manager.lock:
+            frames = list(self.manager.logs)
+        for d in frames:
+            out[d["task_id"]] = out.get(d["task_id"], "") + d["text"]
+        return out
+
+    def logs_whole(self):
+        texts = self.texts()
+        for t, info in self.tasks.items():
+            lost, dup = faultlib.check_lines(texts.get(t, ""), info["lines"])
+            if lost:
+                return False
+        return True
+
+    def sample(self):
+        """Outbox depths from mantactl status (peaks kept)."""
+        try:
+            rc, st = self.node.status(timeout=5)
+        except OSError:
+            return
+        if rc == 0 and st:
+            for k, sec in (("mqtt", "mqtt"), ("logs", "manager")):
+                v = st.get(sec, {}).get("outbox") or 0
+                self.peaks[k] = max(self.peaks[k], v)
+
+    def verdict(self):
+        ups = self.updates()
+        texts = self.texts()
+        lost = dup = 0
+        problems = []
+        for t, info in sorted(self.tasks.items()):
+            fin = [s for s in ups.get(t, []) if s in faultlib.FINAL]
+            want = faultlib.COMPLETED if info["code"] == 0 else faultlib.FAILED
+            if not fin:
+                lost += 1
+                problems.append("%s: no terminal update (%r)" % (t, ups.get(t)))
+            elif len(fin) > 1:
+                dup += len(fin) - 1
+                problems.append("%s: %d terminal updates %r" % (t, len(fin), ups[t]))
+            if fin and fin[0] != want:
+                lost += 1
+                problems.append("%s: ended %d, expected %d (its output: %r)" % (
+                    t, fin[0], want, texts.get(t, "")[-200:]))
+            if ups.get(t, []).count(faultlib.RUNNING) > 1:
+                dup += ups[t].count(faultlib.RUNNING) - 1
+                problems.append("%s: RUNNING %d times" % (t, ups[t].count(faultlib.RUNNING)))
+            lo, du = faultlib.check_lines(texts.get(t, ""), info["lines"])
+            if lo or du:
+                problems.append("%s: log lines lost %r duplicated %r" % (t, lo, du))
+            lost += len(lo)
+            dup += len(du)
+        leftovers = {}
+        try:
+            st = self.node.wait_online(60)
+            online = True
+        except AssertionError as e:
+            st, online = None, False
+            problems.append("node not online: %s" % str(e)[:500])
+        try:
+            nodelib.wait_for(lambda: not any(
+                nodelib.exec_leftovers(self.node, "runc").values()), 60,
+                "nothing left behind")
+        except AssertionError:
+            leftovers = nodelib.exec_leftovers(self.node, "runc")
+            problems.append("left behind: %r" % leftovers)
+        if st is not None:
+            problems += ["daemon %s restarted %d times" % (d["name"], d["restarts"])
+                         for d in st["daemons"] if d["restarts"] and self.verbose]
+        for p in problems:
+            sys.stderr.write("chaos: %s\n" % p)
+        return dict(tasks=len(self.tasks), kills=self.kills, restarts=self.restarts,
+                    lost=lost, duplicated=dup, leftovers=leftovers, online=online,
+                    redeploys=self.redeploys, peaks=dict(self.peaks),
+                    ok=lost == 0 and dup == 0 and not leftovers and online
+                    and len(self.tasks) == self.ntasks)
+
+
+def run(ntasks=None, seconds=None, settle=None, seed=None, concurrent=None, verbose=None):
+    env = os.environ
+    c = Chaos(ntasks or int(env.get("CHAOS_TASKS", "300")),
+              seconds or float(env.get("CHAOS_SECONDS", "900")),
+              settle or float(env.get("CHAOS_SETTLE", "180")),
+              seed if seed is not None else int(env.get("CHAOS_SEED", str(int(time.time())))),
+              concurrent or int(env.get("CHAOS_CONCURRENT", "3")),
+              verbose if verbose is not None else bool(env.get("CHAOS_VERBOSE")))
+    log(True, "seed %d, %d tasks" % (c.seed, c.ntasks))
+    try:
+        c.setup()
+        res = c.run()
+    finally:
+        c.cleanup()
+    return res
+
+
+def main():
+    res = run()
+    print("redeploys=%d outbox_peak_mqtt=%d outbox_peak_logs=%d leftovers=%r online=%s"
+          % (res["redeploys"], res["peaks"]["mqtt"], res["peaks"]["logs"],
+             res["leftovers"], res["online"]))
+    print("tasks=%d kills=%d restarts=%d lost=%d duplicated=%d" % (
+        res["tasks"], res["kills"], res["restarts"], res["lost"], res["duplicated"]))
+    return 0 if res["ok"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

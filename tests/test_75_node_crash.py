@@ -1,0 +1,100 @@
+"""Whole-node crash (issue 6): kill -9 of the supervisor and of every daemon
+at once, then `mantactl start`. The container still running is re-adopted
+and reported when it ends; the one that ended meanwhile is reported once,
+with its exit status; the one still queued runs once; the one that had
+finished before is never run again, not even when the manager deploys it
+again; every log arrives once; nothing is left behind."""
+
+import os
+import signal
+
+import pytest
+
+import faultlib
+import nodelib
+from devmanager import pair_to_hex
+
+pytestmark = pytest.mark.skipif(
+    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
+    reason="bin/mantad-exec not built")
+
+RUNNING, COMPLETED, FAILED = faultlib.RUNNING, faultlib.COMPLETED, faultlib.FAILED
+
+
+@pytest.fixture(scope="module")
+def bbroot(tmp_path_factory):
+    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
+
+
+def kill_node(node):
+    """SIGKILL to the supervisor and every daemon, back to back."""
+    st = node.wait_status(lambda s: True, 10)
+    pids = [node.supervisor_pid] + [d["pid"] for d in st["daemons"] if d["pid"]]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    node.proc.wait(10)
+    nodelib.wait_for(lambda: not any(nodelib.alive(p) for p in pids), 10,
+                     "every process of the node gone")
+    return pids
+
+
+def test_kill9_everything(manager, make_node, bbroot):
+    runtime = faultlib.runc_or_skip(bbroot)
+    node = nodelib.exec_node(manager, make_node, bbroot, runtime,
+                             tasks={"max_concurrent": 2})
+    done, long_, short, queued = "c1" * 16, "c2" * 16, "c3" * 16, "c4" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(done, "#!/bin/sh\necho done once\n"))
+    nodelib.wait_task_status(manager, done, COMPLETED)
+    nodelib.wait_for(lambda: nodelib.task_log_text(manager, done) == "done once\n", 15,
+                     "output of the finished task")
+    manager.deploy_task(node.node_id, nodelib.task_msg(
+        long_, faultlib.counting_script(60, pause="0.1")))
+    # short ends (exit 5) while the node is down.
+    manager.deploy_task(node.node_id, nodelib.task_msg(
+        short, "#!/bin/sh\necho short\nsleep 2\nexit 5\n"))
+    manager.deploy_task(node.node_id, nodelib.task_msg(queued, "#!/bin/sh\necho queued\n"))
+    nodelib.wait_task_status(manager, long_, RUNNING)
+    nodelib.wait_task_status(manager, short, RUNNING)
+    st = node.wait_status(lambda s: s["tasks"]["queued"] == 1, 10, "one queued")
+
+    kill_node(node)
+    # The containers live on without the node; short ends meanwhile.
+    alive = faultlib.containers_alive(node)
+    assert len(alive) == 2, alive
+    nodelib.wait_for(lambda: len(faultlib.containers_alive(node)) == 1, 20,
+                     "the short task ended while the node was down")
+
+    node.start()
+    node.wait_online(30)
+    nodelib.wait_task_status(manager, short, FAILED, timeout=30)
+    nodelib.wait_task_status(manager, long_, COMPLETED, timeout=30)
+    nodelib.wait_task_status(manager, queued, COMPLETED, timeout=30)
+    assert faultlib.statuses(manager, done) == [RUNNING, COMPLETED]
+    assert faultlib.statuses(manager, long_) == [RUNNING, COMPLETED]
+    assert faultlib.statuses(manager, short) == [RUNNING, FAILED]
+    assert faultlib.statuses(manager, queued) == [RUNNING, COMPLETED]
+    rc, tasks = nodelib.tasks_json(node.config)
+    by = {t["task_id"]: t for t in tasks}
+    assert by[short]["exit_code"] == 5 and by[long_]["exit_code"] == 0, by
+    nodelib.wait_for(lambda: faultlib.check_lines(nodelib.task_log_text(manager, long_),
+                                                  60) == ([], []), 20,
+                     "the adopted task's whole output")
+    text = nodelib.task_log_text(manager, long_)
+    assert text == "".join("line %d\n" % i for i in range(60)), text
+    nodelib.wait_for(lambda: nodelib.task_log_text(manager, short) == "short\n", 15,
+                     "the ended task's output")
+    nodelib.wait_for(lambda: nodelib.task_log_text(manager, queued) == "queued\n", 15,
+                     "the queued task's output")
+    assert nodelib.task_log_text(manager, done) == "done once\n"
+
+    # The manager sends the finished round again: refused, never run again.
+    manager.deploy_task(node.node_id, nodelib.task_msg(done, "#!/bin/sh\necho twice\n"))
+    manager.wait_call("SendError", timeout=nodelib.deadline(15),
+                      pred=lambda c: pair_to_hex(c.request.task_id) == done
+                      and "already" in c.request.content)
+    assert faultlib.statuses(manager, done) == [RUNNING, COMPLETED]
+    assert nodelib.task_log_text(manager, done) == "done once\n"
+    nodelib.wait_for(lambda: not any(nodelib.exec_leftovers(node, runtime).values()),
+                     20, "nothing left behind")
+    st = node.wait_ready()
+    assert st["tasks"]["completed"] == 3 and st["tasks"]["failed"] == 1, st["tasks"]
