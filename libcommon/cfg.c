@@ -69,6 +69,7 @@ static const char *check_network(struct manta_cfg *, char **);
 static const char *check_level(struct manta_cfg *, char **);
 static const char *check_logsize(struct manta_cfg *, char **);
 static const char *check_nonempty(struct manta_cfg *, char **);
+static const char *check_user(struct manta_cfg *, char **);
 
 #define F(field) offsetof(struct manta_cfg, field)
 #define NOLIM 0, 0
@@ -141,6 +142,7 @@ static const struct key_spec keys[] = {
 	{ "security", "token_refresh_interval", K_INT, F(token_refresh_interval), 1, INT_MAX, NULL, false },
 	{ "security", "task_token_required", K_OPTBOOL, 0, NOLIM, NULL, false },
 	{ "security", "secret_key_file", K_PATH, F(secret_key_file), NOLIM, check_nonempty, false },
+	{ "security", "daemon_user", K_STR, F(daemon_user), NOLIM, check_user, false },
 
 	{ "paths", "run_dir", K_PATH, F(run_dir), NOLIM, check_nonempty, false },
 	{ "paths", "state_dir", K_PATH, F(state_dir), NOLIM, check_nonempty, false },
@@ -370,6 +372,33 @@ static const char *
 check_nonempty(struct manta_cfg *c, char **val)
 {
 	return (*val)[0] == '\0' ? "must not be empty" : NULL;
+}
+
+/* The flags of the cfg_load_flags in progress in this thread. */
+static __thread int load_flags;
+
+/* security.daemon_user: "" keeps uid 0; a name must be an account here
+ * (confine.h resolves it again at each start, as root). Not looked up
+ * for a reload (CFG_LOAD_SEALED): a confined daemon's seccomp filter has
+ * no room for what NSS may load, and it cannot switch users again. */
+static const char *
+check_user(struct manta_cfg *c, char **val)
+{
+	const char *s = *val;
+	size_t n = strlen(s);
+
+	if (n == 0)
+		return NULL;
+	if (n > 32)
+		return "must be a user name of at most 32 characters";
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' ||
+		    (s[i] == '-' && i > 0)))
+			return "must be a user name ([A-Za-z0-9_.-], not starting with '-')";
+	if (!(load_flags & CFG_LOAD_SEALED) && getpwnam(s) == NULL)
+		return "no such user on this machine (create it, or set \"\" to keep uid 0)";
+	return NULL;
 }
 
 static const char *
@@ -1322,6 +1351,7 @@ cfg_load_flags(const char *file, int flags, struct cfg_error *err)
 
 	if (err != NULL)
 		memset(err, 0, sizeof(*err));
+	load_flags = flags;
 	if (file == NULL) {
 		fail(&x, 0, NULL, "no configuration file");
 		return NULL;
@@ -1704,6 +1734,8 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "# task_token_required = true\t# refuse Light calls without a task token\n"
 	    "\t\t\t\t# (unset: only with containers.network = \"none\")\n"
 	    "# secret_key_file = \"<state_dir>/secret.key\"\t# opens \"sbox:\" values and *.sbox keys\n"
+	    "# daemon_user = \"manta\"\t# res, beat, register and light run as this user\n"
+	    "\t\t\t\t# (unset: \"manta\" if it exists; \"\": stay uid 0)\n"
 	    "\n# [paths]\n"
 	    "# run_dir = \"$XDG_RUNTIME_DIR/manta/NAME\"\t# /run/manta/NAME as root\n"
 	    "# state_dir = \"~/.manta/state/NAME\"\t# /var/lib/manta/NAME as root\n", f);

@@ -125,6 +125,7 @@ struct manta_cfg {
 	bool task_token_required_set;	/* the key is in the file (else the
 					 * Light service decides by network) */
 	char *secret_key_file;		/* default <state_dir>/secret.key */
+	char *daemon_user;		/* NULL: "manta" when it exists; "": uid 0 */
 
 	/* Secrets at rest (secret.h). secured_token above is always the
 	 * plaintext JWT, except after cfg_load_flags(CFG_LOAD_SEALED). */

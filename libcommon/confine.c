@@ -1,13 +1,31 @@
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdio.h>
 #include <seccomp.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <unistd.h>
 
+#include "cfg.h"
 #include "confine.h"
 #include "log.h"
 
-int
-confine_caps(const cap_value_t *keep, size_t nkeep)
+static int
+in_set(cap_value_t c, const cap_value_t *set, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == c)
+			return 1;
+	return 0;
+}
+
+/* no_new_privs; the bounding set down to bound; permitted and effective
+ * down to keep; inheritable and ambient emptied. */
+static int
+drop_caps(const cap_value_t *bound, size_t nbound, const cap_value_t *keep, size_t nkeep)
 {
 	cap_t caps;
 	int rc = -1;
@@ -18,13 +36,8 @@ confine_caps(const cap_value_t *keep, size_t nkeep)
 	}
 	/* The bounding set first: it needs CAP_SETPCAP, which goes below. */
 	for (cap_value_t c = 0; c <= CAP_LAST_CAP; c++) {
-		int kept = 0;
-
-		for (size_t i = 0; i < nkeep; i++)
-			if (keep[i] == c)
-				kept = 1;
-		if (!kept && CAP_IS_SUPPORTED(c) && cap_drop_bound(c) == -1 && errno != EINVAL &&
-		    errno != EPERM) {
+		if (!in_set(c, bound, nbound) && CAP_IS_SUPPORTED(c) && cap_drop_bound(c) == -1 &&
+		    errno != EINVAL && errno != EPERM) {
 			log_warn("unable to drop capability %d from the bounding set", (int)c);
 			return -1;
 		}
@@ -32,10 +45,21 @@ confine_caps(const cap_value_t *keep, size_t nkeep)
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
 	if ((caps = cap_init()) == NULL)
 		return -1;
-	if (nkeep > 0 &&
-	    (cap_set_flag(caps, CAP_PERMITTED, (int)nkeep, keep, CAP_SET) == -1 ||
-	     cap_set_flag(caps, CAP_EFFECTIVE, (int)nkeep, keep, CAP_SET) == -1))
-		goto out;
+	/* Only what we hold: a container may have started us without some
+	 * (CAP_SYS_RESOURCE, often), and capset(2) cannot add one. */
+	for (size_t i = 0; i < nkeep; i++) {
+		cap_value_t v = keep[i];
+		cap_flag_value_t have = CAP_CLEAR;
+		cap_t cur = cap_get_proc();
+
+		if (cur != NULL)
+			(void)cap_get_flag(cur, v, CAP_PERMITTED, &have);
+		cap_free(cur);
+		if (have == CAP_SET &&
+		    (cap_set_flag(caps, CAP_PERMITTED, 1, &v, CAP_SET) == -1 ||
+		     cap_set_flag(caps, CAP_EFFECTIVE, 1, &v, CAP_SET) == -1))
+			goto out;
+	}
 	if (cap_set_proc(caps) == -1) {
 		log_warn("unable to drop capabilities");
 		goto out;
@@ -44,6 +68,126 @@ confine_caps(const cap_value_t *keep, size_t nkeep)
 out:
 	cap_free(caps);
 	return rc;
+}
+
+/* What runc and crun need, as root, to build a container as mantad-exec
+ * asks (mantad-exec(8), CAPABILITIES, says why for each): everything else
+ * leaves the bounding set of mantad-exec and of the supervisor, and so of
+ * every runtime, shim and hook they start. */
+const cap_value_t confine_runtime_caps[] = {
+	CAP_CHOWN,		/* rootfs mounts, /dev, userns-owned files */
+	CAP_DAC_OVERRIDE,	/* bundles and cgroup files of other owners */
+	CAP_DAC_READ_SEARCH,
+	CAP_FOWNER,		/* chmod/utime of files it does not own */
+	CAP_FSETID,
+	CAP_KILL,		/* signals to tasks under another uid (userns) */
+	CAP_SETGID,		/* the container's user, gid_map */
+	CAP_SETUID,		/* the container's user, uid_map */
+	CAP_SETPCAP,		/* empties the tasks' capability sets */
+	CAP_SETFCAP,		/* mapping uid 0 of a user namespace (5.12+) */
+	CAP_NET_ADMIN,		/* loopback up in a task's network namespace */
+	CAP_SYS_CHROOT,		/* pivot_root's fallback */
+	CAP_SYS_ADMIN,		/* mounts, namespaces, pivot_root, seccomp, BPF device filter */
+	CAP_SYS_RESOURCE,	/* rlimits and oom_score_adj of the tasks */
+	CAP_MKNOD,		/* device nodes in /dev */
+	CAP_SYS_PTRACE,		/* runc: a user-namespaced child's /proc entries */
+};
+const size_t confine_nruntime_caps =
+    sizeof(confine_runtime_caps) / sizeof(confine_runtime_caps[0]);
+
+int
+confine_runtime(void)
+{
+	return drop_caps(confine_runtime_caps, confine_nruntime_caps, confine_runtime_caps,
+	    confine_nruntime_caps);
+}
+
+int
+confine_caps(const cap_value_t *keep, size_t nkeep)
+{
+	return drop_caps(keep, nkeep, keep, nkeep);
+}
+
+int
+confine_user_lookup(const struct manta_cfg *c, struct confine_user *u)
+{
+	const char *name = c->daemon_user ? c->daemon_user : "manta";
+	struct passwd *pw;
+
+	memset(u, 0, sizeof(*u));
+	if (geteuid() != 0 || name[0] == '\0')
+		return 0;
+	errno = 0;
+	if ((pw = getpwnam(name)) == NULL) {
+		if (c->daemon_user == NULL)
+			return 0;	/* the default, where no such account exists */
+		log_warnx("security.daemon_user: no such user %s", name);
+		return -1;
+	}
+	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
+		/* Nothing would be dropped; say so rather than pretend. */
+		log_warnx("security.daemon_user: %s has uid or gid 0", name);
+		return -1;
+	}
+	u->set = 1;
+	u->uid = pw->pw_uid;
+	u->gid = pw->pw_gid;
+	snprintf(u->name, sizeof(u->name), "%s", name);
+	return 0;
+}
+
+gid_t
+confine_user_group(const struct confine_user *u)
+{
+	return u->set ? u->gid : (gid_t)-1;
+}
+
+int
+confine_drop(const struct confine_user *u)
+{
+	/* With a user to switch to, these two stay in the permitted and
+	 * effective sets (not the bounding set) of this thread and of every
+	 * thread it starts, since glibc makes each thread call setresuid(2)
+	 * itself; leaving uid 0 then clears them. */
+	static const cap_value_t setid[] = { CAP_SETUID, CAP_SETGID };
+
+	return drop_caps(NULL, 0, setid, u->set ? 2 : 0);
+}
+
+int
+confine_user_enter(const struct confine_user *u)
+{
+	cap_t caps, none;
+	uid_t r, e, s;
+	int same;
+
+	if (!u->set)
+		return 0;
+	if (setgroups(1, &u->gid) == -1 || setresgid(u->gid, u->gid, u->gid) == -1 ||
+	    setresuid(u->uid, u->uid, u->uid) == -1) {
+		log_warn("unable to switch to user %s (uid %u, gid %u)", u->name,
+		    (unsigned)u->uid, (unsigned)u->gid);
+		return -1;
+	}
+	if (getresuid(&r, &e, &s) == -1 || r != u->uid || e != u->uid || s != u->uid) {
+		log_warnx("still uid %u after switching to %s", (unsigned)e, u->name);
+		return -1;
+	}
+	/* Leaving uid 0 cleared the permitted and effective sets (no
+	 * SECBIT_KEEP_CAPS); check rather than trust it. */
+	if ((caps = cap_get_proc()) == NULL || (none = cap_init()) == NULL) {
+		cap_free(caps);
+		return -1;
+	}
+	same = cap_compare(caps, none) == 0;
+	cap_free(caps);
+	cap_free(none);
+	if (!same) {
+		log_warnx("capabilities left after switching to %s", u->name);
+		return -1;
+	}
+	log_debug("running as %s (uid %u, gid %u)", u->name, (unsigned)u->uid, (unsigned)u->gid);
+	return 0;
 }
 
 int
@@ -75,8 +219,16 @@ confine_seccomp(const char *const *allowed, size_t n, int kill)
 	if (seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1) != 0)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		int nr = seccomp_syscall_resolve_name(allowed[i]);
-		if (seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0) != 0) {
+		int nr = seccomp_syscall_resolve_name(allowed[i]), rc2;
+
+		/* ioctl only as the resolvers use it (FIONREAD on their UDP
+		 * sockets): never TIOCSTI on a terminal the daemon writes to. */
+		if (nr == SCMP_SYS(ioctl))
+			rc2 = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
+			    SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu, FIONREAD));
+		else
+			rc2 = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+		if (rc2 != 0) {
 			log_warnx("seccomp: unable to allow %s", allowed[i]);
 			goto out;
 		}
@@ -88,5 +240,98 @@ confine_seccomp(const char *const *allowed, size_t n, int kill)
 	rc = 0;
 out:
 	seccomp_release(ctx);
+	return rc;
+}
+
+enum confine_mode
+confine_seccomp_mode(const char *var)
+{
+	const char *name = var, *mode = NULL;
+
+	if (var != NULL)
+		mode = getenv(var);
+	if (mode == NULL || *mode == '\0') {
+		name = "MANTA_SECCOMP";
+		mode = getenv(name);
+	}
+	if (mode == NULL || *mode == '\0' || strcmp(mode, "kill") == 0)
+		return CONFINE_KILL;
+	if (strcmp(mode, "errno") == 0) {
+		log_warnx("%s=errno: system calls outside the allowlist fail with EPERM", name);
+		return CONFINE_ERRNO;
+	}
+	if (strcmp(mode, "off") == 0) {
+		log_warnx("%s=off: no seccomp filter (debugging only)", name);
+		return CONFINE_OFF;
+	}
+	log_warnx("%s=%s: not kill, errno or off; a system call outside the allowlist"
+	    " kills the process", name, mode);
+	return CONFINE_KILL;
+}
+
+/* What the sanitizer runtimes call on their own, from any thread: the
+ * alternate signal stack of each new thread, shadow memory, and at exit
+ * LeakSanitizer's stop-the-world (a cloned tracer that ptraces every
+ * thread and reads /proc/self). Only in a SANITIZE=1 build. */
+#if defined(__SANITIZE_ADDRESS__)
+#define CONFINE_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CONFINE_ASAN 1
+#endif
+#endif
+#ifdef CONFINE_ASAN
+static const char *const asan_extra[] = {
+	"sigaltstack", "madvise", "mmap", "munmap", "mprotect", "prctl",
+	"rt_sigaction", "rt_sigprocmask", "sched_yield", "futex", "getpid",
+	"gettid", "getppid", "clone", "clone3", "ptrace", "wait4", "waitid",
+	"openat", "read", "write", "close", "readlink", "getdents64",
+	"newfstatat", "fstat", "exit", "exit_group", "kill", "tgkill",
+	"pipe2", "dup", "dup3", "sched_getaffinity", "getrlimit",
+	"prlimit64", "setrlimit", "rt_sigreturn", "nanosleep",
+	"clock_nanosleep", "getrandom", "lseek",
+	/* sanitizer_common's internal_* calls: the legacy numbers on x86-64 */
+	"open", "stat", "lstat", "access", "getdents", "pipe", "dup2",
+};
+#define NEXTRA (sizeof(asan_extra) / sizeof(asan_extra[0]))
+#else
+#define NEXTRA 0
+#endif
+
+static size_t
+add_name(const char **names, size_t n, const char *name)
+{
+	if (seccomp_syscall_resolve_name(name) == __NR_SCMP_ERROR)
+		return n;	/* an x86-only call on arm64: left out */
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], name) == 0)
+			return n;
+	names[n] = name;
+	return n + 1;
+}
+
+int
+confine_sandbox(const char *const *allowed, size_t n, const char *var)
+{
+	enum confine_mode mode = confine_seccomp_mode(var);
+	const char **names;
+	size_t k = 0;
+	int rc;
+
+	if (mode == CONFINE_OFF)
+		return 0;
+	if ((names = calloc(n + NEXTRA + 1, sizeof(*names))) == NULL)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		k = add_name(names, k, allowed[i]);
+#ifdef CONFINE_ASAN
+	for (size_t i = 0; i < NEXTRA; i++)
+		k = add_name(names, k, asan_extra[i]);
+#endif
+	rc = confine_seccomp(names, k, mode == CONFINE_KILL);
+	if (rc == 0)
+		log_info("seccomp: %zu system calls allowed, any other %s", k,
+		    mode == CONFINE_KILL ? "kills the process" : "fails with EPERM");
+	free(names);
 	return rc;
 }

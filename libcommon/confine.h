@@ -5,17 +5,71 @@
 
 #include <stddef.h>
 #include <sys/capability.h>
+#include <sys/types.h>
+
+struct manta_cfg;
+
+/* The account mantad-res, -beat, -register and -light switch to
+ * (security.daemon_user), as bgpd's engines switch to _bgpd. */
+struct confine_user {
+	int set;		/* 0: they stay uid 0 (without capabilities) */
+	uid_t uid;
+	gid_t gid;
+	char name[33];
+};
+#define CONFINE_USER_ZERO { 0, 0, 0, "" }
+
+/* Resolves c->daemon_user, as root only (otherwise nothing to switch
+ * from): NULL (unset) means "manta" if that account exists, "" means
+ * none. 0, or -1 when a named account is gone (logged). */
+int confine_user_lookup(const struct manta_cfg *c, struct confine_user *u);
+/* The group the run dir is shared with: u's, or (gid_t)-1. */
+gid_t confine_user_group(const struct confine_user *u);
+/* For an unprivileged daemon, before any thread: no_new_privs, an empty
+ * bounding set, and no capability but CAP_SETUID and CAP_SETGID, kept
+ * only when u->set, until confine_user_enter. */
+int confine_drop(const struct confine_user *u);
+/* Switches every thread to u (supplementary groups, gid, then uid), which
+ * clears the two capabilities confine_drop kept; checks that none is
+ * left. Call after the privileged opens, before the seccomp filter. A
+ * no-op when !u->set. 0 or -1 (logged). */
+int confine_user_enter(const struct confine_user *u);
 
 /* PR_SET_NO_NEW_PRIVS, drops every capability not in keep from the bounding,
  * permitted, effective and inheritable sets, and clears the ambient set.
  * Call before any library starts a thread: capabilities are per thread. */
 int confine_caps(const cap_value_t *keep, size_t nkeep);
+/* The capabilities an OCI runtime needs (confine.c says why for each). */
+extern const cap_value_t confine_runtime_caps[];
+extern const size_t confine_nruntime_caps;
+/* For mantad-exec and the supervisor, before any thread: no_new_privs,
+ * and the bounding, permitted and effective sets down to
+ * confine_runtime_caps. 0 or -1 (logged). */
+int confine_runtime(void);
+
 /* Loads a default-deny filter allowing only the named syscalls (EPERM for the
  * rest when kill is 0, else kill the process), synchronized to all threads.
- * An unknown name is an error naming it. */
+ * "ioctl" allows FIONREAD only. An unknown name is an error naming it. */
 int confine_seccomp(const char *const *allowed, size_t n, int kill);
 /* Checks that every name resolves for this architecture; the first unknown
  * one is returned in *bad. 0 or -1. */
 int confine_seccomp_check(const char *const *allowed, size_t n, const char **bad);
+
+/* What a call outside the allowlist does: the default kills the process. */
+enum confine_mode {
+	CONFINE_KILL,		/* SCMP_ACT_KILL_PROCESS */
+	CONFINE_ERRNO,		/* fails with EPERM: to find what a path needs */
+	CONFINE_OFF,		/* no filter at all: debugging only */
+};
+
+/* The mode asked for in the environment: the daemon's own variable var
+ * when set (MANTA_LIGHT_SECCOMP; NULL for none), else MANTA_SECCOMP;
+ * "errno" or "off" (warned about), anything else or unset: kill. */
+enum confine_mode confine_seccomp_mode(const char *var);
+/* A daemon's sandbox_enter: loads the allowlist in the mode of
+ * confine_seccomp_mode(var), for every thread. Names this architecture
+ * lacks are left out; a sanitizer build adds what its runtime calls.
+ * Logs how many system calls it allows. 0 or -1. */
+int confine_sandbox(const char *const *allowed, size_t n, const char *var);
 
 #endif

@@ -119,7 +119,9 @@ daemon_reload(const struct daemon_opts *o)
 		return NULL;
 	}
 	memset(&err, 0, sizeof(err));
-	c = cfg_load(path, &err);
+	/* Sealed values stay sealed: a reload takes scalar keys only, and a
+	 * daemon running as security.daemon_user cannot read the secret key. */
+	c = cfg_load_flags(path, CFG_LOAD_SEALED, &err);
 	free(path);
 	if (c == NULL) {
 		cfg_error_format(&err, line, sizeof(line));

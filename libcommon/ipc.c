@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -109,12 +110,50 @@ ipc_context_term(void)
 	pthread_mutex_unlock(&ipc_ctx_lock);
 }
 
-int
-ipc_prepare_run_dir(const char *run_dir)
+/* Set by ipc_prepare_run_dir: the run dir is shared with a daemon group,
+ * so the sockets bound in it are made group-writable (connect(2) needs
+ * write permission on the socket file). */
+static int run_dir_shared;
+
+/* Every ancestor of dir must be searchable by group g (or by others):
+ * else a daemon switched to that user cannot reach its sockets. */
+static int
+check_reachable(const char *dir, gid_t g)
 {
+	char buf[PATH_MAX], *slash;
 	struct stat st;
 
-	if (daemon_mkdirs(run_dir, 0700) == -1) {
+	if (snprintf(buf, sizeof(buf), "%s", dir) >= (int)sizeof(buf))
+		return -1;
+	while ((slash = strrchr(buf, '/')) != NULL) {
+		if (slash == buf)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		if (stat(buf, &st) == -1) {
+			log_warn("unable to stat %s", buf);
+			return -1;
+		}
+		if (!(st.st_mode & S_IXOTH) && !(st.st_gid == g && (st.st_mode & S_IXGRP))) {
+			log_warnx("run dir %s: its parent %s (mode %04o) is not searchable by"
+			    " the daemon group %u; make it so (chmod o+x) or choose another"
+			    " paths.run_dir", dir, buf, (unsigned)(st.st_mode & 07777), (unsigned)g);
+			return -1;
+		}
+		if (slash == buf)
+			break;
+	}
+	return 0;
+}
+
+int
+ipc_prepare_run_dir(const char *run_dir, gid_t group)
+{
+	mode_t want = group == (gid_t)-1 ? 0700 : 02710;
+	struct stat st;
+
+	/* Shared, the parents created here must let the group through. */
+	if (daemon_mkdirs(run_dir, group == (gid_t)-1 ? 0700 : 0711) == -1) {
 		log_warn("unable to create run dir %s", run_dir);
 		return -1;
 	}
@@ -130,10 +169,21 @@ ipc_prepare_run_dir(const char *run_dir)
 		log_warnx("run dir %s belongs to uid %u, not to us", run_dir, (unsigned)st.st_uid);
 		return -1;
 	}
-	if ((st.st_mode & 077) != 0 && chmod(run_dir, 0700) == -1) {
-		log_warn("unable to restrict run dir %s to 0700", run_dir);
+	/* With security.daemon_user: root:GROUP 02710. The group may search
+	 * it and connect to the sockets, never create, rename or remove an
+	 * entry (so no daemon can stand in for another's socket); setgid so
+	 * the sockets bound here get the group. */
+	if (group != (gid_t)-1 && st.st_gid != group && chown(run_dir, (uid_t)-1, group) == -1) {
+		log_warn("unable to give run dir %s to group %u", run_dir, (unsigned)group);
 		return -1;
 	}
+	if ((st.st_mode & 07777) != want && chmod(run_dir, want) == -1) {
+		log_warn("unable to set run dir %s to %04o", run_dir, (unsigned)want);
+		return -1;
+	}
+	if (group != (gid_t)-1 && check_reachable(run_dir, group) == -1)
+		return -1;
+	run_dir_shared = group != (gid_t)-1;
 	return 0;
 }
 
@@ -197,7 +247,7 @@ ipc_server_open(const char *run_dir, const char *name,
 		log_warnx("unable to bind %s: %s", ep, zmq_strerror(errno));
 		goto fail;
 	}
-	(void)chmod(s->path, 0600);
+	(void)chmod(s->path, run_dir_shared ? 0660 : 0600);
 	return s;
 fail:
 	if (s->sock)

@@ -6,6 +6,7 @@
 #ifndef MANTA_IPC_H
 #define MANTA_IPC_H
 
+#include <sys/types.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -28,9 +29,11 @@ typedef Manta__Ipc__Msg ipc_msg;
 void *ipc_context(void);
 void ipc_context_term(void);
 
-/* Creates run_dir (and parents) with mode 0700; refuses one that exists
- * with group or other access. 0 or -1 (logged). */
-int ipc_prepare_run_dir(const char *run_dir);
+/* Creates run_dir (and parents) and sets it to mode 0700, or, with a
+ * group ((gid_t)-1 for none: security.daemon_user unset), to root:group
+ * 02710 with every parent searchable by the group. Refuses one that
+ * belongs to another uid. 0 or -1 (logged). */
+int ipc_prepare_run_dir(const char *run_dir, gid_t group);
 /* "ipc://<run_dir>/<name>.sock" into buf; -1 if it does not fit (sun_path). */
 int ipc_endpoint(char *buf, size_t len, const char *run_dir, const char *name);
 

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
@@ -51,7 +52,10 @@ take_lock(const struct manta_cfg *c)
 static int
 prepare_dirs(const struct manta_cfg *c)
 {
-	if (ipc_prepare_run_dir(c->run_dir) == -1)
+	struct confine_user u;
+
+	if (confine_user_lookup(c, &u) == -1 ||
+	    ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		return -1;
 	if (daemon_mkdirs(c->state_dir, 0700) == -1) {
 		log_warn("unable to create state dir %s", c->state_dir);

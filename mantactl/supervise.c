@@ -25,6 +25,7 @@
 
 #include <zmq.h>
 
+#include "confine.h"
 #include "daemon.h"
 #include "ipc.h"
 #include "log.h"
@@ -486,6 +487,10 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 	add_svc(&sv, bindir, "mantad-light", 1);
 	free(bindir);
 
+	/* The daemons and the runtime mantad-exec starts can never hold more
+	 * than this (the bounding set is inherited). Before zmq's thread. */
+	if (confine_runtime() == -1)
+		log_fatalx(1, "unable to drop the capabilities no daemon needs");
 	if ((sfd = daemon_signalfd()) == -1)
 		log_fatal(1, "unable to set up signals");
 	sv.ipc = ipc_server_open(cfg->run_dir, IPC_SUPERVISE, allowed, 1);

@@ -167,6 +167,11 @@ enum conn_state {
 	CONN_CONNECTED,
 };
 
+/* session.c: reads ca.crt, mqtt.crt and mqtt.key (opened when sealed)
+ * into memfds, for a daemon about to leave uid 0. 0 or -1 (logged). */
+struct beat;
+int session_hold_tls(struct beat *b);
+
 struct beat {
 	struct daemon_opts *opts;
 	struct manta_cfg *cfg;
@@ -216,6 +221,12 @@ struct beat {
 	unsigned drop_logged;
 	unsigned long drop_quiet;
 
+	/* With security.daemon_user, the TLS files read at start into memfds
+	 * (cert_folder is not ours to read once switched): "/proc/self/fd/N",
+	 * else "" (absent file) or held false (read at each connection). */
+	bool held;
+	char held_ca[64], held_cert[64], held_key[64];
+
 	/* stop */
 	bool stopping;
 	bool status_sent;	/* NodeStatus DISCONNECTED acknowledged */
@@ -246,5 +257,8 @@ void beat_probe_free(struct beat_probe *bp);
 /* The worker side of JOB_SNAPSHOT: packed SetSystemSummaryRequest or NULL. */
 uint8_t *heartbeat_build(const char *run_dir, struct manta_id node_id,
     size_t *len);
+
+/* ---- sandbox.c: the seccomp allowlist, loaded before the loop ---- */
+int sandbox_enter(void);
 
 #endif

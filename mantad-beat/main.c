@@ -209,6 +209,7 @@ int
 main(int argc, char **argv)
 {
 	struct daemon_opts opts;
+	struct confine_user user = CONFINE_USER_ZERO;
 	struct beat b;
 	int sfd, rc = 0;
 
@@ -220,16 +221,19 @@ main(int argc, char **argv)
 	if (opts.verbose)
 		log_set_level(LOG_LVL_DEBUG);
 
-	/* Nothing here needs a capability; drop them before zmq, paho and
-	 * the workers start their threads (capabilities are per thread). */
-	if (confine_caps(NULL, 0) == -1)
-		log_fatalx(1, "unable to drop capabilities");
+	if (confine_user_lookup(b.cfg, &user) == -1)
+		log_fatalx(1, "unable to find security.daemon_user");
 	if ((sfd = daemon_signalfd()) == -1)
 		log_fatal(1, "unable to set up signals");
-	if (ipc_prepare_run_dir(b.cfg->run_dir) == -1)
+	if (ipc_prepare_run_dir(b.cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare %s", b.cfg->run_dir);
 	if (daemon_mkdirs(b.cfg->state_dir, 0700) == -1)
 		log_fatal(1, "unable to create %s", b.cfg->state_dir);
+	/* Nothing below needs a capability; drop them before zmq, paho and
+	 * the workers start their threads (capabilities are per thread).
+	 * The files are ours (uid 0) and opened before the uid switch. */
+	if (confine_drop(&user) == -1)
+		log_fatalx(1, "unable to drop capabilities");
 	if ((b.ob = outbox_open(b.cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/beat.db", b.cfg->state_dir);
 	if ((b.audit = audit_open(b.cfg->state_dir)) == NULL)
@@ -245,6 +249,14 @@ main(int argc, char **argv)
 	b.bgw = worker_start("background", b.cfg->run_dir, b.q, BG_QUEUE);
 	if (b.cmdw == NULL || b.bgw == NULL)
 		log_fatalx(1, "unable to start the workers");
+	if (user.set && session_hold_tls(&b) == -1)
+		log_fatalx(1, "unable to read the TLS files in %s", b.cfg->cert_folder);
+	/* For every thread, those of paho to come included (they inherit
+	 * both): the uid switch, then the filter. */
+	if (confine_user_enter(&user) == -1)
+		log_fatalx(1, "unable to switch to user %s", user.name);
+	if (sandbox_enter() == -1)
+		log_fatalx(1, "unable to load the seccomp filter");
 	b.state = CONN_NONE;
 	b.next_beat = daemon_now_ms();
 	b.outbox_peak = outbox_count(b.ob);

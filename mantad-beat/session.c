@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -75,6 +77,70 @@ connect_failed(struct beat *b, long long now)
 	b->next_connect = now + d;
 }
 
+/* One file into a memfd, named by the /proc/self/fd path that OpenSSL
+ * will open. The fd lives as long as the daemon. */
+static int
+hold_file(const struct beat *b, const char *path, bool secret, char *out, size_t len)
+{
+	char why[700], *data;
+	size_t n, off = 0;
+	int fd;
+
+	if ((data = secret_file_read(secret ? b->cfg->secret_key : NULL, path, &n, why,
+	    sizeof(why))) == NULL) {
+		log_warnx("unable to read %s: %s", path, why);
+		return -1;
+	}
+	if ((fd = memfd_create(secret ? "mqtt.key" : "mqtt.crt", MFD_CLOEXEC)) == -1) {
+		log_warn("unable to create a memfd for %s", path);
+		secret_free(data);
+		return -1;
+	}
+	/* Made by uid 0 and opened again (by path) after the switch: 0444.
+	 * Only /proc/<pid>/fd reaches it, which takes ptrace access to a
+	 * process that is not dumpable once it has left uid 0. */
+	(void)fchmod(fd, 0444);
+	while (off < n) {
+		ssize_t r = write(fd, data + off, n - off);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			log_warn("unable to copy %s to a memfd", path);
+			secret_free(data);
+			close(fd);
+			return -1;
+		}
+		off += (size_t)r;
+	}
+	secret_free(data);
+	snprintf(out, len, "/proc/self/fd/%d", fd);
+	return 0;
+}
+
+int
+session_hold_tls(struct beat *b)
+{
+	const char *folder = b->cfg->cert_folder;
+	char ca[PATH_MAX], cert[PATH_MAX], key[PATH_MAX];
+
+	b->held = true;
+	b->held_ca[0] = b->held_cert[0] = b->held_key[0] = '\0';
+	if (!b->cfg->use_tls || folder == NULL)
+		return 0;
+	snprintf(ca, sizeof(ca), "%s/ca.crt", folder);
+	snprintf(cert, sizeof(cert), "%s/mqtt.crt", folder);
+	(void)secret_pick(folder, "mqtt.key", key, sizeof(key));
+	if (access(ca, R_OK) == 0 &&
+	    hold_file(b, ca, false, b->held_ca, sizeof(b->held_ca)) == -1)
+		return -1;
+	if (access(cert, R_OK) == 0 && access(key, R_OK) == 0 &&
+	    (hold_file(b, cert, false, b->held_cert, sizeof(b->held_cert)) == -1 ||
+	     hold_file(b, key, true, b->held_key, sizeof(b->held_key)) == -1))
+		return -1;
+	return 0;
+}
+
 /* WIRE.md 5: TLS with the node's certificates when use_tls, or with the
  * system roots on port 8883. ca, cert and key hold PATH_MAX bytes. */
 static void
@@ -89,7 +155,15 @@ mq_params_fill(const struct beat *b, struct mq_params *p, char *ca, char *cert,
 	p->client_id = b->node_hex;
 	p->verify = b->cfg->verify_ssl;
 	p->tls = b->cfg->use_tls || b->port == 8883;
-	if (b->cfg->use_tls && folder != NULL) {
+	if (b->held) {
+		/* held at start: the memfds, opened already */
+		if (b->held_ca[0] != '\0')
+			p->ca_file = strcpy(ca, b->held_ca);
+		if (b->held_cert[0] != '\0') {
+			p->cert_file = strcpy(cert, b->held_cert);
+			p->key_file = strcpy(key, b->held_key);
+		}
+	} else if (b->cfg->use_tls && folder != NULL) {
 		snprintf(ca, PATH_MAX, "%s/ca.crt", folder);
 		snprintf(cert, PATH_MAX, "%s/mqtt.crt", folder);
 		/* mqtt.key.sbox before mqtt.key; mqtt.c opens it */

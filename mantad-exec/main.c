@@ -25,6 +25,7 @@
 
 #include "audit.h"
 #include "blake3.h"
+#include "confine.h"
 #include "daemon.h"
 #include "db.h"
 #include "log.h"
@@ -367,7 +368,13 @@ setup_dirs(struct exec *x)
 	uint8_t h[4];
 	char *real;
 
-	if (ipc_prepare_run_dir(c->run_dir) == -1)
+	struct confine_user u;
+
+	/* The run dir is shared with security.daemon_user's group: the
+	 * unprivileged daemons connect to exec.sock. */
+	if (confine_user_lookup(c, &u) == -1)
+		log_fatalx(1, "unable to find security.daemon_user");
+	if (ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		log_fatalx(1, "unable to prepare %s", c->run_dir);
 	if (daemon_mkdirs(c->state_dir, 0700) == -1)
 		log_fatal(1, "unable to create %s", c->state_dir);
@@ -430,6 +437,11 @@ main(int argc, char **argv)
 	if (opts.verbose)
 		log_set_level(LOG_LVL_DEBUG);
 
+	/* Before any thread: what the runtime does not need leaves the
+	 * bounding set, for us, the shims, runc or crun and their hooks.
+	 * No seccomp filter here: every container would inherit it. */
+	if (confine_runtime() == -1)
+		log_fatalx(1, "unable to drop the capabilities the runtime does not need");
 	/* The allowlist is part of the build: a bad one is permanent. */
 	if ((x.seccomp = seccomp_profile(err, sizeof(err))) == NULL)
 		log_fatalx(100, "%s", err);

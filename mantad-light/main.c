@@ -144,6 +144,7 @@ main(int argc, char **argv)
 	bool ipc_started = false;
 	sigset_t all, old;
 	int port = 0, rc = 1;
+	struct confine_user user = CONFINE_USER_ZERO;
 
 	memset(&it, 0, sizeof(it));
 	it.sfd = it.stopfd = -1;
@@ -154,7 +155,9 @@ main(int argc, char **argv)
 	umask(077);
 	if (daemon_mkdirs(cfg->state_dir, 0700) == -1)
 		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
-	if (ipc_prepare_run_dir(cfg->run_dir) == -1)
+	if (confine_user_lookup(cfg, &user) == -1)
+		log_fatalx(1, "unable to find security.daemon_user");
+	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
 	/* Privileged opens: whatever the datasets need is opened now. */
 	if (datasets_open(&ds, cfg) == -1)
@@ -165,7 +168,7 @@ main(int argc, char **argv)
 
 	/* No capability past this point, in any thread: drop them all while
 	 * this is the only one (gRPC and ZeroMQ start theirs below). */
-	if (confine_caps(NULL, 0) == -1)
+	if (confine_drop(&user) == -1)
 		log_fatalx(1, "unable to drop capabilities");
 	if ((it.sfd = daemon_signalfd()) == -1)
 		log_fatal(1, "unable to set up signals");
@@ -207,6 +210,10 @@ main(int argc, char **argv)
 	ipc_started = true;
 	rc = 1;
 
+	/* The sockets are bound and light.port written: nothing left needs
+	 * uid 0. Datasets are read beneath their dirfds as this user. */
+	if (confine_user_enter(&user) == -1)
+		goto out;
 	if (sandbox_enter() == -1) {
 		log_errorx("unable to load the seccomp filter");
 		goto out;

@@ -12,14 +12,10 @@
  * as SIGSYS by the supervisor, which restarts it): for a process that
  * talks to untrusted tasks, an unexpected system call is a bug or an
  * attack, not something to carry on after. MANTA_LIGHT_SECCOMP=errno
- * makes it fail with EPERM instead, to find what a new path needs. */
-#include <seccomp.h>
-#include <stdlib.h>
-#include <string.h>
-
+ * (or MANTA_SECCOMP=errno, as for the other daemons) makes it fail with
+ * EPERM instead, to find what a new path needs; =off loads no filter. */
 #include "confine.h"
 #include "light.h"
-#include "log.h"
 
 static const char *const allowed[] = {
 	/* memory, threads (libgrpc starts some on demand), signals */
@@ -46,27 +42,10 @@ static const char *const allowed[] = {
 	"setsockopt", "shutdown", "sendto", "recvfrom", "sendmsg", "recvmsg",
 };
 
-#define NALLOWED (sizeof(allowed) / sizeof(allowed[0]))
-
 int
 sandbox_enter(void)
 {
-	const char *mode = getenv("MANTA_LIGHT_SECCOMP");
-	const char *names[NALLOWED];
-	size_t n = 0;
-	int kill = 1;
-
-	if (mode != NULL && strcmp(mode, "errno") == 0) {
-		log_warnx("MANTA_LIGHT_SECCOMP=errno: system calls outside the list fail with EPERM");
-		kill = 0;
-	} else if (mode != NULL && strcmp(mode, "off") == 0) {
-		log_warnx("MANTA_LIGHT_SECCOMP=off: no seccomp filter (debugging only)");
-		return 0;
-	}
-	/* Names this architecture lacks (an x86-only call on arm64) are left
-	 * out rather than failing the start. */
-	for (size_t i = 0; i < NALLOWED; i++)
-		if (seccomp_syscall_resolve_name(allowed[i]) != __NR_SCMP_ERROR)
-			names[n++] = allowed[i];
-	return confine_seccomp(names, n, kill);
+	/* MANTA_LIGHT_SECCOMP first, then MANTA_SECCOMP (libcommon/confine.c). */
+	return confine_sandbox(allowed, sizeof(allowed) / sizeof(allowed[0]),
+	    "MANTA_LIGHT_SECCOMP");
 }

@@ -227,6 +227,7 @@ main(int argc, char **argv)
 	sqlite3 *db = NULL;
 	const char *how = "";
 	int sfd = -1, have_stored, rc = 1;
+	struct confine_user user = CONFINE_USER_ZERO;
 
 	memset(&st, 0, sizeof(st));
 	daemon_args(argc, argv, PROG, &opts);
@@ -234,15 +235,18 @@ main(int argc, char **argv)
 	st.cfg = cfg;
 	st.opts = &opts;
 
-	/* No capability is needed past this point, and none may reach the
-	 * threads ZeroMQ and gRPC start: drop them all first. */
-	if (confine_caps(NULL, 0) == -1)
-		log_fatalx(1, "unable to drop capabilities");
+	if (confine_user_lookup(cfg, &user) == -1)
+		log_fatalx(1, "unable to find security.daemon_user");
 	umask(077);
 	if (daemon_mkdirs(cfg->state_dir, 0700) == -1)
 		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
-	if (ipc_prepare_run_dir(cfg->run_dir) == -1)
+	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	/* No capability is needed past this point (our files are uid 0's and
+	 * opened before the uid switch), and none may reach the threads
+	 * ZeroMQ and gRPC start: drop them all first. */
+	if (confine_drop(&user) == -1)
+		log_fatalx(1, "unable to drop capabilities");
 	if ((db = store_open(cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/register.db", cfg->state_dir);
 	st.db = db;
@@ -291,6 +295,14 @@ main(int argc, char **argv)
 		if (store_meta_get(db, "draining", v, sizeof(v)) == 1 &&
 		    strcmp(v, "1") == 0)
 			link_drain(st.link, true);
+	}
+	/* For every thread (gRPC's, the link's, zmq's) and those to come;
+	 * the credentials are in memory already (mgr_open). */
+	if (confine_user_enter(&user) == -1)
+		goto out;
+	if (sandbox_enter() == -1) {
+		log_errorx("unable to load the seccomp filter");
+		goto out;
 	}
 	daemon_ready(&opts.notify_fd);
 	log_info("ready; manager %s", mgr_target(mgr));

@@ -186,4 +186,7 @@ char *utf8_clean(const char *s, size_t len, size_t max);
 ssize_t read_text(const char *path, char *buf, size_t len);
 char *path_join(const char *a, const char *b);
 
+/* ---- sandbox.c: the seccomp allowlist, loaded before the loop ---- */
+int sandbox_enter(void);
+
 #endif

@@ -155,6 +155,7 @@ main(int argc, char **argv)
 	struct ipc_server *srv = NULL;
 	struct res r;
 	char dbpath[PATH_MAX];
+	struct confine_user user = CONFINE_USER_ZERO;
 	int sfd, rc = 1;
 
 	daemon_args(argc, argv, PROG, &opts);
@@ -175,7 +176,9 @@ main(int argc, char **argv)
 		log_error("unable to create %s", cfg->state_dir);
 		goto out;
 	}
-	if (ipc_prepare_run_dir(cfg->run_dir) == -1)
+	if (confine_user_lookup(cfg, &user) == -1)
+		goto out;
+	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		goto out;
 	if (res_init(&r, cfg->state_dir, cfg->base_path) == -1)
 		goto out;
@@ -186,10 +189,11 @@ main(int argc, char **argv)
 	if ((r.store = store_open(dbpath, max_rows(cfg->monitor_interval))) == NULL)
 		goto out;
 
-	/* Nothing left needs a privilege: /proc, /sys and our own files
-	 * are readable as is. Capabilities are per thread, and zmq starts
-	 * its I/O thread with the first socket, so this comes first. */
-	if (confine_caps(NULL, 0) == -1) {
+	/* Nothing left needs a privilege: /proc, /sys are readable as is,
+	 * res.db and the disks are held open. Capabilities are per thread,
+	 * and zmq starts its I/O thread with the first socket, so this comes
+	 * first; only the uid switch, after the bind, keeps two of them. */
+	if (confine_drop(&user) == -1) {
 		log_errorx("unable to drop capabilities");
 		goto out;
 	}
@@ -197,6 +201,14 @@ main(int argc, char **argv)
 	    sizeof(allowed) / sizeof(allowed[0]));
 	if (srv == NULL)
 		goto out;
+	/* Every thread exists (zmq's I/O thread): the switch and the filter
+	 * cover them all. */
+	if (confine_user_enter(&user) == -1)
+		goto out;
+	if (sandbox_enter() == -1) {
+		log_errorx("unable to load the seccomp filter");
+		goto out;
+	}
 	log_info("ready: sampling every %d s into %s", cfg->monitor_interval, dbpath);
 	daemon_ready(&opts.notify_fd);
 	rc = loop(&r, srv, sfd, &opts, cfg);

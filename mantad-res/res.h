@@ -120,8 +120,10 @@ struct disk_info {
 	float percent;
 	dev_t dev;
 };
-/* statvfs of path plus its mount point (walking up while st_dev stays). 0 or -1. */
+/* statvfs of path plus its mount point (walking up while st_dev stays),
+ * through an fd kept from the path's first reading. 0 or -1. */
 int disk_read(const char *path, struct disk_info *d);
+void disk_close(void);
 
 /* ---- net.c: network and uptime ---- */
 
@@ -237,5 +239,8 @@ struct ipc_req;
 int answer_snapshot(struct res *r, struct ipc_server *srv, struct ipc_req *req);
 int answer_capacity(struct res *r, struct ipc_server *srv, struct ipc_req *req);
 int answer_status(struct res *r, struct ipc_server *srv, struct ipc_req *req);
+
+/* ---- sandbox.c: the seccomp allowlist, loaded before the loop ---- */
+int sandbox_enter(void);
 
 #endif

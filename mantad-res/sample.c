@@ -86,6 +86,7 @@ res_free(struct res *r)
 	cpu_stat_free(&r->cur);
 	view_free(&r->periodic);
 	view_free(&r->snap);
+	disk_close();
 }
 
 int

@@ -308,7 +308,19 @@ class DevManager(object):
 
     @property
     def task_updates(self):
-        return self.messages("manager/update_task_status")
+        """The TaskUpdates, less the broker's redeliveries: a QoS 1 message
+        the broker sends again (DUP set) because this client's PUBACK was
+        lost when the broker stopped, as a subscriber that acknowledges
+        after processing dedups them. What the node publishes twice is
+        kept: a second publication from the node has no DUP."""
+        seen, out = set(), []
+        for r in self.messages("manager/update_task_status"):
+            p = r.extra.get("payload")
+            if r.extra.get("dup") and p in seen:
+                continue
+            seen.add(p)
+            out.append(r)
+        return out
 
     @property
     def node_statuses(self):
@@ -555,7 +567,8 @@ class DevManager(object):
 
     def _on_message(self, client, userdata, msg):
         cls = MANAGER_TOPICS.get(msg.topic)
-        extra = {"qos": msg.qos, "retain": bool(msg.retain), "payload": msg.payload}
+        extra = {"qos": msg.qos, "retain": bool(msg.retain), "payload": msg.payload,
+                 "dup": bool(msg.dup)}
         req = None
         if cls is not None:
             try:

@@ -992,6 +992,26 @@ def light_port(run_dir):
         return int(f.read().strip())
 
 
+DAEMON_USER = "mantad-test"
+
+
+def daemon_account(name=DAEMON_USER):
+    """The pwd entry of a system account for security.daemon_user tests,
+    made when missing and then kept (no home, no shell, no password)."""
+    import pwd
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    r = subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+                        "--shell", "/usr/sbin/nologin", name],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    if r.returncode != 0 and "already exists" not in r.stderr:
+        raise RuntimeError("useradd %s: %s" % (name, r.stderr))
+    return pwd.getpwnam(name)
+
+
 def proc_status(pid):
     """/proc/PID/status as a dict of strings."""
     out = {}

@@ -23,7 +23,7 @@ static int
 setup(void **state)
 {
 	snprintf(run_dir, sizeof(run_dir), "/tmp/ipc-test-%d/run", (int)getpid());
-	assert_int_equal(ipc_prepare_run_dir(run_dir), 0);
+	assert_int_equal(ipc_prepare_run_dir(run_dir, (gid_t)-1), 0);
 	return 0;
 }
 
@@ -45,7 +45,7 @@ test_run_dir_mode(void **state)
 	assert_int_equal(stat(run_dir, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
 	chmod(run_dir, 0755);
-	assert_int_equal(ipc_prepare_run_dir(run_dir), 0);
+	assert_int_equal(ipc_prepare_run_dir(run_dir, (gid_t)-1), 0);
 	assert_int_equal(stat(run_dir, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0700);
 }

@@ -1,0 +1,45 @@
+/* sandbox: the system calls mantad-res may make once it samples and
+ * serves (STYLE.md, Confinement). Derived from strace -f of the
+ * integration tests (every request, sampling with and without GPUs,
+ * shutdown) over what glibc, ZeroMQ and SQLite do on those paths once set
+ * up: res.db is open and the endpoint bound before the filter, so bind,
+ * listen, connect and socket are not in it (this daemon asks no one).
+ * Also refused: execve and execveat, ptrace, mount and the namespace
+ * calls, bpf, keyctl, chmod/chown of paths, and every call not named.
+ *
+ * A call outside the list kills the process (SCMP_ACT_KILL_PROCESS; the
+ * supervisor sees SIGSYS and restarts it). MANTA_SECCOMP=errno makes it
+ * fail with EPERM instead, to find what a new path needs; =off loads no
+ * filter. */
+#include "confine.h"
+#include "res.h"
+
+static const char *const allowed[] = {
+	/* memory (mlock: libsodium's guarded pages for secrets), ZeroMQ's
+	 * I/O thread, signals (the signalfd) */
+	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
+	"mlock", "munlock",
+	"futex", "set_robust_list", "rseq", "exit", "exit_group",
+	"gettid", "getpid", "tgkill", "sched_yield", "sched_getaffinity",
+	"sched_getparam", "sched_getscheduler", "sched_setscheduler", "prctl",
+	"rt_sigprocmask", "rt_sigreturn", "rt_sigaction", "restart_syscall",
+	/* time */
+	"clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday",
+	/* /proc and /sys reads, statfs of the disks, res.db and its WAL */
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close",
+	"openat", "newfstatat", "fstat", "statx", "getdents64", "fcntl", "readlink",
+	"access", "faccessat", "faccessat2", "statfs", "fstatfs", "sysinfo", "uname",
+	"fsync", "fdatasync", "ftruncate", "fchown", "unlink", "getrandom",
+	"geteuid", "getuid",
+	/* the loop: zmq_poll over the endpoint and the signalfd */
+	"poll", "ppoll", "epoll_wait", "epoll_pwait", "epoll_ctl", "eventfd2",
+	/* the endpoint's connections, accepted by the I/O thread */
+	"accept4", "getsockname", "getpeername", "getsockopt", "setsockopt",
+	"shutdown", "sendto", "recvfrom", "sendmsg", "recvmsg",
+};
+
+int
+sandbox_enter(void)
+{
+	return confine_sandbox(allowed, sizeof(allowed) / sizeof(allowed[0]), NULL);
+}
