@@ -298,6 +298,23 @@ static const char *const asan_extra[] = {
 #define NEXTRA 0
 #endif
 
+/* What every confined daemon needs whatever it does: memory, its threads'
+ * locks and signals (the signalfd), the time, and I/O on descriptors it
+ * holds. confine_sandbox adds them to each daemon's own list; the man
+ * pages list both. */
+const char *const confine_base_syscalls[] = {
+	"brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
+	"futex", "set_robust_list", "rseq", "exit", "exit_group",
+	"gettid", "getpid", "tgkill", "sched_yield", "sched_getaffinity",
+	"sched_getparam", "sched_getscheduler", "sched_setscheduler", "prctl",
+	"rt_sigprocmask", "rt_sigreturn", "rt_sigaction", "restart_syscall",
+	"clock_gettime", "clock_nanosleep", "nanosleep", "gettimeofday",
+	"read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close",
+	"fstat", "fcntl",
+};
+const size_t confine_nbase_syscalls =
+    sizeof(confine_base_syscalls) / sizeof(confine_base_syscalls[0]);
+
 static size_t
 add_name(const char **names, size_t n, const char *name)
 {
@@ -320,8 +337,10 @@ confine_sandbox(const char *const *allowed, size_t n, const char *var)
 
 	if (mode == CONFINE_OFF)
 		return 0;
-	if ((names = calloc(n + NEXTRA + 1, sizeof(*names))) == NULL)
+	if ((names = calloc(confine_nbase_syscalls + n + NEXTRA + 1, sizeof(*names))) == NULL)
 		return -1;
+	for (size_t i = 0; i < confine_nbase_syscalls; i++)
+		k = add_name(names, k, confine_base_syscalls[i]);
 	for (size_t i = 0; i < n; i++)
 		k = add_name(names, k, allowed[i]);
 #ifdef CONFINE_ASAN

@@ -66,8 +66,12 @@ enum confine_mode {
  * when set (MANTA_LIGHT_SECCOMP; NULL for none), else MANTA_SECCOMP;
  * "errno" or "off" (warned about), anything else or unset: kill. */
 enum confine_mode confine_seccomp_mode(const char *var);
-/* A daemon's sandbox_enter: loads the allowlist in the mode of
- * confine_seccomp_mode(var), for every thread. Names this architecture
+/* The calls every confined daemon may make (memory, locks, signals,
+ * time, I/O on held descriptors), which confine_sandbox adds. */
+extern const char *const confine_base_syscalls[];
+extern const size_t confine_nbase_syscalls;
+/* A daemon's sandbox_enter: loads confine_base_syscalls and its own
+ * allowlist in the mode of confine_seccomp_mode(var), for every thread. Names this architecture
  * lacks are left out; a sanitizer build adds what its runtime calls.
  * Logs how many system calls it allows. 0 or -1. */
 int confine_sandbox(const char *const *allowed, size_t n, const char *var);

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -414,4 +415,30 @@ secret_pick(const char *dir, const char *name, char *buf, size_t len)
 		return 1;
 	snprintf(buf, len, "%s/%s", dir, name);
 	return access(buf, F_OK) == 0 ? 0 : -1;
+}
+
+int
+secret_memfd(const char *name, const char *data, size_t n, unsigned mode)
+{
+	size_t off = 0;
+	int fd;
+
+	if ((fd = memfd_create(name, MFD_CLOEXEC)) == -1)
+		return -1;
+	(void)fchmod(fd, (mode_t)mode);
+	while (off < n) {
+		ssize_t r = write(fd, data + off, n - off);
+
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			int e = r == 0 ? EIO : errno;
+
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		off += (size_t)r;
+	}
+	return fd;
 }

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -172,42 +171,28 @@ static int
 key_memfd(struct mq *m, const struct mq_params *p)
 {
 	char why[700], *pem, *name = NULL;
-	size_t n, off = 0;
+	size_t n;
 	int fd;
 
 	if ((pem = secret_file_read(p->sbox_key, p->key_file, &n, why, sizeof(why))) == NULL) {
 		log_warnx("unable to read the client key: %s", why);
 		return -1;
 	}
-	if ((fd = memfd_create("mqtt.key", MFD_CLOEXEC)) == -1) {
-		log_warn("unable to create a memfd for the client key");
-		secret_free(pem);
+	fd = secret_memfd("mqtt.key", pem, n, 0400);
+	secret_free(pem);
+	if (fd == -1) {
+		log_warn("unable to copy the client key to a memfd");
 		return -1;
 	}
-	(void)fchmod(fd, 0400);
-	while (off < n) {
-		ssize_t r = write(fd, pem + off, n - off);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			log_warn("unable to write the client key to its memfd");
-			goto bad;
-		}
-		off += (size_t)r;
+	if (asprintf(&name, "/proc/self/fd/%d", fd) < 0) {
+		close(fd);
+		return -1;
 	}
-	if (asprintf(&name, "/proc/self/fd/%d", fd) < 0)
-		goto bad;
-	secret_free(pem);
 	free(m->key_file);
 	m->key_file = name;
 	m->key_fd = fd;
 	m->key_len = n;
 	return 0;
-bad:
-	secret_free(pem);
-	close(fd);
-	return -1;
 }
 
 static void

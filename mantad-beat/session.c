@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -83,7 +81,7 @@ static int
 hold_file(const struct beat *b, const char *path, bool secret, char *out, size_t len)
 {
 	char why[700], *data;
-	size_t n, off = 0;
+	size_t n;
 	int fd;
 
 	if ((data = secret_file_read(secret ? b->cfg->secret_key : NULL, path, &n, why,
@@ -91,29 +89,15 @@ hold_file(const struct beat *b, const char *path, bool secret, char *out, size_t
 		log_warnx("unable to read %s: %s", path, why);
 		return -1;
 	}
-	if ((fd = memfd_create(secret ? "mqtt.key" : "mqtt.crt", MFD_CLOEXEC)) == -1) {
-		log_warn("unable to create a memfd for %s", path);
-		secret_free(data);
-		return -1;
-	}
 	/* Made by uid 0 and opened again (by path) after the switch: 0444.
 	 * Only /proc/<pid>/fd reaches it, which takes ptrace access to a
 	 * process that is not dumpable once it has left uid 0. */
-	(void)fchmod(fd, 0444);
-	while (off < n) {
-		ssize_t r = write(fd, data + off, n - off);
-
-		if (r == -1 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			log_warn("unable to copy %s to a memfd", path);
-			secret_free(data);
-			close(fd);
-			return -1;
-		}
-		off += (size_t)r;
-	}
+	fd = secret_memfd(secret ? "mqtt.key" : "mqtt.crt", data, n, 0444);
 	secret_free(data);
+	if (fd == -1) {
+		log_warn("unable to copy %s to a memfd", path);
+		return -1;
+	}
 	snprintf(out, len, "/proc/self/fd/%d", fd);
 	return 0;
 }
