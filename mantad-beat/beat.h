@@ -2,7 +2,7 @@
  *
  * Threads: paho runs its own (send, receive); worker.c runs two (commands,
  * background requests). None of them touches daemon state: each hands an
- * event to the main loop through the queue in events.c, and main.c applies
+ * event (events.c) to the main loop through an evq, and main.c applies
  * it. Only main.c's loop changes state. */
 #ifndef MANTA_BEAT_H
 #define MANTA_BEAT_H
@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "daemon.h"
+#include "evq.h"
 #include "id.h"
 #include "ipc.h"
 #include "tlsprobe.h"
@@ -36,7 +37,7 @@
 /* Context value of the publication of NodeStatus at stop. */
 #define SEQ_NODE_STATUS ((uint64_t)UINTPTR_MAX)
 
-/* ---- events.c: thread -> main loop hand-off ---- */
+/* ---- events.c: thread -> main loop hand-off (evq.h) ---- */
 enum ev_type {
 	EV_CONNECTED,		/* gen */
 	EV_CONNECT_FAILED,	/* gen, code, text */
@@ -65,16 +66,9 @@ struct event {
 	ipc_msg *msg;
 };
 
-struct evq;
-struct evq *evq_new(void);
-void evq_free(struct evq *q);
-int evq_fd(const struct evq *q);
-/* Appends ev (taking it) and wakes the main loop; from any thread. MESSAGE
- * events beyond the queue's bounds are dropped and counted. */
-void evq_push(struct evq *q, struct event *ev);
-/* Everything queued, oldest first; *dropped gets the count of dropped
- * messages since the last call. Main loop only. */
-struct event *evq_take(struct evq *q, unsigned *dropped);
+/* The queue's ops (evq.h): EV_MESSAGE events beyond its bounds are
+ * dropped and counted by evq_push. */
+extern const struct evq_ops event_ops;
 struct event *event_new(enum ev_type type);
 void event_free(struct event *ev);
 
@@ -150,6 +144,7 @@ struct job {
 	struct beat_probe *probe;	/* JOB_TLSPROBE */
 };
 struct worker;
+/* name and run_dir are borrowed: they must outlive the worker. */
 struct worker *worker_start(const char *name, const char *run_dir,
     struct evq *q, size_t max_jobs);
 /* Takes j. -1 (j freed) when the queue is full. */

@@ -149,16 +149,16 @@ handle_ipc(struct beat *b)
 }
 
 static void
+apply_event(void *arg, void *ev)
+{
+	session_event(arg, ev);
+}
+
+static void
 handle_events(struct beat *b)
 {
-	struct event *ev, *next;
-	unsigned dropped = 0;
+	unsigned dropped = evq_run(b->q, apply_event, b);
 
-	for (ev = evq_take(b->q, &dropped); ev != NULL; ev = next) {
-		next = ev->next;
-		session_event(b, ev);
-		event_free(ev);
-	}
 	if (dropped > 0)
 		log_warnx("dropped %u MQTT messages: too many waiting", dropped);
 }
@@ -238,7 +238,7 @@ main(int argc, char **argv)
 		log_fatalx(1, "unable to open %s/beat.db", b.cfg->state_dir);
 	if ((b.audit = audit_open(b.cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/%s", b.cfg->state_dir, AUDIT_FILE);
-	if ((b.q = evq_new()) == NULL)
+	if ((b.q = evq_new(&event_ops)) == NULL)
 		log_fatal(1, "unable to create the event queue");
 	b.srv = ipc_server_open(b.cfg->run_dir, IPC_BEAT, allowed,
 	    sizeof(allowed) / sizeof(allowed[0]));

@@ -3,7 +3,6 @@
  * heartbeats and its broker traffic. Jobs run one at a time, in order, so
  * commands reach exec in the order the broker delivered them. Results that
  * change state go back to the main loop as events. */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,15 +13,11 @@
 #include "dispatch.h"
 
 struct worker {
-	pthread_t th;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct job *head, *tail;
-	size_t n, max;
-	unsigned long dropped;
-	bool stop;
-	char *name;
-	char *run_dir;
+	struct evq_worker *th;
+	size_t max;
+	unsigned long dropped;	/* main loop only */
+	const char *name;	/* borrowed, as is run_dir */
+	const char *run_dir;
 	struct evq *q;
 	char last_probe[512];	/* JOB_TLSPROBE: the cause logged last */
 };
@@ -197,76 +192,52 @@ beat_probe_free(struct beat_probe *bp)
 	free(bp);
 }
 
-static void *
-worker_main(void *arg)
+static void
+run_job(struct evq_worker *th, void *job, void *arg)
 {
 	struct worker *w = arg;
-	struct job *j;
+	struct job *j = job;
 
-	for (;;) {
-		pthread_mutex_lock(&w->lock);
-		while (!w->stop && w->head == NULL)
-			pthread_cond_wait(&w->cond, &w->lock);
-		if (w->stop) {
-			pthread_mutex_unlock(&w->lock);
-			break;
-		}
-		j = w->head;
-		w->head = j->next;
-		if (w->head == NULL)
-			w->tail = NULL;
-		w->n--;
-		pthread_mutex_unlock(&w->lock);
-
-		switch (j->type) {
-		case JOB_COMMAND:
-			run_command(w, j);
-			break;
-		case JOB_REPORT:
-			report(w, j, j->error_id, j->content);
-			break;
-		case JOB_SNAPSHOT:
-			run_snapshot(w, j);
-			break;
-		case JOB_REGPOLL:
-			run_regpoll(w);
-			break;
-		case JOB_TLSPROBE:
-			run_probe(w, j->probe);
-			break;
-		}
-		job_free(j);
+	switch (j->type) {
+	case JOB_COMMAND:
+		run_command(w, j);
+		break;
+	case JOB_REPORT:
+		report(w, j, j->error_id, j->content);
+		break;
+	case JOB_SNAPSHOT:
+		run_snapshot(w, j);
+		break;
+	case JOB_REGPOLL:
+		run_regpoll(w);
+		break;
+	case JOB_TLSPROBE:
+		run_probe(w, j->probe);
+		break;
 	}
-	return NULL;
 }
+
+static void
+free_job(void *job)
+{
+	job_free(job);
+}
+
+static const struct evq_ops job_ops = EVQ_OPS(struct job, next, free_job);
 
 struct worker *
 worker_start(const char *name, const char *run_dir, struct evq *q,
     size_t max_jobs)
 {
 	struct worker *w;
-	int rc;
 
-	if ((w = calloc(1, sizeof(*w))) == NULL ||
-	    (w->name = strdup(name)) == NULL ||
-	    (w->run_dir = strdup(run_dir)) == NULL) {
+	if ((w = malloc(sizeof(*w))) == NULL) {
 		log_warnx("unable to start the %s worker: out of memory", name);
-		if (w != NULL)
-			free(w->name);
-		free(w);
 		return NULL;
 	}
-	w->q = q;
-	w->max = max_jobs;
-	pthread_mutex_init(&w->lock, NULL);
-	pthread_cond_init(&w->cond, NULL);
-	if ((rc = pthread_create(&w->th, NULL, worker_main, w)) != 0) {
-		log_warnx("unable to start the %s worker: %s", name,
-		    strerror(rc));
-		pthread_mutex_destroy(&w->lock);
-		pthread_cond_destroy(&w->cond);
-		free(w->name);
-		free(w->run_dir);
+	*w = (struct worker){ .name = name, .run_dir = run_dir, .q = q,
+	    .max = max_jobs };
+	if ((w->th = evq_worker_start(name, &job_ops, run_job, w)) == NULL) {
 		free(w);
 		return NULL;
 	}
@@ -276,53 +247,27 @@ worker_start(const char *name, const char *run_dir, struct evq *q,
 int
 worker_post(struct worker *w, struct job *j)
 {
-	j->next = NULL;
-	pthread_mutex_lock(&w->lock);
 	/* Error reports are best effort: they may fill only a quarter of the
 	 * queue, so that a flood of garbage cannot crowd real commands out. */
-	if (w->n >= w->max || (j->type == JOB_REPORT && w->n >= w->max / 4)) {
-		unsigned long d = ++w->dropped;
+	size_t limit = j->type == JOB_REPORT ? w->max / 4 : w->max;
 
-		pthread_mutex_unlock(&w->lock);
-		/* A flood must not turn into a flood of log lines. */
-		if (d == 1 || d % 100 == 0)
-			log_warnx("%s worker queue full (%zu jobs): %lu jobs"
-			    " dropped so far", w->name, w->max, d);
-		job_free(j);
-		return -1;
-	}
-	if (w->tail != NULL)
-		w->tail->next = j;
-	else
-		w->head = j;
-	w->tail = j;
-	w->n++;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	return 0;
+	if (evq_worker_post(w->th, j, limit) == 0)
+		return 0;
+	/* A flood must not turn into a flood of log lines. */
+	if (++w->dropped == 1 || w->dropped % 100 == 0)
+		log_warnx("%s worker queue full (%zu jobs): %lu jobs dropped so"
+		    " far", w->name, w->max, w->dropped);
+	return -1;
 }
 
 void
 worker_stop(struct worker *w)
 {
-	struct job *j, *next;
+	size_t left;
 
 	if (w == NULL)
 		return;
-	pthread_mutex_lock(&w->lock);
-	w->stop = true;
-	pthread_cond_signal(&w->cond);
-	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->th, NULL);
-	if (w->n > 0)
-		log_info("%s worker: %zu jobs dropped at stop", w->name, w->n);
-	for (j = w->head; j != NULL; j = next) {
-		next = j->next;
-		job_free(j);
-	}
-	pthread_mutex_destroy(&w->lock);
-	pthread_cond_destroy(&w->cond);
-	free(w->name);
-	free(w->run_dir);
+	if ((left = evq_worker_stop(w->th)) > 0)
+		log_info("%s worker: %zu jobs dropped at stop", w->name, left);
 	free(w);
 }

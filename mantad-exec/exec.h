@@ -5,7 +5,7 @@
  * socket). Three helper threads (worker.c) make the blocking calls: one
  * sender per destination daemon (beat, register) that retries each stored
  * message until acknowledged, and one job thread (log frames, capacity,
- * shutdown). They hand results back through the event queue. Each container
+ * shutdown). They hand results back through an evq (evq.h). Each container
  * is watched by its own shim process (shim.c), a fresh exec of this binary
  * that outlives mantad-exec if it has to. */
 #ifndef MANTA_EXEC_H
@@ -25,6 +25,7 @@
 
 #include "cfg.h"
 #include "daemon.h"
+#include "evq.h"
 #include "id.h"
 #include "ipc.h"
 
@@ -112,7 +113,6 @@ struct run {
 TAILQ_HEAD(run_list, run);
 
 struct audit;
-struct evq;
 struct sender;
 struct jobs;
 
@@ -161,7 +161,7 @@ struct exec {
 	long long next_adopt_poll;
 };
 
-/* ---- events.c: helper threads -> main loop ---- */
+/* ---- events.c: helper threads -> main loop (evq.h) ---- */
 enum ev_type {
 	EV_ACKED,	/* seq: an outbox row was acknowledged */
 	EV_DROPPED,	/* seq: refused for good */
@@ -183,11 +183,7 @@ struct event {
 	unsigned cpus;
 	uint64_t mem;
 };
-struct evq *evq_new(void);
-void evq_free(struct evq *q);
-int evq_fd(const struct evq *q);
-void evq_push(struct evq *q, struct event *ev);
-struct event *evq_take(struct evq *q);
+extern const struct evq_ops event_ops;	/* for evq_new */
 struct event *event_new(enum ev_type type);
 void event_free(struct event *ev);
 
@@ -196,7 +192,7 @@ void event_free(struct event *ev);
  * acknowledged (Reply code 0): EV_ACKED. A message refused many times
  * (code != 0) is given up: EV_DROPPED. */
 struct sender *sender_start(const char *run_dir, const char *dest,
-    struct evq *q);
+    struct evq *q);	/* run_dir and dest are borrowed */
 /* Takes a copy of the packed Msg. */
 int sender_post(struct sender *s, int64_t seq, const uint8_t *msg, size_t len);
 void sender_stop(struct sender *s);
@@ -211,7 +207,7 @@ struct job {
 	bool final;
 	uint8_t header[52];
 };
-struct jobs *jobs_start(const char *run_dir, struct evq *q);
+struct jobs *jobs_start(const char *run_dir, struct evq *q);	/* borrows run_dir */
 int jobs_post(struct jobs *j, struct job *job);	/* takes job */
 void jobs_stop(struct jobs *j);
 struct job *job_new(enum job_type type);

@@ -206,34 +206,31 @@ begin_stop(struct exec *x)
 }
 
 static void
-handle_events(struct exec *x)
+apply_event(void *arg, void *item)
 {
-	struct event *ev, *next;
+	struct exec *x = arg;
+	struct event *ev = item;
 
-	for (ev = evq_take(x->q); ev != NULL; ev = next) {
-		next = ev->next;
-		switch (ev->type) {
-		case EV_ACKED:
-		case EV_DROPPED:
-			announce_acked(x, ev->seq);
-			break;
-		case EV_FRAME:
-		case EV_FRAME_FAILED:
-			logs_frame_done(x, ev);
-			break;
-		case EV_CAPACITY:
-			queue_set_capacity(x, ev->cpus, ev->mem);
-			queue_admit(x);
-			break;
-		case EV_SHUTDOWN:
-			if (ev->code != 0) {
-				log_info("stop_node: no supervisor: stopping"
-				    " mantad-exec alone");
-				begin_stop(x);
-			}
-			break;
+	switch (ev->type) {
+	case EV_ACKED:
+	case EV_DROPPED:
+		announce_acked(x, ev->seq);
+		break;
+	case EV_FRAME:
+	case EV_FRAME_FAILED:
+		logs_frame_done(x, ev);
+		break;
+	case EV_CAPACITY:
+		queue_set_capacity(x, ev->cpus, ev->mem);
+		queue_admit(x);
+		break;
+	case EV_SHUTDOWN:
+		if (ev->code != 0) {
+			log_info("stop_node: no supervisor: stopping mantad-exec"
+			    " alone");
+			begin_stop(x);
 		}
-		event_free(ev);
+		break;
 	}
 }
 
@@ -460,7 +457,7 @@ main(int argc, char **argv)
 	if (read_identity(&x) == -1)
 		log_fatalx(1, "no node identity in %s/identity (mantad-register"
 		    " writes it)", x.cfg->state_dir);
-	if ((x.q = evq_new()) == NULL)
+	if ((x.q = evq_new(&event_ops)) == NULL)
 		log_fatal(1, "unable to create the event queue");
 	x.to_beat = sender_start(x.cfg->run_dir, IPC_BEAT, x.q);
 	x.to_register = sender_start(x.cfg->run_dir, IPC_REGISTER, x.q);
@@ -529,7 +526,7 @@ main(int argc, char **argv)
 		if ((items[1].revents & ZMQ_POLLIN) && handle_signals(&x, sfd))
 			begin_stop(&x);
 		if (items[2].revents & ZMQ_POLLIN)
-			handle_events(&x);
+			(void)evq_run(x.q, apply_event, &x);
 		for (int i = 3; i < n; i++) {
 			if (!(items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
 				continue;
@@ -555,7 +552,7 @@ main(int argc, char **argv)
 	sender_stop(x.to_beat);
 	sender_stop(x.to_register);
 	jobs_stop(x.jobs);
-	handle_events(&x);
+	(void)evq_run(x.q, apply_event, &x);
 	ipc_server_close(x.srv);
 	ipc_context_term();
 	evq_free(x.q);

@@ -9,11 +9,9 @@
  *
  * The job thread frames logs (zlib at level 9 takes a while on 10 MiB),
  * asks mantad-res for capacity and the supervisor for a shutdown. */
-#include <errno.h>
-#include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "log.h"
 
@@ -32,52 +30,27 @@ struct item {
 };
 
 struct sender {
-	pthread_t th;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct item *head, *tail;
-	bool stop;
-	char *run_dir;
-	char *dest;
+	struct evq_worker *th;
+	const char *run_dir;	/* borrowed, as is dest */
+	const char *dest;
 	struct evq *q;
+	/* the sender's thread only */
+	int backoff;
+	bool warned;
 };
 
 static void
-cond_init_mono(pthread_cond_t *c)
+item_free(void *p)
 {
-	pthread_condattr_t a;
+	struct item *it = p;
 
-	pthread_condattr_init(&a);
-	pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-	pthread_cond_init(c, &a);
-	pthread_condattr_destroy(&a);
-}
-
-/* Waits up to ms unless stopped; lock held. */
-static void
-nap(pthread_cond_t *c, pthread_mutex_t *m, const bool *stop, int ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	while (!*stop && pthread_cond_timedwait(c, m, &ts) != ETIMEDOUT)
-		;
-}
-
-static void
-item_free(struct item *it)
-{
 	if (it != NULL) {
 		free(it->msg);
 		free(it);
 	}
 }
+
+static const struct evq_ops item_ops = EVQ_OPS(struct item, next, item_free);
 
 /* 1 acknowledged, 0 refused, -1 no answer, -2 refused for now (the peer's
  * outbox is full: IPC_CODE_BUSY). */
@@ -110,64 +83,57 @@ deliver(struct sender *s, const struct item *it)
 	return rc;
 }
 
-static void *
-sender_main(void *arg)
+/* 1 acknowledged, 0 refused REFUSALS_MAX times, -1 stopped meanwhile. */
+static int
+deliver_until(struct evq_worker *th, struct sender *s, const struct item *it)
 {
-	struct sender *s = arg;
-	int backoff = BACKOFF_MIN_MS, refusals = 0;
-	bool warned = false;
+	int rc, refusals = 0;
 
-	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		struct item *it;
-		struct event *ev;
-		int rc;
-
-		while (!s->stop && s->head == NULL)
-			pthread_cond_wait(&s->cond, &s->lock);
-		if (s->stop)
-			break;
-		it = s->head;
-		pthread_mutex_unlock(&s->lock);
-		rc = deliver(s, it);
-		pthread_mutex_lock(&s->lock);
-		if (rc < 0) {
-			if (!warned && rc == -1)
+		if ((rc = deliver(s, it)) < 0) {
+			if (!s->warned && rc == -1)
 				log_warnx("no answer from %s: retrying (what is"
 				    " not delivered stays in exec.db)", s->dest);
-			else if (!warned)
+			else if (!s->warned)
 				log_warnx("%s has no room for outbox row %lld:"
 				    " retrying (it stays in exec.db)", s->dest,
 				    (long long)it->seq);
-			warned = true;
-			nap(&s->cond, &s->lock, &s->stop, backoff);
-			backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS :
-			    backoff * 2;
+			s->warned = true;
+			if (!evq_worker_nap(th, s->backoff))
+				return -1;
+			s->backoff = s->backoff * 2 > BACKOFF_MAX_MS ?
+			    BACKOFF_MAX_MS : s->backoff * 2;
 			continue;
 		}
-		if (warned)
+		if (s->warned)
 			log_info("%s answers again", s->dest);
-		warned = false;
-		backoff = BACKOFF_MIN_MS;
-		if (rc == 0 && ++refusals < REFUSALS_MAX) {
-			nap(&s->cond, &s->lock, &s->stop, BACKOFF_MAX_MS / 5);
-			continue;
-		}
-		if (rc == 0)
-			log_warnx("%s refused outbox row %lld %d times: giving"
-			    " it up", s->dest, (long long)it->seq, refusals);
-		refusals = 0;
-		s->head = it->next;
-		if (s->head == NULL)
-			s->tail = NULL;
-		if ((ev = event_new(rc == 1 ? EV_ACKED : EV_DROPPED)) != NULL) {
-			ev->seq = it->seq;
-			evq_push(s->q, ev);
-		}
-		item_free(it);
+		s->warned = false;
+		s->backoff = BACKOFF_MIN_MS;
+		if (rc == 1 || ++refusals == REFUSALS_MAX)
+			return rc;
+		if (!evq_worker_nap(th, BACKOFF_MAX_MS / 5))
+			return -1;
 	}
-	pthread_mutex_unlock(&s->lock);
-	return NULL;
+}
+
+static void
+send_item(struct evq_worker *th, void *job, void *arg)
+{
+	struct sender *s = arg;
+	const struct item *it = job;
+	struct event *ev;
+	int rc;
+
+	/* Stopped: what is left stays in exec.db for the next start. */
+	if ((rc = deliver_until(th, s, it)) == -1)
+		return;
+	if (rc == 0)
+		log_warnx("%s refused outbox row %lld %d times: giving it up",
+		    s->dest, (long long)it->seq, REFUSALS_MAX);
+	if ((ev = event_new(rc == 1 ? EV_ACKED : EV_DROPPED)) != NULL) {
+		ev->seq = it->seq;
+		evq_push(s->q, ev);
+	}
 }
 
 struct sender *
@@ -175,24 +141,17 @@ sender_start(const char *run_dir, const char *dest, struct evq *q)
 {
 	struct sender *s;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return NULL;
-	s->run_dir = strdup(run_dir);
-	s->dest = strdup(dest);
-	s->q = q;
-	pthread_mutex_init(&s->lock, NULL);
-	cond_init_mono(&s->cond);
-	if (s->run_dir == NULL || s->dest == NULL ||
-	    pthread_create(&s->th, NULL, sender_main, s) != 0) {
-		log_warnx("unable to start the sender to %s", dest);
-		pthread_mutex_destroy(&s->lock);
-		pthread_cond_destroy(&s->cond);
-		free(s->run_dir);
-		free(s->dest);
-		free(s);
+	if ((s = malloc(sizeof(*s))) == NULL) {
+		log_warnx("unable to start the sender to %s: out of memory",
+		    dest);
 		return NULL;
 	}
-	return s;
+	*s = (struct sender){ .run_dir = run_dir, .dest = dest, .q = q,
+	    .backoff = BACKOFF_MIN_MS };
+	if ((s->th = evq_worker_start(dest, &item_ops, send_item, s)) != NULL)
+		return s;
+	free(s);
+	return NULL;
 }
 
 int
@@ -210,50 +169,23 @@ sender_post(struct sender *s, int64_t seq, const uint8_t *msg, size_t len)
 	memcpy(it->msg, msg, len);
 	it->len = len;
 	it->seq = seq;
-	pthread_mutex_lock(&s->lock);
-	if (s->tail != NULL)
-		s->tail->next = it;
-	else
-		s->head = it;
-	s->tail = it;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	return 0;
+	return evq_worker_post(s->th, it, SIZE_MAX);
 }
 
 void
 sender_stop(struct sender *s)
 {
-	struct item *it, *next;
-
 	if (s == NULL)
 		return;
-	pthread_mutex_lock(&s->lock);
-	s->stop = true;
-	pthread_cond_signal(&s->cond);
-	pthread_mutex_unlock(&s->lock);
-	pthread_join(s->th, NULL);
-	/* What is left stays in exec.db for the next start. */
-	for (it = s->head; it != NULL; it = next) {
-		next = it->next;
-		item_free(it);
-	}
-	pthread_mutex_destroy(&s->lock);
-	pthread_cond_destroy(&s->cond);
-	free(s->run_dir);
-	free(s->dest);
+	(void)evq_worker_stop(s->th);
 	free(s);
 }
 
 /* ---- the job thread ---- */
 
 struct jobs {
-	pthread_t th;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct job *head, *tail;
-	bool stop;
-	char *run_dir;
+	struct evq_worker *th;
+	const char *run_dir;	/* borrowed */
 	struct evq *q;
 };
 
@@ -277,7 +209,7 @@ job_free(struct job *j)
 }
 
 static void
-do_frame(struct jobs *js, struct job *j)
+do_frame(struct jobs *js, const struct job *j)
 {
 	struct event *ev;
 	uint64_t upto = j->from;
@@ -299,7 +231,7 @@ do_frame(struct jobs *js, struct job *j)
 }
 
 static void
-do_capacity(struct jobs *js)
+do_capacity(struct jobs *js, const struct job *j)
 {
 	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
 	Manta__Ipc__CapacityRequest cr = MANTA__IPC__CAPACITY_REQUEST__INIT;
@@ -320,7 +252,7 @@ do_capacity(struct jobs *js)
 }
 
 static void
-do_shutdown(struct jobs *js)
+do_shutdown(struct jobs *js, const struct job *j)
 {
 	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
 	Manta__Ipc__Shutdown sd = MANTA__IPC__SHUTDOWN__INIT;
@@ -334,60 +266,42 @@ do_shutdown(struct jobs *js)
 	evq_push(js->q, ev);
 }
 
-static void *
-jobs_main(void *arg)
+static void (*const do_job[])(struct jobs *, const struct job *) = {
+	[JOB_FRAME] = do_frame,
+	[JOB_CAPACITY] = do_capacity,
+	[JOB_SHUTDOWN] = do_shutdown,
+};
+
+static void
+run_job(struct evq_worker *th, void *job, void *arg)
 {
-	struct jobs *js = arg;
+	const struct job *j = job;
 
-	for (;;) {
-		struct job *j;
-
-		pthread_mutex_lock(&js->lock);
-		while (!js->stop && js->head == NULL)
-			pthread_cond_wait(&js->cond, &js->lock);
-		if (js->stop) {
-			pthread_mutex_unlock(&js->lock);
-			break;
-		}
-		j = js->head;
-		js->head = j->next;
-		if (js->head == NULL)
-			js->tail = NULL;
-		pthread_mutex_unlock(&js->lock);
-		switch (j->type) {
-		case JOB_FRAME:
-			do_frame(js, j);
-			break;
-		case JOB_CAPACITY:
-			do_capacity(js);
-			break;
-		case JOB_SHUTDOWN:
-			do_shutdown(js);
-			break;
-		}
-		job_free(j);
-	}
-	return NULL;
+	do_job[j->type](arg, j);
 }
+
+static void
+free_job(void *job)
+{
+	job_free(job);
+}
+
+static const struct evq_ops job_ops = EVQ_OPS(struct job, next, free_job);
 
 struct jobs *
 jobs_start(const char *run_dir, struct evq *q)
 {
 	struct jobs *js;
 
-	if ((js = calloc(1, sizeof(*js))) == NULL)
+	if ((js = calloc(1, sizeof(*js))) == NULL) {
+		log_warnx("unable to start the job thread: out of memory");
 		return NULL;
+	}
+	js->run_dir = run_dir;
 	js->q = q;
-	pthread_mutex_init(&js->lock, NULL);
-	pthread_cond_init(&js->cond, NULL);
-	if ((js->run_dir = strdup(run_dir)) == NULL ||
-	    pthread_create(&js->th, NULL, jobs_main, js) != 0) {
-		log_warnx("unable to start the job thread");
-		pthread_mutex_destroy(&js->lock);
-		pthread_cond_destroy(&js->cond);
-		free(js->run_dir);
+	if ((js->th = evq_worker_start("jobs", &job_ops, run_job, js)) == NULL) {
 		free(js);
-		return NULL;
+		js = NULL;
 	}
 	return js;
 }
@@ -395,36 +309,14 @@ jobs_start(const char *run_dir, struct evq *q)
 int
 jobs_post(struct jobs *js, struct job *j)
 {
-	j->next = NULL;
-	pthread_mutex_lock(&js->lock);
-	if (js->tail != NULL)
-		js->tail->next = j;
-	else
-		js->head = j;
-	js->tail = j;
-	pthread_cond_signal(&js->cond);
-	pthread_mutex_unlock(&js->lock);
-	return 0;
+	return evq_worker_post(js->th, j, SIZE_MAX);
 }
 
 void
 jobs_stop(struct jobs *js)
 {
-	struct job *j, *next;
-
 	if (js == NULL)
 		return;
-	pthread_mutex_lock(&js->lock);
-	js->stop = true;
-	pthread_cond_signal(&js->cond);
-	pthread_mutex_unlock(&js->lock);
-	pthread_join(js->th, NULL);
-	for (j = js->head; j != NULL; j = next) {
-		next = j->next;
-		job_free(j);
-	}
-	pthread_mutex_destroy(&js->lock);
-	pthread_cond_destroy(&js->cond);
-	free(js->run_dir);
+	(void)evq_worker_stop(js->th);
 	free(js);
 }
