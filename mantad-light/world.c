@@ -13,7 +13,8 @@
  * A manager that does not answer: libgrpc fails a call at once when the
  * channel cannot connect (refused, unreachable); for one that accepts and
  * then says nothing, each wait on the manager is bounded (MGR_WAIT_MS) and
- * the task gets UNAVAILABLE. */
+ * the task gets UNAVAILABLE. The channel and its credentials are
+ * libcommon's mgrconn, as mantad-register's. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +22,6 @@
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
-#include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 #include <grpc/status.h>
 #include <grpc/support/alloc.h>
@@ -29,7 +29,7 @@
 
 #include "light.h"
 #include "log.h"
-#include "secret.h"
+#include "mgrconn.h"
 #include "common/results.pb-c.h"
 #include "common/system.pb-c.h"
 #include "common/tasks.pb-c.h"
@@ -43,11 +43,8 @@ struct wcall {
 	struct lcall *c;
 	enum wkind kind;
 	grpc_call *up;
-	grpc_metadata_array imd, tmd;
-	grpc_status_code status;
-	grpc_slice details;
+	struct mgrconn_reply rep;	/* from the manager */
 	grpc_byte_buffer *up_send;	/* to the manager, in flight */
-	grpc_byte_buffer *up_recv;	/* from the manager */
 	bool md_sent, status_done, eof, down_busy, closed;
 	ProtobufCMessage *req;
 	struct wbuf cur;		/* client stream: the message in hand */
@@ -57,9 +54,7 @@ struct wcall {
 };
 
 static struct {
-	grpc_channel *ch;
-	char *target;
-	grpc_metadata auth;
+	struct mgrconn mc;
 	char *state_dir;
 	struct manta_id node;
 	bool have_node;
@@ -67,104 +62,6 @@ static struct {
 } W;
 
 /* ---- the channel ---- */
-
-static char *
-slurp(const char *dir, const char *name, size_t max)
-{
-	char path[4096], *buf = NULL;
-	long len;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	if ((f = fopen(path, "re")) == NULL)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && (size_t)len <= max &&
-	    fseek(f, 0, SEEK_SET) == 0 && (buf = calloc(1, (size_t)len + 1)) != NULL &&
-	    fread(buf, 1, (size_t)len, f) != (size_t)len) {
-		free(buf);
-		buf = NULL;
-	}
-	fclose(f);
-	return buf;
-}
-
-/* node.key.sbox, opened with the cfg's key (cfg_load checked that it
- * opens), or node.key: in locked memory that secret_free wipes. Before the
- * seccomp filter (sodium_malloc locks and guards pages). */
-static char *
-read_key(const struct manta_cfg *c, const char *dir)
-{
-	char path[4096], why[700], *pem;
-
-	if (secret_pick(dir, "node.key", path, sizeof(path)) == -1)
-		return NULL;
-	if ((pem = secret_file_read(c->secret_key, path, NULL, why, sizeof(why))) == NULL)
-		log_warnx("unable to read the client key: %s", why);
-	return pem;
-}
-
-/* As mantad-register's: TLS with use_tls (cert_folder's ca.crt, node.crt,
- * node.key) or port 443; plaintext otherwise. */
-static grpc_channel_credentials *
-make_creds(const struct manta_cfg *c)
-{
-	grpc_channel_credentials *creds;
-	char dir[4096], *ca = NULL, *crt = NULL, *key = NULL;
-	const char *home = getenv("HOME");
-
-	if (!c->use_tls && c->manager_port != 443)
-		return grpc_insecure_credentials_create();
-	if (c->use_tls && c->cert_folder != NULL) {
-		if (c->cert_folder[0] == '~' && home != NULL)
-			snprintf(dir, sizeof(dir), "%s%s", home, c->cert_folder + 1);
-		else
-			snprintf(dir, sizeof(dir), "%s", c->cert_folder);
-		ca = slurp(dir, "ca.crt", 1 << 20);
-		crt = slurp(dir, "node.crt", 1 << 20);
-		key = read_key(c, dir);
-		if (crt == NULL || key == NULL) {
-			free(crt);
-			secret_free(key);
-			crt = key = NULL;
-		}
-	}
-	if (c->use_tls && !c->verify_ssl) {
-		grpc_tls_credentials_options *o = grpc_tls_credentials_options_create();
-		grpc_tls_identity_pairs *pairs = NULL;
-		grpc_tls_certificate_verifier *ver;
-
-		log_warnx("security.verify_ssl = false: the manager's certificate is not checked");
-		if (crt != NULL) {
-			pairs = grpc_tls_identity_pairs_create();
-			grpc_tls_identity_pairs_add_pair(pairs, key, crt);
-		}
-		if (ca != NULL || pairs != NULL) {
-			grpc_tls_certificate_provider *prov =
-			    grpc_tls_certificate_provider_static_data_create(ca, pairs);
-
-			grpc_tls_credentials_options_set_certificate_provider(o, prov);
-			if (ca != NULL)
-				grpc_tls_credentials_options_watch_root_certs(o);
-			if (pairs != NULL)
-				grpc_tls_credentials_options_watch_identity_key_cert_pairs(o);
-			grpc_tls_certificate_provider_release(prov);
-		}
-		grpc_tls_credentials_options_set_verify_server_cert(o, 0);
-		grpc_tls_credentials_options_set_check_call_host(o, 0);
-		ver = grpc_tls_certificate_verifier_no_op_create();
-		grpc_tls_credentials_options_set_certificate_verifier(o, ver);
-		creds = grpc_tls_credentials_create(o);
-		grpc_tls_certificate_verifier_release(ver);
-	} else {
-		grpc_ssl_pem_key_cert_pair pair = { key, crt };
-
-		creds = grpc_ssl_credentials_create(ca, crt ? &pair : NULL, NULL, NULL);
-	}
-	free(ca);
-	free(crt);
-	secret_free(key);	/* wiped; libgrpc keeps its own copy */
-	return creds;
-}
 
 static int
 load_node_id(void)
@@ -198,42 +95,14 @@ world_node_id(struct manta_id *id)
 int
 world_open(const struct manta_cfg *c)
 {
-	/* No message size cap (WIRE.md section 2), keepalive and windows as
-	 * the reference's channel, short reconnect backoff, no retries: the
-	 * task decides whether to try again. */
-	grpc_arg args[] = {
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 30000 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20000 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 500 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, .value.integer = 500 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, .value.integer = 2000 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ENABLE_RETRIES, .value.integer = 0 },
-		{ .type = GRPC_ARG_STRING, .key = GRPC_ARG_PRIMARY_USER_AGENT_STRING,
-		  .value.string = "manta-node/" PROG },
-	};
-	grpc_channel_args cargs = { sizeof(args) / sizeof(args[0]), args };
-	grpc_channel_credentials *creds;
-	size_t len = strlen(c->manager_host) + 16;
+	/* One connection attempt may take 500 ms (mantad-register allows
+	 * more): a task's call fails fast and the task decides whether to
+	 * try again. */
+	const struct mgrconn_opts o = { .prog = PROG, .connect_ms = 500 };
 
-	if ((W.target = malloc(len)) == NULL || (W.state_dir = strdup(c->state_dir)) == NULL)
+	if ((W.state_dir = strdup(c->state_dir)) == NULL || mgrconn_open(&W.mc, c, &o) == -1)
 		return -1;
-	if (strchr(c->manager_host, ':') != NULL && c->manager_host[0] != '[')
-		snprintf(W.target, len, "[%s]:%d", c->manager_host, c->manager_port);
-	else
-		snprintf(W.target, len, "%s:%d", c->manager_host, c->manager_port);
-	if ((creds = make_creds(c)) == NULL) {
-		log_warnx("unable to set up credentials for the manager");
-		return -1;
-	}
-	W.ch = grpc_channel_create(W.target, creds, &cargs);
-	grpc_channel_credentials_release(creds);
-	if (W.ch == NULL)
-		return -1;
-	W.auth.key = grpc_slice_from_static_string("authorization");
-	W.auth.value = grpc_slice_from_copied_string(c->secured_token);
-	if (!grpc_header_nonbin_value_is_legal(W.auth.value))
+	if (!grpc_header_nonbin_value_is_legal(W.mc.auth.value))
 		log_warnx("identity.secured_token is not a valid header value: World calls will fail");
 	if (load_node_id() != 1)
 		log_warnx("no node identity in %s yet (mantad-register writes it)", c->state_dir);
@@ -243,14 +112,7 @@ world_open(const struct manta_cfg *c)
 void
 world_close(void)
 {
-	if (W.ch != NULL)
-		grpc_channel_destroy(W.ch);
-	W.ch = NULL;
-	if (W.target != NULL) {
-		grpc_slice_unref(W.auth.value);
-		free(W.target);
-		W.target = NULL;
-	}
+	mgrconn_close(&W.mc);
 	free(W.state_dir);
 	W.state_dir = NULL;
 }
@@ -258,7 +120,7 @@ world_close(void)
 const char *
 world_target(void)
 {
-	return W.target ? W.target : "";
+	return W.mc.target ? W.mc.target : "";
 }
 
 /* ---- per call ---- */
@@ -276,13 +138,9 @@ wcall_free(struct lcall *c)
 		w->next->prev = w->prev;
 	if (w->up != NULL)
 		grpc_call_unref(w->up);
-	grpc_metadata_array_destroy(&w->imd);
-	grpc_metadata_array_destroy(&w->tmd);
-	grpc_slice_unref(w->details);
+	mgrconn_reply_free(&w->rep);
 	if (w->up_send != NULL)
 		grpc_byte_buffer_destroy(w->up_send);
-	if (w->up_recv != NULL)
-		grpc_byte_buffer_destroy(w->up_recv);
 	if (w->req != NULL)
 		protobuf_c_message_free_unpacked(w->req, NULL);
 	wbuf_free(&w->cur);
@@ -310,10 +168,7 @@ wcall_new(struct lcall *c, enum wkind kind)
 	}
 	w->c = c;
 	w->kind = kind;
-	grpc_metadata_array_init(&w->imd);
-	grpc_metadata_array_init(&w->tmd);
-	w->details = grpc_empty_slice();
-	w->status = GRPC_STATUS_UNKNOWN;
+	mgrconn_reply_init(&w->rep);
 	w->next = W.list;
 	if (W.list != NULL)
 		W.list->prev = w;
@@ -367,12 +222,23 @@ up_batch(struct wcall *w, const grpc_op *ops, size_t n, struct ltag *t, step_fn 
 	return 0;
 }
 
+/* A batch whose failure ends the task's call. */
+static int
+up_batch_or_end(struct wcall *w, const grpc_op *ops, size_t n, struct ltag *t, step_fn fn)
+{
+	if (up_batch(w, ops, n, t, fn) == 0)
+		return 0;
+	grpc_call_cancel(w->up, NULL);
+	call_finish(w->c, GRPC_STATUS_INTERNAL, NULL, "unable to call the manager");
+	return -1;
+}
+
 static int
 up_create(struct wcall *w, const char *method)
 {
 	grpc_slice m = grpc_slice_from_static_string(method);
 
-	w->up = grpc_channel_create_call(W.ch, call_parent(w->c), GRPC_PROPAGATE_DEFAULTS,
+	w->up = grpc_channel_create_call(W.mc.ch, call_parent(w->c), GRPC_PROPAGATE_DEFAULTS,
 	    server_cq(), m, NULL, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
 	grpc_slice_unref(m);
 	if (w->up == NULL) {
@@ -382,21 +248,73 @@ up_create(struct wcall *w, const char *method)
 	return 0;
 }
 
+/* The call to the manager with bb (taken; NULL: out of memory) its
+ * request message. */
+static int
+up_start(struct wcall *w, const char *method, grpc_byte_buffer *bb)
+{
+	if (bb == NULL) {
+		call_finish(w->c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+		return -1;
+	}
+	if (up_create(w, method) == -1) {
+		grpc_byte_buffer_destroy(bb);
+		return -1;
+	}
+	w->up_send = bb;
+	return 0;
+}
+
 /* Ends the task's call with what the manager said. */
 static void
 relay_status(struct wcall *w, grpc_byte_buffer *last)
 {
 	char *d;
 
-	if (w->status == GRPC_STATUS_OK) {
+	if (w->rep.status == GRPC_STATUS_OK) {
 		call_finish(w->c, GRPC_STATUS_OK, last, NULL);
 		return;
 	}
 	if (last != NULL)
 		grpc_byte_buffer_destroy(last);
-	d = grpc_slice_to_c_string(w->details);
-	call_finish(w->c, w->status, NULL, "manager: %s", d[0] ? d : "call failed");
+	d = grpc_slice_to_c_string(w->rep.details);
+	call_finish(w->c, w->rep.status, NULL, "manager: %s", d[0] ? d : "call failed");
 	gpr_free(d);
+}
+
+/* The manager has taken the message in flight. */
+static void
+up_sent(struct wcall *w)
+{
+	if (w->up_send != NULL)
+		grpc_byte_buffer_destroy(w->up_send);
+	w->up_send = NULL;
+}
+
+/* The manager's status is in: no more waiting on it. */
+static struct wcall *
+status_in(struct lcall *c)
+{
+	struct wcall *w = c->st;
+
+	w->status_done = true;
+	waiting(w, false);
+	return w;
+}
+
+/* relay_status for a call that answers with one message. */
+static void
+relay_answer(struct wcall *w)
+{
+	grpc_byte_buffer *bb = w->rep.msg;
+
+	w->rep.msg = NULL;
+	if (w->rep.status == GRPC_STATUS_OK && bb == NULL) {
+		w->rep.status = GRPC_STATUS_INTERNAL;
+		grpc_slice_unref(w->rep.details);
+		w->rep.details = grpc_slice_from_static_string("no answer message");
+	}
+	relay_status(w, bb);
 }
 
 static bool
@@ -408,58 +326,75 @@ need_node(struct wcall *w, struct manta_id *node)
 	return false;
 }
 
+/* The ids of a message to the manager: the calling task's and the node's. */
+struct ids {
+	Common__System__PairId swarm, task, node;
+};
+
+static bool
+task_ids(struct wcall *w, struct ids *p)
+{
+	struct manta_id node;
+
+	if (!need_node(w, &node))
+		return false;
+	p->swarm = p->task = p->node = (Common__System__PairId)COMMON__SYSTEM__PAIR_ID__INIT;
+	id_to_pair(w->c->swarm, &p->swarm);
+	id_to_pair(w->c->task, &p->task);
+	id_to_pair(node, &p->node);
+	return true;
+}
+
+/* The task's request, unpacked into w->req; NULL when that ended the call. */
+static void *
+take_request(struct lcall *c, enum wkind kind, const ProtobufCMessageDescriptor *desc)
+{
+	struct wcall *w;
+	char err[256];
+
+	if ((w = wcall_new(c, kind)) == NULL)
+		return NULL;
+	if ((w->req = wire_unpack(c->payload, desc, LIGHT_REQ_MAX, err, sizeof(err))) == NULL)
+		call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "%s", err);
+	return w->req;
+}
+
+/* Goes on with go once the task the request names is the caller; tag
+ * (NULL: none) is what the audit trail records. */
+static void
+authorize(struct lcall *c, const Common__System__PairId *swarm,
+    const Common__System__PairId *task, const char *tag, step_fn go)
+{
+	c->swarm = id_from_pair(swarm);
+	c->task = id_from_pair(task);
+	if (tag != NULL)
+		call_set_audit(c, tag, NULL);
+	call_authorize(c, go);
+}
+
 /* ---- unary: StopSwarm, ScheduleTask ---- */
 
 static void
 unary_done(struct lcall *c, bool ok)
 {
 	struct wcall *w = c->st;
-	grpc_byte_buffer *bb = w->up_recv;
 
 	waiting(w, false);
-	w->up_recv = NULL;
-	if (w->status == GRPC_STATUS_OK && bb == NULL) {
-		w->status = GRPC_STATUS_INTERNAL;
-		grpc_slice_unref(w->details);
-		w->details = grpc_slice_from_static_string("no answer message");
-	}
-	relay_status(w, bb);
+	relay_answer(w);
 }
 
 static void
 unary_start(struct wcall *w, const char *method, grpc_byte_buffer *bb)
 {
 	grpc_op ops[6];
+	size_t n;
 
-	if (bb == NULL) {
-		call_finish(w->c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+	if (up_start(w, method, bb) == -1)
 		return;
-	}
-	if (up_create(w, method) == -1) {
-		grpc_byte_buffer_destroy(bb);
-		return;
-	}
-	w->up_send = bb;
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = 1;
-	ops[0].data.send_initial_metadata.metadata = &W.auth;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[3].data.recv_initial_metadata.recv_initial_metadata = &w->imd;
-	ops[4].op = GRPC_OP_RECV_MESSAGE;
-	ops[4].data.recv_message.recv_message = &w->up_recv;
-	ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[5].data.recv_status_on_client.trailing_metadata = &w->tmd;
-	ops[5].data.recv_status_on_client.status = &w->status;
-	ops[5].data.recv_status_on_client.status_details = &w->details;
-	if (up_batch(w, ops, 6, &w->c->t_up, unary_done) == -1) {
-		call_finish(w->c, GRPC_STATUS_INTERNAL, NULL, "unable to call the manager");
-		return;
-	}
-	waiting(w, true);
+	n = mgrconn_ops_send(ops, &W.mc.auth, bb, true);
+	n += mgrconn_ops_recv(ops + n, &w->rep, MGRCONN_RECV_ALL);
+	if (up_batch_or_end(w, ops, n, &w->c->t_up, unary_done) == 0)
+		waiting(w, true);
 }
 
 static void
@@ -467,19 +402,14 @@ stop_go(struct lcall *c, bool ok)
 {
 	struct wcall *w = c->st;
 	Common__Tasks__TaskUpdate tu = COMMON__TASKS__TASK_UPDATE__INIT;
-	Common__System__PairId sw = COMMON__SYSTEM__PAIR_ID__INIT, tk = COMMON__SYSTEM__PAIR_ID__INIT,
-	    nd = COMMON__SYSTEM__PAIR_ID__INIT;
-	struct manta_id node;
+	struct ids p;
 
-	if (!need_node(w, &node))
+	if (!task_ids(w, &p))
 		return;
 	/* The task's current TaskUpdate (WIRE.md section 7): it is running. */
-	id_to_pair(c->swarm, &sw);
-	id_to_pair(c->task, &tk);
-	id_to_pair(node, &nd);
-	tu.swarm_id = &sw;
-	tu.task_id = &tk;
-	tu.node_id = &nd;
+	tu.swarm_id = &p.swarm;
+	tu.task_id = &p.task;
+	tu.node_id = &p.node;
 	tu.iteration = c->who.iteration;
 	tu.circular = c->who.circular;
 	tu.task_status = COMMON__TASKS__TASK_STATUS__RUNNING;
@@ -490,21 +420,9 @@ void
 world_stop_swarm(struct lcall *c)
 {
 	Common__System__EnvId *r;
-	struct wcall *w;
-	char err[256];
 
-	if ((w = wcall_new(c, W_STOP)) == NULL)
-		return;
-	r = (Common__System__EnvId *)wire_unpack(c->payload, &common__system__env_id__descriptor,
-	    LIGHT_REQ_MAX, err, sizeof(err));
-	if (r == NULL) {
-		call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "%s", err);
-		return;
-	}
-	w->req = &r->base;
-	c->swarm = id_from_pair(r->swarm_id);
-	c->task = id_from_pair(r->task_id);
-	call_authorize(c, stop_go);
+	if ((r = take_request(c, W_STOP, &common__system__env_id__descriptor)) != NULL)
+		authorize(c, r->swarm_id, r->task_id, NULL, stop_go);
 }
 
 static void
@@ -518,23 +436,10 @@ void
 world_schedule_task(struct lcall *c)
 {
 	Common__Tasks__TaskScheduling *r;
-	struct wcall *w;
-	char err[256];
 
-	if ((w = wcall_new(c, W_SCHEDULE)) == NULL)
-		return;
-	r = (Common__Tasks__TaskScheduling *)wire_unpack(c->payload,
-	    &common__tasks__task_scheduling__descriptor, LIGHT_REQ_MAX, err, sizeof(err));
-	if (r == NULL) {
-		call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "%s", err);
-		return;
-	}
-	w->req = &r->base;
 	/* The scheduling task names itself; the one to start is by alias. */
-	c->swarm = id_from_pair(r->swarm_id);
-	c->task = id_from_pair(r->task_id);
-	call_set_audit(c, r->task_to_schedule_alias, NULL);
-	call_authorize(c, schedule_go);
+	if ((r = take_request(c, W_SCHEDULE, &common__tasks__task_scheduling__descriptor)) != NULL)
+		authorize(c, r->swarm_id, r->task_id, r->task_to_schedule_alias, schedule_go);
 }
 
 /* ---- server streams: GetTaskResult, GetGlobal ---- */
@@ -546,7 +451,7 @@ ss_maybe_finish(struct wcall *w)
 {
 	if (!w->status_done || w->down_busy)
 		return;
-	if (w->status == GRPC_STATUS_OK && !w->eof)
+	if (w->rep.status == GRPC_STATUS_OK && !w->eof)
 		return;
 	relay_status(w, NULL);
 }
@@ -554,11 +459,7 @@ ss_maybe_finish(struct wcall *w)
 static void
 ss_status(struct lcall *c, bool ok)
 {
-	struct wcall *w = c->st;
-
-	w->status_done = true;
-	waiting(w, false);
-	ss_maybe_finish(w);
+	ss_maybe_finish(status_in(c));
 }
 
 static void
@@ -571,7 +472,7 @@ ss_down_sent(struct lcall *c, bool ok)
 		grpc_call_cancel(w->up, NULL);
 		return;
 	}
-	if (w->status_done && w->status != GRPC_STATUS_OK)
+	if (w->status_done && w->rep.status != GRPC_STATUS_OK)
 		ss_maybe_finish(w);
 	else
 		ss_recv(w);
@@ -581,9 +482,9 @@ static void
 ss_msg(struct lcall *c, bool ok)
 {
 	struct wcall *w = c->st;
-	grpc_byte_buffer *bb = w->up_recv;
+	grpc_byte_buffer *bb = w->rep.msg;
 
-	w->up_recv = NULL;
+	w->rep.msg = NULL;
 	if (bb == NULL) {
 		w->eof = true;
 		waiting(w, w->status_done ? false : true);
@@ -603,17 +504,12 @@ static void
 ss_recv(struct wcall *w)
 {
 	grpc_op ops[2];
-	size_t n = 0;
+	size_t n;
 
-	memset(ops, 0, sizeof(ops));
-	if (!w->md_sent) {
-		/* The first read takes the initial metadata with it. */
-		ops[n].op = GRPC_OP_RECV_INITIAL_METADATA;
-		ops[n++].data.recv_initial_metadata.recv_initial_metadata = &w->imd;
-		w->md_sent = true;
-	}
-	ops[n].op = GRPC_OP_RECV_MESSAGE;
-	ops[n++].data.recv_message.recv_message = &w->up_recv;
+	/* The first read takes the initial metadata with it. */
+	n = mgrconn_ops_recv(ops, &w->rep,
+	    (w->md_sent ? 0 : MGRCONN_RECV_MD) | MGRCONN_RECV_MSG);
+	w->md_sent = true;
 	if (up_batch(w, ops, n, &w->c->t_up3, ss_msg) == -1) {
 		grpc_call_cancel(w->up, NULL);
 		return;
@@ -624,49 +520,23 @@ ss_recv(struct wcall *w)
 static void
 ss_req_sent(struct lcall *c, bool ok)
 {
-	struct wcall *w = c->st;
-
-	if (w->up_send != NULL)
-		grpc_byte_buffer_destroy(w->up_send);
-	w->up_send = NULL;
+	up_sent(c->st);
 }
 
 static void
 ss_start(struct wcall *w, const char *method, grpc_byte_buffer *bb)
 {
 	grpc_op ops[3];
+	size_t n;
 
-	if (bb == NULL) {
-		call_finish(w->c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL, "out of memory");
+	if (up_start(w, method, bb) == -1)
 		return;
-	}
-	if (up_create(w, method) == -1) {
-		grpc_byte_buffer_destroy(bb);
+	n = mgrconn_ops_send(ops, &W.mc.auth, bb, true);
+	if (up_batch_or_end(w, ops, n, &w->c->t_up, ss_req_sent) == -1)
 		return;
-	}
-	w->up_send = bb;
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-	ops[0].data.send_initial_metadata.count = 1;
-	ops[0].data.send_initial_metadata.metadata = &W.auth;
-	ops[1].op = GRPC_OP_SEND_MESSAGE;
-	ops[1].data.send_message.send_message = bb;
-	ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
-	if (up_batch(w, ops, 3, &w->c->t_up, ss_req_sent) == -1) {
-		grpc_call_cancel(w->up, NULL);
-		call_finish(w->c, GRPC_STATUS_INTERNAL, NULL, "unable to call the manager");
+	n = mgrconn_ops_recv(ops, &w->rep, MGRCONN_RECV_STATUS);
+	if (up_batch_or_end(w, ops, n, &w->c->t_up2, ss_status) == -1)
 		return;
-	}
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[0].data.recv_status_on_client.trailing_metadata = &w->tmd;
-	ops[0].data.recv_status_on_client.status = &w->status;
-	ops[0].data.recv_status_on_client.status_details = &w->details;
-	if (up_batch(w, ops, 1, &w->c->t_up2, ss_status) == -1) {
-		grpc_call_cancel(w->up, NULL);
-		call_finish(w->c, GRPC_STATUS_INTERNAL, NULL, "unable to call the manager");
-		return;
-	}
 	ss_recv(w);
 }
 
@@ -676,18 +546,13 @@ get_result_go(struct lcall *c, bool ok)
 	struct wcall *w = c->st;
 	const Node__LightService__LightResultQuery *r = (const void *)w->req;
 	Common__Results__ResultQuery q = COMMON__RESULTS__RESULT_QUERY__INIT;
-	Common__System__PairId sw = COMMON__SYSTEM__PAIR_ID__INIT, tk = COMMON__SYSTEM__PAIR_ID__INIT,
-	    nd = COMMON__SYSTEM__PAIR_ID__INIT;
-	struct manta_id node;
+	struct ids p;
 
-	if (!need_node(w, &node))
+	if (!task_ids(w, &p))
 		return;
-	id_to_pair(c->swarm, &sw);
-	id_to_pair(c->task, &tk);
-	id_to_pair(node, &nd);
-	q.swarm_id = &sw;
-	q.task_id = &tk;
-	q.node_id = &nd;
+	q.swarm_id = &p.swarm;
+	q.task_id = &p.task;
+	q.node_id = &p.node;
 	q.iteration = c->who.iteration;
 	q.tag = r->tag;
 	q.size = r->size < 0 ? 0 : (uint32_t)r->size;
@@ -699,22 +564,10 @@ void
 world_get_task_result(struct lcall *c)
 {
 	Node__LightService__LightResultQuery *r;
-	struct wcall *w;
-	char err[256];
 
-	if ((w = wcall_new(c, W_GET_RESULT)) == NULL)
-		return;
-	r = (Node__LightService__LightResultQuery *)wire_unpack(c->payload,
-	    &node__light_service__light_result_query__descriptor, LIGHT_REQ_MAX, err, sizeof(err));
-	if (r == NULL) {
-		call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "%s", err);
-		return;
-	}
-	w->req = &r->base;
-	c->swarm = id_from_pair(r->swarm_id);
-	c->task = id_from_pair(r->task_id);
-	call_set_audit(c, r->tag, NULL);
-	call_authorize(c, get_result_go);
+	if ((r = take_request(c, W_GET_RESULT,
+	    &node__light_service__light_result_query__descriptor)) != NULL)
+		authorize(c, r->swarm_id, r->task_id, r->tag, get_result_go);
 }
 
 static void
@@ -735,22 +588,10 @@ void
 world_get_global(struct lcall *c)
 {
 	Node__LightService__GetGlobalRequest *r;
-	struct wcall *w;
-	char err[256];
 
-	if ((w = wcall_new(c, W_GET_GLOBAL)) == NULL)
-		return;
-	r = (Node__LightService__GetGlobalRequest *)wire_unpack(c->payload,
-	    &node__light_service__get_global_request__descriptor, LIGHT_REQ_MAX, err, sizeof(err));
-	if (r == NULL) {
-		call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "%s", err);
-		return;
-	}
-	w->req = &r->base;
-	c->swarm = id_from_pair(r->swarm_id);
-	c->task = id_from_pair(r->task_id);
-	call_set_audit(c, r->tag, NULL);
-	call_authorize(c, get_global_go);
+	if ((r = take_request(c, W_GET_GLOBAL,
+	    &node__light_service__get_global_request__descriptor)) != NULL)
+		authorize(c, r->swarm_id, r->task_id, r->tag, get_global_go);
 }
 
 /* ---- client streams: AddTaskResult, SetGlobal ---- */
@@ -819,18 +660,7 @@ cs_rewrite(struct wcall *w)
 static void
 cs_status(struct lcall *c, bool ok)
 {
-	struct wcall *w = c->st;
-	grpc_byte_buffer *bb = w->up_recv;
-
-	w->status_done = true;
-	waiting(w, false);
-	w->up_recv = NULL;
-	if (w->status == GRPC_STATUS_OK && bb == NULL) {
-		w->status = GRPC_STATUS_INTERNAL;
-		grpc_slice_unref(w->details);
-		w->details = grpc_slice_from_static_string("no answer message");
-	}
-	relay_status(w, bb);
+	relay_answer(status_in(c));
 }
 
 static void
@@ -838,9 +668,7 @@ cs_sent(struct lcall *c, bool ok)
 {
 	struct wcall *w = c->st;
 
-	if (w->up_send != NULL)
-		grpc_byte_buffer_destroy(w->up_send);
-	w->up_send = NULL;
+	up_sent(w);
 	waiting(w, w->closed);
 	/* Not taken: the manager's status (cs_status) says why. */
 	if (!ok || w->closed || w->status_done)
@@ -853,7 +681,7 @@ static void
 cs_forward(struct wcall *w)
 {
 	grpc_op ops[2];
-	size_t n = 0;
+	size_t n;
 
 	if ((w->up_send = cs_rewrite(w)) == NULL) {
 		if (!w->c->finishing)
@@ -863,15 +691,8 @@ cs_forward(struct wcall *w)
 		return;
 	}
 	wbuf_free(&w->cur);
-	memset(ops, 0, sizeof(ops));
-	if (!w->md_sent) {
-		ops[n].op = GRPC_OP_SEND_INITIAL_METADATA;
-		ops[n].data.send_initial_metadata.count = 1;
-		ops[n++].data.send_initial_metadata.metadata = &W.auth;
-		w->md_sent = true;
-	}
-	ops[n].op = GRPC_OP_SEND_MESSAGE;
-	ops[n++].data.send_message.send_message = w->up_send;
+	n = mgrconn_ops_send(ops, w->md_sent ? NULL : &W.mc.auth, w->up_send, false);
+	w->md_sent = true;
 	if (up_batch(w, ops, n, &w->c->t_up, cs_sent) == -1) {
 		grpc_call_cancel(w->up, NULL);
 		return;
@@ -894,8 +715,7 @@ cs_next(struct lcall *c, bool ok)
 		/* The task is done sending: so are we. */
 		grpc_op op;
 
-		memset(&op, 0, sizeof(op));
-		op.op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+		mgrconn_ops_send(&op, NULL, NULL, true);
 		w->closed = true;
 		if (up_batch(w, &op, 1, &c->t_up, cs_sent) == -1)
 			grpc_call_cancel(w->up, NULL);
@@ -924,27 +744,16 @@ cs_go(struct lcall *c, bool ok)
 	struct wcall *w = c->st;
 	grpc_op ops[3];
 	struct manta_id node;
+	size_t n;
 
 	if (w->kind == W_ADD_RESULT && !need_node(w, &node))
 		return;
 	if (up_create(w, w->kind == W_ADD_RESULT ? "/node.node_service.Node/AddTaskResult" :
 	    "/node.node_service.Node/SetGlobal") == -1)
 		return;
-	memset(ops, 0, sizeof(ops));
-	ops[0].op = GRPC_OP_RECV_INITIAL_METADATA;
-	ops[0].data.recv_initial_metadata.recv_initial_metadata = &w->imd;
-	ops[1].op = GRPC_OP_RECV_MESSAGE;
-	ops[1].data.recv_message.recv_message = &w->up_recv;
-	ops[2].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
-	ops[2].data.recv_status_on_client.trailing_metadata = &w->tmd;
-	ops[2].data.recv_status_on_client.status = &w->status;
-	ops[2].data.recv_status_on_client.status_details = &w->details;
-	if (up_batch(w, ops, 3, &c->t_up2, cs_status) == -1) {
-		grpc_call_cancel(w->up, NULL);
-		call_finish(c, GRPC_STATUS_INTERNAL, NULL, "unable to call the manager");
-		return;
-	}
-	cs_forward(w);
+	n = mgrconn_ops_recv(ops, &w->rep, MGRCONN_RECV_ALL);
+	if (up_batch_or_end(w, ops, n, &c->t_up2, cs_status) == 0)
+		cs_forward(w);
 }
 
 static void

@@ -298,6 +298,8 @@ main(int argc, char **argv)
 	}
 	/* For every thread (gRPC's, the link's, zmq's) and those to come;
 	 * the credentials are in memory already (mgr_open). */
+	if (user.set && mgr_hold_tls(mgr) == -1)
+		goto out;
 	if (confine_user_enter(&user) == -1)
 		goto out;
 	if (sandbox_enter() == -1) {

@@ -127,6 +127,9 @@ void mgr_init(void);
 /* mgr_init() must have been called. NULL on error (logged). */
 struct mgr *mgr_open(const struct manta_cfg *c);
 void mgr_close(struct mgr *m);
+/* Before switching to security.daemon_user: copies cert_folder's files
+ * into memfds, for the probe that explains a refused handshake. 0 or -1. */
+int mgr_hold_tls(struct mgr *m);
 /* One unary call: packs req, sends it with the JWT, waits at most
  * timeout_ms, unpacks the answer as rdesc into *resp (free with
  * protobuf_c_message_free_unpacked). Returns the gRPC status code (0 OK),
