@@ -122,24 +122,13 @@ def light_stream(e):
                         request_serializer=lambda m: m.SerializeToString(),
                         response_deserializer=ident)
     pid = e.daemon.pid
-    peak = [0, 0]
-    stop = threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            rss, anon = nodelib.rss_kb(pid)
-            peak[0] = max(peak[0], rss)
-            peak[1] = max(peak[1], anon)
-            time.sleep(0.01)
-    t = threading.Thread(target=watch)
-    t.start()
+    watch = nodelib.RssPeak(pid, interval=0.01)
     t0 = time.monotonic()
     try:
         n = drain(f(e.data_request("big"), metadata=[("manta-task-token", e.token)]))
     finally:
         took = time.monotonic() - t0
-        stop.set()
-        t.join()
+        peak = watch.stop()
         ch.close()
     return mib_s(n, took), peak
 

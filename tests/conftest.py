@@ -1,4 +1,6 @@
-"""pytest fixtures of the integration tests: broker, manager, node, make_node.
+"""pytest fixtures of the integration tests: broker, manager, managers,
+node, make_node; pbroker, pmanager, restartable_manager (fault tests);
+bbroot, runtime, pyroot (task tests); pki (TLS tests).
 Each test gets its own broker port, manager port and node dirs; everything
 started is stopped at teardown, also when the test fails."""
 
@@ -67,16 +69,113 @@ def broker(request):
         b.cleanup()
 
 
-@pytest.fixture
-def manager(broker):
-    m = DevManager(grpc_port=nodelib.free_port(), broker_host=broker.host,
-                   broker_port=broker.port, token=nodelib.TOKEN)
+def _started_manager(broker, cls=DevManager):
+    """A dev manager of class cls on a free port, connected to broker's MQTT;
+    stopped when the generator is closed (a fixture's teardown)."""
+    m = cls(grpc_port=nodelib.free_port(), broker_host=broker.host,
+            broker_port=broker.port, token=nodelib.TOKEN)
     m.start()
     try:
         m.wait_mqtt(10)
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture
+def manager(broker):
+    yield from _started_manager(broker)
+
+
+@pytest.fixture
+def managers(broker):
+    """start(port, wait_mqtt=False) -> a new, started DevManager on port
+    (with wait_mqtt, once connected to the broker); all stopped at teardown."""
+    started = []
+
+    def start(port, wait_mqtt=False):
+        m = DevManager(grpc_port=port, broker_host=broker.host,
+                       broker_port=broker.port, token=nodelib.TOKEN)
+        started.append(m)
+        m.start()
+        if wait_mqtt:
+            m.wait_mqtt(10)
+        return m
+    try:
+        yield start
+    finally:
+        for m in started:
+            m.stop()
+
+
+# ---- fault tests (faultlib) ----
+
+@pytest.fixture
+def pbroker():
+    """A started faultlib.PersistentBroker (sessions survive a restart)."""
+    import faultlib
+    b = faultlib.PersistentBroker()
+    try:
+        yield b.start()
+    finally:
+        b.cleanup()
+
+
+@pytest.fixture
+def pmanager(pbroker):
+    """A faultlib.Manager (persistent MQTT session, restartable gRPC side)
+    connected to pbroker."""
+    import faultlib
+    yield from _started_manager(pbroker, faultlib.Manager)
+
+
+@pytest.fixture
+def restartable_manager(broker):
+    """A faultlib.Manager (restartable gRPC side) on the plain broker."""
+    import faultlib
+    yield from _started_manager(broker, faultlib.Manager)
+
+
+# ---- task tests: images and runtimes ----
+
+@pytest.fixture(scope="session")
+def bbroot(tmp_path_factory):
+    """The busybox rootfs (tests/images/busybox.sh), built once a session;
+    tests import it, none writes into it."""
+    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
+
+
+@pytest.fixture(params=nodelib.RUNTIMES)
+def runtime(request, bbroot):
+    """Each OCI runtime of nodelib.RUNTIMES in turn, skipped where it cannot
+    run a container here."""
+    return nodelib.runtime_or_skip(request.param, bbroot)
+
+
+@pytest.fixture(scope="session")
+def pyroot():
+    """The cached Debian Python rootfs (tests/images/python.sh). Built in
+    fixture set-up: the first build takes about a minute, past a test's own
+    time limit on a slow mirror; later runs find the cache."""
+    root = nodelib.python_rootfs()
+    if root is None:
+        pytest.skip("the Python test image cannot be built here (tests/images/python.sh)")
+    return root
+
+
+# ---- TLS tests ----
+
+@pytest.fixture
+def pki():
+    """A test CA (nodelib.TestCA) and what it signed: the server's
+    certificate (127.0.0.1 and localhost), the node's two client ones (CN
+    node-client, mqtt-client) and the dev manager's MQTT client one, each a
+    (crt, key) pair."""
+    ca = nodelib.TestCA()
+    yield {"ca": ca, "server": ca.server("server"), "node": ca.client("node", "node-client"),
+           "mqtt": ca.client("mqtt", "mqtt-client"),
+           "manager_mqtt": ca.client("manager-mqtt")}
+    ca.cleanup()
 
 
 @pytest.fixture

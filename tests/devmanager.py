@@ -543,9 +543,13 @@ class DevManager(object):
 
     # ---- MQTT ----
 
+    def _mqtt_session(self):
+        """(client id, clean_session) of the manager's MQTT connection."""
+        return "devmanager-%d-%d" % (os.getpid(), id(self)), True
+
     def _start_mqtt(self):
-        c = mqtt.Client(client_id="devmanager-%d-%d" % (os.getpid(), id(self)),
-                        clean_session=True, protocol=mqtt.MQTTv311)
+        client_id, clean = self._mqtt_session()
+        c = mqtt.Client(client_id=client_id, clean_session=clean, protocol=mqtt.MQTTv311)
         c.reconnect_delay_set(min_delay=1, max_delay=1)
         if self.mqtt_tls:
             import ssl

@@ -11,6 +11,7 @@ tests/test_7N_*.py and tests/chaos.py), on top of nodelib.
 """
 
 import os
+import signal
 import subprocess
 import time
 
@@ -42,17 +43,8 @@ class Manager(DevManager):
     """The dev manager with a persistent MQTT session and a restartable
     gRPC side."""
 
-    def _start_mqtt(self):
-        import paho.mqtt.client as mqtt
-        c = mqtt.Client(client_id="devmanager-persistent-%d-%d" % (os.getpid(), id(self)),
-                        clean_session=False, protocol=mqtt.MQTTv311)
-        c.reconnect_delay_set(min_delay=1, max_delay=1)
-        c.on_connect = self._on_connect
-        c.on_disconnect = self._on_disconnect
-        c.on_message = self._on_message
-        self._mqtt = c
-        c.connect_async(self.broker_host, self.broker_port, keepalive=10)
-        c.loop_start()
+    def _mqtt_session(self):
+        return "devmanager-persistent-%d-%d" % (os.getpid(), id(self)), False
 
     def stop_grpc(self):
         if self._server is not None:
@@ -118,11 +110,20 @@ def counting_script(n, pause="0.05", prefix="line"):
 
 
 def runc_or_skip(bbroot):
-    import pytest
-    ok, why = nodelib.runtime_usable("runc", bbroot)
-    if not ok:
-        pytest.skip(why)
-    return "runc"
+    return nodelib.runtime_or_skip("runc", bbroot)
+
+
+def kill_node(node):
+    """SIGKILL to the supervisor and every daemon, back to back; returns
+    once every one of them is gone (their pids)."""
+    st = node.wait_status(lambda s: True, 10)
+    pids = [node.supervisor_pid] + [d["pid"] for d in st["daemons"] if d["pid"]]
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    node.proc.wait(10)
+    nodelib.wait_for(lambda: not any(nodelib.alive(p) for p in pids), 10,
+                     "every process of the node gone")
+    return pids
 
 
 def containers_alive(node, runtime="runc"):

@@ -69,6 +69,42 @@ def wait_for(cond, timeout, what, interval=0.05):
         time.sleep(interval)
 
 
+def wait_log(node, pattern, timeout=20):
+    """Waits for a line of node.log() matching the regular expression
+    pattern (returns the match); the failure shows the log's tail."""
+    import re
+    rx = re.compile(pattern)
+    try:
+        return wait_for(lambda: rx.search(node.log()), timeout,
+                        "log line /%s/" % pattern)
+    except AssertionError as e:
+        raise AssertionError("%s\nnode log:\n%s" % (e, node.log_tail(40)))
+
+
+def read_log(path, errors="replace"):
+    """The text of a log file, "" while it does not exist."""
+    try:
+        with open(path, errors=errors) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+# ---- programs ----
+
+def built(*names):
+    """Whether every bin/NAME is built (executable)."""
+    return all(os.access(os.path.join(BIN, n), os.X_OK) for n in names)
+
+
+def skip_unless_built(*names):
+    """A pytest mark (a test module's pytestmark) that skips unless every
+    bin/NAME is built: "bin/A or bin/B not built"."""
+    import pytest
+    return pytest.mark.skipif(not built(*names), reason="%s not built" % " or ".join(
+        "bin/" + n for n in names))
+
+
 # ---- ports ----
 
 _handed_out = set()
@@ -259,11 +295,7 @@ class Broker(object):
         return self.proc is not None and self.proc.poll() is None
 
     def log(self):
-        try:
-            with open(self.logfile) as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_log(self.logfile, errors=None)
 
     def cleanup(self):
         self.kill()
@@ -353,6 +385,46 @@ class TestCA(object):
     def cleanup(self):
         if not KEEP:
             shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def tls_broker(request, ca, cert, key, require_certificate=True, **kw):
+    """A started mosquitto with a TLS listener (ca, cert, key: paths),
+    cleaned up by request's finalizer; kw: more Broker arguments (port)."""
+    b = Broker(tls={"ca": ca, "cert": cert, "key": key,
+                    "require_certificate": require_certificate}, **kw)
+    request.addfinalizer(b.cleanup)
+    return b.start()
+
+
+def tls_manager(request, server, ca=None, require_client_auth=True, token=TOKEN,
+                grpc_port=None, **kw):
+    """A started dev manager serving gRPC over TLS with server, a (crt, key)
+    pair; with ca, client certificates are checked against it (and
+    required, with require_client_auth). Stopped by request's finalizer.
+    kw: more DevManager arguments."""
+    from devmanager import DevManager
+    tls = {"cert": server[0], "key": server[1]}
+    if ca is not None:
+        tls.update(ca=ca, require_client_auth=require_client_auth)
+    m = DevManager(grpc_port=grpc_port or free_port(), token=token, tls=tls, **kw)
+    m.start()
+    request.addfinalizer(m.stop)
+    return m
+
+
+def mutual_tls_stack(request, pki, token=TOKEN, **kw):
+    """(broker, manager) of a mutual TLS set-up from pki (the `pki`
+    fixture): mosquitto requiring a client certificate, the dev manager
+    requiring one on gRPC and connected to that broker with its own
+    (manager_mqtt). Both use pki's server certificate; both go at teardown."""
+    ca, srv = pki["ca"], pki["server"]
+    broker = tls_broker(request, ca.crt, srv[0], srv[1], require_certificate=True)
+    m = tls_manager(request, srv, ca=ca.crt, token=token, broker_host=broker.host,
+                    broker_port=broker.port,
+                    mqtt_tls={"ca": ca.crt, "cert": pki["manager_mqtt"][0],
+                              "key": pki["manager_mqtt"][1]}, **kw)
+    m.wait_mqtt(10)
+    return broker, m
 
 
 # ---- configuration ----
@@ -620,11 +692,7 @@ class Node(object):
         return "\n".join(out)
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_log(self.logfile)
 
     def log_tail(self, n=60):
         return "\n".join(self.log().splitlines()[-n:])
@@ -980,11 +1048,7 @@ class LightDaemon(object):
         return self.proc.returncode
 
     def log(self):
-        try:
-            with open(self.logfile, errors="replace") as f:
-                return f.read()
-        except OSError:
-            return ""
+        return read_log(self.logfile)
 
 
 def light_port(run_dir):
@@ -1012,13 +1076,37 @@ def daemon_account(name=DAEMON_USER):
     return pwd.getpwnam(name)
 
 
-def proc_status(pid):
-    """/proc/PID/status as a dict of strings."""
+def status_file(path):
+    """A /proc status file (/proc/PID/status, /proc/PID/task/TID/status)
+    as a dict of strings."""
     out = {}
-    with open("/proc/%d/status" % pid) as f:
+    with open(path) as f:
         for line in f:
             k, _, v = line.partition(":")
             out[k] = v.strip()
+    return out
+
+
+def sanitized(pid):
+    """Whether process pid runs a sanitizer build (libasan mapped)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return "libasan" in f.read()
+
+
+def proc_status(pid):
+    """/proc/PID/status as a dict of strings."""
+    return status_file("/proc/%d/status" % pid)
+
+
+def threads_status(pid):
+    """{tid: status dict} of every thread of pid (a thread that ends
+    meanwhile is left out)."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            out[int(tid)] = status_file("/proc/%d/task/%s/status" % (pid, tid))
+        except OSError:
+            pass
     return out
 
 
@@ -1026,6 +1114,63 @@ def rss_kb(pid):
     """(VmRSS, RssAnon) of pid in KiB."""
     st = proc_status(pid)
     return int(st["VmRSS"].split()[0]), int(st.get("RssAnon", "0 kB").split()[0])
+
+
+class RssPeak(object):
+    """Samples rss_kb(pid) every interval seconds in a thread of its own,
+    from creation until stop(): peak is [VmRSS, RssAnon], the largest of
+    each seen, in KiB."""
+
+    def __init__(self, pid, interval=0.02):
+        import threading
+        self.pid, self.interval = pid, interval
+        self.peak = [0, 0]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch)
+        self._thread.start()
+
+    def _watch(self):
+        while not self._stop.is_set():
+            rss, anon = rss_kb(self.pid)
+            self.peak[0] = max(self.peak[0], rss)
+            self.peak[1] = max(self.peak[1], anon)
+            time.sleep(self.interval)
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def audit_show(node):
+    """`mantactl audit show --json` of node, parsed."""
+    r = mantactl("audit", "show", "--json", "-c", node.config)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def audit_chain_ok(path):
+    """The audit trail's documented hash chain (mantactl(8) AUDIT), from a
+    second implementation: every line's members start with seq, time,
+    event and end with prev, hash; seq counts from 1; hash is BLAKE2b-256
+    over prev (64 hex) then the line without its last member, closed by
+    '}'; prev is the hash before (64 zeros first). Returns the line count."""
+    import hashlib
+    suffix = len(',"hash":"') + 64 + len('"}')
+    prev = "0" * 64
+    with open(path, "rb") as f:
+        lines = f.read().split(b"\n")
+    assert lines[-1] == b"", "the file ends with a newline"
+    for i, line in enumerate(lines[:-1], 1):
+        o = json.loads(line)
+        assert list(o)[:3] == ["seq", "time", "event"] and list(o)[-2:] == ["prev", "hash"]
+        assert o["seq"] == i and o["prev"] == prev
+        assert line.endswith(b',"hash":"' + o["hash"].encode() + b'"}')
+        body = line[:-suffix] + b"}"
+        h = hashlib.blake2b(prev.encode() + body, digest_size=32).hexdigest()
+        assert h == o["hash"], "line %d: hash" % i
+        prev = h
+    return len(lines) - 1
 
 
 def audit_rows(state_dir):
@@ -1080,6 +1225,27 @@ def runtime_usable(name, rootfs):
     return _runtime_probe[name]
 
 
+def runtime_or_skip(name, rootfs):
+    """name, when that OCI runtime can run a container of rootfs here; else
+    the test is skipped, saying why."""
+    ok, why = runtime_usable(name, rootfs)
+    if not ok:
+        import pytest
+        pytest.skip(why)
+    return name
+
+
+def pick_runtime(rootfs):
+    """The first of RUNTIMES that can run a container of rootfs here; the
+    test is skipped when none can."""
+    for rt in RUNTIMES:
+        ok, _ = runtime_usable(rt, rootfs)
+        if ok:
+            return rt
+    import pytest
+    pytest.skip("no OCI runtime can run a container here")
+
+
 def exec_sections(runtime, **kw):
     """Config overrides for a task test: small limits, so tests are quick and
     the host stays safe; kw: {"section": {key: value}} merged on top."""
@@ -1119,6 +1285,18 @@ def task_updates(manager, task_hex=None):
         if task_hex is None or t == task_hex:
             out.append((t, u.iteration, u.circular, u.task_status))
     return out
+
+
+def wait_disconnected(manager, node_id, after, timeout=15):
+    """Waits for a manager/set_node_status DISCONNECTED about node_id
+    published after `after`; returns it."""
+    from devmanager import pair_to_hex
+    from common import informations_pb2 as info_pb
+    return manager.wait_message(
+        "manager/set_node_status", timeout=deadline(timeout), after=after,
+        pred=lambda r: r.request is not None
+        and pair_to_hex(r.request.node_id) == node_id
+        and r.request.status == info_pb.DISCONNECTED)
 
 
 def wait_task_status(manager, task_hex, statuses, timeout=30):

@@ -10,7 +10,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 import nodelib
-from devmanager import (METHODS, SERVICE, DevManager, decode_logs, encode_logs,
+from devmanager import (METHODS, SERVICE, decode_logs, encode_logs,
                         hex_to_pair, pair_to_hex)
 from common import informations_pb2 as info_pb
 from common import results_pb2 as results_pb
@@ -23,20 +23,8 @@ TASK = "000000000000000000000000000000bb"
 
 
 @pytest.fixture
-def dm(broker):
-    m = DevManager(grpc_port=nodelib.free_port(), broker_host=broker.host,
-                   broker_port=broker.port, token=nodelib.TOKEN)
-    m.start()
-    try:
-        m.wait_mqtt(10)
-        yield m
-    finally:
-        m.stop()
-
-
-@pytest.fixture
-def channel(dm):
-    ch = grpc.insecure_channel(dm.address)
+def channel(manager):
+    ch = grpc.insecure_channel(manager.address)
     try:
         yield ch
     finally:
@@ -78,13 +66,13 @@ def test_log_framing():
         decode_logs(frame[:52] + b"not zlib")
 
 
-def test_register_and_auth(dm, channel):
+def test_register_and_auth(manager, channel):
     reg = call(channel, "RegisterNode", info_pb.NodeOverview(
         node_id=hex_to_pair(NODE), platform_info=info_pb.PlatformInfo(system="Linux")))
     assert reg.mqtt_broker_host == "127.0.0.1"
-    assert reg.mqtt_broker_port == dm.broker_port
+    assert reg.mqtt_broker_port == manager.broker_port
     assert list(reg.mqtt_topics) == ["node/%s/+" % NODE]
-    r = dm.wait_call("RegisterNode", timeout=2)
+    r = manager.wait_call("RegisterNode", timeout=2)
     assert r.authorization == nodelib.TOKEN
     assert pair_to_hex(r.request.node_id) == NODE
 
@@ -92,12 +80,12 @@ def test_register_and_auth(dm, channel):
         with pytest.raises(grpc.RpcError) as e:
             call(channel, "IsAvailable", system_pb.Empty(), token=token)
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
-    rejected = [x for x in dm.calls("IsAvailable") if x.rejected]
+    rejected = [x for x in manager.calls("IsAvailable") if x.rejected]
     assert len(rejected) == 3
-    assert dm.calls("IsAvailable", accepted_only=True) == []
+    assert manager.calls("IsAvailable", accepted_only=True) == []
 
 
-def test_every_unary_method(dm, channel):
+def test_every_unary_method(manager, channel):
     reqs = {
         "IsAvailable": system_pb.Empty(),
         "Ping": info_pb.Ping(node_id=hex_to_pair(NODE), cpu_percentage=1.5),
@@ -114,13 +102,13 @@ def test_every_unary_method(dm, channel):
     for m, req in reqs.items():
         assert METHODS[m][0] == "uu"
         assert isinstance(call(channel, m, req), METHODS[m][2])
-        got = dm.wait_call(m, timeout=2)
+        got = manager.wait_call(m, timeout=2)
         assert got.request == req
         assert got.authorization == nodelib.TOKEN
-    assert dm.wait_call("SendError", timeout=1).request.content == "bad payload"
+    assert manager.wait_call("SendError", timeout=1).request.content == "bad payload"
 
 
-def test_streams(dm, channel):
+def test_streams(manager, channel):
     # Globals: chunks are concatenated; GetGlobal streams the stored value.
     call(channel, "SetGlobal", [
         results_pb.GlobalUpdate(swarm_id=hex_to_pair(SWARM), tag="w", data=b"ab"),
@@ -150,24 +138,24 @@ def test_streams(dm, channel):
     frame = encode_logs(SWARM, NODE, TASK, 2, 0, b"line one\nline two\n")
     call(channel, "AddTaskLogs", [system_pb.Logs(content=frame[:30]),
                                   system_pb.Logs(content=frame[30:])])
-    rec = dm.wait_call("AddTaskLogs", timeout=2)
+    rec = manager.wait_call("AddTaskLogs", timeout=2)
     assert rec.extra["log"]["text"] == "line one\nline two\n"
-    assert dm.logs[-1]["task_id"] == TASK and dm.logs[-1]["iteration"] == 2
+    assert manager.logs[-1]["task_id"] == TASK and manager.logs[-1]["iteration"] == 2
     with pytest.raises(grpc.RpcError) as e:
         call(channel, "AddTaskLogs", [system_pb.Logs(content=b"short")])
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def test_fail_switch(dm, channel):
-    dm.fail["IsAvailable"] = grpc.StatusCode.UNAVAILABLE
+def test_fail_switch(manager, channel):
+    manager.fail["IsAvailable"] = grpc.StatusCode.UNAVAILABLE
     with pytest.raises(grpc.RpcError) as e:
         call(channel, "IsAvailable", system_pb.Empty())
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
-    del dm.fail["IsAvailable"]
+    del manager.fail["IsAvailable"]
     call(channel, "IsAvailable", system_pb.Empty())
 
 
-def test_mqtt(dm, broker):
+def test_mqtt(manager, broker):
     got = queue.Queue()
     c = mqtt.Client(client_id=NODE, clean_session=True)
     c.on_message = lambda cl, u, msg: got.put((msg.topic, msg.payload))
@@ -181,16 +169,16 @@ def test_mqtt(dm, broker):
         hb.metrics_snapshot.cpu.count = 4
         t0 = time.monotonic()
         c.publish("manager/set_system_summary", hb.SerializeToString(), qos=0)
-        r = dm.wait_message("manager/set_system_summary", timeout=5, after=t0)
+        r = manager.wait_message("manager/set_system_summary", timeout=5, after=t0)
         assert r.request.metrics_snapshot.cpu.count == 4
         assert pair_to_hex(r.request.node_id) == NODE
         c.publish("manager/update_task_status", b"\xff\xff garbage", qos=0)
-        r = dm.wait_message("manager/update_task_status", timeout=5)
+        r = manager.wait_message("manager/update_task_status", timeout=5)
         assert "decode_error" in r.extra
 
         # Commands reach the node's topics (subscription may lag: retry).
         def commanded():
-            dm.collect_information(NODE, "set_node_status")
+            manager.collect_information(NODE, "set_node_status")
             try:
                 return got.get(timeout=0.5)
             except queue.Empty:
@@ -199,11 +187,11 @@ def test_mqtt(dm, broker):
         assert topic == "node/%s/collect_information" % NODE
         assert payload == b"set_node_status"
         env = system_pb.EnvId(swarm_id=hex_to_pair(SWARM), task_id=hex_to_pair(TASK))
-        dm.stop_task(NODE, env)
-        dm.stop_swarm(NODE, SWARM)
-        dm.deploy_task(NODE, tasks_pb.MqttTask(swarm_id=hex_to_pair(SWARM),
+        manager.stop_task(NODE, env)
+        manager.stop_swarm(NODE, SWARM)
+        manager.deploy_task(NODE, tasks_pb.MqttTask(swarm_id=hex_to_pair(SWARM),
                                                image="busybox"))
-        dm.raw("node/%s/whatever" % NODE, b"\x00\x01")
+        manager.raw("node/%s/whatever" % NODE, b"\x00\x01")
         seen = [got.get(timeout=5) for _ in range(4)]
         assert [t.rsplit("/", 1)[1] for t, _ in seen] == [
             "stop_task", "stop_swarm", "deploy_task", "whatever"]
@@ -215,6 +203,6 @@ def test_mqtt(dm, broker):
         c.disconnect()
 
 
-def test_mqtt_reconnects_after_broker_restart(dm, broker):
+def test_mqtt_reconnects_after_broker_restart(manager, broker):
     broker.restart()
-    dm.wait_mqtt(15)
+    manager.wait_mqtt(15)

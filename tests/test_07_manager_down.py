@@ -4,27 +4,8 @@ whether the restart is long (the node saw the manager gone) or quick (a new
 manager process on the same port between two probes; it knows nothing of
 the node, so the node must register again)."""
 
-import pytest
-
 import nodelib
-from devmanager import DevManager, pair_to_hex
-
-
-@pytest.fixture
-def managers(broker):
-    """start(port) -> a new DevManager on port; all stopped at teardown."""
-    started = []
-
-    def start(port):
-        m = DevManager(grpc_port=port, broker_host=broker.host,
-                       broker_port=broker.port, token=nodelib.TOKEN)
-        started.append(m)
-        return m.start()
-    try:
-        yield start
-    finally:
-        for m in started:
-            m.stop()
+from devmanager import pair_to_hex
 
 
 def test_manager_down_at_start(managers, make_node):

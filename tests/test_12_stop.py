@@ -8,16 +8,6 @@ import time
 import pytest
 
 import nodelib
-from devmanager import pair_to_hex
-from common import informations_pb2 as info_pb
-
-
-def disconnected(manager, node_id, after):
-    return manager.wait_message(
-        "manager/set_node_status", timeout=nodelib.deadline(15), after=after,
-        pred=lambda r: r.request is not None
-        and pair_to_hex(r.request.node_id) == node_id
-        and r.request.status == info_pb.DISCONNECTED)
 
 
 def test_mantactl_stop_tells_manager(manager, node):
@@ -25,7 +15,7 @@ def test_mantactl_stop_tells_manager(manager, node):
     t0 = time.monotonic()
     r = node.stop()
     assert r.returncode == 0, r.stderr
-    disconnected(manager, node_id, t0)
+    nodelib.wait_disconnected(manager, node_id, t0)
     assert node.proc.returncode == 0
     sent = [m for m in manager.node_statuses if m.time >= t0]
     assert len(sent) == 1, "set_node_status published %d times" % len(sent)
@@ -38,7 +28,7 @@ def test_stop_node_command(manager, node):
     node_id = node.wait_online()["node_id"]
     t0 = time.monotonic()
     manager.stop_node(node_id)
-    disconnected(manager, node_id, t0)
+    nodelib.wait_disconnected(manager, node_id, t0)
     rc = node.wait_exit(30)
     assert rc == 0, "supervisor exit status %d after stop_node" % rc
     node.wait_no_process(10)

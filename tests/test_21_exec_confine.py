@@ -5,17 +5,12 @@ the task's identity in the environment (TASK_ID, SWARM_ID, RPC_HOST,
 RPC_PORT, MANTA_TASK_TOKEN), and the payload read-only at
 /usr/src/module.pyz."""
 
-import os
 import re
-
-import pytest
 
 import nodelib
 from common import tasks_pb2 as tasks_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 PROBE = r"""#!/bin/sh
 grep -E '^(NoNewPrivs|CapEff|CapPrm|CapBnd|Seccomp):' /proc/self/status
@@ -33,19 +28,6 @@ mknod /tmp/dev c 1 3 2>/dev/null && echo "mknod=yes" || echo "mknod=no"
 echo "pid1=$(cat /proc/1/comm)"
 echo done
 """
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture(params=nodelib.RUNTIMES)
-def runtime(request, bbroot):
-    ok, why = nodelib.runtime_usable(request.param, bbroot)
-    if not ok:
-        pytest.skip(why)
-    return request.param
 
 
 def test_confinement(manager, make_node, bbroot, runtime):

@@ -4,19 +4,14 @@ STOPPED (stopped) or FAILED (timeout, with SendError TIMEOUT), exactly once;
 nothing is left: no container in the runtime's list, no cgroup, no bundle.
 A queued task that is stopped never starts."""
 
-import os
 import time
-
-import pytest
 
 import nodelib
 from devmanager import hex_to_pair, pair_to_hex
 from common import system_pb2 as system_pb
 from common import tasks_pb2 as tasks_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 RUNNING, FAILED, STOPPED = tasks_pb.RUNNING, tasks_pb.FAILED, tasks_pb.STOPPED
 SWARM = "5a" * 16
@@ -25,19 +20,6 @@ OTHER = "6b" * 16
 POLITE = "#!/bin/sh\ntrap 'echo got TERM; exit 0' TERM\necho up\nsleep 600 &\nwait\n"
 # Ignores SIGTERM: only SIGKILL, after the grace period, ends it.
 STUBBORN = "#!/bin/sh\necho up\nsleep 600\n"
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture(params=nodelib.RUNTIMES)
-def runtime(request, bbroot):
-    ok, why = nodelib.runtime_usable(request.param, bbroot)
-    if not ok:
-        pytest.skip(why)
-    return request.param
 
 
 def statuses(manager, task):

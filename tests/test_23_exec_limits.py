@@ -3,19 +3,12 @@ OOM-killed inside its cgroup and the task FAILED with reason oom (SendError
 RESOURCE); a fork bomb is held by the pids limit while the node stays
 healthy, and stop_task ends it without leftovers."""
 
-import os
-import time
-
-import pytest
-
 import nodelib
 from devmanager import hex_to_pair, pair_to_hex
 from common import system_pb2 as system_pb
 from common import tasks_pb2 as tasks_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 RUNNING, FAILED, STOPPED = tasks_pb.RUNNING, tasks_pb.FAILED, tasks_pb.STOPPED
 PIDS_MAX = 512
@@ -24,19 +17,6 @@ HOG = ("#!/bin/sh\necho hogging\n"
        "head -c 300000000 /dev/zero | tail -c 268435456 >/dev/null || exit 1\n"
        "echo survived\n")
 BOMB = "#!/bin/sh\necho bomb\nb() { b | b & }\nb\nsleep 600\n"
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture(params=nodelib.RUNTIMES)
-def runtime(request, bbroot):
-    ok, why = nodelib.runtime_usable(request.param, bbroot)
-    if not ok:
-        pytest.skip(why)
-    return request.param
 
 
 def test_oom(manager, make_node, bbroot, runtime):

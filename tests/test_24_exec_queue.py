@@ -4,32 +4,13 @@ COMPLETED), in the order they were deployed (FIFO, not newest first), with
 never more than 2 running at a time. Reservations: with a memory limit
 that fits the budget only once, tasks run one at a time."""
 
-import os
-
-import pytest
-
 import nodelib
 from common import tasks_pb2 as tasks_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 RUNNING, COMPLETED = tasks_pb.RUNNING, tasks_pb.COMPLETED
 N = 50
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture(params=nodelib.RUNTIMES)
-def runtime(request, bbroot):
-    ok, why = nodelib.runtime_usable(request.param, bbroot)
-    if not ok:
-        pytest.skip(why)
-    return request.param
 
 
 def max_parallel(updates):

@@ -17,9 +17,7 @@ import nodelib
 from devmanager import pair_to_hex
 from common import tasks_pb2 as tasks_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 COMPLETED, FAILED = tasks_pb.COMPLETED, tasks_pb.FAILED
 
@@ -40,19 +38,6 @@ trap 'echo done; exit 0' USR1
 echo ready
 while :; do sleep 0.05; done
 """
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture(params=nodelib.RUNTIMES)
-def runtime(request, bbroot):
-    ok, why = nodelib.runtime_usable(request.param, bbroot)
-    if not ok:
-        pytest.skip(why)
-    return request.param
 
 
 @pytest.fixture
@@ -156,10 +141,7 @@ def test_userns_mapping(manager, make_node, bbroot, runtime, image_dir, network)
 
 def test_userns_default_range(manager, make_node, bbroot, image_dir):
     """Without userns_base: root's /etc/subuid range, else 100000."""
-    runtime = "runc"
-    ok, why = nodelib.runtime_usable(runtime, bbroot)
-    if not ok:
-        pytest.skip(why)
+    runtime = nodelib.runtime_or_skip("runc", bbroot)
     uid, usize = root_subid("/etc/subuid") or (100000, 65536)
     gid, gsize = root_subid("/etc/subgid") or (100000, 65536)
     node = nodelib.exec_node(manager, make_node, bbroot, runtime, containers={
@@ -176,10 +158,7 @@ def test_userns_default_range(manager, make_node, bbroot, image_dir):
 def test_userns_unreachable_image(manager, make_node, bbroot):
     """The default image store lies in the node's 0700 directory: the
     mapped root cannot reach it, and the deploy says which directory."""
-    runtime = "runc"
-    ok, why = nodelib.runtime_usable(runtime, bbroot)
-    if not ok:
-        pytest.skip(why)
+    runtime = nodelib.runtime_or_skip("runc", bbroot)
     node = nodelib.exec_node(manager, make_node, bbroot, runtime,
                              containers={"userns": True})
     assert "is not searchable by others" in node.log()

@@ -5,68 +5,23 @@ makes (here from the host with the task's own token, read from its
 environment); all of them in the one hash-chained <state_dir>/audit.log,
 in order, with `mantactl audit verify` ok and the chain recomputed."""
 
-import hashlib
-import json
 import os
 import signal
 
 import grpc
 
-import pytest
-
 import nodelib
 from common import tasks_pb2 as tasks_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK) or
-    not os.access(os.path.join(nodelib.BIN, "mantad-light"), os.X_OK),
-    reason="bin/mantad-exec or bin/mantad-light not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec", "mantad-light")
 
 SWARM = "5a" * 16
-ZERO = "0" * 64
-SUFFIX = len(',"hash":"') + 64 + len('"}')
 
 WAITER = """#!/bin/sh
 trap 'exit 0' USR1
 echo ready
 while :; do sleep 0.05; done
 """
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-def pick_runtime(root):
-    for rt in nodelib.RUNTIMES:
-        ok, _ = nodelib.runtime_usable(rt, root)
-        if ok:
-            return rt
-    pytest.skip("no OCI runtime can run a container here")
-
-
-def show_json(node):
-    r = nodelib.mantactl("audit", "show", "--json", "-c", node.config)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
-def chain_ok(path):
-    """The documented chain, recomputed: BLAKE2b-256(prev || line without
-    its hash member, closed by '}')."""
-    prev = ZERO
-    with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
-    assert lines[-1] == b""
-    for i, line in enumerate(lines[:-1], 1):
-        o = json.loads(line)
-        assert o["seq"] == i and o["prev"] == prev
-        body = line[:-SUFFIX] + b"}"
-        h = hashlib.blake2b(prev.encode() + body, digest_size=32).hexdigest()
-        assert h == o["hash"], "line %d" % i
-        prev = h
-    return len(lines) - 1
 
 
 def task_token(node, task):
@@ -92,7 +47,7 @@ def L():
 
 
 def test_tasks_and_light_calls_audited(manager, make_node, bbroot):
-    runtime = pick_runtime(bbroot)
+    runtime = nodelib.pick_runtime(bbroot)
     node = make_node(manager.grpc_port, overrides=nodelib.exec_sections(
         runtime, datasets={"mappings": {"ds": "ds"}}))
     os.makedirs(os.path.join(node.dir, "datasets", "ds"))
@@ -130,7 +85,7 @@ def test_tasks_and_light_calls_audited(manager, make_node, bbroot):
     nodelib.wait_task_status(manager, bad, tasks_pb.FAILED)
 
     def complete():
-        e = show_json(node)
+        e = nodelib.audit_show(node)
         ended = [x for x in e if x["event"] == "task_ended"]
         calls = [x for x in e if x["event"] in ("dataset_access", "world_call")]
         return e if len(ended) == 2 and len(calls) == 4 else None
@@ -174,7 +129,7 @@ def test_tasks_and_light_calls_audited(manager, make_node, bbroot):
     assert [seq[id(e)] for e in order] == sorted(seq[id(e)] for e in order), entries
     assert [e["seq"] for e in entries] == list(range(1, len(entries) + 1))
 
-    assert chain_ok(os.path.join(node.state_dir, "audit.log")) == len(entries)
+    assert nodelib.audit_chain_ok(os.path.join(node.state_dir, "audit.log")) == len(entries)
     r = nodelib.mantactl("audit", "verify", "-c", node.config)
     assert r.returncode == 0 and r.stdout.startswith("ok %d entries" % len(entries)), \
         (r.stdout, r.stderr)

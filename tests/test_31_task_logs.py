@@ -12,10 +12,8 @@ import signal
 import sqlite3
 import time
 
-import pytest
-
 import nodelib
-from devmanager import DevManager, decode_logs, hex_to_pair
+from devmanager import decode_logs, hex_to_pair
 
 import ipc_pb2  # noqa: E402  (build/py, put on sys.path by nodelib)
 
@@ -45,22 +43,6 @@ def outbox_rows(node):
         return db.execute("SELECT key FROM task_logs ORDER BY seq").fetchall()
     finally:
         db.close()
-
-
-@pytest.fixture
-def managers(broker):
-    started = []
-
-    def start(port):
-        m = DevManager(grpc_port=port, broker_host=broker.host,
-                       broker_port=broker.port, token=nodelib.TOKEN)
-        started.append(m)
-        return m.start()
-    try:
-        yield start
-    finally:
-        for m in started:
-            m.stop()
 
 
 def log_calls(manager):

@@ -6,20 +6,17 @@ manager through AddTaskLogs with the right header ids. When the manager is
 away as the task ends, the logs arrive once it is back. Skipped until
 bin/mantad-exec is built."""
 
-import os
 import re
 import time
 
 import pytest
 
 import nodelib
-from devmanager import DevManager, hex_to_pair, pair_to_hex
+from devmanager import hex_to_pair, pair_to_hex
 
 from common import tasks_pb2 as tasks_pb  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 KEYS = {"swarm_id", "task_id", "status", "iteration", "circular", "image",
         "exit_code", "started_at", "finished_at"}
@@ -27,29 +24,6 @@ RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$
 SWARM = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
 COMPLETED = tasks_pb.COMPLETED
 RUNNING = tasks_pb.RUNNING
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture
-def managers(broker):
-    started = []
-
-    def start(port):
-        m = DevManager(grpc_port=port, broker_host=broker.host,
-                       broker_port=broker.port, token=nodelib.TOKEN)
-        started.append(m)
-        m.start()
-        m.wait_mqtt(10)
-        return m
-    try:
-        yield start
-    finally:
-        for m in started:
-            m.stop()
 
 
 @pytest.fixture
@@ -155,7 +129,7 @@ def test_logs_after_manager_returns(manager, managers, enode):
     manager.stop()
     nodelib.wait_for(lambda: (task_entry(enode, task) or {}).get("status") == "COMPLETED",
                      60, "task COMPLETED while the manager is away")
-    m2 = managers(port)
+    m2 = managers(port, wait_mqtt=True)
 
     def got():
         text, frames = manager_text(m2, task)

@@ -18,16 +18,6 @@ from devmanager import hex_to_pair, pair_to_hex
 from common import tasks_pb2 as tasks_pb  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def pyroot():
-    # Built in fixture set-up: the first build takes about a minute, past a
-    # test's own time limit on a slow mirror; later runs find the cache.
-    root = nodelib.python_rootfs()
-    if root is None:
-        pytest.skip("the Python test image cannot be built here (tests/images/python.sh)")
-    return root
-
-
 def test_python_image_imports(pyroot, tmp_path):
     (tmp_path / "n").mkdir()
     n = nodelib.Node(nodelib.free_port(), dir=str(tmp_path / "n"))

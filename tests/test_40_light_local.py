@@ -15,6 +15,18 @@ from conftest import need_bins
 OK = grpc.StatusCode.OK
 
 
+def serve(request, e):
+    """Starts the LightEnv e for a fixture and yields it; at teardown, the
+    daemon's log when the test failed, then e's cleanup."""
+    e.start()
+    try:
+        yield e
+    finally:
+        if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
+            print("---- light.log ----\n" + e.daemon.log()[-6000:])
+        e.cleanup()
+
+
 @pytest.fixture
 def env(request):
     need_bins("mantad-light")
@@ -36,13 +48,7 @@ def env(request):
     os.makedirs(os.path.join(ds, "pool", "p1"))
     with open(os.path.join(ds, "pool", "p1", "c.txt"), "w") as f:
         f.write("pool\n")
-    e.start()
-    try:
-        yield e
-    finally:
-        if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
-            print("---- light.log ----\n" + e.daemon.log()[-6000:])
-        e.cleanup()
+    yield from serve(request, e)
 
 
 def exists(e, c, name, path):
@@ -213,13 +219,7 @@ def penv(request):
             fh.write("line\n")
     with open(os.path.join(ds, "blob.bin"), "wb") as fh:
         fh.write(b"blob")
-    e.start()
-    try:
-        yield e
-    finally:
-        if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
-            print("---- light.log ----\n" + e.daemon.log()[-6000:])
-        e.cleanup()
+    yield from serve(request, e)
 
 
 def as_task(e, swarm, task):

@@ -127,8 +127,10 @@ def test_large_global_bounded(env):
         stop.set()
         t.join()
     assert b"".join(v.data for v in got) == data
-    # One copy of the message in flight plus libgrpc's buffers.
-    assert peak[0] < (size >> 10) * 1.6 + 32 * 1024, "peak RssAnon %d KiB" % peak[0]
+    # One copy of the message in flight plus libgrpc's buffers. Not under
+    # ASAN (make SANITIZE=1): its quarantine keeps freed copies resident.
+    if not nodelib.sanitized(env.daemon.pid):
+        assert peak[0] < (size >> 10) * 1.6 + 32 * 1024, "peak RssAnon %d KiB" % peak[0]
 
 
 def test_manager_down(env):

@@ -4,7 +4,6 @@ chunk by chunk, one message in flight: the daemon's memory stays bounded
 holds the stream, not the daemon's memory."""
 
 import os
-import threading
 import time
 
 import pytest
@@ -35,17 +34,7 @@ def test_1gib_sparse_rss_bounded(env):
     c = env.client(token=env.token)
     pid = env.daemon.pid
     base_rss, base_anon = nodelib.rss_kb(pid)
-    peak = [0, 0]
-    stop = threading.Event()
-
-    def watch():
-        while not stop.is_set():
-            rss, anon = nodelib.rss_kb(pid)
-            peak[0] = max(peak[0], rss)
-            peak[1] = max(peak[1], anon)
-            time.sleep(0.02)
-    t = threading.Thread(target=watch)
-    t.start()
+    watch = nodelib.RssPeak(pid, interval=0.02)
     total = 0
     last = b""
     t0 = time.monotonic()
@@ -54,8 +43,7 @@ def test_1gib_sparse_rss_bounded(env):
             total += len(chunk.content)
             last = chunk.content
     finally:
-        stop.set()
-        t.join()
+        peak = watch.stop()
     took = time.monotonic() - t0
     assert total == GIB
     assert last.endswith(b"tail!")

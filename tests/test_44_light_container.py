@@ -11,25 +11,12 @@ import json
 import os
 import zipfile
 
-import pytest
-
 import nodelib
 from common import tasks_pb2 as tasks_pb
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK) or
-    not os.access(nodelib.LIGHT, os.X_OK),
-    reason="bin/mantad-exec or bin/mantad-light not built")
-
-
-@pytest.fixture(scope="module")
-def pyroot():
-    root = nodelib.python_rootfs()
-    if root is None:
-        pytest.skip("the Python test image cannot be built here (tests/images/python.sh)")
-    return root
+pytestmark = nodelib.skip_unless_built("mantad-exec", "mantad-light")
 
 
 def payload(use_token=True):
@@ -49,16 +36,8 @@ def payload(use_token=True):
     return buf.getvalue()
 
 
-def pick_runtime(pyroot):
-    for rt in nodelib.RUNTIMES:
-        ok, _ = nodelib.runtime_usable(rt, pyroot)
-        if ok:
-            return rt
-    pytest.skip("no OCI runtime can run a container here")
-
-
 def test_every_method_from_a_container(pyroot, manager, make_node):
-    runtime = pick_runtime(pyroot)
+    runtime = nodelib.pick_runtime(pyroot)
     n = make_node(manager.grpc_port, overrides=nodelib.exec_sections(
         runtime, containers={"default_memory_limit": "512M", "default_cpu_limit": "1.0"},
         datasets={"mappings": {"ds": "ds", "blob": "blob.bin"}}))

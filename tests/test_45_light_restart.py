@@ -6,26 +6,15 @@ import os
 import signal
 
 import grpc
-import pytest
 
 import nodelib
 from common import tasks_pb2 as tasks_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK) or
-    not os.access(nodelib.LIGHT, os.X_OK),
-    reason="bin/mantad-exec or bin/mantad-light not built")
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
+pytestmark = nodelib.skip_unless_built("mantad-exec", "mantad-light")
 
 
 def test_kill9_restarted(manager, make_node, bbroot):
-    runtime = next((rt for rt in nodelib.RUNTIMES if nodelib.runtime_usable(rt, bbroot)[0]), None)
-    if runtime is None:
-        pytest.skip("no OCI runtime can run a container here")
+    runtime = nodelib.pick_runtime(bbroot)
     n = make_node(manager.grpc_port, overrides=nodelib.exec_sections(
         runtime, datasets={"mappings": {"ds": "ds"}},
         network={"light_service_port": None}))     # unset: picked, then kept

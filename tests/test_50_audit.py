@@ -10,41 +10,13 @@ import os
 
 import nodelib
 
-ZERO = "0" * 64
-SUFFIX = len(',"hash":"') + 64 + len('"}')
-
 
 def audit_path(node):
     return os.path.join(node.state_dir, "audit.log")
 
 
-def show_json(node):
-    r = nodelib.mantactl("audit", "show", "--json", "-c", node.config)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
-
-
 def verify(node):
     return nodelib.mantactl("audit", "verify", "-c", node.config)
-
-
-def chain_ok(path):
-    """The documented hash, from a second implementation: BLAKE2b-256 over
-    prev (64 hex) then the line without its last member, closed by '}'."""
-    prev = ZERO
-    with open(path, "rb") as f:
-        lines = f.read().split(b"\n")
-    assert lines[-1] == b"", "the file ends with a newline"
-    for i, line in enumerate(lines[:-1], 1):
-        o = json.loads(line)
-        assert list(o)[:3] == ["seq", "time", "event"] and list(o)[-2:] == ["prev", "hash"]
-        assert o["seq"] == i and o["prev"] == prev
-        assert line.endswith(b',"hash":"' + o["hash"].encode() + b'"}')
-        body = line[:-SUFFIX] + b"}"
-        h = hashlib.blake2b(prev.encode() + body, digest_size=32).hexdigest()
-        assert h == o["hash"], "line %d: hash" % i
-        prev = h
-    return len(lines) - 1
 
 
 def test_commands_are_audited(manager, node):
@@ -56,8 +28,9 @@ def test_commands_are_audited(manager, node):
     manager.collect_information(node_id, payload.decode())
     manager.raw("node/%s/deploy_task" % node_id, b"\xff\xfe not a task")
     manager.raw("node/%s/no_such_command" % node_id, b"x")
-    entries = nodelib.wait_for(lambda: (lambda e: e if len(e) >= 3 else None)(show_json(node)),
-                               20, "3 audit entries")
+    entries = nodelib.wait_for(
+        lambda: (lambda e: e if len(e) >= 3 else None)(nodelib.audit_show(node)),
+        20, "3 audit entries")
     assert [e["seq"] for e in entries] == [1, 2, 3]
     assert all(e["event"] == "command" for e in entries)
     by_topic = {e["topic"].rsplit("/", 1)[1]: e for e in entries}
@@ -74,7 +47,7 @@ def test_commands_are_audited(manager, node):
     for e in entries:
         assert e["time"].endswith("Z") and e["time"][10] == "T"
 
-    assert chain_ok(audit_path(node)) == 3
+    assert nodelib.audit_chain_ok(audit_path(node)) == 3
     r = verify(node)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("ok 3 entries, last hash %s" % entries[-1]["hash"]), r.stdout
@@ -95,7 +68,7 @@ def test_verify_finds_tampering(manager, node):
     node_id = node.wait_online()["node_id"]
     for i in range(5):
         manager.collect_information(node_id, "set_node_status")
-    nodelib.wait_for(lambda: len(show_json(node)) >= 5, 20, "5 audit entries")
+    nodelib.wait_for(lambda: len(nodelib.audit_show(node)) >= 5, 20, "5 audit entries")
     path = audit_path(node)
     with open(path, "rb") as f:
         good = f.read().splitlines(keepends=True)

@@ -10,36 +10,13 @@ certificates (the manager sees node.crt's CN)."""
 import os
 import time
 
-import pytest
-
 import nodelib
-from devmanager import DevManager, pair_to_hex
-
-
-@pytest.fixture
-def pki():
-    ca = nodelib.TestCA()
-    yield {"ca": ca, "server": ca.server("server"), "node": ca.client("node", "node-client"),
-           "mqtt": ca.client("mqtt", "mqtt-client"),
-           "manager_mqtt": ca.client("manager-mqtt")}
-    ca.cleanup()
+from devmanager import pair_to_hex
 
 
 def test_mutual_tls(request, pki, make_node):
-    ca, srv = pki["ca"], pki["server"]
-    broker = nodelib.Broker(tls={"ca": ca.crt, "cert": srv[0], "key": srv[1],
-                                 "require_certificate": True})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m = DevManager(grpc_port=nodelib.free_port(), broker_host=broker.host,
-                   broker_port=broker.port, token=nodelib.TOKEN,
-                   tls={"cert": srv[0], "key": srv[1], "ca": ca.crt,
-                        "require_client_auth": True},
-                   mqtt_tls={"ca": ca.crt, "cert": pki["manager_mqtt"][0],
-                             "key": pki["manager_mqtt"][1]})
-    m.start()
-    request.addfinalizer(m.stop)
-    m.wait_mqtt(10)
+    ca = pki["ca"]
+    broker, m = nodelib.mutual_tls_stack(request, pki)
 
     n = make_node(m.grpc_port, overrides={"security": {"use_tls": True}})
     ca.cert_folder(n.sections["security"]["cert_folder"], node=pki["node"],
@@ -82,20 +59,8 @@ def test_mutual_tls(request, pki, make_node):
 def test_mutual_tls_by_name(request, pki, make_node):
     """manager_host and the broker given by name (localhost): the
     certificates' DNS names are checked, not only their addresses."""
-    ca, srv = pki["ca"], pki["server"]
-    broker = nodelib.Broker(tls={"ca": ca.crt, "cert": srv[0], "key": srv[1]})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m = DevManager(grpc_port=nodelib.free_port(), broker_host=broker.host,
-                   broker_port=broker.port, token=nodelib.TOKEN,
-                   registration_broker_host="localhost",
-                   tls={"cert": srv[0], "key": srv[1], "ca": ca.crt,
-                        "require_client_auth": True},
-                   mqtt_tls={"ca": ca.crt, "cert": pki["manager_mqtt"][0],
-                             "key": pki["manager_mqtt"][1]})
-    m.start()
-    request.addfinalizer(m.stop)
-    m.wait_mqtt(10)
+    ca = pki["ca"]
+    broker, m = nodelib.mutual_tls_stack(request, pki, registration_broker_host="localhost")
     n = make_node(m.grpc_port, manager_host="localhost",
                   overrides={"security": {"use_tls": True}})
     ca.cert_folder(n.sections["security"]["cert_folder"], node=pki["node"],

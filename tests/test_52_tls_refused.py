@@ -10,7 +10,6 @@ import re
 import pytest
 
 import nodelib
-from devmanager import DevManager
 
 BAD = {
     # name: (how the certificate is made, host the node uses, expected words)
@@ -37,15 +36,6 @@ def cas():
     other.cleanup()
 
 
-def wait_log(node, pattern, timeout=20):
-    rx = re.compile(pattern)
-    try:
-        return nodelib.wait_for(lambda: rx.search(node.log()), timeout,
-                                "log line /%s/" % pattern)
-    except AssertionError as e:
-        raise AssertionError("%s\nnode log:\n%s" % (e, node.log_tail(40)))
-
-
 def tls_node(make_node, ca, port, host, verify=True):
     n = make_node(port, manager_host=host,
                   overrides={"security": {"use_tls": True, "verify_ssl": verify}})
@@ -59,13 +49,10 @@ def test_manager_certificate_refused(request, cas, make_node, bad):
     ca, other = cas
     make, host, words = BAD[bad]
     crt, key = make(ca, other)
-    m = DevManager(grpc_port=nodelib.free_port(), token=nodelib.TOKEN,
-                   registration_broker_port=nodelib.free_port(),
-                   tls={"cert": crt, "key": key, "ca": ca.crt, "require_client_auth": True})
-    m.start()
-    request.addfinalizer(m.stop)
+    m = nodelib.tls_manager(request, (crt, key), ca=ca.crt,
+                            registration_broker_port=nodelib.free_port())
     n = tls_node(make_node, ca, m.grpc_port, host).start()
-    wait_log(n, r"mantad-register: warning: manager %s:%d: IsAvailable: TLS: "
+    nodelib.wait_log(n, r"mantad-register: warning: manager %s:%d: IsAvailable: TLS: "
              r"the manager's certificate is refused: %s"
              % (re.escape(host), m.grpc_port, words))
     rc, st = n.status()
@@ -80,17 +67,11 @@ def test_broker_certificate_refused(request, cas, make_node, bad):
     make, host, words = BAD[bad]
     crt, key = make(ca, other)
     srv = ca.server("server")
-    broker = nodelib.Broker(tls={"ca": ca.crt, "cert": crt, "key": key})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m = DevManager(grpc_port=nodelib.free_port(), token=nodelib.TOKEN,
-                   registration_broker_host=host, registration_broker_port=broker.port,
-                   tls={"cert": srv[0], "key": srv[1], "ca": ca.crt,
-                        "require_client_auth": True})
-    m.start()
-    request.addfinalizer(m.stop)
+    broker = nodelib.tls_broker(request, ca.crt, crt, key)
+    m = nodelib.tls_manager(request, srv, ca=ca.crt, registration_broker_host=host,
+                            registration_broker_port=broker.port)
     n = tls_node(make_node, ca, m.grpc_port, "127.0.0.1").start()
-    wait_log(n, r"mantad-beat: warning: TLS to %s:%d: the broker's certificate "
+    nodelib.wait_log(n, r"mantad-beat: warning: TLS to %s:%d: the broker's certificate "
              r"is refused: %s" % (re.escape(host), broker.port, words))
     st = n.wait_status(lambda s: s["manager"]["registered"], 10, "registered")
     assert st["mqtt"]["connected"] is False, st
@@ -104,14 +85,9 @@ def test_broker_certificate_refused(request, cas, make_node, bad):
 def test_verify_ssl_false_accepts(request, cas, make_node):
     ca, other = cas
     crt, key = ca.server("expired", days=-1)
-    broker = nodelib.Broker(tls={"ca": ca.crt, "cert": crt, "key": key})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m = DevManager(grpc_port=nodelib.free_port(), token=nodelib.TOKEN,
-                   registration_broker_port=broker.port,
-                   tls={"cert": crt, "key": key, "ca": ca.crt, "require_client_auth": True})
-    m.start()
-    request.addfinalizer(m.stop)
+    broker = nodelib.tls_broker(request, ca.crt, crt, key)
+    m = nodelib.tls_manager(request, (crt, key), ca=ca.crt,
+                            registration_broker_port=broker.port)
     n = tls_node(make_node, ca, m.grpc_port, "127.0.0.1", verify=False).start()
     st = n.wait_status(lambda s: s["mqtt"]["connected"], 30, "connected to the broker")
     assert st["manager"]["registered"]

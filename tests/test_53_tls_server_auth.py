@@ -6,12 +6,9 @@ CA is refused too; without ca.crt the system roots are used, which do not
 know the test CA (the chain then ends at an unknown issuer or, when the
 server sends it along, at an untrusted self-signed root)."""
 
-import re
-
 import pytest
 
 import nodelib
-from devmanager import DevManager
 
 
 @pytest.fixture
@@ -24,27 +21,12 @@ def pki():
     other.cleanup()
 
 
-def wait_log(node, pattern, timeout=20):
-    rx = re.compile(pattern)
-    try:
-        return nodelib.wait_for(lambda: rx.search(node.log()), timeout,
-                                "log line /%s/" % pattern)
-    except AssertionError as e:
-        raise AssertionError("%s\nnode log:\n%s" % (e, node.log_tail(40)))
-
-
 def stack(request, pki, manager_requires, broker_requires):
     ca, srv = pki["ca"], pki["server"]
-    broker = nodelib.Broker(tls={"ca": ca.crt, "cert": srv[0], "key": srv[1],
-                                 "require_certificate": broker_requires})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m = DevManager(grpc_port=nodelib.free_port(), token=nodelib.TOKEN,
-                   registration_broker_port=broker.port,
-                   tls={"cert": srv[0], "key": srv[1], "ca": ca.crt,
-                        "require_client_auth": manager_requires})
-    m.start()
-    request.addfinalizer(m.stop)
+    broker = nodelib.tls_broker(request, ca.crt, srv[0], srv[1],
+                                require_certificate=broker_requires)
+    m = nodelib.tls_manager(request, srv, ca=ca.crt, require_client_auth=manager_requires,
+                            registration_broker_port=broker.port)
     return broker, m
 
 
@@ -69,7 +51,7 @@ def test_server_auth_only(request, pki, make_node):
 def test_manager_requires_client_certificate(request, pki, make_node):
     broker, m = stack(request, pki, True, False)
     n = tls_node(make_node, pki, m.grpc_port, mqtt=pki["mqtt"]).start()
-    wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: TLS: "
+    nodelib.wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: TLS: "
              r"the manager ended the session: it may require a client certificate "
              r"\(node\.crt\), and there is none" % m.grpc_port)
     rc, st = n.status()
@@ -80,7 +62,7 @@ def test_manager_requires_client_certificate(request, pki, make_node):
 def test_broker_requires_client_certificate(request, pki, make_node):
     broker, m = stack(request, pki, True, True)
     n = tls_node(make_node, pki, m.grpc_port, node=pki["node"]).start()
-    wait_log(n, r"mantad-beat: warning: TLS to 127\.0\.0\.1:%d: the broker ended the "
+    nodelib.wait_log(n, r"mantad-beat: warning: TLS to 127\.0\.0\.1:%d: the broker ended the "
              r"session: it may require a client certificate \(mqtt\.crt\), and there "
              r"is none" % broker.port)
     st = n.wait_status(lambda s: s["manager"]["registered"], 10, "registered")
@@ -90,13 +72,13 @@ def test_broker_requires_client_certificate(request, pki, make_node):
 def test_client_certificate_from_another_ca(request, pki, make_node):
     broker, m = stack(request, pki, True, True)
     n = tls_node(make_node, pki, m.grpc_port, node=pki["alien"]).start()
-    wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: TLS: "
+    nodelib.wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: TLS: "
              r"the manager refused this node's certificate \(node\.crt\)" % m.grpc_port)
     assert not m.calls()
 
     # the broker: a node whose manager link is fine but mqtt.crt is alien
     n2 = tls_node(make_node, pki, m.grpc_port, node=pki["node"], mqtt=pki["alien"]).start()
-    wait_log(n2, r"mantad-beat: warning: TLS to 127\.0\.0\.1:%d: the broker refused "
+    nodelib.wait_log(n2, r"mantad-beat: warning: TLS to 127\.0\.0\.1:%d: the broker refused "
              r"this node's certificate \(mqtt\.crt\)" % broker.port)
     st = n2.wait_status(lambda s: s["manager"]["registered"], 10, "registered")
     assert not st["mqtt"]["connected"]
@@ -105,8 +87,8 @@ def test_client_certificate_from_another_ca(request, pki, make_node):
 def test_no_ca_file_means_system_roots(request, pki, make_node):
     broker, m = stack(request, pki, False, False)
     n = tls_node(make_node, pki, m.grpc_port, ca=False).start()
-    wait_log(n, r"TLS to the manager: system CA roots, no client certificate")
-    wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: TLS: "
+    nodelib.wait_log(n, r"TLS to the manager: system CA roots, no client certificate")
+    nodelib.wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: TLS: "
              r"the manager's certificate is refused: (unable to get local issuer "
              r"certificate|self-signed certificate in certificate chain)" % m.grpc_port)
     assert not m.calls()

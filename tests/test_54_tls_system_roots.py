@@ -5,13 +5,11 @@ environment the daemons inherit (SSL_CERT_FILE for OpenSSL and paho,
 GRPC_DEFAULT_SSL_ROOTS_FILE_PATH for libgrpc); without it the same
 certificates are refused. Skipped when port 8883 or 443 is taken."""
 
-import re
 import socket
 
 import pytest
 
 import nodelib
-from devmanager import DevManager
 
 
 def port_free(port):
@@ -33,15 +31,6 @@ def ca():
     c.cleanup()
 
 
-def wait_log(node, pattern, timeout=20):
-    rx = re.compile(pattern)
-    try:
-        return nodelib.wait_for(lambda: rx.search(node.log()), timeout,
-                                "log line /%s/" % pattern)
-    except AssertionError as e:
-        raise AssertionError("%s\nnode log:\n%s" % (e, node.log_tail(40)))
-
-
 # roots given to libgrpc (the manager) and to OpenSSL/paho (the broker)
 CASES = {
     "trusted": (True, True),
@@ -56,14 +45,9 @@ def test_ports_8883_and_443(request, monkeypatch, ca, make_node, case):
     if not port_free(8883) or not port_free(443):
         pytest.skip("port 8883 or 443 in use")
     srv = ca.server("server")
-    broker = nodelib.Broker(port=8883, tls={"ca": ca.crt, "cert": srv[0], "key": srv[1],
-                                            "require_certificate": False})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m = DevManager(grpc_port=443, token=nodelib.TOKEN, registration_broker_port=8883,
-                   tls={"cert": srv[0], "key": srv[1]})
-    m.start()
-    request.addfinalizer(m.stop)
+    broker = nodelib.tls_broker(request, ca.crt, srv[0], srv[1], require_certificate=False,
+                                port=8883)
+    m = nodelib.tls_manager(request, srv, grpc_port=443, registration_broker_port=8883)
     other = nodelib.TestCA("other-ca")      # roots that do not know the test CA
     request.addfinalizer(other.cleanup)
     monkeypatch.setenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", ca.crt if grpc_knows else other.crt)
@@ -77,14 +61,14 @@ def test_ports_8883_and_443(request, monkeypatch, ca, make_node, case):
         assert ("TLS to the broker 127.0.0.1:8883: system CA roots, no client certificate"
                 in n.log())
     elif case == "manager_unknown_ca":
-        wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:443: IsAvailable: TLS: "
+        nodelib.wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:443: IsAvailable: TLS: "
                  r"the manager's certificate is refused: (unable to get local issuer "
                  r"certificate|self-signed certificate in certificate chain)")
         rc, st = n.status()
         assert not st["manager"]["registered"]
         assert not m.calls()
     else:
-        wait_log(n, r"mantad-beat: warning: TLS to 127\.0\.0\.1:8883: the broker's "
+        nodelib.wait_log(n, r"mantad-beat: warning: TLS to 127\.0\.0\.1:8883: the broker's "
                  r"certificate is refused: (unable to get local issuer certificate|"
                  r"self-signed certificate in certificate chain)")
         st = n.wait_status(lambda s: s["manager"]["registered"], 10, "registered")

@@ -12,24 +12,13 @@ import os
 import re
 import subprocess
 
-import pytest
-
 import nodelib
-from devmanager import DevManager, pair_to_hex
+from devmanager import pair_to_hex
 from nodelib import mantactl
 
 # A distinctive token, so that any copy of it is found.
 TOKEN = ("eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJzZWFsZWQtbm9kZS10ZXN0In0."
          "U2VhbGVkVG9rZW5TaWduYXR1cmVYeXo0Mg")
-
-
-@pytest.fixture
-def pki():
-    ca = nodelib.TestCA()
-    yield {"ca": ca, "server": ca.server("server"), "node": ca.client("node", "node-client"),
-           "mqtt": ca.client("mqtt", "mqtt-client"),
-           "manager_mqtt": ca.client("manager-mqtt")}
-    ca.cleanup()
 
 
 def ok(r, what):
@@ -84,20 +73,8 @@ def proc_read(pid, what):
 
 
 def test_sealed_secrets_end_to_end(request, pki, make_node):
-    ca, srv = pki["ca"], pki["server"]
-    broker = nodelib.Broker(tls={"ca": ca.crt, "cert": srv[0], "key": srv[1],
-                                 "require_certificate": True})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m = DevManager(grpc_port=nodelib.free_port(), broker_host=broker.host,
-                   broker_port=broker.port, token=TOKEN,
-                   tls={"cert": srv[0], "key": srv[1], "ca": ca.crt,
-                        "require_client_auth": True},
-                   mqtt_tls={"ca": ca.crt, "cert": pki["manager_mqtt"][0],
-                             "key": pki["manager_mqtt"][1]})
-    m.start()
-    request.addfinalizer(m.stop)
-    m.wait_mqtt(10)
+    ca = pki["ca"]
+    broker, m = nodelib.mutual_tls_stack(request, pki, token=TOKEN)
 
     n = make_node(m.grpc_port, token=TOKEN, overrides={"security": {"use_tls": True}})
     ca.cert_folder(n.sections["security"]["cert_folder"], node=pki["node"],
@@ -244,15 +221,6 @@ def test_sealed_key_file_wrong_key(tmp_path):
         n.cleanup(remove=False)
 
 
-def wait_log(node, pattern, timeout=20):
-    rx = re.compile(pattern)
-    try:
-        return nodelib.wait_for(lambda: rx.search(node.log()), timeout,
-                                "log line /%s/" % pattern)
-    except AssertionError as e:
-        raise AssertionError("%s\nnode log:\n%s" % (e, node.log_tail(40)))
-
-
 def test_refusals_explained_with_sealed_keys(request, make_node):
     """The handshakes of our own that say why a certificate was refused
     (tlsprobe.h) open node.key.sbox and mqtt.key.sbox too: a manager and
@@ -272,30 +240,20 @@ def test_refusals_explained_with_sealed_keys(request, make_node):
 
     # the manager's certificate
     bad = other.server("other")
-    m = DevManager(grpc_port=nodelib.free_port(), token=TOKEN,
-                   registration_broker_port=nodelib.free_port(),
-                   tls={"cert": bad[0], "key": bad[1], "ca": ca.crt,
-                        "require_client_auth": True})
-    m.start()
-    request.addfinalizer(m.stop)
+    m = nodelib.tls_manager(request, bad, ca=ca.crt, token=TOKEN,
+                            registration_broker_port=nodelib.free_port())
     n = sealed_node(m.grpc_port).start()
-    wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: TLS: "
+    nodelib.wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: TLS: "
              r"the manager's certificate is refused: %s" % (m.grpc_port, words))
     assert "its key" not in n.log()
     n.stop()
 
     # the broker's certificate
     srv = ca.server("server")
-    broker = nodelib.Broker(tls={"ca": ca.crt, "cert": bad[0], "key": bad[1]})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m2 = DevManager(grpc_port=nodelib.free_port(), token=TOKEN,
-                    registration_broker_port=broker.port,
-                    tls={"cert": srv[0], "key": srv[1], "ca": ca.crt,
-                         "require_client_auth": True})
-    m2.start()
-    request.addfinalizer(m2.stop)
+    broker = nodelib.tls_broker(request, ca.crt, bad[0], bad[1])
+    m2 = nodelib.tls_manager(request, srv, ca=ca.crt, token=TOKEN,
+                             registration_broker_port=broker.port)
     n2 = sealed_node(m2.grpc_port).start()
-    wait_log(n2, r"mantad-beat: warning: TLS to 127\.0\.0\.1:%d: the broker's certificate "
+    nodelib.wait_log(n2, r"mantad-beat: warning: TLS to 127\.0\.0\.1:%d: the broker's certificate "
              r"is refused: %s" % (broker.port, words))
     assert "its key" not in n2.log()

@@ -48,26 +48,6 @@ def cap_names(mask):
     return [CAPS.get(n, str(n)) for n in range(64) if mask >> n & 1]
 
 
-def status_file(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
-
-
-def tasks_status(pid):
-    """{tid: status dict} of every thread of pid."""
-    out = {}
-    for tid in os.listdir("/proc/%d/task" % pid):
-        try:
-            out[int(tid)] = status_file("/proc/%d/task/%s/status" % (pid, tid))
-        except OSError:
-            pass        # a thread that ended meanwhile
-    return out
-
-
 def syscalls_allowed(log, daemon):
     """The count the daemon logged when it loaded its filter (last start)."""
     found = re.findall(r"^%s: .*seccomp: (\d+) system calls allowed, any other (.*)$"
@@ -104,7 +84,7 @@ def test_daemons_confined(cnode):
         assert d in pids, "%s not running: %r" % (d, pids)
         pid = pids[d]
         st = nodelib.proc_status(pid)
-        threads = tasks_status(pid)
+        threads = nodelib.threads_status(pid)
         allowed = syscalls_allowed(log, d)
         rows.append((d, pid, st["Uid"].split()[1], st["CapEff"], st["CapBnd"],
                      st["NoNewPrivs"], SECCOMP_MODES.get(st["Seccomp"], st["Seccomp"]),
@@ -152,7 +132,7 @@ def test_daemons_confined(cnode):
         st = nodelib.proc_status(sup)
         rows.append(("mantactl start", sup, st["Uid"].split()[1], st["CapEff"], st["CapBnd"],
                      st["NoNewPrivs"], SECCOMP_MODES.get(st["Seccomp"], st["Seccomp"]),
-                     len(tasks_status(sup)), "all (no filter)"))
+                     len(nodelib.threads_status(sup)), "all (no filter)"))
     head = ("daemon", "pid", "uid", "CapEff", "CapBnd", "NoNewPrivs", "seccomp",
             "threads", "syscalls allowed")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]

@@ -16,13 +16,12 @@ that does not exist is a config error naming the key, and nothing starts."""
 import os
 import signal
 import stat
-import subprocess
 import time
 
 import pytest
 
 import nodelib
-from devmanager import DevManager, pair_to_hex
+from devmanager import pair_to_hex
 from common import tasks_pb2 as tasks_pb
 
 USER = nodelib.DAEMON_USER
@@ -35,44 +34,9 @@ def account():
     return nodelib.daemon_account(USER)
 
 
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture
-def pki():
-    ca = nodelib.TestCA()
-    yield {"ca": ca, "server": ca.server("server"), "node": ca.client("node", "node-client"),
-           "mqtt": ca.client("mqtt", "mqtt-client"),
-           "manager_mqtt": ca.client("manager-mqtt")}
-    ca.cleanup()
-
-
-def status_file(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
-
-
 def test_daemons_run_as_user(request, account, pki, make_node, bbroot):
-    ca, srv = pki["ca"], pki["server"]
-    broker = nodelib.Broker(tls={"ca": ca.crt, "cert": srv[0], "key": srv[1],
-                                 "require_certificate": True})
-    request.addfinalizer(broker.cleanup)
-    broker.start()
-    m = DevManager(grpc_port=nodelib.free_port(), broker_host=broker.host,
-                   broker_port=broker.port, token=nodelib.TOKEN,
-                   tls={"cert": srv[0], "key": srv[1], "ca": ca.crt,
-                        "require_client_auth": True},
-                   mqtt_tls={"ca": ca.crt, "cert": pki["manager_mqtt"][0],
-                             "key": pki["manager_mqtt"][1]})
-    m.start()
-    request.addfinalizer(m.stop)
-    m.wait_mqtt(10)
+    ca = pki["ca"]
+    broker, m = nodelib.mutual_tls_stack(request, pki)
 
     ov = nodelib.exec_sections("runc")
     ov.setdefault("security", {}).update({"use_tls": True, "daemon_user": USER})
@@ -99,11 +63,7 @@ def test_daemons_run_as_user(request, account, pki, make_node, bbroot):
     problems = []
     for d in CONFINED:
         pid = pids[d]
-        for tid in os.listdir("/proc/%d/task" % pid):
-            try:
-                st = status_file("/proc/%d/task/%s/status" % (pid, tid))
-            except OSError:
-                continue
+        for tid, st in nodelib.threads_status(pid).items():
             if st["Uid"].split() != [str(account.pw_uid)] * 4:
                 problems.append("%s/%s Uid %s" % (d, tid, st["Uid"]))
             if st["Gid"].split() != [str(account.pw_gid)] * 4:
@@ -182,3 +142,35 @@ def test_unknown_user_refused(manager, make_node):
     st = nodelib.proc_status(n2.pids()["mantad-res"])
     assert st["Uid"].split()[0] == "0" and st["CapEff"] == ZERO
     assert stat.S_IMODE(os.stat(n2.run_dir).st_mode) == 0o700
+
+
+def test_refusals_explained_after_the_switch(request, account, pki, make_node):
+    """A refused manager certificate is still explained with OpenSSL's
+    reason once mantad-register runs as the user: its probe handshake reads
+    the copies of cert_folder's files it made before the switch, not the
+    folder (root's alone), and the node's key stays sealed on disk."""
+    ca = pki["ca"]
+    expired = ca.server("expired", days=-1)
+    m = nodelib.tls_manager(request, expired, ca=ca.crt,
+                            registration_broker_port=nodelib.free_port())
+    n = make_node(m.grpc_port, overrides={"security": {"use_tls": True,
+                                                       "daemon_user": USER}})
+    os.chmod(n.dir, 0o711)
+    folder = n.sections["security"]["cert_folder"]
+    ca.cert_folder(folder, node=pki["node"], mqtt=pki["mqtt"])
+    r = nodelib.mantactl("secret", "init", "-c", n.config)
+    assert r.returncode == 0, r.stderr
+    r = nodelib.mantactl("secret", "seal-key", os.path.join(folder, "node.key"),
+                         "-c", n.config)
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(os.path.join(folder, "node.key.sbox"))
+    os.chmod(folder, 0o700)
+    for f in os.listdir(folder):
+        os.chmod(os.path.join(folder, f), 0o600)
+    n.start()
+    nodelib.wait_log(n, r"mantad-register: warning: manager 127\.0\.0\.1:%d: IsAvailable: "
+                     r"TLS: the manager's certificate is refused: certificate has expired"
+                     % m.grpc_port)
+    pid = n.pids()["mantad-register"]
+    assert nodelib.proc_status(pid)["Uid"].split()[0] == str(account.pw_uid)
+    assert "unable to read" not in n.log()

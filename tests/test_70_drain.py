@@ -5,7 +5,6 @@ CONNECTED after undrain), status goes draining -> drained, --wait returns
 when none runs (exit 0) or at --timeout (exit 1); a drain outlives a
 restart of the node until undrain."""
 
-import os
 import time
 
 import pytest
@@ -15,22 +14,12 @@ import nodelib
 from devmanager import pair_to_hex
 from common import informations_pb2 as info_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = [nodelib.skip_unless_built("mantad-exec"),
+              # the conftest.py runtime fixture, runc only
+              pytest.mark.parametrize("runtime", ["runc"], indirect=True)]
 
 RUNNING, COMPLETED, FAILED = faultlib.RUNNING, faultlib.COMPLETED, faultlib.FAILED
 CONNECTED, DISCONNECTED = info_pb.CONNECTED, info_pb.DISCONNECTED
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture
-def runtime(bbroot):
-    return faultlib.runc_or_skip(bbroot)
 
 
 def ctl(node, *args, timeout=60):

@@ -5,7 +5,6 @@ stop what still runs after it, tell the manager (NodeStatus DISCONNECTED)
 and exit 0. The drain of a stop ends with it: the next start takes tasks.
 SIGINT, or a second SIGTERM, stops at once."""
 
-import os
 import signal
 import time
 
@@ -13,33 +12,13 @@ import pytest
 
 import faultlib
 import nodelib
-from devmanager import pair_to_hex
-from common import informations_pb2 as info_pb
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = [nodelib.skip_unless_built("mantad-exec"),
+              # the conftest.py runtime fixture, runc only
+              pytest.mark.parametrize("runtime", ["runc"], indirect=True)]
 
 RUNNING, COMPLETED, STOPPED, FAILED = (faultlib.RUNNING, faultlib.COMPLETED,
                                        faultlib.STOPPED, faultlib.FAILED)
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture
-def runtime(bbroot):
-    return faultlib.runc_or_skip(bbroot)
-
-
-def disconnected(manager, node_id, after):
-    return manager.wait_message(
-        "manager/set_node_status", timeout=nodelib.deadline(20), after=after,
-        pred=lambda r: r.request is not None
-        and pair_to_hex(r.request.node_id) == node_id
-        and r.request.status == info_pb.DISCONNECTED)
 
 
 def test_stop_waits_for_running_tasks(manager, make_node, bbroot, runtime):
@@ -66,7 +45,7 @@ def test_stop_waits_for_running_tasks(manager, make_node, bbroot, runtime):
     assert faultlib.statuses(manager, t) == [RUNNING, COMPLETED]
     nodelib.wait_for(lambda: nodelib.task_log_text(manager, t) == "a\nb\n", 5,
                      "the task's output before the stop")
-    disconnected(manager, node.node_id, t0)
+    nodelib.wait_disconnected(manager, node.node_id, t0, timeout=20)
     assert not any(nodelib.exec_leftovers(node, runtime).values())
     print("drain before stop took %.2f s (task of 3 s)" % took)
 
@@ -108,7 +87,7 @@ def test_sigterm_drains_sigint_does_not(manager, make_node, bbroot, runtime):
     assert node.wait_exit(60) == 0
     assert time.monotonic() - t0 >= 1.5
     assert faultlib.statuses(manager, t) == [RUNNING, COMPLETED]
-    disconnected(manager, node.node_id, t0)
+    nodelib.wait_disconnected(manager, node.node_id, t0, timeout=20)
     node.wait_no_process(10)
 
     # SIGTERM then SIGINT: the second signal cuts the drain short.
@@ -138,7 +117,7 @@ def test_stop_node_command_drains(manager, make_node, bbroot, runtime):
     nodelib.wait_task_status(manager, t, RUNNING)
     t0 = time.monotonic()
     manager.stop_node(node.node_id)
-    disconnected(manager, node.node_id, t0)
+    nodelib.wait_disconnected(manager, node.node_id, t0, timeout=20)
     assert node.wait_exit(60) == 0
     assert faultlib.statuses(manager, t) == [RUNNING, COMPLETED]
     nodelib.wait_for(lambda: nodelib.task_log_text(manager, t) == "done\n", 5,

@@ -95,11 +95,6 @@ def test_hup_reload_and_bad_file(manager, node):
     assert "mantad-beat: debug:" in node.log()[-20000:]
 
 
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
 def test_hup_max_concurrent(manager, make_node, bbroot):
     if not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK):
         pytest.skip("bin/mantad-exec not built")

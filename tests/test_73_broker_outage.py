@@ -4,45 +4,14 @@ TaskUpdates wait in mantad-beat's outbox (beat.db), whose depth
 queued; after the broker returns every update is delivered, in the order
 the tasks ended, each exactly once, and the outbox is empty again."""
 
-import os
 import time
-
-import pytest
 
 import faultlib
 import nodelib
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 RUNNING, COMPLETED = faultlib.RUNNING, faultlib.COMPLETED
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture
-def pbroker():
-    b = faultlib.PersistentBroker()
-    try:
-        yield b.start()
-    finally:
-        b.cleanup()
-
-
-@pytest.fixture
-def pmanager(pbroker):
-    m = faultlib.Manager(grpc_port=nodelib.free_port(), broker_host=pbroker.host,
-                         broker_port=pbroker.port, token=nodelib.TOKEN)
-    m.start()
-    try:
-        m.wait_mqtt(10)
-        yield m
-    finally:
-        m.stop()
 
 
 def test_updates_survive_broker_outage(pbroker, pmanager, make_node, bbroot):

@@ -6,42 +6,20 @@ mantad-register's outbox (register.db), whose depth `mantactl status
 manager returns the node registers again with the same id, and every log
 chunk arrives, in order, exactly once; so does the SendError."""
 
-import os
 import time
-
-import pytest
 
 import faultlib
 import nodelib
 from devmanager import pair_to_hex
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 RUNNING, COMPLETED, FAILED = faultlib.RUNNING, faultlib.COMPLETED, faultlib.FAILED
 
 
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture
-def pmanager(broker):
-    m = faultlib.Manager(grpc_port=nodelib.free_port(), broker_host=broker.host,
-                         broker_port=broker.port, token=nodelib.TOKEN)
-    m.start()
-    try:
-        m.wait_mqtt(10)
-        yield m
-    finally:
-        m.stop()
-
-
-def test_logs_survive_manager_outage(pmanager, make_node, bbroot):
+def test_logs_survive_manager_outage(restartable_manager, make_node, bbroot):
     runtime = faultlib.runc_or_skip(bbroot)
-    manager = pmanager
+    manager = restartable_manager
     node = nodelib.exec_node(manager, make_node, bbroot, runtime,
                              tasks={"max_concurrent": 4})
     ids = ["%032x" % (0x7400 + i) for i in range(3)]

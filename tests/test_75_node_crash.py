@@ -5,37 +5,13 @@ with its exit status; the one still queued runs once; the one that had
 finished before is never run again, not even when the manager deploys it
 again; every log arrives once; nothing is left behind."""
 
-import os
-import signal
-
-import pytest
-
 import faultlib
 import nodelib
 from devmanager import pair_to_hex
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 RUNNING, COMPLETED, FAILED = faultlib.RUNNING, faultlib.COMPLETED, faultlib.FAILED
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-def kill_node(node):
-    """SIGKILL to the supervisor and every daemon, back to back."""
-    st = node.wait_status(lambda s: True, 10)
-    pids = [node.supervisor_pid] + [d["pid"] for d in st["daemons"] if d["pid"]]
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    node.proc.wait(10)
-    nodelib.wait_for(lambda: not any(nodelib.alive(p) for p in pids), 10,
-                     "every process of the node gone")
-    return pids
 
 
 def test_kill9_everything(manager, make_node, bbroot):
@@ -57,7 +33,7 @@ def test_kill9_everything(manager, make_node, bbroot):
     nodelib.wait_task_status(manager, short, RUNNING)
     st = node.wait_status(lambda s: s["tasks"]["queued"] == 1, 10, "one queued")
 
-    kill_node(node)
+    faultlib.kill_node(node)
     # The containers live on without the node; short ends meanwhile.
     alive = faultlib.containers_alive(node)
     assert len(alive) == 2, alive

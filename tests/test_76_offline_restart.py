@@ -4,47 +4,15 @@ its daemons start, its running tasks keep running (re-adopted, not
 restarted), one ends meanwhile; once the manager and the broker return the
 node registers with the same id and reports everything, once."""
 
-import os
-import signal
 import time
-
-import pytest
 
 import faultlib
 import nodelib
 from devmanager import pair_to_hex
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 RUNNING, COMPLETED = faultlib.RUNNING, faultlib.COMPLETED
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
-
-
-@pytest.fixture
-def pbroker():
-    b = faultlib.PersistentBroker()
-    try:
-        yield b.start()
-    finally:
-        b.cleanup()
-
-
-@pytest.fixture
-def pmanager(pbroker):
-    m = faultlib.Manager(grpc_port=nodelib.free_port(), broker_host=pbroker.host,
-                         broker_port=pbroker.port, token=nodelib.TOKEN)
-    m.start()
-    try:
-        m.wait_mqtt(10)
-        yield m
-    finally:
-        m.stop()
 
 
 def test_restart_while_offline(pbroker, pmanager, make_node, bbroot):
@@ -64,13 +32,7 @@ def test_restart_while_offline(pbroker, pmanager, make_node, bbroot):
     # Both away, then the node killed outright.
     pbroker.stop()
     manager.stop_grpc()
-    st = node.wait_status(lambda s: True, 10)
-    pids = [node.supervisor_pid] + [d["pid"] for d in st["daemons"] if d["pid"]]
-    for pid in pids:
-        os.kill(pid, signal.SIGKILL)
-    node.proc.wait(10)
-    nodelib.wait_for(lambda: not any(nodelib.alive(p) for p in pids), 10,
-                     "the node gone")
+    faultlib.kill_node(node)
     alive = faultlib.containers_alive(node)
     assert len(alive) == 2, alive
 

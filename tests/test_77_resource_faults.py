@@ -9,8 +9,6 @@ one is reported once."""
 
 import errno
 import os
-import shutil
-import subprocess
 import time
 
 import pytest
@@ -19,17 +17,10 @@ import faultlib
 import nodelib
 from devmanager import pair_to_hex
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 RUNNING, COMPLETED, FAILED = faultlib.RUNNING, faultlib.COMPLETED, faultlib.FAILED
 FS_MB = 64
-
-
-@pytest.fixture(scope="module")
-def bbroot(tmp_path_factory):
-    return nodelib.busybox_rootfs(str(tmp_path_factory.mktemp("bb") / "rootfs"))
 
 
 def sh(*argv, check=True):

@@ -10,9 +10,7 @@ import pytest
 
 import nodelib
 
-pytestmark = pytest.mark.skipif(
-    not os.access(os.path.join(nodelib.BIN, "mantad-exec"), os.X_OK),
-    reason="bin/mantad-exec not built")
+pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 
 def test_chaos_short():
