@@ -50,8 +50,11 @@ def test_1gib_sparse_rss_bounded(env):
     print("1 GiB in %.2fs (%.0f MiB/s); VmRSS %d -> peak %d KiB, RssAnon %d -> peak %d KiB"
           % (took, GIB / took / (1 << 20), base_rss, peak[0], base_anon, peak[1]))
     # Bounded: a few chunks and libgrpc's buffers, nowhere near the file.
-    assert peak[0] - base_rss < 16 * 1024, peak
-    assert peak[1] < 16 * 1024, peak
+    # Not under ASAN (make SANITIZE=1): its quarantine keeps up to 256 MiB
+    # of freed chunks resident.
+    if not nodelib.sanitized(pid):
+        assert peak[0] - base_rss < 16 * 1024, peak
+        assert peak[1] < 16 * 1024, peak
     rows = nodelib.wait_for(lambda: [r for r in nodelib.audit_rows(env.node.state_dir)
                                      if r["method"] == "Local/GetBinaryData"] or None, 5, "audit")
     assert rows[-1]["bytes"] >= GIB and rows[-1]["status"] == 0
@@ -61,11 +64,14 @@ def test_slow_reader(env):
     """A task that reads one chunk and sleeps: the daemon does not read
     ahead into memory (HTTP/2 flow control holds it)."""
     c = env.client(token=env.token)
+    base_anon = nodelib.rss_kb(env.daemon.pid)[1]
     it = c.call("Local/GetBinaryData", env.data_request("big"), timeout=60, raw=True)
     next(it)
     time.sleep(1)
     rss, anon = nodelib.rss_kb(env.daemon.pid)
-    assert anon < 16 * 1024, anon
+    # Grown by a few chunks at most (relative: a sanitizer build starts
+    # higher), not by the 64 MiB and more a read-ahead would take.
+    assert anon - base_anon < 16 * 1024, (base_anon, anon)
     it.cancel()
     # The cancelled stream is ended and recorded.
     rows = nodelib.wait_for(lambda: [r for r in nodelib.audit_rows(env.node.state_dir)
