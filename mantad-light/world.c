@@ -95,10 +95,12 @@ world_node_id(struct manta_id *id)
 int
 world_open(const struct manta_cfg *c)
 {
-	/* One connection attempt may take 500 ms (mantad-register allows
-	 * more): a task's call fails fast and the task decides whether to
-	 * try again. */
-	const struct mgrconn_opts o = { .prog = PROG, .connect_ms = 500 };
+	/* One connection attempt may take 500 ms in plain text: a task's
+	 * call fails fast and the task decides whether to try again. A TLS
+	 * handshake over a slow link takes longer (mantad-register allows
+	 * 20 s): 5 s, still within a call's 10 s deadline. */
+	bool tls = c->use_tls || c->manager_port == 443;
+	const struct mgrconn_opts o = { .prog = PROG, .connect_ms = tls ? 5000 : 500 };
 
 	if ((W.state_dir = strdup(c->state_dir)) == NULL || mgrconn_open(&W.mc, c, &o) == -1)
 		return -1;

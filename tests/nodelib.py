@@ -1394,10 +1394,11 @@ class LightEnv(object):
     knows one running task (self.swarm, self.task, self.token), and the
     daemon itself. cleanup() stops all of it."""
 
-    def __init__(self, mappings=None, overrides=None, env=None, start=True):
+    def __init__(self, mappings=None, overrides=None, env=None, start=True,
+                 manager_tls=None):
         from devmanager import DevManager
         self.manager = DevManager(grpc_port=free_port(), broker_port=None,
-                                  token=TOKEN).start()
+                                  token=TOKEN, tls=manager_tls).start()
         ov = {"datasets": {"mappings": mappings or {}}}
         for sec, kv in (overrides or {}).items():
             ov.setdefault(sec, {}).update(kv)

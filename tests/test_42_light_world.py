@@ -185,3 +185,33 @@ def test_manager_silent(request):
             s.close()
         lsn.close()
         e.cleanup()
+
+
+def test_world_over_mutual_tls(request, pki):
+    """World calls over TLS to a manager that requires a client
+    certificate: mantad-light shows node.crt (from cert_folder, read before
+    its sandbox) and the manager sees the node's CN on every call."""
+    need_bins("mantad-light")
+    ca, srv = pki["ca"], pki["server"]
+    e = nodelib.LightEnv(overrides={"security": {"use_tls": True},
+                                    "network": {"manager_host": "localhost"}},
+                         manager_tls={"cert": srv[0], "key": srv[1], "ca": ca.crt,
+                                      "require_client_auth": True},
+                         start=False)
+
+    def fin():
+        if getattr(request.node, "rep_call", None) is None or request.node.rep_call.failed:
+            print("---- light.log ----\n" + e.daemon.log()[-6000:])
+        e.cleanup()
+    request.addfinalizer(fin)
+    ca.cert_folder(e.node.sections["security"]["cert_folder"], node=pki["node"])
+    e.start()
+    c = e.client(token=e.token)
+    c.call("World/SetGlobal", iter([L().SetGlobalRequest(tag="t", data=b"over tls", **ids(e))]),
+           timeout=30)
+    got = c.call("World/GetGlobal", L().GetGlobalRequest(tag="t", **ids(e)), timeout=30)
+    assert b"".join(v.data for v in got) == b"over tls"
+    for method in ("SetGlobal", "GetGlobal"):
+        recs = e.manager.calls(method, accepted_only=True)
+        assert len(recs) == 1 and recs[0].extra["peer_cn"] == "node-client", (method, recs)
+        assert recs[0].authorization == nodelib.TOKEN
