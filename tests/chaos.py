@@ -208,6 +208,7 @@ class Chaos(object):
         next_kill = time.monotonic() + self.rng.uniform(2, 5)
         next_restart = time.monotonic() + self.rng.uniform(15, 25)
         next_sample = time.monotonic()
+        seen = 0
         while time.monotonic() < end:
             left = self.pump()
             if len(self.tasks) >= self.ntasks and left == 0:
@@ -222,7 +223,10 @@ class Chaos(object):
             if now >= next_sample:
                 self.sample()
                 next_sample = time.monotonic() + 2
-            time.sleep(0.1)
+            # Idle until the manager hears something (an update to act on)
+            # or the next fault or sample is due.
+            due = min(next_kill, next_restart, next_sample, end)
+            seen = self.manager.wait_more(seen, max(0.0, due - time.monotonic()))
         log(True, "chaos over after %.0f s: %d tasks deployed, %d kills, %d restarts,"
             " %d deploys sent again" % (time.monotonic() - T0, len(self.tasks),
                                         self.kills, self.restarts, self.redeploys))

@@ -326,6 +326,18 @@ class DevManager(object):
     def node_statuses(self):
         return self.messages("manager/set_node_status")
 
+    def wait_more(self, count, timeout):
+        """Waits until more than count records have arrived, or timeout
+        seconds; returns how many there are (a driver's idle wait)."""
+        deadline = time.monotonic() + timeout
+        with self.lock:
+            while len(self.records) <= count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self.lock.wait(left)
+            return len(self.records)
+
     def wait_record(self, pred, timeout, what="a record"):
         """Waits until a record satisfying pred arrives (or one already has);
         returns it. Raises AssertionError with what after timeout seconds."""
