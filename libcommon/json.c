@@ -1,3 +1,6 @@
+#include <stdlib.h>
+#include <string.h>
+
 #include "json.h"
 
 int
@@ -18,4 +21,22 @@ json_t *
 json_str_or_null(const char *s)
 {
 	return s ? json_string(s) : json_null();
+}
+
+json_t *
+json_str_lossy(const char *s)
+{
+	json_t *j;
+	char *c;
+
+	if (s == NULL)
+		return json_null();
+	if ((j = json_string(s)) != NULL || (c = strdup(s)) == NULL)
+		return j;
+	for (char *p = c; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(c);
+	free(c);
+	return j;
 }

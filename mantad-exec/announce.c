@@ -9,6 +9,7 @@
 
 #include "audit.h"
 #include "db.h"
+#include "json.h"
 #include "log.h"
 
 #include "exec.h"
@@ -221,25 +222,6 @@ fail:
 	return -1;
 }
 
-/* A JSON string of s, bytes that are not UTF-8 as '?'. */
-static json_t *
-audit_str(const char *s)
-{
-	json_t *j;
-	char *c;
-
-	if (s == NULL)
-		return json_null();
-	if ((j = json_string(s)) != NULL || (c = strdup(s)) == NULL)
-		return j;
-	for (char *p = c; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(c);
-	free(c);
-	return j;
-}
-
 /* The audit trail (audit.h): task_started when a run is RUNNING,
  * task_ended at its final state, with how and why it ended. */
 static void
@@ -258,9 +240,9 @@ audit_transition(struct exec *x, const struct run *r, enum run_state st,
 	    (json_int_t)r->circular)) == NULL)
 		return;
 	if (st == RS_RUNNING) {
-		json_object_set_new(f, "image", audit_str(r->image));
-		json_object_set_new(f, "container", audit_str(r->cid));
-		json_object_set_new(f, "runtime", audit_str(x->runtime_name));
+		json_object_set_new(f, "image", json_str_lossy(r->image));
+		json_object_set_new(f, "container", json_str_lossy(r->cid));
+		json_object_set_new(f, "runtime", json_str_lossy(x->runtime_name));
 		json_object_set_new(f, "userns", json_boolean(x->userns));
 		if (x->userns)
 			json_object_set_new(f, "host_uid",
@@ -272,7 +254,7 @@ audit_transition(struct exec *x, const struct run *r, enum run_state st,
 	json_object_set_new(f, "exit_code", exit_code >= 0 ?
 	    json_integer(exit_code) : json_null());
 	json_object_set_new(f, "reason", reason && *reason ?
-	    audit_str(reason) : json_null());
+	    json_str_lossy(reason) : json_null());
 	if (error_id != 0)
 		json_object_set_new(f, "error_id", json_integer(error_id));
 	(void)audit_append(x->audit, "task_ended", f);

@@ -20,6 +20,7 @@
 #include "audit.h"
 #include "db.h"
 #include "light.h"
+#include "json.h"
 #include "log.h"
 
 #define AUDIT_KEEP	200000
@@ -77,26 +78,6 @@ light_audit_open(const char *state_dir)
 	return 0;
 }
 
-/* A JSON string of s (NULL: null), bytes that are not UTF-8 as '?':
- * a dataset path comes from the task. */
-static json_t *
-jstr(const char *s)
-{
-	json_t *j;
-	char *c;
-
-	if (s == NULL)
-		return json_null();
-	if ((j = json_string(s)) != NULL || (c = strdup(s)) == NULL)
-		return j;
-	for (char *p = c; *p; p++)
-		if ((unsigned char)*p >= 0x80)
-			*p = '?';
-	j = json_string(c);
-	free(c);
-	return j;
-}
-
 static void
 chain_append(const struct audit_rec *r, const char *sw, const char *tk)
 {
@@ -105,14 +86,14 @@ chain_append(const struct audit_rec *r, const char *sw, const char *tk)
 
 	if (A.chain == NULL || (f = json_object()) == NULL)
 		return;
-	json_object_set_new(f, "method", jstr(r->method));
+	json_object_set_new(f, "method", json_str_lossy(r->method));
 	json_object_set_new(f, "swarm_id", json_string(sw));
 	json_object_set_new(f, "task_id", json_string(tk));
 	if (local) {
-		json_object_set_new(f, "dataset", jstr(r->dataset));
-		json_object_set_new(f, "path", jstr(r->path));
+		json_object_set_new(f, "dataset", json_str_lossy(r->dataset));
+		json_object_set_new(f, "path", json_str_lossy(r->path));
 	} else
-		json_object_set_new(f, "tag", jstr(r->dataset));
+		json_object_set_new(f, "tag", json_str_lossy(r->dataset));
 	json_object_set_new(f, "bytes", json_integer((json_int_t)r->bytes));
 	json_object_set_new(f, "status", json_integer(r->status));
 	json_object_set_new(f, "token", json_boolean(r->token));

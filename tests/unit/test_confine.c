@@ -301,6 +301,17 @@ test_json(void **state)
 	assert_string_equal(buf, "{\"b\":1,\"a\":null}\n");
 	free(buf);
 	json_decref(o);
+
+	/* lossy: valid UTF-8 kept, other bytes as '?', NULL as null */
+	o = json_str_lossy("caf\xc3\xa9");
+	assert_string_equal(json_string_value(o), "caf\xc3\xa9");
+	json_decref(o);
+	o = json_str_lossy("a\xff/b\xc3");
+	assert_string_equal(json_string_value(o), "a?/b?");
+	json_decref(o);
+	o = json_str_lossy(NULL);
+	assert_true(json_is_null(o));
+	json_decref(o);
 }
 
 int
