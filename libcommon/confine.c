@@ -27,7 +27,7 @@ in_set(cap_value_t c, const cap_value_t *set, size_t n)
 static int
 drop_caps(const cap_value_t *bound, size_t nbound, const cap_value_t *keep, size_t nkeep)
 {
-	cap_t caps;
+	cap_t caps, cur = NULL;
 	int rc = -1;
 
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1) {
@@ -43,18 +43,15 @@ drop_caps(const cap_value_t *bound, size_t nbound, const cap_value_t *keep, size
 		}
 	}
 	(void)prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-	if ((caps = cap_init()) == NULL)
-		return -1;
+	if ((caps = cap_init()) == NULL || (nkeep > 0 && (cur = cap_get_proc()) == NULL))
+		goto out;
 	/* Only what we hold: a container may have started us without some
 	 * (CAP_SYS_RESOURCE, often), and capset(2) cannot add one. */
 	for (size_t i = 0; i < nkeep; i++) {
 		cap_value_t v = keep[i];
 		cap_flag_value_t have = CAP_CLEAR;
-		cap_t cur = cap_get_proc();
 
-		if (cur != NULL)
-			(void)cap_get_flag(cur, v, CAP_PERMITTED, &have);
-		cap_free(cur);
+		(void)cap_get_flag(cur, v, CAP_PERMITTED, &have);
 		if (have == CAP_SET &&
 		    (cap_set_flag(caps, CAP_PERMITTED, 1, &v, CAP_SET) == -1 ||
 		     cap_set_flag(caps, CAP_EFFECTIVE, 1, &v, CAP_SET) == -1))
@@ -66,6 +63,7 @@ drop_caps(const cap_value_t *bound, size_t nbound, const cap_value_t *keep, size
 	}
 	rc = 0;
 out:
+	cap_free(cur);
 	cap_free(caps);
 	return rc;
 }

@@ -110,11 +110,6 @@ ipc_context_term(void)
 	pthread_mutex_unlock(&ipc_ctx_lock);
 }
 
-/* Set by ipc_prepare_run_dir: the run dir is shared with a daemon group,
- * so the sockets bound in it are made group-writable (connect(2) needs
- * write permission on the socket file). */
-static int run_dir_shared;
-
 /* Every ancestor of dir must be searchable by group g (or by others):
  * else a daemon switched to that user cannot reach its sockets. */
 static int
@@ -183,7 +178,6 @@ ipc_prepare_run_dir(const char *run_dir, gid_t group)
 	}
 	if (group != (gid_t)-1 && check_reachable(run_dir, group) == -1)
 		return -1;
-	run_dir_shared = group != (gid_t)-1;
 	return 0;
 }
 
@@ -218,6 +212,7 @@ ipc_server_open(const char *run_dir, const char *name,
     const Manta__Ipc__Msg__BodyCase *allowed, size_t nallowed)
 {
 	struct ipc_server *s;
+	struct stat st;
 	char ep[256];
 	int mandatory = 1;
 
@@ -247,7 +242,10 @@ ipc_server_open(const char *run_dir, const char *name,
 		log_warnx("unable to bind %s: %s", ep, zmq_strerror(errno));
 		goto fail;
 	}
-	(void)chmod(s->path, run_dir_shared ? 0660 : 0600);
+	/* A run dir shared with the daemon group (ipc_prepare_run_dir: group
+	 * search bit set) gets group-writable sockets: connect(2) needs write
+	 * permission on the socket file. */
+	(void)chmod(s->path, stat(run_dir, &st) == 0 && (st.st_mode & S_IXGRP) ? 0660 : 0600);
 	return s;
 fail:
 	if (s->sock)

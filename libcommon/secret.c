@@ -417,15 +417,15 @@ secret_pick(const char *dir, const char *name, char *buf, size_t len)
 	return access(buf, F_OK) == 0 ? 0 : -1;
 }
 
-int
-secret_memfd(const char *name, const char *data, size_t n, unsigned mode)
+static int
+memfd_of(const char *name, const char *data, size_t n, mode_t mode)
 {
 	size_t off = 0;
 	int fd;
 
 	if ((fd = memfd_create(name, MFD_CLOEXEC)) == -1)
 		return -1;
-	(void)fchmod(fd, (mode_t)mode);
+	(void)fchmod(fd, mode);
 	while (off < n) {
 		ssize_t r = write(fd, data + off, n - off);
 
@@ -440,5 +440,28 @@ secret_memfd(const char *name, const char *data, size_t n, unsigned mode)
 		}
 		off += (size_t)r;
 	}
+	return fd;
+}
+
+int
+secret_file_memfd(const unsigned char *key, const char *path, unsigned mode,
+    char *fdpath, size_t fdlen, size_t *outlen, char *why, size_t whylen)
+{
+	const char *base = strrchr(path, '/');
+	char *data;
+	size_t n;
+	int fd;
+
+	if ((data = secret_file_read(key, path, &n, why, whylen)) == NULL)
+		return -1;
+	fd = memfd_of(base ? base + 1 : path, data, n, (mode_t)mode);
+	secret_free(data);
+	if (fd == -1) {
+		snprintf(why, whylen, "unable to copy it to a memfd: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(fdpath, fdlen, "/proc/self/fd/%d", fd);
+	if (outlen != NULL)
+		*outlen = n;
 	return fd;
 }

@@ -61,10 +61,12 @@ char *secret_file_read(const unsigned char *key, const char *path, size_t *outle
 /* dir/name.sbox when it exists, else dir/name, into buf. 1: the sealed file
  * exists, 0: only the plain one, -1: neither (buf holds dir/name). */
 int secret_pick(const char *dir, const char *name, char *buf, size_t len);
-/* A memfd named name holding the n bytes of data, with mode: a file no
- * directory lists, for a library that wants a path ("/proc/self/fd/N").
- * The fd, or -1 with errno. */
-int secret_memfd(const char *name, const char *data, size_t n, unsigned mode);
+/* The contents of path (secret_file_read: opened with key when sealed) in
+ * a memfd of mode, a file no directory lists, for a library that wants a
+ * file name: fdpath gets "/proc/self/fd/N", *outlen (unless NULL) the
+ * size. The fd, or -1 with why. */
+int secret_file_memfd(const unsigned char *key, const char *path, unsigned mode,
+    char *fdpath, size_t fdlen, size_t *outlen, char *why, size_t whylen);
 /* Whether path names a sealed file (ends in ".sbox"). */
 bool secret_path_sealed(const char *path);
 

@@ -170,26 +170,21 @@ opt_strdup(const char *s)
 static int
 key_memfd(struct mq *m, const struct mq_params *p)
 {
-	char why[700], *pem, *name = NULL;
+	char why[700], name[32], *dup;
 	size_t n;
 	int fd;
 
-	if ((pem = secret_file_read(p->sbox_key, p->key_file, &n, why, sizeof(why))) == NULL) {
+	if ((fd = secret_file_memfd(p->sbox_key, p->key_file, 0400, name, sizeof(name), &n,
+	    why, sizeof(why))) == -1) {
 		log_warnx("unable to read the client key: %s", why);
 		return -1;
 	}
-	fd = secret_memfd("mqtt.key", pem, n, 0400);
-	secret_free(pem);
-	if (fd == -1) {
-		log_warn("unable to copy the client key to a memfd");
-		return -1;
-	}
-	if (asprintf(&name, "/proc/self/fd/%d", fd) < 0) {
+	if ((dup = strdup(name)) == NULL) {
 		close(fd);
 		return -1;
 	}
 	free(m->key_file);
-	m->key_file = name;
+	m->key_file = dup;
 	m->key_fd = fd;
 	m->key_len = n;
 	return 0;

@@ -76,29 +76,20 @@ connect_failed(struct beat *b, long long now)
 }
 
 /* One file into a memfd, named by the /proc/self/fd path that OpenSSL
- * will open. The fd lives as long as the daemon. */
+ * will open; the fd lives as long as the daemon. Made by uid 0 and opened
+ * again (by path) after the switch: 0444. Only /proc/<pid>/fd reaches it,
+ * which takes ptrace access to a process that is not dumpable once it has
+ * left uid 0. */
 static int
 hold_file(const struct beat *b, const char *path, bool secret, char *out, size_t len)
 {
-	char why[700], *data;
-	size_t n;
-	int fd;
+	char why[700];
 
-	if ((data = secret_file_read(secret ? b->cfg->secret_key : NULL, path, &n, why,
-	    sizeof(why))) == NULL) {
+	if (secret_file_memfd(secret ? b->cfg->secret_key : NULL, path, 0444, out, len,
+	    NULL, why, sizeof(why)) == -1) {
 		log_warnx("unable to read %s: %s", path, why);
 		return -1;
 	}
-	/* Made by uid 0 and opened again (by path) after the switch: 0444.
-	 * Only /proc/<pid>/fd reaches it, which takes ptrace access to a
-	 * process that is not dumpable once it has left uid 0. */
-	fd = secret_memfd(secret ? "mqtt.key" : "mqtt.crt", data, n, 0444);
-	secret_free(data);
-	if (fd == -1) {
-		log_warn("unable to copy %s to a memfd", path);
-		return -1;
-	}
-	snprintf(out, len, "/proc/self/fd/%d", fd);
 	return 0;
 }
 

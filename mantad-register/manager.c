@@ -215,21 +215,14 @@ mgr_close(struct mgr *m)
 static int
 hold_file(struct mgr *m, int i, const char *name, const unsigned char *skey)
 {
-	char path[PATH_MAX], why[700], *data;
-	size_t n;
+	char path[PATH_MAX], why[700];
 
 	snprintf(path, sizeof(path), "%s/%s", m->mc.tls.dir, name);
-	if ((data = secret_file_read(skey, path, &n, why, sizeof(why))) == NULL) {
+	if ((m->held_fd[i] = secret_file_memfd(skey, path, 0444, m->held_path[i],
+	    sizeof(m->held_path[i]), NULL, why, sizeof(why))) == -1) {
 		log_warnx("unable to read %s: %s", path, why);
 		return -1;
 	}
-	m->held_fd[i] = secret_memfd(name, data, n, 0444);
-	secret_free(data);
-	if (m->held_fd[i] == -1) {
-		log_warn("unable to copy %s to a memfd", path);
-		return -1;
-	}
-	snprintf(m->held_path[i], sizeof(m->held_path[i]), "/proc/self/fd/%d", m->held_fd[i]);
 	return 0;
 }
 
