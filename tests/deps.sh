@@ -9,7 +9,9 @@ PKGS="build-essential pkg-config
  mosquitto mosquitto-clients python3-grpcio python3-paho-mqtt python3-pytest python3-protobuf
  runc crun s6 runit mandoc busybox-static b3sum openssl iproute2 procps
  debootstrap umoci xz-utils python3-zmq
- clang libclang-rt-14-dev"
+ clang libclang-rt-14-dev
+ skopeo docker-registry apache2-utils zstd
+ debhelper dpkg-dev fakeroot lintian systemd prometheus libtsan2"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=
