@@ -181,6 +181,7 @@ struct beat {
 	bool have_reg;
 	struct manta_id node_id;
 	char node_hex[ID_HEX_LEN + 1];
+	char client_id[ID_HEX_LEN + 1];	/* the reference's text (dispatch.h) */
 	char *host;
 	int port;
 	char **topics;

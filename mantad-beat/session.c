@@ -127,7 +127,7 @@ mq_params_fill(const struct beat *b, struct mq_params *p, char *ca, char *cert,
 	memset(p, 0, sizeof(*p));
 	p->host = b->host;
 	p->port = b->port;
-	p->client_id = b->node_hex;
+	p->client_id = b->client_id;
 	p->verify = b->cfg->verify_ssl;
 	p->tls = b->cfg->use_tls || b->port == 8883;
 	if (b->held) {
@@ -238,7 +238,7 @@ static void
 on_connected(struct beat *b, long long now)
 {
 	log_info("connected to %s as %s, %zu topics, %" PRIu64 " in the outbox",
-	    b->broker, b->node_hex, b->ntopics, outbox_count(b->ob));
+	    b->broker, b->client_id, b->ntopics, outbox_count(b->ob));
 	b->state = CONN_CONNECTED;
 	b->failures = 0;
 	(void)mq_subscribe(b->mq, b->topics, b->ntopics);
@@ -354,6 +354,7 @@ session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
 	b->ntopics = n->n_topics;
 	b->node_id = id;
 	id_to_hex(id, b->node_hex);
+	dispatch_client_id(id.head, id.tail, b->client_id);
 	snprintf(b->broker, sizeof(b->broker), "%s%s%s:%d",
 	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
 	    b->port);

@@ -57,7 +57,7 @@
 
 /* WIRE.md section 9 */
 #define ERROR_ID_RESOURCE	12
-#define ERROR_ID_VALIDATION	9
+#define ERROR_ID_MQTT		22	/* a bad collect_information text, as the reference */
 
 enum job_kind { JOB_NODE_STATUS, JOB_SUMMARY, JOB_OVERVIEWS, JOB_ERROR };
 
@@ -266,7 +266,7 @@ link_collect(struct link *l, const uint8_t *payload, size_t len)
 		}
 	snprintf(msg, sizeof(msg), "collect_information: unknown request \"%s\"", s);
 	log_warnx("%s", msg);
-	report_local(l, ERROR_ID_VALIDATION, msg);
+	report_local(l, ERROR_ID_MQTT, msg);
 	free(text);
 }
 

@@ -262,7 +262,7 @@ check_dispatch(const char *topic, size_t tlen, const uint8_t *p, size_t len, siz
 		}
 	} else {
 		FUZZ_ASSERT(rc == -1 && d.dest == NULL && d.reason[0] != '\0');
-		FUZZ_ASSERT(d.error_id == ERR_ID_VALIDATION || d.error_id == ERR_ID_MQTT);
+		FUZZ_ASSERT(d.error_id == ERR_ID_MQTT);
 		FUZZ_ASSERT((d.cmd == CMD_UNKNOWN) == (d.error_id == ERR_ID_MQTT));
 	}
 	if (d.cmd == CMD_COLLECT_INFORMATION && rc == 0)
