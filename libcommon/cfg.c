@@ -235,6 +235,14 @@ path_join(const char *a, const char *b)
 	return p;
 }
 
+const char *
+cfg_alias(const struct manta_cfg *c)
+{
+	if (c->alias != NULL)
+		return c->alias;
+	return c->meta_name_set ? c->meta_name : "default";
+}
+
 bool
 cfg_name_valid(const char *name)
 {
@@ -1214,6 +1222,7 @@ finish(struct ctx *x, struct manta_cfg *c, const struct tshim_node *root)
 		return fail(x, x->identity ? x->identity->line : 0, "identity.secured_token",
 		    "missing: the node's JWT from the manager is required");
 	if (c->meta_name != NULL) {
+		c->meta_name_set = true;
 		c->instance = strdup(c->meta_name);
 	} else {
 		const char *base = strrchr(c->file, '/');
@@ -1663,8 +1672,8 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "# default after the colon is a placeholder that no manager accepts.\n"
 	    "secured_token = ", f);
 	put_str(f, token);
-	fputs("\n# alias = \"node-1\"\t\t# an id derived from this name instead of the machine's\n"
-	    "random_id = false\t\t# a random node id at each start\n"
+	fputs("\n# alias = \"node-1\"\t\t# the node id derives from it; unset: metadata.name\n"
+	    "random_id = false\t\t# ignored, as by the reference's manta_node start\n"
 	    "\n[metadata]\n"
 	    "name = ", f);
 	put_str(f, name);

@@ -43,6 +43,7 @@ struct manta_cfg {
 
 	/* [metadata] */
 	char *meta_name;
+	bool meta_name_set;		/* in the file (else the file's stem) */
 	char *meta_created_at;
 	char *meta_version;
 	char *meta_description;
@@ -168,6 +169,11 @@ void cfg_print(FILE *f, const struct manta_cfg *c, bool mask);
 /* Writes a commented default config for instance NAME, in the reference
  * layout (sections identity, metadata, network, ...). */
 int cfg_write_default(FILE *f, const char *name, const char *token);
+
+/* The alias the reference's `manta_node start` gives the node (WIRE.md
+ * section 1, CLI note): identity.alias, else metadata.name as the file
+ * says it, else "default". The node id derives from it. */
+const char *cfg_alias(const struct manta_cfg *c);
 
 /* An instance name usable in paths: 1-64 of [A-Za-z0-9._-], not starting
  * with '.' or '-'. */

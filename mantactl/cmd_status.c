@@ -97,7 +97,7 @@ build(const struct manta_cfg *c, const Manta__Ipc__SupervisorStatus *sup,
 	if (node_id == NULL)
 		node_id = ident = read_identity(c);
 	json_object_set_new(o, "node_id", json_str_or_null(node_id));
-	json_object_set_new(o, "alias", json_str_or_null(c->alias));
+	json_object_set_new(o, "alias", json_string(cfg_alias(c)));
 	json_object_set_new(o, "state", json_string(node_state(sup, reg, beat, ex)));
 	/* "outbox" (issue 6, additive): what waits for the manager (task log
 	 * messages in register.db) and for the broker (publications in

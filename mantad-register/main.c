@@ -42,7 +42,7 @@ answer_status(const struct state *st, struct ipc_server *srv, struct ipc_req *re
 
 	link_status(st->link, &ls);
 	rs.node_id = (char *)(uintptr_t)st->hex;
-	rs.alias = st->cfg->alias ? st->cfg->alias : (char *)(uintptr_t)"";
+	rs.alias = (char *)(uintptr_t)cfg_alias(st->cfg);
 	rs.manager_host = st->cfg->manager_host;
 	rs.manager_port = (uint32_t)st->cfg->manager_port;
 	rs.registered = ls.registered;
@@ -258,7 +258,7 @@ main(int argc, char **argv)
 			    (unsigned long long)nlogs, nlogs == 1 ? "" : "s",
 			    (unsigned long long)bytes);
 	}
-	if (identity_load(cfg, db, &st.id, &how) == -1)
+	if (identity_load(cfg, &st.id, &how) == -1)
 		log_fatalx(1, "unable to load or create the node identity in %s", cfg->state_dir);
 	id_to_hex(st.id, st.hex);
 	log_info("node id %s (%s)", st.hex, how);

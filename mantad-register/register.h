@@ -111,13 +111,9 @@ void logrow_free(struct logrow *r);
 int logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
     char *err, size_t errlen);
 
-/* ---- identity.c: WIRE.md section 1, persisted in <state_dir>/identity ---- */
-/* Loads or creates the node id; *how names the rule used, for logs. */
-int identity_load(const struct manta_cfg *c, sqlite3 *db, struct manta_id *id,
-    const char **how);
-/* BLAKE3-16 of the MAC of the first suitable interface; the interface name
- * goes to ifname. -1 when the machine has none. */
-int identity_from_mac(struct manta_id *id, char *ifname, size_t len);
+/* ---- identity.c: WIRE.md section 1, written to <state_dir>/identity ---- */
+/* The node id from cfg_alias(c); *how names its source, for logs. */
+int identity_load(const struct manta_cfg *c, struct manta_id *id, const char **how);
 
 /* ---- manager.c: gRPC client of node.node_service.Node (libgrpc core) ---- */
 struct mgr;
