@@ -19,7 +19,7 @@
 struct mgrconn_tls {
 	bool on;		/* use_tls, or port 443 alone */
 	bool verify;		/* the manager's certificate is checked */
-	bool has_ca;		/* dir/ca.crt, else the system roots */
+	bool has_ca;		/* dir/ca.crt, trusted with the system roots */
 	bool client_cert;	/* dir/node.crt and its key are shown */
 	bool key_sealed;	/* the key is node.key.sbox, not node.key */
 	char *dir;		/* cert_folder, ~ expanded; NULL without one */
