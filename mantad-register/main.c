@@ -160,21 +160,38 @@ handle(struct state *st, struct ipc_server *srv, struct ipc_req *req)
 	}
 }
 
+/* SIGTERM: requests keep being served while the calls queued last go
+ * out (link_close), since the drain of a graceful stop reaches us from
+ * mantad-exec while the supervisor signals every daemon; we exit once the
+ * link is flushed and no request came for STOP_QUIET_MS, or after
+ * STOP_FLUSH_MS. SIGINT, or a second signal: at once. */
+#define STOP_FLUSH_MS	3000
+#define STOP_QUIET_MS	300
+
 static int
 serve(struct state *st, struct ipc_server *srv, int sfd)
 {
 	zmq_pollitem_t items[2];
+	long long closing_end = -1, quiet_end = -1;
 
 	for (;;) {
 		struct ipc_req *req;
-		int sig;
+		long long now = daemon_now_ms();
+		int sig, timeout = -1;
 
+		if (closing_end >= 0) {
+			if (now >= closing_end || (now >= quiet_end && link_flushed(st->link)))
+				return 0;
+			timeout = (int)((now < quiet_end ? quiet_end : closing_end) - now);
+			if (now >= quiet_end)
+				timeout = 50;	/* polling the link's flush */
+		}
 		memset(items, 0, sizeof(items));
 		items[0].socket = ipc_server_socket(srv);
 		items[0].events = ZMQ_POLLIN;
 		items[1].fd = sfd;
 		items[1].events = ZMQ_POLLIN;
-		if (zmq_poll(items, 2, -1) == -1) {
+		if (zmq_poll(items, 2, timeout) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_error("zmq_poll");
@@ -185,7 +202,13 @@ serve(struct state *st, struct ipc_server *srv, int sfd)
 			case SIGTERM:
 			case SIGINT:
 				log_info("stopping on signal %d", sig);
-				return 0;
+				if (sig == SIGINT || closing_end >= 0)
+					return 0;
+				link_close(st->link);
+				now = daemon_now_ms();
+				closing_end = now + STOP_FLUSH_MS;
+				quiet_end = now + STOP_QUIET_MS;
+				break;
 			case SIGHUP: {
 				/* Only the log level applies while running. */
 				struct manta_cfg *n = daemon_reload(st->opts);
@@ -202,8 +225,11 @@ serve(struct state *st, struct ipc_server *srv, int sfd)
 				break;
 			}
 		}
-		while (ipc_server_recv(srv, &req) == 1)
+		while (ipc_server_recv(srv, &req) == 1) {
 			handle(st, srv, req);
+			if (closing_end >= 0)
+				quiet_end = daemon_now_ms() + STOP_QUIET_MS;
+		}
 	}
 }
 
@@ -313,7 +339,7 @@ main(int argc, char **argv)
 out:
 	if (have_stored == 1)
 		reg_free(&stored);
-	link_stop(st.link);
+	link_stop(st.link, STOP_FLUSH_MS / 3);
 	mgr_close(mgr);
 	grpc_shutdown_blocking();
 	if (srv != NULL)

@@ -158,7 +158,12 @@ struct link_status {
 
 struct link *link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
     struct manta_id id, const struct platform *p, const struct reg *stored);
-void link_stop(struct link *l);
+/* At stop: calls already queued go out, nothing new starts. */
+void link_close(struct link *l);
+/* Closing, and nothing queued is left to send (or no manager to take it). */
+bool link_flushed(struct link *l);
+/* Waits up to wait_ms for link_flushed, then cancels what is in flight. */
+void link_stop(struct link *l, int wait_ms);
 void link_status(struct link *l, struct link_status *st);
 /* Deep copy of the last Registration: 1 when there is one, 0 none. */
 int link_registration(struct link *l, struct reg *out);

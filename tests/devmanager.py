@@ -228,6 +228,8 @@ class DevManager(object):
         self.nodes = {}             # node hex -> NodeOverview of its last RegisterNode
         # Per-method behaviour overrides: method -> grpc.StatusCode to fail with.
         self.fail = {}
+        # method name -> seconds the answer is held back (a slow manager)
+        self.answer_delay = {}
 
         self._server = None
         self._mqtt = None
@@ -450,6 +452,10 @@ class DevManager(object):
                                     extra={"failed_with": code.name}))
                 context.abort(code, "dev manager: %s set to fail" % name)
             rec = Record("grpc", name, md, req, reqs, peer)
+            held = self.answer_delay.get(name)
+            if held:
+                time.sleep(held)        # the slow manager itself, not a test wait
+                rec.extra["cancelled"] = not context.is_active()
             if self.tls:
                 # The client certificate's CN when mutual TLS (else None).
                 cn = context.auth_context().get("x509_common_name") or [b""]
