@@ -21,6 +21,7 @@
 
 #define TOPIC_SUMMARY "manager/set_system_summary"
 #define TOPIC_NODE_STATUS "manager/set_node_status"
+#define TOPIC_UPDATE_TASK "manager/update_task_status"
 
 #define OUTBOX_MAX_ROWS 10000
 #define OUTBOX_WINDOW 32	/* publications handed to paho at once */
@@ -28,7 +29,10 @@
 #define CONNECT_TIMEOUT_S 10
 #define KEEPALIVE_S 60
 
-#define CALL_CMD_MS 2000	/* Command to exec or register */
+#define CALL_CMD_MS 5000	/* one attempt to hand a Command to exec or register */
+#define CMD_RETRY_MS 500	/* between attempts: until the daemon answers */
+#define CMD_WINDOW 128		/* Commands handed to the command worker at once */
+#define CMD_BACKLOG_MAX 10000	/* Commands waiting in the main loop beyond those */
 #define CALL_REPORT_MS 1000	/* ReportError to register */
 #define CALL_SNAPSHOT_MS 500	/* SnapshotRequest to res */
 #define CALL_REGPOLL_MS 500	/* RegistrationRequest to register */
@@ -49,6 +53,7 @@ enum ev_type {
 	EV_DISCONNECTED,	/* gen */
 	EV_HEARTBEAT,		/* data/len: packed SetSystemSummaryRequest, or NULL if skipped */
 	EV_REGISTRATION,	/* msg: a RegistrationNotice, or NULL when none */
+	EV_CMD_DONE,		/* the command worker finished a Command */
 };
 
 struct event {
@@ -212,6 +217,15 @@ struct beat {
 	uint64_t outbox_peak;	/* the most rows stored at once since start */
 	uint64_t unstored;	/* published without beat.db (it refused writes) */
 
+	/* Commands: at most CMD_WINDOW handed to the worker (so that a post
+	 * never fails), the rest wait here in order, up to CMD_BACKLOG_MAX;
+	 * beyond that a command is refused, visibly (session.c). */
+	size_t cmd_handed;
+	struct job *backlog, *backlog_tail;
+	size_t nbacklog;
+	size_t backlog_peak;
+	uint64_t refused_busy;
+
 	/* rate limit of the warnings about dropped messages */
 	long long drop_sec;
 	unsigned drop_logged;
@@ -236,6 +250,11 @@ void session_event(struct beat *b, struct event *ev);
 /* RegistrationNotice from register (pushed or polled). 0, or -1 with err. */
 int session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
     bool pushed, char *err, size_t errlen);
+/* n messages were dropped before the main loop saw them: logged, and
+ * reported to the manager. */
+void session_dropped(struct beat *b, unsigned n);
+/* Frees the commands still waiting in the main loop, logging them. */
+void session_backlog_free(struct beat *b);
 /* Sends pending outbox rows while connected. */
 void session_pump(struct beat *b);
 /* At stop: NodeStatus DISCONNECTED (QoS 1, up to wait_ms), disconnect, free. */

@@ -160,7 +160,7 @@ handle_events(struct beat *b)
 	unsigned dropped = evq_run(b->q, apply_event, b);
 
 	if (dropped > 0)
-		log_warnx("dropped %u MQTT messages: too many waiting", dropped);
+		session_dropped(b, dropped);
 }
 
 /* SIGHUP: the log level and the mqtt timers apply at once; the rest
@@ -290,6 +290,7 @@ main(int argc, char **argv)
 
 	log_info("stopping");
 	session_close(&b, STOP_WAIT_MS);
+	session_backlog_free(&b);
 	worker_stop(b.cmdw);
 	worker_stop(b.bgw);
 	handle_events(&b);	/* frees what the workers queued last */

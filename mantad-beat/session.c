@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "common/informations.pb-c.h"
+#include "common/tasks.pb-c.h"
 
 #include "audit.h"
 #include "log.h"
@@ -518,6 +519,109 @@ audit_command(struct beat *b, const struct event *ev, const char *topic,
 	(void)audit_append(b->audit, "command", f);
 }
 
+/* A command goes to the worker while fewer than CMD_WINDOW are there (the
+ * worker's queue then always has room: nothing is dropped), else waits in
+ * the backlog, in order. */
+static void
+hand_over(struct beat *b, struct job *j)
+{
+	if (b->cmd_handed < CMD_WINDOW && b->backlog == NULL) {
+		if (worker_post(b->cmdw, j) == 0)
+			b->cmd_handed++;
+		return;
+	}
+	if (b->backlog_tail != NULL)
+		b->backlog_tail->next = j;
+	else
+		b->backlog = j;
+	b->backlog_tail = j;
+	if (++b->nbacklog > b->backlog_peak)
+		b->backlog_peak = b->nbacklog;
+	if (b->nbacklog == 1 || b->nbacklog % 1000 == 0)
+		log_info("%zu commands wait for the node's daemons", b->cmd_handed + b->nbacklog);
+}
+
+static void
+backlog_pump(struct beat *b)
+{
+	struct job *j;
+
+	while (b->cmd_handed < CMD_WINDOW && (j = b->backlog) != NULL) {
+		if ((b->backlog = j->next) == NULL)
+			b->backlog_tail = NULL;
+		j->next = NULL;
+		b->nbacklog--;
+		if (worker_post(b->cmdw, j) == 0)
+			b->cmd_handed++;
+	}
+}
+
+void
+session_dropped(struct beat *b, unsigned n)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "node busy: %u MQTT messages dropped, too many"
+	    " waiting", n);
+	log_warnx("%s", why);
+	post_report(b, &(struct dispatch){ .error_id = ERR_ID_MQTT }, why);
+}
+
+void
+session_backlog_free(struct beat *b)
+{
+	struct job *j;
+
+	if (b->nbacklog > 0)
+		log_warnx("stopping: %zu commands were not handed over", b->nbacklog);
+	while ((j = b->backlog) != NULL) {
+		b->backlog = j->next;
+		log_info("not handed over: %s (topic %s)", j->name, j->topic);
+		job_free(j);
+	}
+	b->backlog_tail = NULL;
+	b->nbacklog = 0;
+}
+
+/* Past CMD_BACKLOG_MAX: refused, and said so where the manager looks: a
+ * deploy_task gets its FAILED TaskUpdate (through the outbox, which needs
+ * no other daemon), every command a SendError (best effort), the audit
+ * trail the reason. */
+static void
+refuse_busy(struct beat *b, const struct event *ev, const struct dispatch *d,
+    const char *why)
+{
+	Common__Tasks__TaskUpdate u = COMMON__TASKS__TASK_UPDATE__INIT;
+	Common__System__PairId sw = COMMON__SYSTEM__PAIR_ID__INIT;
+	Common__System__PairId nd = COMMON__SYSTEM__PAIR_ID__INIT;
+	Common__System__PairId tk = COMMON__SYSTEM__PAIR_ID__INIT;
+	uint8_t buf[128];
+	size_t len;
+
+	if (b->refused_busy++ % 1000 == 0)
+		log_warnx("%s (%" PRIu64 " refused so far)", why, b->refused_busy);
+	audit_command(b, ev, ev->topic, d, why);
+	if (d->cmd == CMD_DEPLOY_TASK) {
+		id_to_pair((struct manta_id){ d->swarm_head, d->swarm_tail }, &sw);
+		id_to_pair(b->node_id, &nd);
+		id_to_pair((struct manta_id){ d->task_head, d->task_tail }, &tk);
+		u.swarm_id = &sw;
+		u.node_id = &nd;
+		u.task_id = &tk;
+		u.iteration = d->iteration;
+		u.circular = d->circular;
+		u.task_status = COMMON__TASKS__TASK_STATUS__FAILED;
+		len = common__tasks__task_update__pack(&u, buf);
+		if (outbox_add(b->ob, TOPIC_UPDATE_TASK, buf, len, 1, "") != 0)
+			log_warnx("unable to store the FAILED update of a refused deploy_task");
+		session_pump(b);
+	}
+	post_report(b, &(struct dispatch){ .error_id = ERR_ID_NODE,
+	    .swarm_head = d->swarm_head, .swarm_tail = d->swarm_tail,
+	    .task_head = d->task_head, .task_tail = d->task_tail,
+	    .iteration = d->iteration, .circular = d->circular }, why);
+}
+
 static void
 on_message(struct beat *b, struct event *ev)
 {
@@ -546,6 +650,14 @@ on_message(struct beat *b, struct event *ev)
 		post_report(b, &d, d.reason);
 		return;
 	}
+	if (b->cmd_handed >= CMD_WINDOW && b->nbacklog >= CMD_BACKLOG_MAX) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "node busy: %zu commands wait for the"
+		    " node's daemons; %s refused", b->cmd_handed + b->nbacklog, d.name);
+		refuse_busy(b, ev, &d, why);
+		return;
+	}
 	log_info("%s from %s (%zu bytes) to %s", d.name, pt, ev->len, d.dest);
 	audit_command(b, ev, ev->topic, &d, NULL);
 	if ((j = job_new(JOB_COMMAND)) == NULL ||
@@ -565,7 +677,7 @@ on_message(struct beat *b, struct event *ev)
 	j->task_id = (struct manta_id){ d.task_head, d.task_tail };
 	j->iteration = d.iteration;
 	j->circular = d.circular;
-	(void)worker_post(b->cmdw, j);
+	hand_over(b, j);
 }
 
 /* ---- events and timers ---- */
@@ -634,6 +746,11 @@ session_event(struct beat *b, struct event *ev)
 			log_debug("heartbeat %" PRIu64 " (%zu bytes)",
 			    b->heartbeats, ev->len);
 		}
+		break;
+	case EV_CMD_DONE:
+		if (b->cmd_handed > 0)
+			b->cmd_handed--;
+		backlog_pump(b);
 		break;
 	case EV_REGISTRATION: {
 		char err[128];
