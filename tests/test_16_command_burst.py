@@ -76,3 +76,28 @@ def test_burst_of_deploys(manager, make_node, bbroot, runtime):
     for c in deploys:
         assert (c.get("dest") == "exec") != (c["task_id"] in gone), c
     assert "queue full" not in node.log()
+
+
+def test_handoff_waits_for_exec(manager, make_node, bbroot, runtime):
+    """exec stalls (SIGSTOP) while a deploy arrives: beat holds the command
+    and asks again until exec answers, instead of reporting a failure for a
+    command exec runs later (issue 15, finding 2)."""
+    import signal
+    node = nodelib.exec_node(manager, make_node, bbroot, runtime)
+    ex = node.pids()["mantad-exec"]
+    t = "%032x" % 0xb1000001
+    os.kill(ex, signal.SIGSTOP)
+    try:
+        manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho held\n"))
+        nodelib.wait_log(node, r"mantad-beat: warning: exec does not answer: holding "
+                         r"deploy_task \(topic [^)]*\) and trying again until it does", 30)
+    finally:
+        os.kill(ex, signal.SIGCONT)
+    nodelib.wait_log(node, r"mantad-beat: info: exec took deploy_task \(topic [^)]*\) "
+                     r"at attempt \d+", 30)
+    nodelib.wait_task_status(manager, t, COMPLETED)
+    assert updates_by_task(manager)[t] == [RUNNING, COMPLETED]
+    assert not [r for r in manager.calls("SendError")
+                if pair_to_hex(r.request.task_id) == t]
+    assert nodelib.wait_for(lambda: nodelib.task_log_text(manager, t) == "held\n", 20,
+                            "the held task's output")
