@@ -196,9 +196,12 @@ test_defaults(void **state)
 
 	assert_defaults(c);
 	assert_string_equal(c->secured_token, TOKEN);
-	/* No metadata.name: the instance is the file's stem. */
+	/* No metadata.name: the instance is the file's stem, but the alias
+	 * (the node id's source) is the reference's default name. */
 	assert_string_equal(c->instance, "mynode");
 	assert_string_equal(c->meta_name, "mynode");
+	assert_false(c->meta_name_set);
+	assert_string_equal(cfg_alias(c), "default");
 	assert_null(c->meta_created_at);
 	assert_true(c->file[0] == '/');
 	assert_non_null(strstr(c->file, "/mynode.toml"));
@@ -849,11 +852,28 @@ teardown(void **state)
 	return rmdir(tmpdir);
 }
 
+/* cfg_alias: what the reference's `manta_node start` makes the alias. */
+static void
+test_alias(void **state)
+{
+	struct manta_cfg *c;
+
+	c = load_ok(write_text("a.toml", MINIMAL "[metadata]\nname = \"edge-7\"\n"));
+	assert_true(c->meta_name_set);
+	assert_string_equal(cfg_alias(c), "edge-7");
+	cfg_free(c);
+	c = load_ok(write_text("b.toml", "[identity]\nsecured_token = \"" TOKEN "\"\n"
+	    "alias = \"cafe\"\n[metadata]\nname = \"edge-7\"\n"));
+	assert_string_equal(cfg_alias(c), "cafe");
+	cfg_free(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_alias),
 		cmocka_unit_test(test_reference),
 		cmocka_unit_test(test_paths_and_extras),
 		cmocka_unit_test(test_bad_files),
