@@ -53,7 +53,7 @@ enum ev_type {
 	EV_DISCONNECTED,	/* gen */
 	EV_HEARTBEAT,		/* data/len: packed SetSystemSummaryRequest, or NULL if skipped */
 	EV_REGISTRATION,	/* msg: a RegistrationNotice, or NULL when none */
-	EV_CMD_DONE,		/* the command worker finished a Command */
+	EV_CMD_DONE,		/* seq: the command worker finished a Command (its inbox row) */
 };
 
 struct event {
@@ -125,6 +125,22 @@ int outbox_done(struct outbox *ob, uint64_t seq);
 /* Refused for good by paho: the row goes. */
 int outbox_drop(struct outbox *ob, uint64_t seq);
 uint64_t outbox_count(const struct outbox *ob);
+/* beat.db, for inbox.c (same thread: the main loop). */
+struct sqlite3 *outbox_db(const struct outbox *ob);
+
+/* ---- inbox.c: commands received, kept until handed over ---- */
+struct inbox;
+struct inbox *inbox_open(struct sqlite3 *db);
+void inbox_close(struct inbox *in);
+/* Stores one command: its row number (> 0), or 0 when it could not be
+ * stored (logged; the command still goes on, unkept). */
+uint64_t inbox_add(struct inbox *in, const char *topic, const uint8_t *p, size_t len);
+/* Handed over (or refused for good): the row goes. */
+void inbox_done(struct inbox *in, uint64_t seq);
+/* Calls fn for every row kept, oldest first; fn takes topic and payload
+ * (malloc'd). Returns the number of rows, or -1. */
+int inbox_replay(struct inbox *in, void (*fn)(void *arg, uint64_t seq,
+    char *topic, uint8_t *p, size_t len), void *arg);
 
 /* ---- worker.c: blocking IPC calls off the main loop ---- */
 enum job_type {
@@ -146,6 +162,7 @@ struct job {
 	char *content;
 	struct manta_id node_id, swarm_id, task_id;
 	uint32_t iteration, circular;
+	uint64_t seq;		/* JOB_COMMAND: its inbox row, 0 if none */
 	struct beat_probe *probe;	/* JOB_TLSPROBE */
 };
 struct worker;
@@ -180,6 +197,7 @@ struct beat {
 	struct worker *cmdw;	/* Commands and error reports, in order */
 	struct worker *bgw;	/* snapshots and registration polls */
 	struct outbox *ob;
+	struct inbox *in;	/* commands received, until handed over */
 	struct audit *audit;	/* <state_dir>/audit.log: commands received */
 
 	/* the Registration in use */
@@ -253,8 +271,12 @@ int session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n
 /* n messages were dropped before the main loop saw them: logged, and
  * reported to the manager. */
 void session_dropped(struct beat *b, unsigned n);
-/* Frees the commands still waiting in the main loop, logging them. */
+/* Frees the commands still waiting in the main loop: they stay in the
+ * inbox for the next start. */
 void session_backlog_free(struct beat *b);
+/* At start: the inbox's commands (received by the last run, not handed
+ * over) go first, in order. */
+void session_replay(struct beat *b);
 /* Sends pending outbox rows while connected. */
 void session_pump(struct beat *b);
 /* At stop: NodeStatus DISCONNECTED (QoS 1, up to wait_ms), disconnect, free. */

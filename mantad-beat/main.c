@@ -236,6 +236,8 @@ main(int argc, char **argv)
 		log_fatalx(1, "unable to drop capabilities");
 	if ((b.ob = outbox_open(b.cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/beat.db", b.cfg->state_dir);
+	if ((b.in = inbox_open(outbox_db(b.ob))) == NULL)
+		log_fatalx(1, "unable to open the inbox in %s/beat.db", b.cfg->state_dir);
 	if ((b.audit = audit_open(b.cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/%s", b.cfg->state_dir, AUDIT_FILE);
 	if ((b.q = evq_new(&event_ops)) == NULL)
@@ -258,6 +260,7 @@ main(int argc, char **argv)
 	if (sandbox_enter() == -1)
 		log_fatalx(1, "unable to load the seccomp filter");
 	b.state = CONN_NONE;
+	session_replay(&b);
 	b.next_beat = daemon_now_ms();
 	b.outbox_peak = outbox_count(b.ob);
 	log_info("ready: %" PRIu64 " publications in the outbox, waiting for"
@@ -297,6 +300,7 @@ main(int argc, char **argv)
 	ipc_server_close(b.srv);
 	ipc_context_term();
 	evq_free(b.q);
+	inbox_close(b.in);
 	outbox_close(b.ob);
 	audit_close(b.audit);
 	free(b.host);

@@ -573,10 +573,10 @@ session_backlog_free(struct beat *b)
 	struct job *j;
 
 	if (b->nbacklog > 0)
-		log_warnx("stopping: %zu commands were not handed over", b->nbacklog);
+		log_info("stopping: %zu commands not handed over yet, kept in beat.db"
+		    " for the next start", b->nbacklog);
 	while ((j = b->backlog) != NULL) {
 		b->backlog = j->next;
-		log_info("not handed over: %s (topic %s)", j->name, j->topic);
 		job_free(j);
 	}
 	b->backlog_tail = NULL;
@@ -622,24 +622,57 @@ refuse_busy(struct beat *b, const struct event *ev, const struct dispatch *d,
 	    .iteration = d->iteration, .circular = d->circular }, why);
 }
 
+/* A job for one classified command; takes topic and data. NULL (both
+ * freed) when out of memory. */
+static struct job *
+command_job(const struct beat *b, char *topic, uint8_t *data, size_t len,
+    const struct dispatch *d, uint64_t seq)
+{
+	struct job *j;
+
+	if ((j = job_new(JOB_COMMAND)) == NULL || (j->name = strdup(d->name)) == NULL) {
+		job_free(j);
+		free(topic);
+		free(data);
+		return NULL;
+	}
+	j->dest = d->dest;
+	j->topic = topic;
+	j->data = data;
+	j->len = len;
+	j->seq = seq;
+	j->node_id = b->node_id;
+	j->swarm_id = (struct manta_id){ d->swarm_head, d->swarm_tail };
+	j->task_id = (struct manta_id){ d->task_head, d->task_tail };
+	j->iteration = d->iteration;
+	j->circular = d->circular;
+	return j;
+}
+
 static void
 on_message(struct beat *b, struct event *ev)
 {
 	struct dispatch d;
 	struct job *j;
+	uint64_t seq;
 	char pt[160];
 
 	dispatch_printable(pt, sizeof(pt), ev->topic, ev->topic_len);
-	if (b->stopping) {
-		audit_command(b, ev, pt, NULL, "stopping");
-		return;
-	}
 	if (ev->topic_len != strlen(ev->topic) ||
 	    !dispatch_utf8_valid((const uint8_t *)ev->topic, ev->topic_len)) {
 		if (drop_log_ok(b))
 			log_warnx("dropping a message on a malformed topic %s"
 			    " (%zu bytes)", pt, ev->len);
 		audit_command(b, ev, pt, NULL, "malformed topic");
+		return;
+	}
+	if (b->stopping) {
+		/* Acknowledged already: kept for the next start. */
+		if (ev->data != NULL && inbox_add(b->in, ev->topic, ev->data, ev->len) > 0)
+			audit_command(b, ev, ev->topic, NULL,
+			    "stopping: kept in beat.db for the next start");
+		else
+			audit_command(b, ev, ev->topic, NULL, "stopping");
 		return;
 	}
 	if (dispatch_classify(ev->topic, ev->topic_len, ev->data, ev->len,
@@ -660,24 +693,46 @@ on_message(struct beat *b, struct event *ev)
 	}
 	log_info("%s from %s (%zu bytes) to %s", d.name, pt, ev->len, d.dest);
 	audit_command(b, ev, ev->topic, &d, NULL);
-	if ((j = job_new(JOB_COMMAND)) == NULL ||
-	    (j->name = strdup(d.name)) == NULL) {
-		log_warnx("dropping %s from %s: out of memory", d.name, pt);
-		job_free(j);
+	seq = inbox_add(b->in, ev->topic, ev->data, ev->len);
+	j = command_job(b, ev->topic, ev->data, ev->len, &d, seq);
+	ev->topic = NULL;
+	ev->data = NULL;
+	if (j == NULL) {
+		log_warnx("unable to hand %s from %s over now: out of memory%s", d.name,
+		    pt, seq > 0 ? "; kept for the next start" : "");
 		return;
 	}
-	j->dest = d.dest;
-	j->topic = ev->topic;
-	ev->topic = NULL;
-	j->data = ev->data;
-	ev->data = NULL;
-	j->len = ev->len;
-	j->node_id = b->node_id;
-	j->swarm_id = (struct manta_id){ d.swarm_head, d.swarm_tail };
-	j->task_id = (struct manta_id){ d.task_head, d.task_tail };
-	j->iteration = d.iteration;
-	j->circular = d.circular;
 	hand_over(b, j);
+}
+
+static void
+replay_one(void *arg, uint64_t seq, char *topic, uint8_t *p, size_t len)
+{
+	struct beat *b = arg;
+	struct dispatch d;
+	struct job *j;
+
+	if (dispatch_classify(topic, strlen(topic), p, len, IPC_MAX_MSG, &d) == -1) {
+		log_warnx("inbox: dropping a command kept on %s: %s", topic, d.reason);
+		inbox_done(b->in, seq);
+		free(topic);
+		free(p);
+		return;
+	}
+	log_info("%s from %s (%zu bytes, received by the last run) to %s", d.name,
+	    topic, len, d.dest);
+	if ((j = command_job(b, topic, p, len, &d, seq)) != NULL)
+		hand_over(b, j);
+}
+
+void
+session_replay(struct beat *b)
+{
+	int n = inbox_replay(b->in, replay_one, b);
+
+	if (n > 0)
+		log_info("%d command%s received by the last run and not handed over:"
+		    " handing %s over first", n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
 }
 
 /* ---- events and timers ---- */
@@ -748,6 +803,7 @@ session_event(struct beat *b, struct event *ev)
 		}
 		break;
 	case EV_CMD_DONE:
+		inbox_done(b->in, ev->seq);
 		if (b->cmd_handed > 0)
 			b->cmd_handed--;
 		backlog_pump(b);

@@ -130,7 +130,13 @@ run_command(struct evq_worker *th, struct worker *w, struct job *j)
 		log_debug("%s took %s (topic %s, %zu bytes)", j->dest, j->name,
 		    j->topic, j->len);
 	ipc_msg_free(reply);
+	if ((ev = event_new(EV_CMD_DONE)) != NULL) {
+		ev->seq = j->seq;
+		evq_push(w->q, ev);
+	}
+	return;
 done:
+	/* Stopping: still in the inbox, for the next start. */
 	if ((ev = event_new(EV_CMD_DONE)) != NULL)
 		evq_push(w->q, ev);
 }
