@@ -78,26 +78,54 @@ def test_burst_of_deploys(manager, make_node, bbroot, runtime):
     assert "queue full" not in node.log()
 
 
-def test_handoff_waits_for_exec(manager, make_node, bbroot, runtime):
-    """exec stalls (SIGSTOP) while a deploy arrives: beat holds the command
-    and asks again until exec answers, instead of reporting a failure for a
-    command exec runs later (issue 15, finding 2)."""
+
+def deploy_while_exec_stalls(manager, node, t, script, also=None):
+    """Deploys t while mantad-exec is stopped (SIGSTOP), until beat says it
+    holds the command; also() runs then, before exec goes on."""
     import signal
-    node = nodelib.exec_node(manager, make_node, bbroot, runtime)
     ex = node.pids()["mantad-exec"]
-    t = "%032x" % 0xb1000001
     os.kill(ex, signal.SIGSTOP)
     try:
-        manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho held\n"))
+        manager.deploy_task(node.node_id, nodelib.task_msg(t, script))
         nodelib.wait_log(node, r"mantad-beat: warning: exec does not answer: holding "
                          r"deploy_task \(topic [^)]*\) and trying again until it does", 30)
+        if also is not None:
+            also()
     finally:
         os.kill(ex, signal.SIGCONT)
+
+
+def ran_once(manager, t, output):
+    nodelib.wait_task_status(manager, t, COMPLETED, timeout=60)
+    assert updates_by_task(manager)[t] == [RUNNING, COMPLETED]
+    nodelib.wait_for(lambda: nodelib.task_log_text(manager, t) == output, 20,
+                     "the task's output")
+
+
+def test_handoff_waits_for_exec(manager, make_node, bbroot, runtime):
+    """exec stalls while a deploy arrives: beat holds the command and asks
+    again until exec answers, instead of reporting a failure for a command
+    exec runs later (issue 15, finding 2)."""
+    node = nodelib.exec_node(manager, make_node, bbroot, runtime)
+    t = "%032x" % 0xb1000001
+    deploy_while_exec_stalls(manager, node, t, "#!/bin/sh\necho held\n")
     nodelib.wait_log(node, r"mantad-beat: info: exec took deploy_task \(topic [^)]*\) "
                      r"at attempt \d+", 30)
-    nodelib.wait_task_status(manager, t, COMPLETED)
-    assert updates_by_task(manager)[t] == [RUNNING, COMPLETED]
+    ran_once(manager, t, "held\n")
     assert not [r for r in manager.calls("SendError")
                 if pair_to_hex(r.request.task_id) == t]
-    assert nodelib.wait_for(lambda: nodelib.task_log_text(manager, t) == "held\n", 20,
-                            "the held task's output")
+
+
+def test_command_held_when_beat_dies(manager, make_node, bbroot, runtime):
+    """beat received a deploy (the broker has its acknowledgement) but exec
+    does not answer, and beat is killed: the command waits in beat.db's
+    inbox and the next beat hands it over first. The task runs once."""
+    import signal
+    node = nodelib.exec_node(manager, make_node, bbroot, runtime)
+    beat = node.pids()["mantad-beat"]
+    t = "%032x" % 0xc1000003
+    deploy_while_exec_stalls(manager, node, t, "#!/bin/sh\necho inbox\n",
+                             also=lambda: os.kill(beat, signal.SIGKILL))
+    nodelib.wait_log(node, r"mantad-beat: info: 1 command received by the last run and "
+                     r"not handed over: handing it over first", 30)
+    ran_once(manager, t, "inbox\n")

@@ -53,25 +53,3 @@ def test_deploy_while_node_is_stopped(broker, manager, make_node, bbroot, runtim
     nodelib.wait_task_status(manager, t, COMPLETED, timeout=60)
     assert [u[3] for u in nodelib.task_updates(manager, t)] == [RUNNING, COMPLETED]
 
-
-def test_command_held_when_beat_dies(manager, make_node, bbroot, runtime):
-    """beat received a deploy (the broker has its acknowledgement) but exec
-    does not answer; beat is killed: the command waits in beat.db and the
-    next beat hands it over first. The task runs once."""
-    node = nodelib.exec_node(manager, make_node, bbroot, runtime)
-    ex, beat = node.pids()["mantad-exec"], node.pids()["mantad-beat"]
-    t = "%032x" % 0xc1000003
-    os.kill(ex, signal.SIGSTOP)
-    try:
-        manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho inbox\n"))
-        nodelib.wait_log(node, r"mantad-beat: warning: exec does not answer: holding "
-                         r"deploy_task", 30)
-        os.kill(beat, signal.SIGKILL)
-    finally:
-        os.kill(ex, signal.SIGCONT)
-    nodelib.wait_log(node, r"mantad-beat: info: 1 command received by the last run and "
-                     r"not handed over: handing it over first", 30)
-    nodelib.wait_task_status(manager, t, COMPLETED, timeout=60)
-    assert [u[3] for u in nodelib.task_updates(manager, t)] == [RUNNING, COMPLETED]
-    nodelib.wait_for(lambda: nodelib.task_log_text(manager, t) == "inbox\n", 20,
-                     "the task's output")
