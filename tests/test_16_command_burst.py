@@ -23,6 +23,18 @@ FULL = os.environ.get("MANTA_BURST_FULL") == "1"
 RUNNING, COMPLETED, FAILED = tasks_pb.RUNNING, tasks_pb.COMPLETED, tasks_pb.FAILED
 
 
+def vm_hwm(pid):
+    """Peak resident memory of a process, as /proc says it."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
 def updates_by_task(manager):
     ups = {}
     for u in nodelib.task_updates(manager):
@@ -57,7 +69,10 @@ def test_burst_of_deploys(manager, make_node, bbroot, runtime):
                      "or refused visibly", interval=1)
     took = time.monotonic() - t0
     print("burst of %d deploys: published in %.2f s, all handed over in %.1f s "
-          "(%.0f commands/s), %d refused" % (N, sent, took, N / took, len(refused())))
+          "(%.0f commands/s), %d refused; peak memory %s" % (
+              N, sent, took, N / took, len(refused()), ", ".join(
+                  "%s %s" % (d, vm_hwm(p)) for d, p in sorted(node.pids().items())
+                  if d in ("mantad-beat", "mantad-exec"))))
     # The first ones ran to completion meanwhile, each exactly once.
     first = ids[:20] if not FULL else ids
     nodelib.wait_for(lambda: all(updates_by_task(manager).get(t) == [RUNNING, COMPLETED]
