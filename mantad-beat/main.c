@@ -229,6 +229,7 @@ main(int argc, char **argv)
 		log_fatalx(1, "unable to prepare %s", b.cfg->run_dir);
 	if (daemon_mkdirs(b.cfg->state_dir, 0700) == -1)
 		log_fatal(1, "unable to create %s", b.cfg->state_dir);
+	daemon_lock(b.cfg, PROG, IPC_BEAT);
 	/* Nothing below needs a capability; drop them before zmq, paho and
 	 * the workers start their threads (capabilities are per thread).
 	 * The files are ours (uid 0) and opened before the uid switch. */
