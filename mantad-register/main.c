@@ -283,7 +283,7 @@ main(int argc, char **argv)
 		log_errorx("unable to set up a channel to the manager");
 		goto out;
 	}
-	st.link = link_start(cfg, db, mgr, st.id, &st.plat, have_stored == 1 ? &stored : NULL);
+	st.link = link_start(cfg, mgr, st.id, &st.plat, have_stored == 1 ? &stored : NULL);
 	if (have_stored == 1)
 		reg_free(&stored);
 	have_stored = 0;

@@ -160,7 +160,9 @@ struct link_status {
 	char broker[300];	/* host:port, empty before any Registration */
 };
 
-struct link *link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
+/* Starts the link thread with its own connection to register.db (the
+ * caller keeps its own: one connection per thread). NULL on error. */
+struct link *link_start(const struct manta_cfg *c, struct mgr *m,
     struct manta_id id, const struct platform *p, const struct reg *stored);
 void link_stop(struct link *l);
 void link_status(struct link *l, struct link_status *st);
