@@ -63,7 +63,9 @@ outbox_open(const char *state_dir)
 	ob->db = db_open(path, migrations,
 	    (int)(sizeof(migrations) / sizeof(migrations[0])));
 	free(path);
-	if (ob->db == NULL)
+	/* FULL: a publication acknowledged to its sender survives a power
+	 * loss too (NORMAL may take the last commits back). */
+	if (ob->db == NULL || db_durable(ob->db) == -1)
 		goto fail;
 	if (prep(ob, &ob->st_dup,
 	    "SELECT 1 FROM outbox WHERE key = ?1"
