@@ -109,34 +109,6 @@ test_corrupt_file(void **state)
 	assert_null(db_open(path, v1, 1));
 }
 
-static int
-synchronous(sqlite3 *db)
-{
-	sqlite3_stmt *st;
-	int v = -1;
-
-	assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA synchronous", -1, &st, NULL),
-	    SQLITE_OK);
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
-}
-
-/* NORMAL (1) by default, FULL (2) for the outboxes (issue 15). */
-static void
-test_durable(void **state)
-{
-	sqlite3 *db;
-
-	rm_db();
-	assert_non_null(db = db_open(path, v1, 1));
-	assert_int_equal(synchronous(db), 1);
-	assert_int_equal(db_durable(db), 0);
-	assert_int_equal(synchronous(db), 2);
-	db_close(db);
-}
-
 int
 main(void)
 {
@@ -144,7 +116,6 @@ main(void)
 		cmocka_unit_test(test_migrate),
 		cmocka_unit_test(test_failed_migration_rolls_back),
 		cmocka_unit_test(test_corrupt_file),
-		cmocka_unit_test(test_durable),
 	};
 
 	log_init("test_db", LOG_LVL_ERROR + 1);

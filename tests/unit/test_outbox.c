@@ -27,6 +27,27 @@ synchronous(sqlite3 *db)
 	return v;
 }
 
+/* db_open gives NORMAL (1), db_durable FULL (2). */
+static void
+test_db_durable(void **state)
+{
+	char path[64];
+	sqlite3 *db;
+
+	snprintf(path, sizeof(path), "/tmp/outbox-test-%d.db", (int)getpid());
+	assert_non_null(db = db_open(path, migrations, 1));
+	assert_int_equal(synchronous(db), 1);
+	assert_int_equal(db_durable(db), 0);
+	assert_int_equal(synchronous(db), 2);
+	db_close(db);
+	unlink(path);
+	strcat(path, "-wal");
+	unlink(path);
+	path[strlen(path) - 4] = '\0';
+	strcat(path, "-shm");
+	unlink(path);
+}
+
 static void
 test_beat_outbox_full(void **state)
 {
@@ -45,6 +66,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_db_durable),
 		cmocka_unit_test(test_beat_outbox_full),
 	};
 
