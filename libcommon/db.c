@@ -11,12 +11,14 @@
  * SQLITE_OPEN_NOMUTEX, so two threads on one of them corrupt each other's
  * statements and transactions. ThreadSanitizer cannot see that (SQLite is
  * not instrumented, and its global mutexes order every call), so each
- * connection checks it: the first thread that runs a statement after
- * db_open owns it; another thread's statement is logged once as an error
- * ("used by two threads"), which the tests look for. */
+ * connection checks it. The thread that opened it may use it until
+ * another thread does: that one owns it from then on (a connection opened
+ * for a worker thread), and any other thread's statement is logged once as
+ * an error ("used by two threads"), which the tests look for. */
 struct db_owner {
+	pthread_t opener;
 	pthread_t thread;
-	int bound;		/* atomic: 0 free, 1 bound */
+	int bound;		/* atomic: 0 not yet, 1 being set, 2 thread set */
 	int told;		/* atomic */
 	char path[];
 };
@@ -25,29 +27,32 @@ static int
 owner_trace(unsigned type, void *ctx, void *p, void *x)
 {
 	struct db_owner *o = ctx;
+	pthread_t self = pthread_self();
 	int expected = 0;
 
 	if (type == SQLITE_TRACE_CLOSE) {
 		free(o);
 		return 0;
 	}
-	if (__atomic_compare_exchange_n(&o->bound, &expected, 1, false,
-	    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-		o->thread = pthread_self();
-		__atomic_store_n(&o->bound, 2, __ATOMIC_RELEASE);
-		return 0;
+	if (__atomic_load_n(&o->bound, __ATOMIC_ACQUIRE) == 0) {
+		if (pthread_equal(self, o->opener))
+			return 0;
+		if (__atomic_compare_exchange_n(&o->bound, &expected, 1, false,
+		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			o->thread = self;
+			__atomic_store_n(&o->bound, 2, __ATOMIC_RELEASE);
+			return 0;
+		}
 	}
 	while (__atomic_load_n(&o->bound, __ATOMIC_ACQUIRE) != 2)
 		;
-	if (!pthread_equal(o->thread, pthread_self()) &&
+	if (!pthread_equal(o->thread, self) &&
 	    __atomic_exchange_n(&o->told, 1, __ATOMIC_ACQ_REL) == 0)
 		log_errorx("database %s: one connection used by two threads",
 		    o->path);
 	return 0;
 }
 
-/* Called at the end of db_open: the statements of the migrations bind no
- * thread, the next statement does. */
 static void
 owner_watch(sqlite3 *db, const char *path)
 {
@@ -56,6 +61,7 @@ owner_watch(sqlite3 *db, const char *path)
 
 	if (o == NULL)
 		return;
+	o->opener = pthread_self();
 	memcpy(o->path, path, len);
 	sqlite3_trace_v2(db, SQLITE_TRACE_STMT | SQLITE_TRACE_CLOSE, owner_trace, o);
 }
