@@ -72,10 +72,10 @@ identity_from_mac(struct manta_id *id, char *ifname, size_t len)
 		int universal;
 
 		snprintf(path, sizeof(path), "/sys/class/net/%s/type", names[i]->d_name);
-		if (read_text(path, buf, sizeof(buf)) > 0 && atoi(buf) == ARPHRD_LOOPBACK_TYPE)
+		if (read_small(path, buf, sizeof(buf)) > 0 && atoi(buf) == ARPHRD_LOOPBACK_TYPE)
 			continue;
 		snprintf(path, sizeof(path), "/sys/class/net/%s/address", names[i]->d_name);
-		if (read_text(path, buf, sizeof(buf)) <= 0 || parse_mac(buf, mac) == -1)
+		if (read_small(path, buf, sizeof(buf)) <= 0 || parse_mac(buf, mac) == -1)
 			continue;
 		if ((mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) == 0)
 			continue;
@@ -107,7 +107,7 @@ read_identity(const char *path, struct manta_id *id)
 {
 	char buf[80];
 
-	if (read_text(path, buf, sizeof(buf)) == -1) {
+	if (read_small(path, buf, sizeof(buf)) == -1) {
 		if (errno != ENOENT)
 			log_warn("unable to read %s", path);
 		return -1;
