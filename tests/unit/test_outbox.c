@@ -62,12 +62,40 @@ test_beat_outbox_full(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* Each outcome of outbox_add, by name (an enum the caller switches on
+ * without a default). */
+static void
+test_outbox_add_outcomes(void **state)
+{
+	char dir[] = "/tmp/outbox-test-XXXXXX", cmd[64];
+	const uint8_t pl[] = "update";
+	struct outbox *ob;
+
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(ob = outbox_open(dir));
+	assert_int_equal(outbox_add(ob, "t", pl, sizeof(pl), 1, "k1"), OB_STORED);
+	assert_int_equal(outbox_add(ob, "t", pl, sizeof(pl), 1, "k1"), OB_DUPLICATE);
+	assert_int_equal(outbox_add(ob, "t", pl, 0, 0, NULL), OB_STORED);
+	assert_int_equal(outbox_count(ob), 2);
+	ob->count = OUTBOX_MAX_ROWS;
+	assert_int_equal(outbox_add(ob, "t", pl, sizeof(pl), 1, "k2"), OB_FULL);
+	/* A duplicate is recognized even when full: the sender stops retrying. */
+	assert_int_equal(outbox_add(ob, "t", pl, sizeof(pl), 1, "k1"), OB_DUPLICATE);
+	ob->count = 2;
+	assert_int_equal(db_exec(ob->db, "DROP TABLE outbox"), 0);
+	assert_int_equal(outbox_add(ob, "t", pl, sizeof(pl), 1, "k3"), OB_ERROR);
+	outbox_close(ob);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_db_durable),
 		cmocka_unit_test(test_beat_outbox_full),
+		cmocka_unit_test(test_outbox_add_outcomes),
 	};
 
 	log_init("test_outbox", LOG_LVL_ERROR + 1);
