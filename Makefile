@@ -170,7 +170,9 @@ check: deps
 # integration selection (register, beat, exec, light) with the build/tsan
 # programs; any report fails (tests/tsan.supp: reviewed false positives).
 TSAN_UNIT := test_evq test_ipc test_audit test_beat_dispatch test_db
-TSAN_TESTS := tests/test_14_tsan.py
+TSAN_TESTS := tests/test_14_register_threads.py \
+	"tests/test_20_exec_deploy.py::test_deploy_output_and_exit[runc]" \
+	tests/test_40_light_local.py::test_get_binary_data
 TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
 	suppressions=$(CURDIR)/tests/tsan.supp"
 check-tsan:
