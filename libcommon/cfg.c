@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "file.h"
 #include "secret.h"
 #include "toml_shim.h"
 
@@ -223,16 +224,6 @@ home_dir(void)
 		return h;
 	pw = getpwuid(geteuid());
 	return pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
-}
-
-static char *
-path_join(const char *a, const char *b)
-{
-	char *p;
-
-	if (asprintf(&p, "%s%s%s", a, a[0] && a[strlen(a) - 1] == '/' ? "" : "/", b) < 0)
-		return NULL;
-	return p;
 }
 
 const char *

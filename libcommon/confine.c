@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <seccomp.h>
 #include <stdlib.h>
@@ -157,16 +158,23 @@ confine_user_enter(const struct confine_user *u)
 {
 	cap_t caps, none;
 	uid_t r, e, s;
-	int same;
+	pid_t parent = getppid();
+	int same, pdeath = 0;
 
 	if (!u->set)
 		return 0;
+	(void)prctl(PR_GET_PDEATHSIG, &pdeath);
 	if (setgroups(1, &u->gid) == -1 || setresgid(u->gid, u->gid, u->gid) == -1 ||
 	    setresuid(u->uid, u->uid, u->uid) == -1) {
 		log_warn("unable to switch to user %s (uid %u, gid %u)", u->name,
 		    (unsigned)u->uid, (unsigned)u->gid);
 		return -1;
 	}
+	/* The switch cleared the supervisor's parent-death signal: set it
+	 * again, and act on it if the supervisor died meanwhile. */
+	if (pdeath != 0 && (prctl(PR_SET_PDEATHSIG, pdeath) == -1 ||
+	    getppid() != parent))
+		raise(pdeath);
 	if (getresuid(&r, &e, &s) == -1 || r != u->uid || e != u->uid || s != u->uid) {
 		log_warnx("still uid %u after switching to %s", (unsigned)e, u->name);
 		return -1;

@@ -1,8 +1,70 @@
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "db.h"
 #include "log.h"
+
+/* One connection, one thread (issue 15): connections are opened
+ * SQLITE_OPEN_NOMUTEX, so two threads on one of them corrupt each other's
+ * statements and transactions. ThreadSanitizer cannot see that (SQLite is
+ * not instrumented, and its global mutexes order every call), so each
+ * connection checks it. The thread that opened it may use it until
+ * another thread does: that one owns it from then on (a connection opened
+ * for a worker thread), and any other thread's statement is logged once as
+ * an error ("used by two threads"), which the tests look for. */
+struct db_owner {
+	pthread_t opener;
+	pthread_t thread;
+	int bound;		/* atomic: 0 not yet, 1 being set, 2 thread set */
+	int told;		/* atomic */
+	char path[];
+};
+
+static int
+owner_trace(unsigned type, void *ctx, void *p, void *x)
+{
+	struct db_owner *o = ctx;
+	pthread_t self = pthread_self();
+	int expected = 0;
+
+	if (type == SQLITE_TRACE_CLOSE) {
+		free(o);
+		return 0;
+	}
+	if (__atomic_load_n(&o->bound, __ATOMIC_ACQUIRE) == 0) {
+		if (pthread_equal(self, o->opener))
+			return 0;
+		if (__atomic_compare_exchange_n(&o->bound, &expected, 1, false,
+		    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			o->thread = self;
+			__atomic_store_n(&o->bound, 2, __ATOMIC_RELEASE);
+			return 0;
+		}
+	}
+	while (__atomic_load_n(&o->bound, __ATOMIC_ACQUIRE) != 2)
+		;
+	if (!pthread_equal(o->thread, self) &&
+	    __atomic_exchange_n(&o->told, 1, __ATOMIC_ACQ_REL) == 0)
+		log_errorx("database %s: one connection used by two threads",
+		    o->path);
+	return 0;
+}
+
+static void
+owner_watch(sqlite3 *db, const char *path)
+{
+	size_t len = strlen(path) + 1;
+	struct db_owner *o = calloc(1, sizeof(*o) + len);
+
+	if (o == NULL)
+		return;
+	o->opener = pthread_self();
+	memcpy(o->path, path, len);
+	sqlite3_trace_v2(db, SQLITE_TRACE_STMT | SQLITE_TRACE_CLOSE, owner_trace, o);
+}
 
 int
 db_exec(sqlite3 *db, const char *sql)
@@ -63,8 +125,11 @@ db_open(const char *path, const char *const *migrations, int n)
 		return NULL;
 	}
 	sqlite3_busy_timeout(db, 5000);
-	/* WAL: a crash mid-write loses at most the last transaction, and
-	 * readers never block the owner. A small cache keeps daemons small. */
+	/* WAL: readers never block the owner. synchronous=NORMAL: a crash of
+	 * the program loses no commit, a power loss may take back the last
+	 * ones (the WAL is synced at checkpoints only); outboxes, which
+	 * promise that nothing acknowledged is lost, call db_durable. A small
+	 * cache keeps daemons small. */
 	if (db_exec(db, "PRAGMA journal_mode=WAL") == -1 ||
 	    db_exec(db, "PRAGMA synchronous=NORMAL") == -1 ||
 	    db_exec(db, "PRAGMA cache_size=-256") == -1 ||
@@ -91,10 +156,17 @@ db_open(const char *path, const char *const *migrations, int n)
 		if (db_commit(db) == -1)
 			goto fail;
 	}
+	owner_watch(db, path);
 	return db;
 fail:
 	sqlite3_close(db);
 	return NULL;
+}
+
+int
+db_durable(sqlite3 *db)
+{
+	return db_exec(db, "PRAGMA synchronous=FULL");
 }
 
 void

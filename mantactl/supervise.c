@@ -1,5 +1,5 @@
-/* The supervisor: starts res, register, beat (then exec and light when
- * installed) in that order, each once the previous one signalled readiness on
+/* The supervisor: starts res, register, beat, exec and light (all five
+ * required: a missing one starts none) in that order, each once the previous one signalled readiness on
  * a pipe (s6's notification-fd), restarts a daemon that dies with exponential
  * backoff, answers status over IPC and stops everything on SIGTERM.
  *
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -82,9 +83,9 @@ set_state(struct svc *s, enum sv_state st)
 static int
 spawn(struct sv *sv, struct svc *s)
 {
-	int p[2];
-	pid_t pid;
+	pid_t pid, parent = getpid();
 	sigset_t none;
+	int p[2];
 
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		log_warn("unable to create a readiness pipe for %s", s->name);
@@ -101,6 +102,12 @@ spawn(struct sv *sv, struct svc *s)
 		/* Child: only async-signal-safe calls until execv. */
 		char *argv[] = { (char *)s->path, "-c", (char *)sv->cfg_path, "-r", "3", NULL };
 
+		/* The daemons die with us (SIGKILL, as in a crash of the
+		 * whole node: the next start re-adopts the containers), never
+		 * left running beside the daemons of a new supervisor. We may
+		 * have died before the prctl: then we are no longer the parent. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(111);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (p[1] == 3) {
@@ -450,27 +457,34 @@ answer(struct sv *sv, struct ipc_req *req)
 	ipc_reply_error(sv->ipc, req, 3, "not handled");
 }
 
-static void
-add_svc(struct sv *sv, const char *bindir, const char *name, int optional)
+/* Every daemon is required: a node without mantad-exec or mantad-light
+ * would register and then fail each deploy. -1 (logged) when the program
+ * is not there to run. */
+static int
+add_svc(struct sv *sv, const char *bindir, const char *name)
 {
 	struct svc *s = &sv->svcs[sv->nsvcs];
 
 	memset(s, 0, sizeof(*s));
-	if (asprintf(&s->path, "%s/%s", bindir, name) == -1)
-		log_fatalx(1, "out of memory");
-	if (optional && access(s->path, X_OK) == -1) {
-		free(s->path);
-		return;
-	}
 	s->name = name;
 	s->ready_fd = -1;
+	if (asprintf(&s->path, "%s/%s", bindir, name) == -1)
+		log_fatalx(1, "out of memory");
 	sv->nsvcs++;
+	if (access(s->path, X_OK) == -1) {
+		log_error("%s is required and cannot be run (%s)", name, s->path);
+		return -1;
+	}
+	return 0;
 }
 
 int
 supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int ready_fd)
 {
 	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_SHUTDOWN };
+	static const char *const daemons[] = { "mantad-res", "mantad-register",
+	    "mantad-beat", "mantad-exec", "mantad-light" };
+	const char *missing = NULL;
 	struct sv sv;
 	char *bindir = ctl_bin_dir();
 	int sfd, rc = 0;
@@ -480,12 +494,17 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 	sv.cfg = cfg;
 	sv.cfg_path = cfg_path;
 	sv.ready_fd = ready_fd;
-	add_svc(&sv, bindir, "mantad-res", 0);
-	add_svc(&sv, bindir, "mantad-register", 0);
-	add_svc(&sv, bindir, "mantad-beat", 0);
-	add_svc(&sv, bindir, "mantad-exec", 1);
-	add_svc(&sv, bindir, "mantad-light", 1);
+	for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++)
+		if (add_svc(&sv, bindir, daemons[i]) == -1)
+			missing = daemons[i];
 	free(bindir);
+	if (missing != NULL) {
+		log_errorx("not starting: every daemon is required");
+		tell_parent_failure(&sv, "missing program", missing);
+		for (size_t i = 0; i < sv.nsvcs; i++)
+			free(sv.svcs[i].path);
+		return 1;
+	}
 
 	/* The daemons and the runtime mantad-exec starts can never hold more
 	 * than this (the bounding set is inherited). Before zmq's thread. */

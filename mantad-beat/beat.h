@@ -114,8 +114,13 @@ struct ob_row {
 };
 struct outbox *outbox_open(const char *state_dir);
 void outbox_close(struct outbox *ob);
-/* 0 stored, 1 duplicate key (already stored or delivered), -2 full, -1 error. */
-int outbox_add(struct outbox *ob, const char *topic, const uint8_t *p,
+enum ob_add {
+	OB_STORED,		/* a new row */
+	OB_DUPLICATE,		/* its key is stored or was delivered: nothing done */
+	OB_FULL,		/* OUTBOX_MAX_ROWS rows wait: refused for now */
+	OB_ERROR,		/* beat.db refused (logged) */
+};
+enum ob_add outbox_add(struct outbox *ob, const char *topic, const uint8_t *p,
     size_t len, int qos, const char *key);
 /* The first row with seq > after: 1 found (free with ob_row_clear), 0 none, -1 error. */
 int outbox_next(struct outbox *ob, uint64_t after, struct ob_row *row);

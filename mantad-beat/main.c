@@ -58,7 +58,7 @@ static void
 handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p)
 {
 	const char *key = p->key != NULL ? p->key : "";
-	int rc;
+	enum ob_add rc;
 
 	if (p->topic == NULL || !dispatch_topic_publishable(p->topic)) {
 		(void)ipc_reply_error(b->srv, req, 1, "bad topic");
@@ -77,7 +77,7 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 	rc = outbox_add(b->ob, p->topic, p->payload.data, p->payload.len,
 	    (int)p->qos, key);
 	switch (rc) {
-	case 0:
+	case OB_STORED:
 		log_debug("stored a publication on %s (%zu bytes, key %s)",
 		    p->topic, p->payload.len, key);
 		if (outbox_count(b->ob) > b->outbox_peak)
@@ -85,19 +85,19 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 		(void)ipc_reply_ok(b->srv, req);
 		session_pump(b);
 		break;
-	case 1:
+	case OB_DUPLICATE:
 		log_debug("duplicate publication on %s (key %s): dropped",
 		    p->topic, key);
 		(void)ipc_reply_ok(b->srv, req);
 		break;
-	case -2:
+	case OB_FULL:
 		log_warnx("outbox full (%d rows): refusing a publication on %s",
 		    OUTBOX_MAX_ROWS, p->topic);
 		/* The sender keeps it and tries again: never dropped. */
 		(void)ipc_reply_error(b->srv, req, IPC_CODE_BUSY,
 		    "outbox full (%d rows)", OUTBOX_MAX_ROWS);
 		break;
-	default:
+	case OB_ERROR:
 		/* beat.db refuses writes (disk full, read-only file system):
 		 * rather than lose it, publish it now, unstored, if the
 		 * broker is there; else the sender keeps it and retries. */
@@ -229,6 +229,7 @@ main(int argc, char **argv)
 		log_fatalx(1, "unable to prepare %s", b.cfg->run_dir);
 	if (daemon_mkdirs(b.cfg->state_dir, 0700) == -1)
 		log_fatal(1, "unable to create %s", b.cfg->state_dir);
+	daemon_lock(b.cfg, PROG, IPC_BEAT);
 	/* Nothing below needs a capability; drop them before zmq, paho and
 	 * the workers start their threads (capabilities are per thread).
 	 * The files are ours (uid 0) and opened before the uid switch. */

@@ -26,6 +26,7 @@
 #include "cfg.h"
 #include "daemon.h"
 #include "evq.h"
+#include "file.h"
 #include "id.h"
 #include "ipc.h"
 
@@ -383,11 +384,8 @@ int logs_read(struct exec *x, const Manta__Ipc__LogsRequest *req,
     Manta__Ipc__LogsChunk *out);
 
 /* ---- util ---- */
-char *path_join(const char *a, const char *b);
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);
 long long wall_ms(void);
 int rm_rf(const char *path);
-/* Reads a small file into buf (NUL-terminated). Bytes read or -1. */
-ssize_t read_small(const char *path, char *buf, size_t len);
 
 #endif

@@ -445,6 +445,7 @@ main(int argc, char **argv)
 	if ((sfd = daemon_signalfd()) == -1)
 		log_fatal(1, "unable to set up signals");
 	setup_dirs(&x);
+	daemon_lock(x.cfg, PROG, IPC_EXEC);
 	(void)runtime_resolve(&x);
 	runtime_probe_cgroups(&x);
 	userns_init(&x);

@@ -86,6 +86,11 @@ store_open(const char *state_dir)
 	db = db_open(path, migrations,
 	    (int)(sizeof(migrations) / sizeof(migrations[0])));
 	free(path);
+	/* FULL: exec.db holds the outbox of task updates and logs. */
+	if (db != NULL && db_durable(db) == -1) {
+		db_close(db);
+		return NULL;
+	}
 	return db;
 }
 

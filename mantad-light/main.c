@@ -159,6 +159,7 @@ main(int argc, char **argv)
 		log_fatalx(1, "unable to find security.daemon_user");
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	daemon_lock(cfg, PROG, IPC_LIGHT);
 	/* Privileged opens: whatever the datasets need is opened now. */
 	if (datasets_open(&ds, cfg) == -1)
 		log_fatalx(1, "unable to set up the datasets");

@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "db.h"
 #include "ipc.h"
 #include "log.h"
 #include "register.h"
@@ -842,7 +843,7 @@ worker(void *arg)
 }
 
 struct link *
-link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
+link_start(const struct manta_cfg *c, struct mgr *m,
     struct manta_id id, const struct platform *p, const struct reg *stored)
 {
 	pthread_condattr_t ca;
@@ -852,7 +853,13 @@ link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return NULL;
 	l->cfg = c;
-	l->db = db;
+	/* The thread's own connection: a SQLite connection is used by one
+	 * thread at a time (SQLITE_OPEN_NOMUTEX), and each keeps its own
+	 * transactions; the main thread has another. */
+	if ((l->db = store_open(c->state_dir)) == NULL) {
+		free(l);
+		return NULL;
+	}
 	l->mgr = m;
 	l->id = id;
 	l->plat = p;
@@ -878,6 +885,7 @@ link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
 		pthread_cond_destroy(&l->flushed_cond);
 		pthread_mutex_destroy(&l->lock);
 		reg_free(&l->reg);
+		db_close(l->db);
 		free(l);
 		return NULL;
 	}
@@ -939,6 +947,7 @@ link_stop(struct link *l, int wait_ms)
 		job_free(j);
 	}
 	reg_free(&l->reg);
+	db_close(l->db);
 	pthread_cond_destroy(&l->cond);
 	pthread_cond_destroy(&l->flushed_cond);
 	pthread_mutex_destroy(&l->lock);

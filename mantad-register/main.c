@@ -268,6 +268,7 @@ main(int argc, char **argv)
 		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	daemon_lock(cfg, PROG, IPC_REGISTER);
 	/* No capability is needed past this point (our files are uid 0's and
 	 * opened before the uid switch), and none may reach the threads
 	 * ZeroMQ and gRPC start: drop them all first. */
@@ -308,7 +309,7 @@ main(int argc, char **argv)
 		log_errorx("unable to set up a channel to the manager");
 		goto out;
 	}
-	st.link = link_start(cfg, db, mgr, st.id, &st.plat, have_stored == 1 ? &stored : NULL);
+	st.link = link_start(cfg, mgr, st.id, &st.plat, have_stored == 1 ? &stored : NULL);
 	if (have_stored == 1)
 		reg_free(&stored);
 	have_stored = 0;

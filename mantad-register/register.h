@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "cfg.h"
+#include "file.h"
 #include "id.h"
 #include "common/informations.pb-c.h"
 #include "common/system.pb-c.h"
@@ -156,7 +157,9 @@ struct link_status {
 	char broker[300];	/* host:port, empty before any Registration */
 };
 
-struct link *link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
+/* Starts the link thread with its own connection to register.db (the
+ * caller keeps its own: one connection per thread). NULL on error. */
+struct link *link_start(const struct manta_cfg *c, struct mgr *m,
     struct manta_id id, const struct platform *p, const struct reg *stored);
 /* At stop: calls already queued go out, nothing new starts. */
 void link_close(struct link *l);
@@ -185,10 +188,6 @@ void reg_to_notice(const struct reg *r, Manta__Ipc__RegistrationNotice *n,
  * bytes other than tab and newline (invalid bytes become '?'), at most max
  * bytes long. Python's protobuf refuses strings that are not UTF-8. */
 char *utf8_clean(const char *s, size_t len, size_t max);
-/* Reads a small text file into buf, NUL-terminated, trailing newline
- * removed. Length or -1. */
-ssize_t read_text(const char *path, char *buf, size_t len);
-char *path_join(const char *a, const char *b);
 
 /* ---- sandbox.c: the seccomp allowlist, loaded before the loop ---- */
 int sandbox_enter(void);

@@ -180,6 +180,7 @@ main(int argc, char **argv)
 		goto out;
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		goto out;
+	daemon_lock(cfg, PROG, IPC_RES);
 	if (res_init(&r, cfg->state_dir, cfg->base_path) == -1)
 		goto out;
 	if (snprintf(dbpath, sizeof(dbpath), "%s/res.db", cfg->state_dir) >= (int)sizeof(dbpath)) {
