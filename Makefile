@@ -3,6 +3,7 @@
 # make deps       Debian packages    make demo     a node joining a local cluster
 # make bench      memory/CPU/latency figures      make SANITIZE=1 ...  ASAN+UBSAN
 # make TSAN=1     ThreadSanitizer build in build/tsan (bin/ untouched)
+# make bench-cluster  200 local instances (issue 14)
 
 .DEFAULT_GOAL := all
 
@@ -191,6 +192,10 @@ demo: deps
 bench: all build/py/.stamp
 	@$(PYTHON) bench/bench.py
 
+# Issue 14: BENCH_CLUSTER_N (200) instances on this host; several minutes.
+bench-cluster: all build/py/.stamp
+	@$(PYTHON) bench/cluster.py
+
 # The long chaos test (issue 6, tests/chaos.py): CHAOS_TASKS short tasks
 # (default 300) while daemons get SIGKILL and the broker and the manager
 # restart; its short form is tests/test_79_chaos_short.py in make check.
@@ -204,7 +209,7 @@ deps:
 clean:
 	rm -rf build bin
 
-.PHONY: all check check-tsan demo bench deps clean unit
+.PHONY: all check check-tsan demo bench bench-cluster deps clean unit
 .SECONDARY:
 
 -include $(COMMON_O:.o=.d) $(foreach d,$(DAEMONS),$(MAIN_O_$(d):.o=.d)) $(CTL_O:.o=.d) \

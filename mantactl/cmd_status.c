@@ -13,26 +13,6 @@
 #include "mantactl.h"
 
 #define STATUS_USAGE "status [NAME] [-c FILE] [--json]"
-#define ASK_MS 1000
-
-static ipc_msg *
-ask(const char *run_dir, const char *name)
-{
-	ipc_msg req = MANTA__IPC__MSG__INIT;
-	Manta__Ipc__StatusRequest sr = MANTA__IPC__STATUS_REQUEST__INIT;
-	ipc_msg *rep = NULL;
-
-	req.body_case = MANTA__IPC__MSG__BODY_STATUS_REQ;
-	req.status_req = &sr;
-	if (ipc_call(run_dir, name, &req, &rep, ASK_MS) == -1)
-		return NULL;
-	if (rep->body_case != MANTA__IPC__MSG__BODY_STATUS) {
-		ipc_msg_free(rep);
-		return NULL;
-	}
-	return rep;
-}
-
 static char *
 read_identity(const struct manta_cfg *c)
 {
@@ -180,7 +160,7 @@ cmd_status(int argc, char **argv)
 		return rc;
 	if ((c = ctl_load_config(&a)) == NULL)
 		return CTL_FAIL;
-	sup = ask(c->run_dir, IPC_SUPERVISE);
+	sup = ctl_ask_status(c->run_dir, IPC_SUPERVISE);
 	if (sup == NULL || sup->status->supervisor == NULL) {
 		fprintf(stderr, "mantactl: node %s is not running\n", c->instance);
 		ipc_msg_free(sup);
@@ -188,13 +168,13 @@ cmd_status(int argc, char **argv)
 		ipc_context_term();
 		return CTL_NOT_RUNNING;
 	}
-	reg = ask(c->run_dir, IPC_REGISTER);
-	beat = ask(c->run_dir, IPC_BEAT);
-	res = ask(c->run_dir, IPC_RES);
+	reg = ctl_ask_status(c->run_dir, IPC_REGISTER);
+	beat = ctl_ask_status(c->run_dir, IPC_BEAT);
+	res = ctl_ask_status(c->run_dir, IPC_RES);
 	ex = NULL;
 	for (size_t i = 0; i < sup->status->supervisor->n_daemons; i++)
 		if (strcmp(sup->status->supervisor->daemons[i]->name, "mantad-exec") == 0)
-			ex = ask(c->run_dir, IPC_EXEC);
+			ex = ctl_ask_status(c->run_dir, IPC_EXEC);
 	o = build(c, sup->status->supervisor, reg ? reg->status->register_ : NULL,
 	    beat ? beat->status->beat : NULL, res ? res->status->res : NULL,
 	    ex ? ex->status->exec : NULL);

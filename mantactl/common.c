@@ -8,6 +8,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include "ipc.h"
 #include "log.h"
 #include "mantactl.h"
 
@@ -178,4 +179,22 @@ ctl_running_pid(const struct manta_cfg *c)
 	}
 	close(fd);
 	return pid > 0 ? pid : 1;
+}
+
+ipc_msg *
+ctl_ask_status(const char *run_dir, const char *name)
+{
+	ipc_msg req = MANTA__IPC__MSG__INIT;
+	Manta__Ipc__StatusRequest sr = MANTA__IPC__STATUS_REQUEST__INIT;
+	ipc_msg *rep = NULL;
+
+	req.body_case = MANTA__IPC__MSG__BODY_STATUS_REQ;
+	req.status_req = &sr;
+	if (ipc_call(run_dir, name, &req, &rep, 1000) == -1)
+		return NULL;
+	if (rep->body_case != MANTA__IPC__MSG__BODY_STATUS) {
+		ipc_msg_free(rep);
+		return NULL;
+	}
+	return rep;
 }

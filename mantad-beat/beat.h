@@ -13,6 +13,7 @@
 
 #include "daemon.h"
 #include "evq.h"
+#include "hist.h"
 #include "id.h"
 #include "ipc.h"
 #include "tlsprobe.h"
@@ -236,6 +237,8 @@ struct beat {
 	/* heartbeat */
 	long long next_beat;
 	bool beat_pending;
+	uint64_t beat_t0_us;	/* hist_now_us() when the pending one was posted */
+	struct hist beat_latency;	/* tick -> handed to paho (mantactl metrics) */
 	uint64_t heartbeats;
 	uint64_t outbox_peak;	/* the most rows stored at once since start */
 	uint64_t unstored;	/* published without beat.db (it refused writes) */

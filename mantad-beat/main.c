@@ -40,6 +40,8 @@ reply_status(struct beat *b, struct ipc_req *req)
 	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
 	Manta__Ipc__StatusReply sr;
 	Manta__Ipc__BeatStatus bs;
+	Manta__Ipc__Histogram lat;
+	struct hist_proto hp;
 
 	manta__ipc__status_reply__init(&sr);
 	manta__ipc__beat_status__init(&bs);
@@ -48,6 +50,8 @@ reply_status(struct beat *b, struct ipc_req *req)
 	bs.outbox = outbox_count(b->ob);
 	bs.heartbeats = b->heartbeats;
 	bs.outbox_peak = b->outbox_peak;
+	hist_to_proto(&b->beat_latency, &hp, &lat);
+	bs.heartbeat_latency = &lat;
 	sr.beat = &bs;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;

@@ -798,6 +798,8 @@ session_event(struct beat *b, struct event *ev)
 		if (mq_publish(b->mq, TOPIC_SUMMARY, ev->data, ev->len, 0, false,
 		    0) == 0) {
 			b->heartbeats++;
+			hist_observe(&b->beat_latency, hist_now_us() -
+			    b->beat_t0_us);
 			log_debug("heartbeat %" PRIu64 " (%zu bytes)",
 			    b->heartbeats, ev->len);
 		}
@@ -854,6 +856,7 @@ session_timers(struct beat *b, long long now)
 		if (b->state == CONN_CONNECTED) {
 			if (!b->beat_pending && (j = job_new(JOB_SNAPSHOT)) != NULL) {
 				j->node_id = b->node_id;
+				b->beat_t0_us = hist_now_us();
 				if (worker_post(b->bgw, j) == 0)
 					b->beat_pending = true;
 			}

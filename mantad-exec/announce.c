@@ -304,6 +304,10 @@ announce_transition(struct exec *x, struct run *r, enum run_state st,
 	    run_state_name(st), reason && *reason ? ": " : "",
 	    reason ? reason : "");
 	r->state = st;
+	if (st == RS_PENDING)
+		r->pending_us = hist_now_us();
+	else if (st == RS_RUNNING && r->pending_us != 0)
+		hist_observe(&x->launch, hist_now_us() - r->pending_us);
 	if (upd != NULL)
 		post(x, IPC_BEAT, useq, upd, ulen);
 	if (err != NULL)

@@ -27,6 +27,7 @@
 #include "daemon.h"
 #include "evq.h"
 #include "file.h"
+#include "hist.h"
 #include "id.h"
 #include "ipc.h"
 
@@ -103,6 +104,7 @@ struct run {
 	double cpu;			/* reserved while PENDING/RUNNING */
 	uint64_t mem;
 	long long started_at;		/* unix ms, 0 before RUNNING */
+	uint64_t pending_us;		/* hist_now_us() at PENDING, 0 else */
 
 	/* logs */
 	uint64_t log_sent;		/* raw bytes already framed */
@@ -160,6 +162,7 @@ struct exec {
 	long long next_stream;
 	long long next_capacity;
 	long long next_adopt_poll;
+	struct hist launch;		/* PENDING -> RUNNING (mantactl metrics) */
 };
 
 /* ---- events.c: helper threads -> main loop (evq.h) ---- */

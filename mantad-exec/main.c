@@ -53,6 +53,8 @@ reply_status(struct exec *x, struct ipc_req *req)
 	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
 	Manta__Ipc__StatusReply sr = MANTA__IPC__STATUS_REPLY__INIT;
 	Manta__Ipc__ExecStatus es = MANTA__IPC__EXEC_STATUS__INIT;
+	Manta__Ipc__Histogram launch;
+	struct hist_proto hp;
 	unsigned c[RS_COUNT];
 	char why[512];
 	uint32_t error_id;
@@ -71,6 +73,8 @@ reply_status(struct exec *x, struct ipc_req *req)
 	es.draining = x->draining;
 	es.refusing = (char *)(refusing != NULL ? refusing : "");
 	es.outbox = x->unacked;
+	hist_to_proto(&x->launch, &hp, &launch);
+	es.launch_latency = &launch;
 	sr.exec = &es;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;
