@@ -836,10 +836,10 @@ rfc3339(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Leftovers of fills that were interrupted (their process is gone). */
-static void
-clean_stale(const char *image_dir)
+void
+imgstore_clean(const struct imgstore *s)
 {
+	const char *image_dir = s->image_dir;
 	DIR *d = opendir(image_dir);
 	struct dirent *e;
 
@@ -934,7 +934,7 @@ fill_start(struct fill *f, const struct imgstore *s, const char *name, char *err
 		    strerror(errno));
 		return -1;
 	}
-	clean_stale(s->image_dir);
+	imgstore_clean(s);
 	if (asprintf(&f->tmp, "%s/" TMP_PREFIX "XXXXXX", s->image_dir) == -1) {
 		f->tmp = NULL;
 		return -1;

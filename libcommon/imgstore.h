@@ -74,6 +74,8 @@ int imgstore_remove(const struct imgstore *s, const char *name, char *err,
  * removes the image used least recently that no task uses and that is not
  * keep (NULL: none). Returns how many went. */
 int imgstore_prune(const struct imgstore *s, const char *keep);
+/* Removes what fills that were interrupted left (their process is gone). */
+void imgstore_clean(const struct imgstore *s);
 /* The metadata of image name, or NULL when it is not in the store. */
 json_t *imgstore_meta(const char *image_dir, const char *name);
 /* Marks name used now (last-used). */
