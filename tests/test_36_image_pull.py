@@ -247,3 +247,33 @@ def test_pull_progress_on_terminal(images, tmp_path):
                          text), text
     finally:
         n.cleanup()
+
+
+def test_sealed_auth(images, tmp_path):
+    """containers.registry_auth sealed with `mantactl secret seal-key`: the
+    pull opens it with the secret key; a wrong key refuses the start of
+    anything that loads the config, naming the key."""
+    tls, plain, refs, _ = images
+    n = nodelib.Node(nodelib.free_port())
+    try:
+        auth = tls.authfile(os.path.join(n.dir, "auth.json"))
+        assert nodelib.mantactl("secret", "init", "-c", n.config).returncode == 0
+        r = nodelib.mantactl("secret", "seal-key", "--remove", "-c", n.config, auth)
+        assert r.returncode == 0, r.stderr
+        assert not os.path.exists(auth)
+        with open(auth + ".sbox") as f:
+            assert f.read().startswith("sbox:")
+        n.sections.setdefault("containers", {})["registry_auth"] = auth + ".sbox"
+        n.write_config()
+        r = nodelib.mantactl("image", "pull", refs["v2s2"], "--json", "-c", n.config,
+                             timeout=120)
+        assert r.returncode == 0, r.stderr
+        key = os.path.join(n.state_dir, "secret.key")
+        os.chmod(key, 0o600)
+        with open(key, "w") as f:
+            f.write("00" * 32 + "\n")
+        os.chmod(key, 0o400)
+        r = nodelib.mantactl("image", "pull", refs["oci"], "-c", n.config, timeout=120)
+        assert r.returncode == 1 and "containers.registry_auth" in r.stderr, r.stderr
+    finally:
+        n.cleanup()
