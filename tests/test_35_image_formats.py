@@ -17,6 +17,7 @@ import pytest
 
 import imagelib
 import nodelib
+from test_30_image import cfg  # noqa: F401 (the unstarted node fixture)
 from devmanager import pair_to_hex  # noqa: F401 (imported for side effects)
 from common import tasks_pb2
 
@@ -24,16 +25,6 @@ pytestmark = pytest.mark.skipif(not imagelib.have_tools(),
                                 reason="skopeo, umoci or docker-registry missing")
 
 COMPLETED, FAILED, RUNNING = (tasks_pb2.COMPLETED, tasks_pb2.FAILED, tasks_pb2.RUNNING)
-
-
-@pytest.fixture
-def cfg():
-    n = nodelib.Node(nodelib.free_port())
-    n.image_dir = os.path.join(n.state_dir, "images")
-    try:
-        yield n
-    finally:
-        n.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -114,10 +105,26 @@ def test_bad_user_refused(cfg, bbroot, tmp_path):
     assert [x for x in os.listdir(cfg.image_dir) if x.startswith(".")] == []
 
 
-def test_config_applied_to_task(manager, make_node, bbroot, runtime, layout):
+@pytest.mark.parametrize("userns", [False, True])
+def test_config_applied_to_task(manager, make_node, bbroot, runtime, layout, userns):
     """Env (PATH to the stand-in python, FOO), WorkingDir and User apply; the
-    node's TASK_ID wins over the image's; confinement unchanged."""
-    n = nodelib.exec_node(manager, make_node, bbroot, runtime)
+    node's TASK_ID wins over the image's; confinement unchanged; in a user
+    namespace too (the store then sits where the mapped users reach it)."""
+    extra = {}
+    top = None
+    if userns:
+        top = tempfile.mkdtemp(prefix="mnt-img-", dir="/tmp")
+        os.chmod(top, 0o755)
+        extra = {"containers": {"userns": True, "image_dir": top}}
+    try:
+        config_applied(manager, make_node, bbroot, runtime, layout, extra)
+    finally:
+        if top is not None:
+            shutil.rmtree(top, ignore_errors=True)
+
+
+def config_applied(manager, make_node, bbroot, runtime, layout, extra):
+    n = nodelib.exec_node(manager, make_node, bbroot, runtime, **extra)
     r = nodelib.image_import(n.config, "standin", layout + ":1")
     assert r.returncode == 0, r.stderr
     t = "c1" * 16
