@@ -1511,7 +1511,8 @@ imgstore_registry(const char *ref, char *host, size_t len)
 	size_t n;
 
 	if (ref == NULL || *ref == '\0' || strstr(ref, "://") != NULL ||
-	    image_name_check(ref) != NULL)
+	    image_name_check(ref) != NULL || *ref == '/' || strstr(ref, "//") != NULL ||
+	    ref[strlen(ref) - 1] == '/')
 		return -1;
 	for (const char *p = ref; *p; p++)
 		if (isspace((unsigned char)*p))
