@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "image.h"
@@ -100,7 +101,10 @@ cleanup_after(struct pulls *ps, pid_t pid)
 	long long end = daemon_now_ms() + REAP_WAIT_MS;
 	struct imgstore s = { .image_dir = ps->image_dir };
 
-	while (kill(pid, 0) == 0 && daemon_now_ms() < end)
+	int st;
+
+	/* Reaped here or by runtime_reap's waitpid(-1), whichever is first. */
+	while (waitpid(pid, &st, WNOHANG) == 0 && daemon_now_ms() < end)
 		usleep(20000);
 	imgstore_clean(&s);
 }
