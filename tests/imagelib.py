@@ -81,6 +81,10 @@ def make_layout(layout, tag, bbroot, env=None, workdir=None, user=None,
             extra(root)
         umoci("repack", "--image", "%s:%s" % (layout, tag), bundle)
         if whiteout:
+            # A fresh unpack, so that the next repack is a layer of its
+            # own over the first: umoci writes the deletion as a whiteout.
+            shutil.rmtree(bundle)
+            umoci("unpack", "--image", "%s:%s" % (layout, tag), bundle)
             os.unlink(os.path.join(root, "etc/doomed"))
             with open(os.path.join(root, "etc/layer2"), "w") as f:
                 f.write("second layer\n")
@@ -101,6 +105,26 @@ def make_layout(layout, tag, bbroot, env=None, workdir=None, user=None,
 STANDARD = dict(env=["PATH=/opt/py/bin:/usr/bin:/bin", "FOO=from-image",
                      "TASK_ID=image-must-not-win"],
                 workdir="/work/dir", user="worker")
+
+
+def layers(layout_ref):
+    """The layers of the manifest layout_ref names, and the member names of
+    each (to see the whiteouts)."""
+    layout, tag = layout_ref.rsplit(":", 1)
+    with open(os.path.join(layout, "index.json")) as f:
+        idx = json.load(f)
+    m = [x for x in idx["manifests"]
+         if x.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag][0]
+
+    def blob(d):
+        return os.path.join(layout, "blobs", "sha256", d.split(":")[1])
+    with open(blob(m["digest"])) as f:
+        man = json.load(f)
+    out = []
+    for layer in man["layers"]:
+        with tarfile.open(blob(layer["digest"])) as t:
+            out.append(t.getnames())
+    return out
 
 
 def docker_archive(layout_ref, dest, name="standin:1"):

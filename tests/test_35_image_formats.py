@@ -31,6 +31,9 @@ COMPLETED, FAILED, RUNNING = (tasks_pb2.COMPLETED, tasks_pb2.FAILED, tasks_pb2.R
 def layout(bbroot, tmp_path_factory):
     d = str(tmp_path_factory.mktemp("oci") / "layout")
     imagelib.make_layout(d, "1", bbroot, **imagelib.STANDARD)
+    # Two layers, the second with a whiteout for /etc/doomed.
+    ls = imagelib.layers(d + ":1")
+    assert len(ls) == 2 and "etc/.wh.doomed" in [x.lstrip("./") for x in ls[1]], ls[1]
     return d
 
 
