@@ -347,14 +347,12 @@ inode_cmp(const void *a, const void *b)
 	return 0;
 }
 
+/* The total of what size_cb saw since the last call; resets. */
 static unsigned long long
-tree_size(const char *path)
+size_total(void)
 {
 	unsigned long long total;
 
-	tree_bytes = 0;
-	tree_nlinks = 0;
-	(void)nftw(path, size_cb, 32, FTW_PHYS | FTW_MOUNT);
 	if (tree_nlinks > 0)	/* qsort's base may not be NULL, even for 0 */
 		qsort(tree_links, tree_nlinks, sizeof(*tree_links), inode_cmp);
 	for (size_t i = 0; i < tree_nlinks; i++)
@@ -364,6 +362,7 @@ tree_size(const char *path)
 	free(tree_links);
 	tree_links = NULL;
 	tree_cap = tree_nlinks = 0;
+	tree_bytes = 0;
 	return total;
 }
 
@@ -378,7 +377,6 @@ sanitize_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
 	mode_t m = sb->st_mode;
 
-	(void)ftw;
 	if (flag == FTW_SL || flag == FTW_SLN)
 		return 0;
 	if (S_ISCHR(m) || S_ISBLK(m)) {
@@ -394,14 +392,19 @@ sanitize_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 	}
 	if (S_ISREG(m) && lremovexattr(path, "security.capability") == 0)
 		sanitized++;
-	return 0;
+	return size_cb(path, sb, flag, ftw);	/* the same walk sizes it */
 }
 
+/* Cleans rootfs; its size in *size. */
 static int
-sanitize(const char *rootfs, char *err, size_t len)
+sanitize(const char *rootfs, unsigned long long *size, char *err, size_t len)
 {
+	int rc;
+
 	sanitized = 0;
-	if (nftw(rootfs, sanitize_cb, 32, FTW_PHYS | FTW_MOUNT) != 0) {
+	rc = nftw(rootfs, sanitize_cb, 32, FTW_PHYS | FTW_MOUNT);
+	*size = size_total();
+	if (rc != 0) {
 		seterr(err, len, "unable to clean the unpacked tree: %s",
 		    strerror(errno));
 		return -1;
@@ -1090,7 +1093,7 @@ fill_finish(struct fill *f, enum kind kind, const char *src, json_t **meta,
 	unsigned long long size;
 	int rc = -1;
 
-	if (sanitize(f->rootfs, err, len) == -1)
+	if (sanitize(f->rootfs, &size, err, len) == -1)
 		goto out;
 	if (kind != K_DIR && kind != K_TAR) {
 		if (layout_config(f->layout, &digest, &ic) == -1) {
@@ -1101,7 +1104,6 @@ fill_finish(struct fill *f, enum kind kind, const char *src, json_t **meta,
 	}
 	if ((rc_cfg = run_config(f->rootfs, ic, err, len)) == NULL)
 		goto out;
-	size = tree_size(f->rootfs);
 	rfc3339(time(NULL), when, sizeof(when));
 	o = json_pack("{s:s, s:I, s:o, s:s, s:s, s:s, s:O}", "name", f->name,
 	    "size", (json_int_t)size, "digest", json_str_or_null(digest),

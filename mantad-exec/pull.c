@@ -317,8 +317,13 @@ pull_wait(struct exec *x, struct run *r)
 		    x->cfg->insecure_registries.n);
 	if (j->authfd < 0)
 		j->authfd = -1;
-	if (evq_worker_post(ps->th, j, SIZE_MAX) == -1)
+	if (evq_worker_post(ps->th, j, SIZE_MAX) == -1) {
+		/* Not waiting on a pull that will never come: the runtime
+		 * then says what is missing. */
 		log_warnx("unable to queue the pull of %s", r->image);
+		free(ps->inflight[--ps->ninflight]);
+		return false;
+	}
 	return true;
 }
 
@@ -328,6 +333,7 @@ pull_done(struct exec *x, const struct event *ev)
 	struct pulls *ps = x->pulls;
 	const char *image = (const char *)ev->data;
 	const char *reason = image + strlen(image) + 1;
+	char buf[IMAGE_NAME_MAX + 64];
 	struct run *r, *next;
 
 	for (size_t i = 0; ps != NULL && i < ps->ninflight; i++)
@@ -336,9 +342,15 @@ pull_done(struct exec *x, const struct event *ev)
 			ps->inflight[i] = ps->inflight[--ps->ninflight];
 			break;
 		}
-	if (ev->code == 0)
+	if (ev->code == 0 && rootfs_present(x, image)) {
 		log_info("pulled %s", image);
-	else {
+	} else {
+		/* Pulled yet gone: fail rather than pull again and again. */
+		if (ev->code == 0) {
+			snprintf(buf, sizeof(buf), "pull of %s: the pulled image is"
+			    " not in the store", image);
+			reason = buf;
+		}
 		log_warnx("%s", reason);
 		for (r = TAILQ_FIRST(&x->queue); r != NULL; r = next) {
 			next = TAILQ_NEXT(r, q);
