@@ -38,6 +38,7 @@ enum kind {
 	K_MAPPINGS,	/* datasets.mappings */
 	K_PERMISSIONS,	/* datasets.permissions */
 	K_OPTBOOL,	/* security.task_token_required: bool, and whether set */
+	K_STRLIST,	/* struct cfg_strlist: an array of non-empty strings */
 };
 
 struct ctx {
@@ -110,6 +111,9 @@ static const struct key_spec keys[] = {
 	{ "containers", "userns_base", K_INT, F(userns_base), 1, INT_MAX, NULL, false },
 	{ "containers", "userns_size", K_INT, F(userns_size), 1, INT_MAX, NULL, false },
 	{ "containers", "log_config", K_LOGCFG, 0, NOLIM, NULL, false },
+	{ "containers", "registries", K_STRLIST, F(registries), NOLIM, NULL, false },
+	{ "containers", "insecure_registries", K_STRLIST, F(insecure_registries), NOLIM, NULL, false },
+	{ "containers", "registry_auth", K_PATH, F(registry_auth), NOLIM, check_nonempty, false },
 
 	{ "datasets", "base_path", K_PATH, F(base_path), NOLIM, check_nonempty, false },
 	{ "datasets", "mount_readonly", K_BOOL, F(mount_readonly), NOLIM, NULL, false },
@@ -732,35 +736,48 @@ get_bool(struct ctx *x, const struct tshim_node *n, const char *key, bool *out)
 
 /* ---- the structured keys ---- */
 
-static int
-load_topics(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
+static void
+free_strings(char ***v, size_t *n)
 {
-	char key[64];
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
+
+/* An array of non-empty strings into *v, *n (mqtt.topics, ...). */
+static int
+load_strings(struct ctx *x, const char *name, char ***v, size_t *nv,
+    const struct tshim_node *n)
+{
+	char key[96];
 
 	if (n->type != TSHIM_ARRAY)
-		return fail(x, n->line, "mqtt.topics", "expected an array of strings, got %s",
+		return fail(x, n->line, name, "expected an array of strings, got %s",
 		    tshim_type_name(n->type));
-	for (size_t i = 0; i < c->ntopics; i++)
-		free(c->topics[i]);
-	free(c->topics);
-	c->topics = NULL;
-	c->ntopics = 0;
+	free_strings(v, nv);
 	if (n->nkids == 0)
 		return 0;
-	c->topics = calloc(n->nkids, sizeof(*c->topics));
-	if (c->topics == NULL)
-		return fail(x, n->line, "mqtt.topics", "out of memory");
+	if ((*v = calloc(n->nkids, sizeof(**v))) == NULL)
+		return fail(x, n->line, name, "out of memory");
 	for (size_t i = 0; i < n->nkids; i++) {
 		char *s;
 
-		snprintf(key, sizeof(key), "mqtt.topics[%zu]", i);
+		snprintf(key, sizeof(key), "%s[%zu]", name, i);
 		if (get_string(x, &n->kids[i], key, false, &s) < 0)
 			return -1;
-		c->topics[c->ntopics++] = s;
+		(*v)[(*nv)++] = s;
 		if (s[0] == '\0')
 			return fail(x, n->kids[i].line, key, "must not be empty");
 	}
 	return 0;
+}
+
+static int
+load_topics(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
+{
+	return load_strings(x, "mqtt.topics", &c->topics, &c->ntopics, n);
 }
 
 /* A dataset's name: one path component. */
@@ -1020,6 +1037,11 @@ load_key(struct ctx *x, struct manta_cfg *c, const struct key_spec *k,
 	}
 	case K_TOPICS:
 		return load_topics(x, c, n);
+	case K_STRLIST: {
+		struct cfg_strlist *l = FIELD(c, k, struct cfg_strlist);
+
+		return load_strings(x, key, &l->v, &l->n, n);
+	}
 	case K_LOGCFG:
 		return load_logcfg(x, c, n);
 	case K_MAPPINGS:
@@ -1160,12 +1182,15 @@ open_secrets(struct ctx *x, struct manta_cfg *c, const struct tshim_node *root)
 	for (size_t i = 0; c->use_tls && i < sizeof(files) / sizeof(files[0]); i++)
 		if (secret_pick(c->cert_folder, files[i], path, sizeof(path)) == 1)
 			sealed_files = true;
+	if (c->registry_auth != NULL && secret_path_sealed(c->registry_auth))
+		sealed_files = true;
 	if ((c->secured_token_sealed == NULL && !sealed_files) || (x->flags & CFG_LOAD_SEALED))
 		return 0;
 	if ((c->secret_key = secret_key_load(c->secret_key_file, why, sizeof(why))) == NULL)
 		return fail(x, key_line(root, "security", "secret_key_file"),
 		    "security.secret_key_file", "%s; the sealed %s needs it", why,
 		    c->secured_token_sealed ? "identity.secured_token" :
+		    sealed_files && !c->use_tls ? "containers.registry_auth" :
 		    "keys in security.cert_folder");
 	src = secret_key_source(c->secret_key_file);
 	if (c->secured_token_sealed != NULL) {
@@ -1198,6 +1223,13 @@ open_secrets(struct ctx *x, struct manta_cfg *c, const struct tshim_node *root)
 		if ((pt = secret_file_read(c->secret_key, path, NULL, why, sizeof(why))) == NULL)
 			return fail(x, key_line(root, "security", "cert_folder"),
 			    "security.cert_folder", "%s (key from %s)", why, src);
+		secret_free(pt);
+	}
+	if (c->registry_auth != NULL && secret_path_sealed(c->registry_auth)) {
+		if ((pt = secret_file_read(c->secret_key, c->registry_auth, NULL, why,
+		    sizeof(why))) == NULL)
+			return fail(x, key_line(root, "containers", "registry_auth"),
+			    "containers.registry_auth", "%s (key from %s)", why, src);
 		secret_free(pt);
 	}
 	return 0;
@@ -1419,9 +1451,11 @@ cfg_free(struct manta_cfg *c)
 	for (size_t i = 0; i < NKEYS; i++)
 		if (keys[i].kind == K_STR || keys[i].kind == K_PATH || keys[i].kind == K_TIME)
 			free(*FIELD(c, &keys[i], char *));
-	for (size_t i = 0; i < c->ntopics; i++)
-		free(c->topics[i]);
-	free(c->topics);
+	free_strings(&c->topics, &c->ntopics);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].kind == K_STRLIST)
+			free_strings(&FIELD(c, &keys[i], struct cfg_strlist)->v,
+			    &FIELD(c, &keys[i], struct cfg_strlist)->n);
 	for (size_t i = 0; i < c->nmappings; i++) {
 		free(c->mappings[i].name);
 		free(c->mappings[i].path);
@@ -1570,14 +1604,21 @@ print_key(FILE *f, const struct manta_cfg *c, const struct key_spec *k, bool mas
 		break;
 	}
 	case K_TOPICS:
+	case K_STRLIST: {
+		char *const *v = k->kind == K_TOPICS ? c->topics :
+		    CFIELD(c, k, struct cfg_strlist)->v;
+		size_t n = k->kind == K_TOPICS ? c->ntopics :
+		    CFIELD(c, k, struct cfg_strlist)->n;
+
 		fprintf(f, "%s = [", k->name);
-		for (size_t i = 0; i < c->ntopics; i++) {
+		for (size_t i = 0; i < n; i++) {
 			if (i > 0)
 				fputs(", ", f);
-			put_str(f, c->topics[i]);
+			put_str(f, v[i]);
 		}
 		fputc(']', f);
 		break;
+	}
 	case K_OPTBOOL:
 		/* Unset, the Light service decides; say how rather than
 		 * print a value that would then be set. */
@@ -1691,6 +1732,9 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "runtime = \"runc\"\t\t# runc, crun or a path; \"docker\" reads as runc\n"
 	    "pull_timeout = 300\n"
 	    "# image_dir = \"<state_dir>/images\"\n"
+	    "# registries = []\t\t# registries a deploy may pull from (empty: any)\n"
+	    "# insecure_registries = []\t# reached over plain HTTP\n"
+	    "# registry_auth = \"~/.manta/registry-auth.json\"\t# Docker config.json, 0600\n"
 	    "# network = \"host\"\t\t# or \"none\": loopback only, Light service over a unix socket\n"
 	    "# userns = false\t\t# true: task root is an unprivileged host user\n"
 	    "# userns_base = 100000\t# unset: root's range in /etc/subuid, else 100000\n"

@@ -32,6 +32,12 @@ struct cfg_permission {
 	size_t nswarms;			/* 0: no swarm may read it */
 };
 
+/* A list of strings (containers.registries). */
+struct cfg_strlist {
+	char **v;
+	size_t n;
+};
+
 struct manta_cfg {
 	char *file;			/* absolute path of the file loaded */
 	char *instance;			/* metadata.name, else the file's stem */
@@ -83,6 +89,9 @@ struct manta_cfg {
 	int userns_base;		/* first host id mapped; 0: unset (root's
 					 * /etc/subuid range, else 100000) */
 	int userns_size;		/* ids mapped, from container id 0 */
+	struct cfg_strlist registries;	/* a manager may pull from these (empty: any) */
+	struct cfg_strlist insecure_registries;	/* reached over plain HTTP */
+	char *registry_auth;		/* Docker config.json; NULL: none */
 
 	/* [datasets] */
 	char *base_path;

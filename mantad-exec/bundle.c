@@ -152,6 +152,7 @@ process(struct exec *x, struct run *r)
 	json_t *p = json_object(), *env = json_array(), *caps = json_object();
 	json_t *user = json_object(), *rl = json_object();
 	char th[ID_HEX_LEN + 1], sh[ID_HEX_LEN + 1], host[300], port[16];
+	bool has_path = false, has_home = false;
 	static const char *const capsets[] = {
 		"bounding", "effective", "inheritable", "permitted", "ambient",
 	};
@@ -163,20 +164,25 @@ process(struct exec *x, struct run *r)
 	json_object_set_new(user, "uid", json_integer(0));
 	json_object_set_new(user, "gid", json_integer(0));
 	json_object_set_new(p, "user", user);
+	json_object_set_new(p, "cwd", json_string("/"));
+	/* The image's Env, WorkingDir and User (pull.c); ours win. */
+	image_process(x, r, p, env, &has_path, &has_home);
 	if (r->script)
 		json_object_set_new(p, "args", json_pack("[s]",
 		    "/usr/src/module.pyz"));
 	else
 		json_object_set_new(p, "args", json_pack("[ss]", "python",
 		    "/usr/src/module.pyz"));
-	json_array_append_new(env, json_string(PATH_ENV));
+	if (!has_path)
+		json_array_append_new(env, json_string(PATH_ENV));
 	json_array_append_new(env, json_pack("s++", "TASK_ID=", th, ""));
 	json_array_append_new(env, json_pack("s++", "SWARM_ID=", sh, ""));
 	json_array_append_new(env, json_pack("s++", "RPC_HOST=", host, ""));
 	json_array_append_new(env, json_pack("s++", "RPC_PORT=", port, ""));
 	json_array_append_new(env, json_pack("s++", "MANTA_TASK_TOKEN=",
 	    r->token, ""));
-	json_array_append_new(env, json_string("HOME=/tmp"));
+	if (!has_home)
+		json_array_append_new(env, json_string("HOME=/tmp"));
 	/* Output reaches the log (and the manager) as it is printed. */
 	json_array_append_new(env, json_string("PYTHONUNBUFFERED=1"));
 	if (r->gpu && x->gpus > 0) {
@@ -185,7 +191,6 @@ process(struct exec *x, struct run *r)
 		    "LD_LIBRARY_PATH=/usr/local/nvidia/lib64"));
 	}
 	json_object_set_new(p, "env", env);
-	json_object_set_new(p, "cwd", json_string("/"));
 	for (size_t i = 0; i < N(capsets); i++)
 		json_object_set_new(caps, capsets[i], json_array());
 	json_object_set_new(p, "capabilities", caps);

@@ -153,6 +153,7 @@ struct exec {
 	uint32_t userns_uid, userns_uid_size;	/* host ids of container 0.. */
 	uint32_t userns_gid, userns_gid_size;
 	struct audit *audit;		/* <state_dir>/audit.log */
+	struct pulls *pulls;		/* pull.c */
 
 	unsigned unacked;		/* messages the senders still hold */
 	bool draining;
@@ -173,6 +174,7 @@ enum ev_type {
 	EV_FRAME_FAILED,/* run_id, final */
 	EV_CAPACITY,	/* cpus, mem */
 	EV_SHUTDOWN,	/* code: 0 the supervisor took it, -1 not there */
+	EV_PULLED,	/* data: "image\0reason\0"; code 0 pulled, -1 failed */
 };
 struct event {
 	struct event *next;
@@ -309,6 +311,26 @@ int bundle_write_config(struct exec *x, struct run *r, char *err, size_t errlen)
 void bundle_remove(struct exec *x, struct run *r);
 /* The image's rootfs, malloc'd; NULL if the name is refused. */
 char *bundle_rootfs(const struct exec *x, const char *image);
+
+/* ---- pull.c: images pulled on deploy (issue 12) ---- */
+struct pulls;
+struct pulls *pulls_start(struct exec *x);
+void pulls_stop(struct pulls *p);	/* kills the pulls in flight */
+/* Whether r must wait for its image: true while a pull of it (started
+ * here when none is in flight) runs. Main thread only. */
+bool pull_wait(struct exec *x, struct run *r);
+/* EV_PULLED: starts the runs waiting for ev's image, or fails them. */
+void pull_done(struct exec *x, const struct event *ev);
+/* Why r's image cannot be pulled here (containers.registries), NULL if
+ * it can. */
+const char *pull_refused(const struct exec *x, const char *image, char *buf,
+    size_t len);
+/* The image config of r's image in process p: uid, gid, cwd and its Env
+ * first in env, less the variables the node sets. */
+void image_process(const struct exec *x, const struct run *r, json_t *p,
+    json_t *env, bool *has_path, bool *has_home);
+/* argv after "--pull". Never returns. */
+void pull_main(int argc, char **argv) __attribute__((noreturn));
 
 /* ---- userns.c: containers.userns ---- */
 /* The host id ranges (config, /etc/subuid and /etc/subgid, 100000). */

@@ -228,6 +228,9 @@ apply_event(void *arg, void *item)
 		queue_set_capacity(x, ev->cpus, ev->mem);
 		queue_admit(x);
 		break;
+	case EV_PULLED:
+		pull_done(x, ev);
+		break;
 	case EV_SHUTDOWN:
 		if (ev->code != 0) {
 			log_info("stop_node: no supervisor: stopping mantad-exec"
@@ -427,6 +430,8 @@ main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "--shim") == 0)
 		shim_main(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "--pull") == 0)
+		pull_main(argc - 2, argv + 2);
 
 	memset(&x, 0, sizeof(x));
 	TAILQ_INIT(&x.runs);
@@ -467,6 +472,8 @@ main(int argc, char **argv)
 	x.to_beat = sender_start(x.cfg->run_dir, IPC_BEAT, x.q);
 	x.to_register = sender_start(x.cfg->run_dir, IPC_REGISTER, x.q);
 	x.jobs = jobs_start(x.cfg->run_dir, x.q);
+	if ((x.pulls = pulls_start(&x)) == NULL)
+		log_fatalx(1, "unable to start the pull thread");
 	if (x.to_beat == NULL || x.to_register == NULL || x.jobs == NULL)
 		log_fatalx(1, "unable to start the helper threads");
 	queue_init_capacity(&x);
@@ -557,6 +564,7 @@ main(int argc, char **argv)
 	sender_stop(x.to_beat);
 	sender_stop(x.to_register);
 	jobs_stop(x.jobs);
+	pulls_stop(x.pulls);
 	(void)evq_run(x.q, apply_event, &x);
 	ipc_server_close(x.srv);
 	ipc_context_term();

@@ -94,17 +94,21 @@ queue_release(struct exec *x, struct run *r)
 void
 queue_admit(struct exec *x)
 {
-	struct run *r;
+	struct run *r, *next;
 
 	/* During recovery a run admitted now would be taken for one that
 	 * lost its shim: the queue moves once every run is reconciled. */
 	if (x->stopping || x->recovering)
 		return;
-	while ((r = TAILQ_FIRST(&x->queue)) != NULL) {
+	for (r = TAILQ_FIRST(&x->queue); r != NULL; r = next) {
 		double cpu;
 		uint64_t mem;
 		char th[ID_HEX_LEN + 1];
 
+		next = TAILQ_NEXT(r, q);
+		/* Its image is being pulled (pull.c): the others go on. */
+		if (pull_wait(x, r))
+			continue;
 		if (x->admitted >= (unsigned)x->cfg->max_concurrent)
 			return;
 		reservation(x, &cpu, &mem);

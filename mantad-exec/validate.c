@@ -113,11 +113,16 @@ validate_task(const struct exec *x, const Common__Tasks__MqttTask *t,
 		REFUSE(ERR_VALIDATION, "image name \"%s\" refused (too long once"
 		    " encoded)", name);
 	if (stat(rootfs, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		/* Not in the store: pulled before it runs (pull.c), when its
+		 * registry may be used. */
 		free(rootfs);
-		REFUSE(ERR_DOCKER, "image \"%s\" not found in %s (mantactl image"
-		    " import)", name, x->cfg->image_dir);
+		if ((why = pull_refused(x, name, buf, len)) != NULL) {
+			*error_id = ERR_DOCKER;
+			return why;
+		}
+		rootfs = NULL;
 	}
-	if (x->userns) {
+	if (x->userns && rootfs != NULL) {
 		char *closed = userns_unreachable(rootfs);
 
 		if (closed != NULL) {

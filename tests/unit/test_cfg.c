@@ -868,6 +868,37 @@ test_alias(void **state)
 	cfg_free(c);
 }
 
+/* containers.registries and insecure_registries: arrays of non-empty
+ * strings; registry_auth a path. */
+static void
+test_registries(void **state)
+{
+	struct manta_cfg *c;
+
+	(void)state;
+	c = load_ok(write_text("x.toml", MINIMAL "[containers]\n"
+	    "registries = [\"r.example:5000\", \"docker.io\"]\n"
+	    "insecure_registries = [\"127.0.0.1:5000\"]\n"
+	    "registry_auth = \"/etc/manta/auth.json\"\n"));
+	assert_int_equal(c->registries.n, 2);
+	assert_string_equal(c->registries.v[0], "r.example:5000");
+	assert_string_equal(c->registries.v[1], "docker.io");
+	assert_int_equal(c->insecure_registries.n, 1);
+	assert_string_equal(c->insecure_registries.v[0], "127.0.0.1:5000");
+	assert_string_equal(c->registry_auth, "/etc/manta/auth.json");
+	cfg_free(c);
+	c = load_ok(write_text("w.toml", MINIMAL));
+	assert_int_equal(c->registries.n, 0);
+	assert_null(c->registry_auth);
+	cfg_free(c);
+	expect_text_error(MINIMAL "[containers]\nregistries = \"x\"\n", 4,
+	    "containers.registries", "expected an array of strings");
+	expect_text_error(MINIMAL "[containers]\ninsecure_registries = [\"a\", \"\"]\n", 4,
+	    "containers.insecure_registries[1]", "must not be empty");
+	expect_text_error(MINIMAL "[containers]\nregistries = [1]\n", 4,
+	    "containers.registries[0]", NULL);
+}
+
 int
 main(void)
 {
@@ -886,6 +917,7 @@ main(void)
 		cmocka_unit_test(test_print),
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_helpers),
+		cmocka_unit_test(test_registries),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
