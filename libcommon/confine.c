@@ -1,4 +1,6 @@
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -7,10 +9,12 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cfg.h"
 #include "confine.h"
+#include "daemon.h"
 #include "log.h"
 
 static int
@@ -350,5 +354,100 @@ confine_sandbox(const char *const *allowed, size_t n, const char *var)
 		log_info("seccomp: %zu system calls allowed, any other %s", k,
 		    mode == CONFINE_KILL ? "kills the process" : "fails with EPERM");
 	free(names);
+	return rc;
+}
+
+/* Group and other bits off fd, a regular file of ours; what names it. */
+static int
+private_fd(int fd, const char *dir, const char *name)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1) {
+		log_warn("unable to stat %s%s%s", dir, *dir ? "/" : "", name);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) == 0)
+		return 0;
+	if (fchmod(fd, st.st_mode & 07700) == -1) {
+		log_warn("unable to set %s%s%s to mode %04o", dir, *dir ? "/" : "", name,
+		    (unsigned)(st.st_mode & 07700));
+		return -1;
+	}
+	log_warnx("%s%s%s was mode %04o, open to other users: set to %04o", dir,
+	    *dir ? "/" : "", name, (unsigned)(st.st_mode & 07777),
+	    (unsigned)(st.st_mode & 07700));
+	return 0;
+}
+
+int
+confine_private_file(const char *path)
+{
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT || errno == ELOOP ? 0 : -1;
+	rc = private_fd(fd, "", path);
+	close(fd);
+	return rc;
+}
+
+int
+confine_state_dir(const char *dir)
+{
+	struct dirent *e;
+	struct stat st;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (daemon_mkdirs(dir, 0700) == -1) {
+		log_warn("unable to create state dir %s", dir);
+		return -1;
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		log_warn("unable to open state dir %s", dir);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		log_warn("unable to stat state dir %s", dir);
+		close(fd);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		log_warnx("state dir %s belongs to uid %u, not to us (uid %u): its"
+		    " owner could read every secret in it", dir, (unsigned)st.st_uid,
+		    (unsigned)geteuid());
+		close(fd);
+		return -1;
+	}
+	if ((st.st_mode & 07777) != 0700) {
+		if (fchmod(fd, 0700) == -1) {
+			log_warn("unable to set state dir %s to mode 0700", dir);
+			close(fd);
+			return -1;
+		}
+		log_warnx("state dir %s was mode %04o: set to 0700", dir,
+		    (unsigned)(st.st_mode & 07777));
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		log_warn("unable to read state dir %s", dir);
+		close(fd);
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		int f;
+
+		if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+			continue;
+		f = openat(dirfd(d), e->d_name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (f == -1)
+			continue;	/* a symlink, or gone meanwhile */
+		if (private_fd(f, dir, e->d_name) == -1)
+			rc = -1;
+		close(f);
+	}
+	closedir(d);
 	return rc;
 }

@@ -35,6 +35,18 @@ int confine_drop(const struct confine_user *u);
  * no-op when !u->set. 0 or -1 (logged). */
 int confine_user_enter(const struct confine_user *u);
 
+/* Creates the state dir (mode 0700, parents too), refuses one that
+ * belongs to another uid or is not a directory, and repairs it and every
+ * file directly in it (the databases and their -wal and -shm files, the
+ * identity, secret.key, audit.log, node.log) to owner-only modes: the
+ * directory to 0700, each file to its owner bits; each repair is logged.
+ * Subdirectories are left as they are: the 0700 above closes them.
+ * 0 or -1 (logged). */
+int confine_state_dir(const char *dir);
+/* Clears the group and other bits of path, a regular file we own (logged
+ * when it had any); anything else is left alone. 0 or -1 (logged). */
+int confine_private_file(const char *path);
+
 /* PR_SET_NO_NEW_PRIVS, drops every capability not in keep from the bounding,
  * permitted, effective and inheritable sets, and clears the ambient set.
  * Call before any library starts a thread: capabilities are per thread. */

@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "confine.h"
 #include "db.h"
 #include "log.h"
 
@@ -62,6 +63,11 @@ db_open(const char *path, const char *const *migrations, int n)
 		sqlite3_close(db);
 		return NULL;
 	}
+	/* Task tokens, registrations, the audit: never for other users,
+	 * whatever the umask of whoever created the file (issue 13). Before
+	 * WAL mode: SQLite gives the -wal and -shm files the database's mode. */
+	if (confine_private_file(path) == -1)
+		goto fail;
 	sqlite3_busy_timeout(db, 5000);
 	/* WAL: a crash mid-write loses at most the last transaction, and
 	 * readers never block the owner. A small cache keeps daemons small. */

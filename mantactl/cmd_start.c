@@ -57,10 +57,8 @@ prepare_dirs(const struct manta_cfg *c)
 	if (confine_user_lookup(c, &u) == -1 ||
 	    ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		return -1;
-	if (daemon_mkdirs(c->state_dir, 0700) == -1) {
-		log_warn("unable to create state dir %s", c->state_dir);
+	if (confine_state_dir(c->state_dir) == -1)
 		return -1;
-	}
 	return 0;
 }
 

@@ -373,8 +373,8 @@ setup_dirs(struct exec *x)
 		log_fatalx(1, "unable to find security.daemon_user");
 	if (ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		log_fatalx(1, "unable to prepare %s", c->run_dir);
-	if (daemon_mkdirs(c->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create %s", c->state_dir);
+	if (confine_state_dir(c->state_dir) == -1)
+		log_fatalx(1, "unable to prepare %s", c->state_dir);
 	if ((x->tasks_dir = path_join(c->state_dir, "tasks")) == NULL ||
 	    (x->logs_dir = path_join(c->state_dir, "logs")) == NULL ||
 	    (x->runtime_root = path_join(c->state_dir, "runtime-root")) == NULL)

@@ -238,8 +238,8 @@ main(int argc, char **argv)
 	if (confine_user_lookup(cfg, &user) == -1)
 		log_fatalx(1, "unable to find security.daemon_user");
 	umask(077);
-	if (daemon_mkdirs(cfg->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
+	if (confine_state_dir(cfg->state_dir) == -1)
+		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
 	/* No capability is needed past this point (our files are uid 0's and

@@ -172,8 +172,8 @@ main(int argc, char **argv)
 		log_errorx("paths.state_dir and paths.run_dir must be set");
 		goto out;
 	}
-	if (daemon_mkdirs(cfg->state_dir, 0700) == -1) {
-		log_error("unable to create %s", cfg->state_dir);
+	if (confine_state_dir(cfg->state_dir) == -1) {
+		log_errorx("unable to prepare %s", cfg->state_dir);
 		goto out;
 	}
 	if (confine_user_lookup(cfg, &user) == -1)
