@@ -245,30 +245,41 @@ out:
 	return rc;
 }
 
-enum confine_mode
-confine_seccomp_mode(const char *var)
-{
-	const char *name = var, *mode = NULL;
+static enum confine_mode seccomp_mode = CONFINE_KILL;
 
-	if (var != NULL)
-		mode = getenv(var);
-	if (mode == NULL || *mode == '\0') {
-		name = "MANTA_SECCOMP";
-		mode = getenv(name);
-	}
-	if (mode == NULL || *mode == '\0' || strcmp(mode, "kill") == 0)
-		return CONFINE_KILL;
-	if (strcmp(mode, "errno") == 0) {
-		log_warnx("%s=errno: system calls outside the allowlist fail with EPERM", name);
+const char *
+confine_mode_name(enum confine_mode m)
+{
+	return m == CONFINE_OFF ? "off" : m == CONFINE_ERRNO ? "errno" : "kill";
+}
+
+enum confine_mode
+confine_mode_parse(const char *s)
+{
+	if (s != NULL && strcmp(s, "errno") == 0)
 		return CONFINE_ERRNO;
-	}
-	if (strcmp(mode, "off") == 0) {
-		log_warnx("%s=off: no seccomp filter (debugging only)", name);
+	if (s != NULL && strcmp(s, "off") == 0)
 		return CONFINE_OFF;
-	}
-	log_warnx("%s=%s: not kill, errno or off; a system call outside the allowlist"
-	    " kills the process", name, mode);
 	return CONFINE_KILL;
+}
+
+void
+confine_seccomp_configure(const struct manta_cfg *c)
+{
+	seccomp_mode = confine_mode_parse(c->seccomp);
+	if (seccomp_mode == CONFINE_ERRNO)
+		log_warnx("security.seccomp = \"errno\": WEAKENED: a system call"
+		    " outside the allowlist fails with EPERM instead of killing"
+		    " the daemon (for finding what a path needs, not for production)");
+	else if (seccomp_mode == CONFINE_OFF)
+		log_warnx("security.seccomp = \"off\": NO seccomp filter: a memory"
+		    " bug in this daemon reaches every system call (debugging only)");
+}
+
+enum confine_mode
+confine_seccomp_mode(void)
+{
+	return seccomp_mode;
 }
 
 /* What the sanitizer runtimes call on their own, from any thread: the
@@ -330,9 +341,9 @@ add_name(const char **names, size_t n, const char *name)
 }
 
 int
-confine_sandbox(const char *const *allowed, size_t n, const char *var)
+confine_sandbox(const char *const *allowed, size_t n)
 {
-	enum confine_mode mode = confine_seccomp_mode(var);
+	enum confine_mode mode = seccomp_mode;
 	const char **names;
 	size_t k = 0;
 	int rc;

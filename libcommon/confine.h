@@ -74,18 +74,24 @@ enum confine_mode {
 	CONFINE_OFF,		/* no filter at all: debugging only */
 };
 
-/* The mode asked for in the environment: the daemon's own variable var
- * when set (MANTA_LIGHT_SECCOMP; NULL for none), else MANTA_SECCOMP;
- * "errno" or "off" (warned about), anything else or unset: kill. */
-enum confine_mode confine_seccomp_mode(const char *var);
+/* Sets the mode confine_sandbox loads from security.seccomp (nothing in
+ * the environment weakens it, issue 13): daemon_config calls it. Any mode
+ * but kill is logged as a warning naming the key. */
+void confine_seccomp_configure(const struct manta_cfg *c);
+/* The mode configured (kill until confine_seccomp_configure). */
+enum confine_mode confine_seccomp_mode(void);
+/* "kill", "errno" or "off" (security.seccomp's values) and back; an
+ * unknown name reads as kill, the strictest. */
+const char *confine_mode_name(enum confine_mode m);
+enum confine_mode confine_mode_parse(const char *s);
 /* The calls every confined daemon may make (memory, locks, signals,
  * time, I/O on held descriptors), which confine_sandbox adds. */
 extern const char *const confine_base_syscalls[];
 extern const size_t confine_nbase_syscalls;
 /* A daemon's sandbox_enter: loads confine_base_syscalls and its own
- * allowlist in the mode of confine_seccomp_mode(var), for every thread. Names this architecture
+ * allowlist in the mode of confine_seccomp_mode(), for every thread. Names this architecture
  * lacks are left out; a sanitizer build adds what its runtime calls.
  * Logs how many system calls it allows. 0 or -1. */
-int confine_sandbox(const char *const *allowed, size_t n, const char *var);
+int confine_sandbox(const char *const *allowed, size_t n);
 
 #endif

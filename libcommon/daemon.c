@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "confine.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -102,6 +103,8 @@ daemon_config(const struct daemon_opts *o)
 	if (o->verbose)
 		lvl = LOG_LVL_DEBUG;
 	log_set_level(lvl < 0 ? LOG_LVL_INFO : (enum log_level)lvl);
+	/* The filter confine_sandbox loads, said loudly when not kill. */
+	confine_seccomp_configure(c);
 	return c;
 }
 

@@ -441,6 +441,8 @@ answer(struct sv *sv, struct ipc_req *req)
 		sup.daemons = dp;
 		sup.stopping = sv->stopping || sv->draining;
 		sup.config_path = (char *)sv->cfg_path;
+		sup.seccomp = (char *)confine_mode_name(confine_mode_parse(sv->cfg->seccomp));
+		sup.allow_root_daemons = sv->cfg->allow_root_daemons;
 		st.supervisor = &sup;
 		rep.body_case = MANTA__IPC__MSG__BODY_STATUS;
 		rep.status = &st;
