@@ -15,6 +15,7 @@
 #include "cfg.h"
 #include "confine.h"
 #include "daemon.h"
+#include "ipc.h"
 #include "log.h"
 
 static int
@@ -110,31 +111,99 @@ confine_caps(const cap_value_t *keep, size_t nkeep)
 	return drop_caps(keep, nkeep, keep, nkeep);
 }
 
-int
-confine_user_lookup(const struct manta_cfg *c, struct confine_user *u)
+/* The account name (NULL: dflt where it exists) for key, as root only. */
+static int
+lookup_account(const char *name, const char *dflt, const char *key, struct confine_user *u)
 {
-	const char *name = c->daemon_user ? c->daemon_user : "manta";
+	const char *n = name ? name : dflt;
 	struct passwd *pw;
 
 	memset(u, 0, sizeof(*u));
-	if (geteuid() != 0 || name[0] == '\0')
+	if (geteuid() != 0 || n[0] == '\0')
 		return 0;
 	errno = 0;
-	if ((pw = getpwnam(name)) == NULL) {
-		if (c->daemon_user == NULL)
+	if ((pw = getpwnam(n)) == NULL) {
+		if (name == NULL)
 			return 0;	/* the default, where no such account exists */
-		log_warnx("security.daemon_user: no such user %s", name);
+		log_warnx("%s: no such user %s", key, n);
 		return -1;
 	}
 	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
 		/* Nothing would be dropped; say so rather than pretend. */
-		log_warnx("security.daemon_user: %s has uid or gid 0", name);
+		log_warnx("%s: %s has uid or gid 0", key, n);
 		return -1;
 	}
 	u->set = 1;
 	u->uid = pw->pw_uid;
 	u->gid = pw->pw_gid;
-	snprintf(u->name, sizeof(u->name), "%s", name);
+	snprintf(u->name, sizeof(u->name), "%s", n);
+	return 0;
+}
+
+int
+confine_user_lookup(const struct manta_cfg *c, struct confine_user *u)
+{
+	return lookup_account(c->daemon_user, CONFINE_DAEMON_USER, "security.daemon_user", u);
+}
+
+int
+confine_light_lookup(const struct manta_cfg *c, const struct confine_user *daemon,
+    struct confine_user *u)
+{
+	if (lookup_account(c->light_user, CONFINE_LIGHT_USER, "security.light_user", u) == -1)
+		return -1;
+	if (!u->set)
+		return 0;
+	if (!daemon->set) {
+		/* Its sockets are in the run dir, shared with that group. */
+		log_warnx("security.light_user %s: needs security.daemon_user (its"
+		    " group is the sockets'), and there is none", u->name);
+		return -1;
+	}
+	if (u->uid == daemon->uid) {
+		log_warnx("security.light_user %s: must not be security.daemon_user's"
+		    " uid %u: the daemons could not tell mantad-light apart", u->name,
+		    (unsigned)u->uid);
+		return -1;
+	}
+	/* In the daemons' group, whatever its own: that group reaches the
+	 * sockets, and no other. */
+	u->gid = daemon->gid;
+	return 0;
+}
+
+int
+confine_accounts(const struct manta_cfg *c, struct confine_user *daemon,
+    struct confine_user *light)
+{
+	if (confine_user_lookup(c, daemon) == -1 ||
+	    confine_light_lookup(c, daemon, light) == -1)
+		return -1;
+	ipc_set_accounts(daemon->set ? daemon->uid : (uid_t)-1,
+	    light->set ? light->uid : (uid_t)-1);
+	return 0;
+}
+
+int
+confine_root_check(const struct manta_cfg *c, const struct confine_user *u, const char *key)
+{
+	int light = strcmp(key, "security.light_user") == 0;
+	const char *who = light ? "mantad-light" : "mantad-res, mantad-register and mantad-beat";
+
+	if (geteuid() != 0 || u->set)
+		return 0;
+	if (!c->allow_root_daemons) {
+		log_errorx("refusing to run %s as root: %s names no account (unset, \"%s\""
+		    " must exist); create the accounts (adduser --system --group %s;"
+		    " adduser --system --ingroup %s %s) or set"
+		    " security.allow_root_daemons = true", who, key,
+		    light ? CONFINE_LIGHT_USER : CONFINE_DAEMON_USER, CONFINE_DAEMON_USER,
+		    CONFINE_DAEMON_USER, CONFINE_LIGHT_USER);
+		return -1;
+	}
+	log_warnx("RUNNING AS ROOT: %s (%s names no account; security.allow_root_daemons"
+	    " = true): without capabilities, but a memory bug can still write"
+	    " root's files", who, key);
 	return 0;
 }
 

@@ -19,10 +19,31 @@ struct confine_user {
 };
 #define CONFINE_USER_ZERO { 0, 0, 0, "" }
 
+/* The accounts a package creates (adduser --system): mantad-res,
+ * -register and -beat run as the first, mantad-light as the second, in
+ * the first's group. */
+#define CONFINE_DAEMON_USER "manta"
+#define CONFINE_LIGHT_USER "manta-light"
+
 /* Resolves c->daemon_user, as root only (otherwise nothing to switch
  * from): NULL (unset) means "manta" if that account exists, "" means
  * none. 0, or -1 when a named account is gone (logged). */
 int confine_user_lookup(const struct manta_cfg *c, struct confine_user *u);
+/* Resolves c->light_user the same way ("manta-light"), with the gid of
+ * daemon (the run dir's group). A light account needs a daemon account
+ * and a uid of its own. 0 or -1 (logged). */
+int confine_light_lookup(const struct manta_cfg *c, const struct confine_user *daemon,
+    struct confine_user *u);
+/* Both, and tells ipc_set_accounts their uids so that every endpoint of
+ * this process knows its callers (issue 13). 0 or -1 (logged). */
+int confine_accounts(const struct manta_cfg *c, struct confine_user *daemon,
+    struct confine_user *light);
+/* For a daemon that would run as u and is root: without an account
+ * (!u->set), -1 (logged: which key, how to create it) unless
+ * security.allow_root_daemons, which it warns about loudly instead.
+ * key names u's key. 0 otherwise. */
+int confine_root_check(const struct manta_cfg *c, const struct confine_user *u,
+    const char *key);
 /* The group the run dir is shared with: u's, or (gid_t)-1. */
 gid_t confine_user_group(const struct confine_user *u);
 /* For an unprivileged daemon, before any thread: no_new_privs, an empty

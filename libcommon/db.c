@@ -1,5 +1,7 @@
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "confine.h"
 #include "db.h"
@@ -54,8 +56,12 @@ sqlite3 *
 db_open(const char *path, const char *const *migrations, int n)
 {
 	sqlite3 *db = NULL;
-	int v;
+	int v, fd;
 
+	/* A new database is made owner-only before SQLite sees it (an empty
+	 * file is an empty database), whatever the umask. */
+	if ((fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) != -1)
+		close(fd);
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 	    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		log_warnx("unable to open database %s: %s", path,

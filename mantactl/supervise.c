@@ -472,7 +472,10 @@ add_svc(struct sv *sv, const char *bindir, const char *name, int optional)
 int
 supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int ready_fd)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_SHUTDOWN };
+	/* Only mantactl stop and mantad-exec's stop_node (issue 13). */
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_SHUTDOWN, IPC_FROM_OWNER, NULL },
+	};
 	struct sv sv;
 	char *bindir = ctl_bin_dir();
 	int sfd, rc = 0;

@@ -490,8 +490,12 @@ def default_sections(d, manager_port, token=TOKEN, alias=None, name="node",
         "logging": {"level": LOGLEVEL, "filename": os.path.join(d, "node.log"),
                     "log_to_file": False, "log_to_console": True,
                     "debug_mode": False, "max_file_size": "100M", "backup_count": 5},
+        # allow_root_daemons: this machine has no manta/manta-light
+        # accounts, and creating them would change every other node's
+        # default; the tests of the accounts name test accounts instead.
         "security": {"use_tls": False, "cert_folder": os.path.join(d, "certs"),
-                     "verify_ssl": True, "token_refresh_interval": 3600},
+                     "verify_ssl": True, "token_refresh_interval": 3600,
+                     "allow_root_daemons": True},
         "paths": {"run_dir": os.path.join(d, "run"),
                   "state_dir": os.path.join(d, "state")},
     }
@@ -1068,6 +1072,28 @@ def daemon_account(name=DAEMON_USER):
     except KeyError:
         pass
     r = subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
+                        "--shell", "/usr/sbin/nologin", name],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       universal_newlines=True)
+    if r.returncode != 0 and "already exists" not in r.stderr:
+        raise RuntimeError("useradd %s: %s" % (name, r.stderr))
+    return pwd.getpwnam(name)
+
+
+LIGHT_USER = "mantad-test-light"
+
+
+def light_account(name=LIGHT_USER, group=DAEMON_USER):
+    """The pwd entry of a system account for security.light_user tests, in
+    the group of the daemon_user test account (made when missing, then
+    kept, as daemon_account)."""
+    import pwd
+    daemon_account(group)
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        pass
+    r = subprocess.run(["useradd", "--system", "--no-create-home", "--gid", group,
                         "--shell", "/usr/sbin/nologin", name],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True)
