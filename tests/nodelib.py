@@ -1175,13 +1175,34 @@ def audit_show(node):
     return json.loads(r.stdout)
 
 
+def audit_keys(state_dir):
+    """The audit chain's keys (mantactl(8) AUDIT) known from state_dir, by
+    id: K = BLAKE2b-256 keyed with the secret key (secret.key there) or the
+    32 bytes of audit.key, of "manta-node audit chain v1"."""
+    import hashlib
+    keys = {}
+    for name in ("secret.key", "audit.key"):
+        try:
+            with open(os.path.join(state_dir, name), "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        raw = bytes.fromhex(raw.decode().strip()) if len(raw.strip()) == 64 else raw
+        k = hashlib.blake2b(b"manta-node audit chain v1", key=raw, digest_size=32).digest()
+        kid = hashlib.blake2b(b"manta-node audit key id", key=k, digest_size=8).hexdigest()
+        keys[kid] = k
+    return keys
+
+
 def audit_chain_ok(path):
     """The audit trail's documented hash chain (mantactl(8) AUDIT), from a
     second implementation: every line's members start with seq, time,
-    event and end with prev, hash; seq counts from 1; hash is BLAKE2b-256
-    over prev (64 hex) then the line without its last member, closed by
-    '}'; prev is the hash before (64 zeros first). Returns the line count."""
+    event and end with chain_key (the key's id), prev, hash; seq counts
+    from 1; hash is BLAKE2b-256 keyed with the chain key over prev (64 hex)
+    then the line without its last member, closed by '}'; prev is the hash
+    before (64 zeros first). Returns the line count."""
     import hashlib
+    keys = audit_keys(os.path.dirname(path))
     suffix = len(',"hash":"') + 64 + len('"}')
     prev = "0" * 64
     with open(path, "rb") as f:
@@ -1189,11 +1210,14 @@ def audit_chain_ok(path):
     assert lines[-1] == b"", "the file ends with a newline"
     for i, line in enumerate(lines[:-1], 1):
         o = json.loads(line)
-        assert list(o)[:3] == ["seq", "time", "event"] and list(o)[-2:] == ["prev", "hash"]
+        assert list(o)[:3] == ["seq", "time", "event"]
+        assert list(o)[-3:] == ["chain_key", "prev", "hash"], list(o)
+        assert o["chain_key"] in keys, "line %d: unknown key %s" % (i, o["chain_key"])
         assert o["seq"] == i and o["prev"] == prev
         assert line.endswith(b',"hash":"' + o["hash"].encode() + b'"}')
         body = line[:-suffix] + b"}"
-        h = hashlib.blake2b(prev.encode() + body, digest_size=32).hexdigest()
+        h = hashlib.blake2b(prev.encode() + body, digest_size=32,
+                            key=keys[o["chain_key"]]).hexdigest()
         assert h == o["hash"], "line %d: hash" % i
         prev = h
     return len(lines) - 1
