@@ -1063,43 +1063,36 @@ def light_port(run_dir):
 DAEMON_USER = "mantad-test"
 
 
-def daemon_account(name=DAEMON_USER):
-    """The pwd entry of a system account for security.daemon_user tests,
-    made when missing and then kept (no home, no shell, no password)."""
+def _system_account(name, group_args):
+    """The pwd entry of system account name, made when missing and then
+    kept (no home, no shell, no password); group_args: useradd's."""
     import pwd
     try:
         return pwd.getpwnam(name)
     except KeyError:
         pass
-    r = subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                        "--shell", "/usr/sbin/nologin", name],
+    r = subprocess.run(["useradd", "--system", "--no-create-home"] + group_args +
+                       ["--shell", "/usr/sbin/nologin", name],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True)
     if r.returncode != 0 and "already exists" not in r.stderr:
         raise RuntimeError("useradd %s: %s" % (name, r.stderr))
     return pwd.getpwnam(name)
+
+
+def daemon_account(name=DAEMON_USER):
+    """The account for security.daemon_user tests, with its own group."""
+    return _system_account(name, ["--user-group"])
 
 
 LIGHT_USER = "mantad-test-light"
 
 
 def light_account(name=LIGHT_USER, group=DAEMON_USER):
-    """The pwd entry of a system account for security.light_user tests, in
-    the group of the daemon_user test account (made when missing, then
-    kept, as daemon_account)."""
-    import pwd
+    """The account for security.light_user tests, in the group of the
+    daemon_user test account (issue 13)."""
     daemon_account(group)
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        pass
-    r = subprocess.run(["useradd", "--system", "--no-create-home", "--gid", group,
-                        "--shell", "/usr/sbin/nologin", name],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       universal_newlines=True)
-    if r.returncode != 0 and "already exists" not in r.stderr:
-        raise RuntimeError("useradd %s: %s" % (name, r.stderr))
-    return pwd.getpwnam(name)
+    return _system_account(name, ["--gid", group])
 
 
 def status_file(path):

@@ -327,6 +327,18 @@ test_reorder(void **state)
 	free_lines(&ls);
 }
 
+/* Writes ls back, frees it: verify must fail at line with why in err. */
+static void
+found_at(struct lines *ls, long line, const char *why)
+{
+	char err[256];
+
+	write_lines(ls);
+	assert_int_equal(verify(err, sizeof(err)), -line);
+	assert_non_null(strstr(err, why));
+	free_lines(ls);
+}
+
 /* Rewrites line i (0-based) with its hash recomputed, keyed with k (NULL:
  * unkeyed, its chain_key member taken out), chained to prev when not NULL;
  * its new hash into out. */
@@ -354,6 +366,23 @@ rehash(struct lines *ls, size_t i, const struct audit_key *k, const char *prev, 
 	json_decref(o);
 }
 
+/* A chain of NLINES rewritten whole with unkeyed hashes, chain_key out. */
+static void
+unkeyed_chain(void)
+{
+	char prev[AUDIT_HASH_HEX + 1];
+	struct lines ls;
+
+	fill(NLINES);
+	read_lines(&ls);
+	memset(prev, '0', AUDIT_HASH_HEX);
+	prev[AUDIT_HASH_HEX] = '\0';
+	for (size_t i = 0; i < ls.n; i++)
+		rehash(&ls, i, NULL, prev, prev);
+	write_lines(&ls);
+	free_lines(&ls);
+}
+
 /* Issue 13: the whole chain rewritten with unkeyed hashes (chain_key taken
  * out), as anyone who can write the file could: refused. So is one
  * rewritten under another key, and an unkeyed line after keyed ones. */
@@ -365,16 +394,9 @@ test_unkeyed_rewrite(void **state)
 	unsigned char raw[32];
 	struct lines ls;
 
-	fill(NLINES);
-	read_lines(&ls);
-	memset(prev, '0', AUDIT_HASH_HEX);
-	prev[AUDIT_HASH_HEX] = '\0';
-	for (size_t i = 0; i < ls.n; i++)
-		rehash(&ls, i, NULL, prev, prev);
-	write_lines(&ls);
+	unkeyed_chain();
 	assert_true(verify(err, sizeof(err)) < 0);
 	assert_non_null(strstr(err, "no entry is keyed"));
-	free_lines(&ls);
 
 	fill(NLINES);
 	read_lines(&ls);
@@ -387,19 +409,13 @@ test_unkeyed_rewrite(void **state)
 		memcpy(ck + 14, other.id, AUDIT_KEY_ID_HEX);
 		rehash(&ls, i, &other, prev, prev);
 	}
-	write_lines(&ls);
-	assert_int_equal(verify(err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "unknown key"));
-	free_lines(&ls);
+	found_at(&ls, 1, "unknown key");
 
 	/* a downgrade at line 4 (its successors chained to it) */
 	fill(NLINES);
 	read_lines(&ls);
 	rehash(&ls, 3, NULL, NULL, prev);
-	write_lines(&ls);
-	assert_int_equal(verify(err, sizeof(err)), -4);
-	assert_non_null(strstr(err, "not keyed after keyed entries"));
-	free_lines(&ls);
+	found_at(&ls, 4, "not keyed after keyed entries");
 }
 
 /* A trail written before keys (unkeyed) goes on keyed after an upgrade:
@@ -407,18 +423,10 @@ test_unkeyed_rewrite(void **state)
 static void
 test_legacy_prefix(void **state)
 {
-	char err[256], prev[AUDIT_HASH_HEX + 1];
+	char err[256];
 	struct audit *a;
-	struct lines ls;
 
-	fill(NLINES);
-	read_lines(&ls);
-	memset(prev, '0', AUDIT_HASH_HEX);
-	prev[AUDIT_HASH_HEX] = '\0';
-	for (size_t i = 0; i < ls.n; i++)
-		rehash(&ls, i, NULL, prev, prev);
-	write_lines(&ls);
-	free_lines(&ls);
+	unkeyed_chain();
 	assert_true(verify(err, sizeof(err)) < 0);	/* nothing keyed yet */
 	assert_non_null(a = audit_open(dir));
 	assert_int_equal(audit_append(a, "upgraded", NULL), 0);
@@ -467,7 +475,7 @@ test_anchored_head(void **state)
 static void
 test_rehashed_edit(void **state)
 {
-	char err[256], hash[AUDIT_HASH_HEX + 1], *p, *h;
+	char hash[AUDIT_HASH_HEX + 1], *p, *h;
 	struct audit_key k;
 	json_t *o;
 	struct lines ls;
@@ -486,10 +494,7 @@ test_rehashed_edit(void **state)
 	*h = ',';
 	memcpy(h + 9, hash, AUDIT_HASH_HEX);
 	json_decref(o);
-	write_lines(&ls);
-	assert_int_equal(verify(err, sizeof(err)), -4);
-	assert_non_null(strstr(err, "prev"));
-	free_lines(&ls);
+	found_at(&ls, 4, "prev");
 }
 
 static void
