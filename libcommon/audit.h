@@ -55,7 +55,7 @@ void audit_key_derive(const unsigned char *raw, size_t len, const char *source,
 /* The process's chain key from c's secret key, when it has one (already
  * loaded, or security.secret_key_file / $MANTA_SECRET_KEY readable now),
  * for the audit_open and audit_verify that follow; otherwise they use
- * <state_dir>/audit.key. daemon_config calls it (before any filter). */
+ * <state_dir>/audit.key. confine_accounts calls it (before any filter). */
 void audit_configure(const struct manta_cfg *c);
 /* The configured key into *k: 1, or 0 when there is none. */
 int audit_key_configured(struct audit_key *k);

@@ -1,5 +1,5 @@
 /* audit_key: the key of the audit chain (audit.h), apart from audit.c so
- * that daemon_config can set it up without linking the chain's JSON. */
+ * that confine_accounts can set it up without linking the chain's JSON. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "cfg.h"
 #include "confine.h"
 #include "daemon.h"
@@ -176,6 +177,10 @@ int
 confine_accounts(const struct manta_cfg *c, struct confine_user *daemon,
     struct confine_user *light)
 {
+	/* The filter confine_sandbox loads (said loudly when not kill), and
+	 * the audit chain's key, from the secret key while still root. */
+	confine_seccomp_configure(c);
+	audit_configure(c);
 	if (confine_user_lookup(c, daemon) == -1 ||
 	    confine_light_lookup(c, daemon, light) == -1)
 		return -1;

@@ -35,7 +35,10 @@ int confine_user_lookup(const struct manta_cfg *c, struct confine_user *u);
 int confine_light_lookup(const struct manta_cfg *c, const struct confine_user *daemon,
     struct confine_user *u);
 /* Both, and tells ipc_set_accounts their uids so that every endpoint of
- * this process knows its callers (issue 13). 0 or -1 (logged). */
+ * this process knows its callers (issue 13). Also sets up from c what
+ * the confinement of this process reads while still root: the seccomp
+ * mode (confine_seccomp_configure) and the audit chain's key
+ * (audit_configure). Every daemon calls it first. 0 or -1 (logged). */
 int confine_accounts(const struct manta_cfg *c, struct confine_user *daemon,
     struct confine_user *light);
 /* For a daemon that would run as u and is root: without an account
@@ -96,8 +99,8 @@ enum confine_mode {
 };
 
 /* Sets the mode confine_sandbox loads from security.seccomp (nothing in
- * the environment weakens it, issue 13): daemon_config calls it. Any mode
- * but kill is logged as a warning naming the key. */
+ * the environment weakens it, issue 13): confine_accounts calls it. Any
+ * mode but kill is logged as a warning naming the key. */
 void confine_seccomp_configure(const struct manta_cfg *c);
 /* The mode configured (kill until confine_seccomp_configure). */
 enum confine_mode confine_seccomp_mode(void);

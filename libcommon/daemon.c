@@ -9,8 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "audit.h"
-#include "confine.h"
 #include "daemon.h"
 #include "log.h"
 
@@ -104,10 +102,6 @@ daemon_config(const struct daemon_opts *o)
 	if (o->verbose)
 		lvl = LOG_LVL_DEBUG;
 	log_set_level(lvl < 0 ? LOG_LVL_INFO : (enum log_level)lvl);
-	/* The filter confine_sandbox loads, said loudly when not kill. */
-	confine_seccomp_configure(c);
-	/* The audit chain's key, from the secret key while it can be read. */
-	audit_configure(c);
 	return c;
 }
 
