@@ -72,6 +72,7 @@ static const char *check_level(struct manta_cfg *, char **);
 static const char *check_logsize(struct manta_cfg *, char **);
 static const char *check_nonempty(struct manta_cfg *, char **);
 static const char *check_user(struct manta_cfg *, char **);
+static const char *check_seccomp(struct manta_cfg *, char **);
 
 #define F(field) offsetof(struct manta_cfg, field)
 #define NOLIM 0, 0
@@ -148,6 +149,9 @@ static const struct key_spec keys[] = {
 	{ "security", "task_token_required", K_OPTBOOL, 0, NOLIM, NULL, false },
 	{ "security", "secret_key_file", K_PATH, F(secret_key_file), NOLIM, check_nonempty, false },
 	{ "security", "daemon_user", K_STR, F(daemon_user), NOLIM, check_user, false },
+	{ "security", "light_user", K_STR, F(light_user), NOLIM, check_user, false },
+	{ "security", "allow_root_daemons", K_BOOL, F(allow_root_daemons), NOLIM, NULL, false },
+	{ "security", "seccomp", K_STR, F(seccomp), NOLIM, check_seccomp, false },
 
 	{ "paths", "run_dir", K_PATH, F(run_dir), NOLIM, check_nonempty, false },
 	{ "paths", "state_dir", K_PATH, F(state_dir), NOLIM, check_nonempty, false },
@@ -402,6 +406,17 @@ check_user(struct manta_cfg *c, char **val)
 	if (!(load_flags & CFG_LOAD_SEALED) && getpwnam(s) == NULL)
 		return "no such user on this machine (create it, or set \"\" to keep uid 0)";
 	return NULL;
+}
+
+/* security.seccomp: what a system call outside a daemon's allowlist does. */
+static const char *
+check_seccomp(struct manta_cfg *c, char **val)
+{
+	(void)c;
+	if (strcmp(*val, "kill") == 0 || strcmp(*val, "errno") == 0 ||
+	    strcmp(*val, "off") == 0)
+		return NULL;
+	return "must be \"kill\", \"errno\" or \"off\"";
 }
 
 static const char *
@@ -1140,7 +1155,8 @@ set_defaults(struct manta_cfg *c)
 	    (c->base_path = strdup("/data/datasets")) == NULL ||
 	    (c->log_level = strdup("INFO")) == NULL ||
 	    (c->log_filename = strdup("manta_node.log")) == NULL ||
-	    (c->log_max_file_size = strdup("100M")) == NULL)
+	    (c->log_max_file_size = strdup("100M")) == NULL ||
+	    (c->seccomp = strdup("kill")) == NULL)
 		return -1;
 	/* Without a home directory the literal stays; it is only a default. */
 	c->cert_folder = expand_home("~/.manta/certs", why, sizeof(why));
@@ -1780,6 +1796,10 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "# secret_key_file = \"<state_dir>/secret.key\"\t# opens \"sbox:\" values and *.sbox keys\n"
 	    "# daemon_user = \"manta\"\t# res, beat, register and light run as this user\n"
 	    "\t\t\t\t# (unset: \"manta\" if it exists; \"\": stay uid 0)\n"
+	    "# light_user = \"manta-light\"\t# mantad-light runs as this user, in daemon_user's group\n"
+	    "\t\t\t\t# (unset: \"manta-light\" if it exists; \"\": stay uid 0)\n"
+	    "# allow_root_daemons = false\t# true: start even if a daemon above stays uid 0\n"
+	    "# seccomp = \"kill\"\t\t# a call outside a daemon's allowlist: kill, errno, off\n"
 	    "\n# [paths]\n"
 	    "# run_dir = \"$XDG_RUNTIME_DIR/manta/NAME\"\t# /run/manta/NAME as root\n"
 	    "# state_dir = \"~/.manta/state/NAME\"\t# /var/lib/manta/NAME as root\n", f);

@@ -136,6 +136,11 @@ struct manta_cfg {
 					 * Light service decides by network) */
 	char *secret_key_file;		/* default <state_dir>/secret.key */
 	char *daemon_user;		/* NULL: "manta" when it exists; "": uid 0 */
+	char *light_user;		/* mantad-light's own account; NULL:
+					 * "manta-light" when it exists; "": uid 0 */
+	bool allow_root_daemons;	/* start even when a confined daemon
+					 * would stay uid 0 (issue 13) */
+	char *seccomp;			/* "kill" (default), "errno" or "off" */
 
 	/* Secrets at rest (secret.h). secured_token above is always the
 	 * plaintext JWT, except after cfg_load_flags(CFG_LOAD_SEALED). */

@@ -168,15 +168,18 @@ foreground_log(const struct manta_cfg *c)
 static int
 prepare_dirs(const struct manta_cfg *c)
 {
-	struct confine_user u;
+	struct confine_user u, light;
 
-	if (confine_user_lookup(c, &u) == -1 ||
+	/* A daemon that would stay root without its account: refused
+	 * unless security.allow_root_daemons (issue 13), before anything
+	 * is created. */
+	if (confine_accounts(c, &u, &light) == -1 ||
+	    confine_root_check(c, &u, "security.daemon_user") == -1 ||
+	    confine_root_check(c, &light, "security.light_user") == -1 ||
 	    ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		return -1;
-	if (daemon_mkdirs(c->state_dir, 0700) == -1) {
-		log_warn("unable to create state dir %s", c->state_dir);
+	if (confine_state_dir(c->state_dir) == -1)
 		return -1;
-	}
 	return 0;
 }
 

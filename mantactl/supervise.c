@@ -448,6 +448,8 @@ answer(struct sv *sv, struct ipc_req *req)
 		sup.daemons = dp;
 		sup.stopping = sv->stopping || sv->draining;
 		sup.config_path = (char *)sv->cfg_path;
+		sup.seccomp = (char *)confine_mode_name(confine_mode_parse(sv->cfg->seccomp));
+		sup.allow_root_daemons = sv->cfg->allow_root_daemons;
 		st.supervisor = &sup;
 		rep.body_case = MANTA__IPC__MSG__BODY_STATUS;
 		rep.status = &st;
@@ -481,7 +483,10 @@ add_svc(struct sv *sv, const char *bindir, const char *name)
 int
 supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int ready_fd)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_SHUTDOWN };
+	/* Only mantactl stop and mantad-exec's stop_node (issue 13). */
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_SHUTDOWN, IPC_FROM_OWNER, NULL },
+	};
 	static const char *const daemons[] = { "mantad-res", "mantad-register",
 	    "mantad-beat", "mantad-exec", "mantad-light" };
 	const char *missing = NULL;

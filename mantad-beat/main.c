@@ -28,10 +28,12 @@
 #define BG_QUEUE 8
 #define STOP_WAIT_MS 2000	/* for the NodeStatus PUBACK at stop */
 
-static const Manta__Ipc__Msg__BodyCase allowed[] = {
-	MANTA__IPC__MSG__BODY_STATUS_REQ,
-	MANTA__IPC__MSG__BODY_PUBLISH,
-	MANTA__IPC__MSG__BODY_REGISTRATION,
+/* Who may ask what (issue 13): publications come from mantad-exec's
+ * outbox, the registration from mantad-register. */
+static const struct ipc_rule allowed[] = {
+	{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_PUBLISH, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_REGISTRATION, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
 };
 
 static void
@@ -213,7 +215,7 @@ int
 main(int argc, char **argv)
 {
 	struct daemon_opts opts;
-	struct confine_user user = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
 	struct beat b;
 	int sfd, rc = 0;
 
@@ -225,14 +227,16 @@ main(int argc, char **argv)
 	if (opts.verbose)
 		log_set_level(LOG_LVL_DEBUG);
 
-	if (confine_user_lookup(b.cfg, &user) == -1)
-		log_fatalx(1, "unable to find security.daemon_user");
+	if (confine_accounts(b.cfg, &user, &light) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
+	if (confine_root_check(b.cfg, &user, "security.daemon_user") == -1)
+		exit(100);
 	if ((sfd = daemon_signalfd()) == -1)
 		log_fatal(1, "unable to set up signals");
 	if (ipc_prepare_run_dir(b.cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare %s", b.cfg->run_dir);
-	if (daemon_mkdirs(b.cfg->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create %s", b.cfg->state_dir);
+	if (confine_state_dir(b.cfg->state_dir) == -1)
+		log_fatalx(1, "unable to prepare %s", b.cfg->state_dir);
 	daemon_lock(b.cfg, PROG, IPC_BEAT);
 	/* Nothing below needs a capability; drop them before zmq, paho and
 	 * the workers start their threads (capabilities are per thread).

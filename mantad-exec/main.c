@@ -38,13 +38,16 @@
 #define IDENTITY_WAIT_MS 10000
 #define MAX_FDS 1024
 
-static const Manta__Ipc__Msg__BodyCase allowed[] = {
-	MANTA__IPC__MSG__BODY_STATUS_REQ,
-	MANTA__IPC__MSG__BODY_COMMAND,
-	MANTA__IPC__MSG__BODY_TASKS_REQ,
-	MANTA__IPC__MSG__BODY_LOGS_REQ,
-	MANTA__IPC__MSG__BODY_DRAIN,
-	MANTA__IPC__MSG__BODY_TASK_LOOKUP,
+/* Who may ask what (issue 13): the manager's commands come through
+ * mantad-beat; lists, logs and drains from mantactl and the supervisor;
+ * mantad-light may only ask who a caller is. */
+static const struct ipc_rule allowed[] = {
+	{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_COMMAND, IPC_FROM_OWNER | IPC_FROM_DAEMON, "mantad-beat" },
+	{ MANTA__IPC__MSG__BODY_TASKS_REQ, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_LOGS_REQ, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_DRAIN, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_TASK_LOOKUP, IPC_FROM_OWNER | IPC_FROM_LIGHT, NULL },
 };
 
 static void
@@ -372,16 +375,16 @@ setup_dirs(struct exec *x)
 	uint8_t h[4];
 	char *real;
 
-	struct confine_user u;
+	struct confine_user u, light;
 
 	/* The run dir is shared with security.daemon_user's group: the
 	 * unprivileged daemons connect to exec.sock. */
-	if (confine_user_lookup(c, &u) == -1)
-		log_fatalx(1, "unable to find security.daemon_user");
+	if (confine_accounts(c, &u, &light) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
 	if (ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		log_fatalx(1, "unable to prepare %s", c->run_dir);
-	if (daemon_mkdirs(c->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create %s", c->state_dir);
+	if (confine_state_dir(c->state_dir) == -1)
+		log_fatalx(1, "unable to prepare %s", c->state_dir);
 	if ((x->tasks_dir = path_join(c->state_dir, "tasks")) == NULL ||
 	    (x->logs_dir = path_join(c->state_dir, "logs")) == NULL ||
 	    (x->runtime_root = path_join(c->state_dir, "runtime-root")) == NULL)

@@ -52,7 +52,7 @@ write_identity(const char *path, struct manta_id id)
 	snprintf(tmp, len, "%s.new", path);
 	id_to_hex(id, hex);
 	strcat(hex, "\n");
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1) {
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1) {
 		log_warn("unable to create %s", tmp);
 		goto out;
 	}

@@ -236,13 +236,16 @@ serve(struct state *st, struct ipc_server *srv, int sfd)
 int
 main(int argc, char **argv)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = {
-		MANTA__IPC__MSG__BODY_STATUS_REQ,
-		MANTA__IPC__MSG__BODY_REGISTRATION_REQ,
-		MANTA__IPC__MSG__BODY_COMMAND,
-		MANTA__IPC__MSG__BODY_REPORT_ERROR,
-		MANTA__IPC__MSG__BODY_TASK_LOGS,
-		MANTA__IPC__MSG__BODY_DRAIN,
+	/* Who may ask what (issue 13): mantad-beat asks for the
+	 * registration and hands over collect_information and errors;
+	 * task logs, errors and drains come from mantad-exec. */
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+		{ MANTA__IPC__MSG__BODY_REGISTRATION_REQ, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
+		{ MANTA__IPC__MSG__BODY_COMMAND, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
+		{ MANTA__IPC__MSG__BODY_REPORT_ERROR, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
+		{ MANTA__IPC__MSG__BODY_TASK_LOGS, IPC_FROM_OWNER, NULL },
+		{ MANTA__IPC__MSG__BODY_DRAIN, IPC_FROM_OWNER, NULL },
 	};
 	struct daemon_opts opts;
 	struct manta_cfg *cfg;
@@ -253,7 +256,7 @@ main(int argc, char **argv)
 	sqlite3 *db = NULL;
 	const char *how = "";
 	int sfd = -1, have_stored, rc = 1;
-	struct confine_user user = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
 
 	memset(&st, 0, sizeof(st));
 	daemon_args(argc, argv, PROG, &opts);
@@ -261,11 +264,13 @@ main(int argc, char **argv)
 	st.cfg = cfg;
 	st.opts = &opts;
 
-	if (confine_user_lookup(cfg, &user) == -1)
-		log_fatalx(1, "unable to find security.daemon_user");
+	if (confine_accounts(cfg, &user, &light) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
+	if (confine_root_check(cfg, &user, "security.daemon_user") == -1)
+		exit(100);
 	umask(077);
-	if (daemon_mkdirs(cfg->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
+	if (confine_state_dir(cfg->state_dir) == -1)
+		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
 	daemon_lock(cfg, PROG, IPC_REGISTER);
