@@ -32,14 +32,13 @@
 #define PROG "mantad-exec"
 
 #define PAYLOAD_MAX	(16u << 20)	/* bytes of a deploy_task payload */
-#define ROUND_MAX	65535u		/* iteration, circular: uint16 in log frames */
 #define ALIAS_MAX	255
 #define TOKEN_BYTES	32		/* MANTA_TASK_TOKEN: 256 random bits */
 #define TOKEN_HEX	(2 * TOKEN_BYTES)
 #define CID_MAX		96
 #define PIDS_MAX	512		/* pids.limit per container */
 #define STOP_GRACE_MS	5000		/* SIGTERM -> SIGKILL */
-#define STREAM_MS	1000		/* log chunk period with tasks.stream_logs */
+#define STREAM_MS	1000		/* log chunk period with tasks.live_logs_to_manager */
 #define CHUNK_MAX	(1u << 20)	/* raw bytes per streamed chunk */
 #define LOGS_REPLY_MAX	(1u << 20)	/* bytes per LogsChunk */
 #define CAPACITY_MS	60000		/* capacity refresh from mantad-res */
@@ -51,8 +50,9 @@
 #define ERR_VALIDATION	9
 #define ERR_TIMEOUT	11
 #define ERR_RESOURCE	12
-#define ERR_DOCKER	18
-#define ERR_NODE	19
+#define ERR_DOCKER	18	/* a deployment failed */
+#define ERR_NODE	19	/* a redeploy refused, an unknown stop_task */
+#define ERR_MQTT	22	/* a command payload that does not decode */
 
 enum run_state {
 	RS_QUEUED,	/* waiting for a slot (ours; not on the wire) */
@@ -98,6 +98,7 @@ struct run {
 
 	bool stop_requested;
 	char *stop_reason;
+	char *waiting;			/* QUEUED: why, as stored in run.reason */
 	bool reserved;			/* counted in admitted, cpu/mem used */
 	double cpu;			/* reserved while PENDING/RUNNING */
 	uint64_t mem;
@@ -145,6 +146,7 @@ struct exec {
 	unsigned admitted;		/* PENDING + RUNNING */
 	double cpu_used, cpu_budget;
 	uint64_t mem_used, mem_budget;
+	uint64_t mem_total;		/* the node's memory, 0 before known */
 	unsigned gpus;			/* NVIDIA devices seen at start */
 	bool userns;			/* containers.userns (userns.c) */
 	uint32_t userns_uid, userns_uid_size;	/* host ids of container 0.. */
@@ -220,6 +222,8 @@ sqlite3 *store_open(const char *state_dir);
 int store_run_insert(sqlite3 *db, struct run *r, const char *status,
     const char *reason);
 int store_run_set(sqlite3 *db, const struct run *r);	/* cid, dir, shim... */
+/* run.reason of a run that waits (QUEUED): why. */
+int store_run_reason(sqlite3 *db, const struct run *r, const char *reason);
 /* Loads every run that is not final or whose logs are not done. */
 int store_runs_load(struct exec *x);
 /* The newest run of (swarm, task) or by token: 1 found, 0, -1. */
@@ -290,9 +294,12 @@ void run_maybe_forget(struct exec *x, struct run *r);
 /* ---- queue.c: admission ---- */
 void queue_init_capacity(struct exec *x);
 void queue_set_capacity(struct exec *x, unsigned cpus, uint64_t mem);
-/* Starts queued runs, oldest first, while a slot and the reservations fit. */
+/* Starts queued runs, oldest first, while a slot and the memory fit; fails
+ * those that never can. */
 void queue_admit(struct exec *x);
 void queue_release(struct exec *x, struct run *r);
+/* Why the oldest queued run waits, NULL when none does. */
+const char *queue_waiting(const struct exec *x);
 /* Recovery: a run found PENDING or RUNNING holds its reservation. */
 void queue_hold(struct exec *x, struct run *r);
 
@@ -376,6 +383,11 @@ uint8_t *logs_frame(const uint8_t header[52], const char *path, uint64_t from,
     uint64_t max, size_t *len, uint64_t *upto);
 /* Posts a frame job for r if one is due (streaming) or final. */
 void logs_kick(struct exec *x, struct run *r);
+/* r reached its final state: its one upload when it ended by itself
+ * (logs_kick), else none (logs done). */
+void logs_end(struct exec *x, struct run *r);
+/* Appends "[mantad-exec: text]" to r's output (a timeout's reason). */
+void logs_note(const struct run *r, const char *text);
 void logs_stream_tick(struct exec *x);
 void logs_frame_done(struct exec *x, const struct event *ev);
 /* Answers a LogsRequest. */

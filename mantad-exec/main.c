@@ -71,6 +71,7 @@ reply_status(struct exec *x, struct ipc_req *req)
 	es.draining = x->draining;
 	es.refusing = (char *)(refusing != NULL ? refusing : "");
 	es.outbox = x->unacked;
+	es.waiting = (char *)(queue_waiting(x) ? queue_waiting(x) : "");
 	sr.exec = &es;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;
@@ -190,6 +191,14 @@ handle_ipc(struct exec *x)
 	}
 }
 
+/* What the keys a reference node ignores do here (cfg_notes.c). */
+static void
+log_note(void *arg, const char *text)
+{
+	(void)arg;
+	log_info("config: %s", text);
+}
+
 static void
 begin_stop(struct exec *x)
 {
@@ -247,6 +256,8 @@ reload(struct exec *x)
 	c->retry_attempts = n->retry_attempts;
 	c->cleanup_on_failure = n->cleanup_on_failure;
 	c->stream_logs = n->stream_logs;
+	c->live_logs_to_manager = n->live_logs_to_manager;
+	c->reserve_cpu = n->reserve_cpu;
 	c->reserve_cpu_percent = n->reserve_cpu_percent;
 	c->reserve_memory_mb = n->reserve_memory_mb;
 	c->max_disk_usage_percent = n->max_disk_usage_percent;
@@ -479,6 +490,7 @@ main(int argc, char **argv)
 	log_info("ready: node %s, runtime %s, at most %d tasks at once%s",
 	    x.node_hex, x.runtime ? x.runtime : "(none)", x.cfg->max_concurrent,
 	    x.draining ? ", draining" : "");
+	(void)cfg_reference_notes(x.cfg, log_note, NULL);
 	daemon_ready(&opts.notify_fd);
 	queue_admit(&x);
 

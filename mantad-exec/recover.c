@@ -111,8 +111,8 @@ recover_runs(struct exec *x)
 			runtime_finish(x, r);
 			break;
 		default:
-			r->want_final = true;
-			logs_kick(x, r);
+			logs_end(x, r);
+			run_maybe_forget(x, r);
 			break;
 		}
 	}

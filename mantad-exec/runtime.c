@@ -421,9 +421,9 @@ finish(struct exec *x, struct run *r, enum run_state st, const char *reason,
 	queue_release(x, r);
 	if (!keep)
 		bundle_remove(x, r);
-	r->want_final = true;
-	logs_kick(x, r);
+	logs_end(x, r);
 	queue_admit(x);		/* a slot is free */
+	run_maybe_forget(x, r);
 }
 
 void
@@ -482,7 +482,11 @@ runtime_finish(struct exec *x, struct run *r)
 		    res.exit >= 0 ? res.exit : res.sig ? 128 + res.sig : -1, 0);
 	else if (res.timeout) {
 		snprintf(reason, sizeof(reason), "timeout: still running after"
-		    " tasks.task_timeout = %d s", x->cfg->task_timeout);
+		    " tasks.task_timeout = %d s: stopped, reported FAILED",
+		    x->cfg->task_timeout);
+		/* The end of the run as far as the manager knows: say why in
+		 * the logs it gets. */
+		logs_note(r, reason);
 		finish(x, r, RS_FAILED, reason, res.sig ? 128 + res.sig : res.exit,
 		    ERR_TIMEOUT);
 	} else if (res.exit == 0)
