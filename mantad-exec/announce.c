@@ -401,6 +401,8 @@ announce_logs(struct exec *x, struct run *r, const uint8_t *frame, size_t len,
 	if (msg != NULL)
 		post(x, IPC_REGISTER, seq, msg, mlen);
 	free(msg);
+	if (final)
+		logstore_done(x, r);
 	return 0;
 fail:
 	r->log_sent = old_sent;

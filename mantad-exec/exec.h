@@ -147,6 +147,7 @@ struct exec {
 	double cpu_used, cpu_budget;
 	uint64_t mem_used, mem_budget;
 	uint64_t mem_total;		/* the node's memory, 0 before known */
+	uint64_t log_bytes;		/* logs of finished runs (logstore.c) */
 	unsigned gpus;			/* NVIDIA devices seen at start */
 	bool userns;			/* containers.userns (userns.c) */
 	uint32_t userns_uid, userns_uid_size;	/* host ids of container 0.. */
@@ -393,6 +394,12 @@ void logs_frame_done(struct exec *x, const struct event *ev);
 /* Answers a LogsRequest. */
 int logs_read(struct exec *x, const Manta__Ipc__LogsRequest *req,
     Manta__Ipc__LogsChunk *out);
+
+/* ---- logstore.c: tasks.log_store_max_size ---- */
+/* Counts the logs of finished runs (at start) and trims them. */
+void logstore_init(struct exec *x);
+/* r's logs are done: counts its file, removes the oldest over the bound. */
+void logstore_done(struct exec *x, const struct run *r);
 
 /* ---- util ---- */
 char *path_join(const char *a, const char *b);

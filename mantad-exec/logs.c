@@ -165,6 +165,7 @@ logs_end(struct exec *x, struct run *r)
 		/* Stopped or never ran: nothing goes to the manager. */
 		r->logs_done = true;
 		(void)store_run_set(x->db, r);
+		logstore_done(x, r);
 		return;
 	}
 	r->want_final = true;
@@ -218,6 +219,7 @@ logs_frame_done(struct exec *x, const struct event *ev)
 		    (long long)r->id);
 		r->logs_done = true;
 		(void)store_run_set(x->db, r);
+		logstore_done(x, r);
 	}
 	if (r->want_final && !r->logs_done)
 		logs_kick(x, r);

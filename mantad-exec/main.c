@@ -482,6 +482,7 @@ main(int argc, char **argv)
 	(void)announce_replay(&x);
 	recover_runs(&x);
 	store_prune(x.db);
+	logstore_init(&x);
 	x.srv = ipc_server_open(x.cfg->run_dir, IPC_EXEC, allowed,
 	    sizeof(allowed) / sizeof(allowed[0]));
 	if (x.srv == NULL)

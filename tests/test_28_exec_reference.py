@@ -386,3 +386,77 @@ def test_exit_to_logs_latency(manager, make_node, bbroot, rt, control):
                                           max(lat) * 1000, len(lat)))
     assert all(x > 0 for x in lat)
     assert med < 5, lat
+
+
+def test_same_task_in_two_swarms(manager, make_node, bbroot, rt, control):
+    """Issue 15 finding 5: one task id, iteration and circular in two
+    swarms are two runs: own bundle, own updates, own upload; the end of
+    one leaves the other running."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t = "d7" * 16
+    for sw, name in ((SWARM, "A"), (OTHER, "B")):
+        manager.deploy_task(node.node_id, nodelib.task_msg(t, (
+            "#!/bin/sh\necho in %s\n"
+            "until [ \"$(wget -q -O - %s)\" = yes ]; do sleep 0.1; done\necho %s done\n"
+            % (name, control.url("go/" + name), name)), swarm_hex=sw))
+
+    def updates(sw, st):
+        return [r for r in manager.task_updates if r.request is not None
+                and pair_to_hex(r.request.task_id) == t
+                and pair_to_hex(r.request.swarm_id) == sw
+                and r.request.task_status == st]
+    nodelib.wait_for(lambda: updates(SWARM, RUNNING) and updates(OTHER, RUNNING), 20,
+                     "both running")
+    bundles = sorted(nodelib.os.listdir(nodelib.os.path.join(node.state_dir, "tasks")))
+    assert bundles == sorted("%s-%s-0-0" % (sw, t) for sw in (SWARM, OTHER)), bundles
+    control.release("B")
+    nodelib.wait_for(lambda: updates(OTHER, COMPLETED), 20, "B completed")
+    heartbeats_pass(manager, 2)
+    assert not updates(SWARM, COMPLETED) and not updates(SWARM, FAILED)
+    control.release("A")
+    nodelib.wait_for(lambda: updates(SWARM, COMPLETED), 20, "A completed")
+    for sw in (SWARM, OTHER):
+        assert len(updates(sw, RUNNING)) == 1 and len(updates(sw, COMPLETED)) == 1
+    logs = nodelib.wait_for(lambda: len([d for d in manager.logs if d["task_id"] == t]) == 2
+                            and [d for d in manager.logs if d["task_id"] == t], 15,
+                            "two uploads")
+    assert sorted((d["swarm_id"], d["text"]) for d in logs) == \
+        [(SWARM, "in A\nA done\n"), (OTHER, "in B\nB done\n")]
+    assert not [c for c in manager.calls("SendError")
+                if pair_to_hex(c.request.task_id) == t]
+
+
+def test_log_store_bounded(manager, make_node, bbroot, rt):
+    """Issue 13 finding 7: a flood of output keeps <state_dir>/logs under
+    tasks.log_store_max_size, oldest finished runs first, and loses nothing
+    the manager has not had: with AddTaskLogs failing meanwhile, every
+    run's one upload still arrives whole."""
+    import grpc
+    node = nodelib.exec_node(manager, make_node, bbroot, rt, containers={
+        "log_config": {"type": "json-file", "config": {"max-size": "600k", "max-file": "1"}}},
+        tasks={"log_store_max_size": "1M", "max_concurrent": 2})
+    manager.fail["AddTaskLogs"] = grpc.StatusCode.UNAVAILABLE
+    ids = ["%032x" % (0x8800 + i) for i in range(6)]
+    size = 400 * 1024
+    for i, t in enumerate(ids):
+        manager.deploy_task(node.node_id, nodelib.task_msg(t, (
+            "#!/bin/sh\nyes %d | head -c %d\n" % (i, size))))
+    for t in ids:
+        nodelib.wait_task_status(manager, t, COMPLETED, timeout=60)
+    logs_dir = nodelib.os.path.join(node.state_dir, "logs")
+
+    def stored():
+        return sum(nodelib.os.path.getsize(nodelib.os.path.join(logs_dir, f))
+                   for f in nodelib.os.listdir(logs_dir))
+    nodelib.wait_for(lambda: stored() <= 1 << 20, 15, "logs under 1M")
+    kept = [t for t in ids if nodelib.mantactl("logs", t, "-c", node.config).stdout]
+    assert kept and kept == ids[len(ids) - len(kept):], kept   # the newest kept
+    assert len(kept) < len(ids)
+    assert "removed the output of" in node.log()
+    # The manager comes back: every upload, whole, once.
+    del manager.fail["AddTaskLogs"]
+    for i, t in enumerate(ids):
+        wait_upload(manager, t, timeout=60)
+        assert nodelib.task_log_text(manager, t) == ("%d\n" % i * size)[:size], t
+    for t in ids:
+        assert len(uploads(manager, t)) == 1
