@@ -1,8 +1,6 @@
 /* dispatch: MQTT command topic -> Command for another daemon (WIRE.md
  * section 5). The payload is decoded here only to refuse garbage early and
- * to name the task in error reports; the owner decodes it again. Every
- * refusal here is a bad MQTT command or payload: SendError 22 (MQTT), as
- * the reference sends for an unparsable deploy_task (WIRE.md section 9). */
+ * to name the task in error reports; the owner decodes it again. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -171,7 +169,7 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 
 		t = common__tasks__mqtt_task__unpack(NULL, len, p);
 		if (t == NULL)
-			return refuse(d, ERR_ID_MQTT,
+			return refuse(d, ERR_ID_VALIDATION,
 			    "%s payload (%zu bytes) is not a common.tasks.MqttTask",
 			    d->name, len);
 		ok = pair_set(t->swarm_id, &d->swarm_head, &d->swarm_tail);
@@ -180,7 +178,7 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 		d->circular = t->circular;
 		common__tasks__mqtt_task__free_unpacked(t, NULL);
 		if (!ok)
-			return refuse(d, ERR_ID_MQTT,
+			return refuse(d, ERR_ID_VALIDATION,
 			    "%s payload (%zu bytes) lacks swarm_id or task_id",
 			    d->name, len);
 		return 0;
@@ -191,14 +189,14 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 
 		e = common__system__env_id__unpack(NULL, len, p);
 		if (e == NULL)
-			return refuse(d, ERR_ID_MQTT,
+			return refuse(d, ERR_ID_VALIDATION,
 			    "%s payload (%zu bytes) is not a common.system.EnvId",
 			    d->name, len);
 		ok = pair_set(e->swarm_id, &d->swarm_head, &d->swarm_tail);
 		ok = pair_set(e->task_id, &d->task_head, &d->task_tail) && ok;
 		common__system__env_id__free_unpacked(e, NULL);
 		if (!ok)
-			return refuse(d, ERR_ID_MQTT,
+			return refuse(d, ERR_ID_VALIDATION,
 			    "%s payload (%zu bytes) lacks swarm_id or task_id",
 			    d->name, len);
 		return 0;
@@ -209,13 +207,13 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 
 		s = common__system__pair_id__unpack(NULL, len, p);
 		if (s == NULL)
-			return refuse(d, ERR_ID_MQTT,
+			return refuse(d, ERR_ID_VALIDATION,
 			    "%s payload (%zu bytes) is not a common.system.PairId",
 			    d->name, len);
 		ok = pair_set(s, &d->swarm_head, &d->swarm_tail);
 		common__system__pair_id__free_unpacked(s, NULL);
 		if (!ok)
-			return refuse(d, ERR_ID_MQTT,
+			return refuse(d, ERR_ID_VALIDATION,
 			    "%s payload (%zu bytes) names swarm 0", d->name, len);
 		return 0;
 	}
@@ -225,7 +223,7 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 	case CMD_COLLECT_INFORMATION:
 		if (len == 0 || len > DISPATCH_MAX_TEXT ||
 		    memchr(p, '\0', len) != NULL || !dispatch_utf8_valid(p, len))
-			return refuse(d, ERR_ID_MQTT,
+			return refuse(d, ERR_ID_VALIDATION,
 			    "%s payload (%zu bytes) is not a short UTF-8 text",
 			    d->name, len);
 		return 0;
@@ -257,10 +255,10 @@ dispatch_classify(const char *topic, size_t topic_len, const uint8_t *payload,
 			d->dest = commands[i].dest;
 		}
 	if (len > max)
-		return refuse(d, ERR_ID_MQTT,
+		return refuse(d, ERR_ID_VALIDATION,
 		    "%s payload too large (%zu bytes)", d->name, len);
 	if (payload == NULL && len > 0)
-		return refuse(d, ERR_ID_MQTT,
+		return refuse(d, ERR_ID_VALIDATION,
 		    "%s payload missing (%zu bytes)", d->name, len);
 	return check_payload(d, payload, len);
 }

@@ -86,7 +86,7 @@ test_deploy_task(void **state)
 	/* Missing ids, empty payload, garbage, truncation. */
 	len = pack_task(buf, 7, 0, 0);
 	assert_int_equal(classify("node/x/deploy_task", buf, len, &d), -1);
-	assert_int_equal(d.error_id, ERR_ID_MQTT);
+	assert_int_equal(d.error_id, ERR_ID_VALIDATION);
 	assert_int_equal(classify("node/x/deploy_task", "", 0, &d), -1);
 	assert_int_equal(classify("node/x/deploy_task",
 	    "\xff\xff\xff\xff\xff\xff\xff\xff\x0f", 9, &d), -1);
@@ -146,7 +146,7 @@ test_collect_information(void **state)
 	assert_non_null(big);
 	memset(big, 'x', 70000);
 	assert_int_equal(classify("n/collect_information", big, 70000, &d), -1);
-	assert_int_equal(d.error_id, ERR_ID_MQTT);
+	assert_int_equal(d.error_id, ERR_ID_VALIDATION);
 	free(big);
 }
 
@@ -163,7 +163,7 @@ test_unknown_and_oversize(void **state)
 	/* Too big: refused on the length alone, the bytes are not read. */
 	assert_int_equal(dispatch_classify("n/deploy_task", 13, NULL,
 	    (size_t)MAX + 1, MAX, &d), -1);
-	assert_int_equal(d.error_id, ERR_ID_MQTT);
+	assert_int_equal(d.error_id, ERR_ID_VALIDATION);
 	assert_non_null(strstr(d.reason, "too large"));
 	/* A topic with control bytes is named printably. */
 	assert_int_equal(dispatch_classify("a\nb/zz", 6, (const uint8_t *)"", 0,
