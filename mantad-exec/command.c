@@ -293,6 +293,35 @@ stop_task_none(struct exec *x, const Common__System__EnvId *e)
 		    " task %s of swarm %s is not known on this node", th, sh);
 }
 
+/* A hand-off seen already (the sender retries after no answer): true.
+ * Else it is remembered, the oldest of HANDOFFS forgotten. */
+static bool
+handoff_seen(struct exec *x, const char *id)
+{
+	char *copy;
+
+	if (id == NULL || *id == '\0')
+		return false;
+	for (unsigned i = 0; i < HANDOFFS; i++)
+		if (x->handoffs[i] != NULL && strcmp(x->handoffs[i], id) == 0)
+			return true;
+	if ((copy = strdup(id)) == NULL)
+		return false;
+	free(x->handoffs[x->handoff_next]);
+	x->handoffs[x->handoff_next] = copy;
+	x->handoff_next = (x->handoff_next + 1) % HANDOFFS;
+	return false;
+}
+
+void
+command_free(struct exec *x)
+{
+	for (unsigned i = 0; i < HANDOFFS; i++) {
+		free(x->handoffs[i]);
+		x->handoffs[i] = NULL;
+	}
+}
+
 int
 command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
     size_t errlen)
@@ -300,6 +329,12 @@ command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
 	struct manta_id zero = MANTA_ID_ZERO;
 	const uint8_t *data = c->payload.data;
 	size_t len = c->payload.len;
+
+	if (handoff_seen(x, c->handoff)) {
+		log_info("%s: hand-off %s again: the same command, done already",
+		    c->name, c->handoff);
+		return 0;
+	}
 
 	if (strcmp(c->name, "deploy_task") == 0) {
 		Common__Tasks__MqttTask *t;

@@ -45,6 +45,7 @@
 #define ADOPT_POLL_MS	250		/* files of shims we did not start */
 #define KEEP_RUNS	5000		/* finished runs kept in exec.db */
 #define TASKS_REPLY_MAX	5000
+#define HANDOFFS	1024		/* Command.handoff ids remembered */
 
 /* Error ids of common.system.Error (WIRE.md section 9). */
 #define ERR_VALIDATION	9
@@ -159,6 +160,8 @@ struct exec {
 	bool stopping;			/* SIGTERM: stop every task, then exit */
 	bool recovering;		/* recover_runs: admit nothing yet */
 	bool shutdown_asked;		/* stop_node: asked the supervisor */
+	char *handoffs[HANDOFFS];	/* the last Command.handoff ids seen */
+	unsigned handoff_next;
 	long long next_stream;
 	long long next_capacity;
 	long long next_adopt_poll;
@@ -282,9 +285,11 @@ void validate_hostname(const char *alias, const struct manta_id *task,
     char *out, size_t len);
 
 /* ---- command.c: deploy_task, stop_task, stop_swarm, stop_node ---- */
-/* 0 taken, -1 refused (err filled). */
+/* 0 taken, -1 refused (err filled). A Command.handoff seen already is the
+ * same command again: 0, nothing done. */
 int command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
     size_t errlen);
+void command_free(struct exec *x);	/* the hand-off ids */
 /* Asks r to stop with reason; a queued run ends STOPPED at once. */
 void run_stop(struct exec *x, struct run *r, const char *reason);
 struct run *run_new(void);
@@ -348,6 +353,9 @@ void runtime_status_input(struct exec *x, struct run *r);
 void runtime_check_adopted(struct exec *x, struct run *r, bool exited);
 /* The shim of r is gone: read its result and end the run. */
 void runtime_finish(struct exec *x, struct run *r);
+/* Kills and deletes container cid in a child of ours, without waiting
+ * (runtime_reap reaps it): the main loop never waits for the runtime. */
+void runtime_cleanup_async(const struct exec *x, const char *cid);
 /* Runs "runtime --root R ARGS..." and waits (recovery only). Exit status,
  * -1 if it could not run. Output to out if not NULL. */
 int runtime_cmd(const struct exec *x, char *out, size_t outlen, ...)

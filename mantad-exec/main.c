@@ -413,6 +413,7 @@ free_all(struct exec *x)
 		TAILQ_REMOVE(&x->runs, r, all);
 		run_free(r);
 	}
+	command_free(x);
 	json_decref(x->seccomp);
 	free(x->runtime);
 	free(x->runtime_name);

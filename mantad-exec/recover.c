@@ -63,8 +63,7 @@ sweep_orphans(struct exec *x)
 		if (strncmp(id, "manta-", 6) != 0 || owned(x, id))
 			continue;
 		log_warnx("container %s belongs to no task: deleting it", id);
-		(void)runtime_cmd(x, NULL, 0, "kill", id, "KILL", NULL);
-		(void)runtime_cmd(x, NULL, 0, "delete", "--force", id, NULL);
+		runtime_cleanup_async(x, id);
 	}
 }
 

@@ -466,3 +466,79 @@ def test_log_store_bounded(manager, make_node, bbroot, rt):
         assert nodelib.task_log_text(manager, t) == ("%d\n" % i * size)[:size], t
     for t in ids:
         assert len(uploads(manager, t)) == 1
+
+
+def slow_runtime(tmp_path, rt, seconds=5):
+    """A runtime wrapper that takes `seconds` in kill and delete."""
+    real = nodelib.shutil.which(rt, path="/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin")
+    path = tmp_path / ("slow-" + rt)
+    path.write_text("#!/bin/sh\ncase \" $* \" in *\" kill \"*|*\" delete \"*) sleep %d ;; esac\n"
+                    "exec %s \"$@\"\n" % (seconds, real))
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_slow_runtime_never_blocks(manager, make_node, bbroot, rt, tmp_path):
+    """Issue 15 finding 2: with a runtime that takes 5 s in kill and delete,
+    a container that lost its shim is cleaned up off the main loop: the
+    commands handed over meanwhile are taken at once (none reported failed
+    by mantad-beat and then run), status answers, the lost task ends FAILED
+    once and nothing is left behind."""
+    import signal
+    node = nodelib.exec_node(manager, make_node, bbroot, slow_runtime(tmp_path, rt))
+    lost, after = "91" * 16, ["%032x" % (0x9200 + i) for i in range(3)]
+    manager.deploy_task(node.node_id, nodelib.task_msg(lost, FOREVER))
+    nodelib.wait_task_status(manager, lost, RUNNING)
+    shim_pid = nodelib.os.path.join(node.state_dir, "tasks", "%s-%s-0-0" % (SWARM, lost),
+                                    "shim.pid")
+    with open(shim_pid) as f:
+        pid = int(f.read().split()[0])
+    nodelib.os.kill(pid, signal.SIGKILL)
+    nodelib.wait_task_status(manager, lost, FAILED, timeout=10)
+    t0 = time.monotonic()
+    for t in after:
+        manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho fine\n"))
+    rc, _ = node.status(timeout=3)
+    assert rc == 0
+    for t in after:
+        nodelib.wait_task_status(manager, t, RUNNING, timeout=15)
+    took = time.monotonic() - t0
+    for t in after:
+        nodelib.wait_task_status(manager, t, COMPLETED, timeout=30)
+        assert statuses(manager, t) == [RUNNING, COMPLETED]
+    assert statuses(manager, lost) == [RUNNING, FAILED]
+    assert not [c for c in manager.calls("SendError") if "did not take" in c.request.content]
+    assert [e.error_id for e in errors_for(manager, lost)] == [19]
+    assert took < 8, "the deploys waited for the runtime: %.1f s" % took
+    nodelib.wait_for(lambda: not nodelib.exec_leftovers(node, rt)["containers"], 30,
+                     "the lost container deleted")
+
+
+def test_repeated_handoff_is_one_command(manager, make_node, bbroot, rt):
+    """Issue 15 finding 2: a Command handed over again with the same
+    handoff id (the sender retrying after no answer) is the same command:
+    acknowledged, run once, no SendError 19; the same round deployed again
+    by the manager (a new hand-off) is still refused with 19."""
+    import ipc_pb2
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t = "93" * 16
+    payload = nodelib.task_msg(t, "#!/bin/sh\necho once\n").SerializeToString()
+
+    def hand(handoff):
+        rep = nodelib.ipc_call(node.run_dir, "exec", ipc_pb2.Msg(command=ipc_pb2.Command(
+            name="deploy_task", topic="node/%s/deploy_task" % node.node_id,
+            payload=payload, handoff=handoff)))
+        assert rep.WhichOneof("body") == "reply" and rep.reply.code == 0, rep
+    hand("beat-1-42")
+    hand("beat-1-42")
+    nodelib.wait_task_status(manager, t, COMPLETED)
+    hand("beat-1-42")
+    marker = "94" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(marker, "#!/bin/sh\ntrue\n"))
+    nodelib.wait_task_status(manager, marker, COMPLETED)
+    assert errors_for(manager, t) == []
+    assert statuses(manager, t) == [RUNNING, COMPLETED]
+    assert len(wait_upload(manager, t)) == 1
+    hand("beat-1-43")
+    e = nodelib.wait_for(lambda: errors_for(manager, t), 10, "SendError 19")
+    assert [x.error_id for x in e] == [19]
