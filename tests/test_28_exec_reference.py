@@ -15,6 +15,10 @@
   says why (mantactl tasks, status); one that can never run fails at once;
 - `mantactl config check` and mantad-exec's start log say what the keys the
   reference ignores do here;
+- a manager that advances a swarm on the uploads (dev manager's
+  on_task_end) starts the aggregator only after its workers ended;
+- issue 15: the same task in two swarms, a runtime slow in kill/delete, a
+  repeated hand-off; issue 13: the log store's bound;
 - the latency from a task's exit to its AddTaskLogs (printed)."""
 
 import http.server
@@ -542,3 +546,41 @@ def test_repeated_handoff_is_one_command(manager, make_node, bbroot, rt):
     hand("beat-1-43")
     e = nodelib.wait_for(lambda: errors_for(manager, t), 10, "SendError 19")
     assert [x.error_id for x in e] == [19]
+
+
+def test_manager_advancing_on_uploads(manager, make_node, bbroot, rt, control):
+    """A manager built against the reference advances a swarm on the logs
+    uploads (worker -> aggregator): the dev manager does so here. Workers
+    that print, then wait, on a reference file (stream_logs = true) do not
+    advance it; their natural ends do, once each."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt, **REFERENCE)
+    w1, w2, agg = "3a" * 16, "3b" * 16, "3c" * 16
+    advanced = []
+
+    def on_end(frame):
+        done = {d["task_id"] for d in manager.logs}
+        if {w1, w2} <= done and not advanced:
+            advanced.append(time.monotonic())
+            manager.deploy_task(node.node_id, nodelib.task_msg(
+                agg, "#!/bin/sh\necho aggregating\n"))
+    manager.on_task_end = on_end
+    for name, t in (("w1", w1), ("w2", w2)):
+        manager.deploy_task(node.node_id, nodelib.task_msg(t, (
+            "#!/bin/sh\necho %s result\n"
+            "until [ \"$(wget -q -O - %s)\" = yes ]; do sleep 0.1; done\n"
+            % (name, control.url("go/" + name)))))
+    for t in (w1, w2):
+        nodelib.wait_task_status(manager, t, RUNNING)
+    nodelib.wait_for(lambda: all("result" in nodelib.mantactl("logs", t, "-c", node.config)
+                                 .stdout for t in (w1, w2)), 10, "the workers' output")
+    heartbeats_pass(manager)
+    assert not advanced and manager.task_ends() == []
+    control.release("w1")
+    control.release("w2")
+    nodelib.wait_task_status(manager, agg, COMPLETED, timeout=30)
+    done = {t: max(r.time for r in manager.task_updates if r.request is not None
+                   and pair_to_hex(r.request.task_id) == t
+                   and r.request.task_status == COMPLETED) for t in (w1, w2)}
+    assert advanced and advanced[0] >= max(done.values()) - 0.5
+    assert nodelib.wait_for(lambda: len(uploads(manager, agg)) == 1, 10, "agg's upload")
+    assert [len(uploads(manager, t)) for t in (w1, w2, agg)] == [1, 1, 1]
