@@ -73,6 +73,7 @@ static const char *check_logsize(struct manta_cfg *, char **);
 static const char *check_nonempty(struct manta_cfg *, char **);
 static const char *check_user(struct manta_cfg *, char **);
 static const char *check_seccomp(struct manta_cfg *, char **);
+static const char *check_storesize(struct manta_cfg *, char **);
 
 #define F(field) offsetof(struct manta_cfg, field)
 #define NOLIM 0, 0
@@ -128,11 +129,14 @@ static const struct key_spec keys[] = {
 	{ "tasks", "temp_folder", K_PATH, F(temp_folder), NOLIM, check_nonempty, false },
 	{ "tasks", "cleanup_on_failure", K_BOOL, F(cleanup_on_failure), NOLIM, NULL, false },
 	{ "tasks", "stream_logs", K_BOOL, F(stream_logs), NOLIM, NULL, false },
+	{ "tasks", "live_logs_to_manager", K_BOOL, F(live_logs_to_manager), NOLIM, NULL, false },
+	{ "tasks", "log_store_max_size", K_STR, F(log_store_max_size), NOLIM, check_storesize, false },
 
 	{ "resources", "reserve_cpu_percent", K_INT, F(reserve_cpu_percent), 0, 50, NULL, false },
 	{ "resources", "reserve_memory_mb", K_INT, F(reserve_memory_mb), 0, INT_MAX, NULL, false },
 	{ "resources", "max_disk_usage_percent", K_INT, F(max_disk_usage_percent), 0, 100, NULL, false },
 	{ "resources", "monitor_interval", K_INT, F(monitor_interval), 1, 86400, NULL, false },
+	{ "resources", "reserve_cpu", K_BOOL, F(reserve_cpu), NOLIM, NULL, false },
 
 	{ "logging", "level", K_STR, F(log_level), NOLIM, check_level, false },
 	{ "logging", "filename", K_PATH, F(log_filename), NOLIM, check_nonempty, false },
@@ -442,6 +446,19 @@ check_logsize(struct manta_cfg *c, char **val)
 	if (b == 0)
 		return "must be more than 0";
 	c->log_max_file_bytes = b;
+	return NULL;
+}
+
+static const char *
+check_storesize(struct manta_cfg *c, char **val)
+{
+	uint64_t b;
+
+	if (cfg_parse_size(*val, &b) < 0)
+		return "must be a size such as \"1G\"";
+	if (b < (1ULL << 20))
+		return "must be at least 1M";
+	c->log_store_max_bytes = b;
 	return NULL;
 }
 
@@ -1124,6 +1141,9 @@ set_defaults(struct manta_cfg *c)
 	c->retry_attempts = 3;
 	c->cleanup_on_failure = true;
 	c->stream_logs = true;
+	c->live_logs_to_manager = false;
+	c->log_store_max_bytes = 1ULL << 30;
+	c->reserve_cpu = false;
 	c->reserve_cpu_percent = 10;
 	c->reserve_memory_mb = 512;
 	c->max_disk_usage_percent = 90;
@@ -1156,7 +1176,8 @@ set_defaults(struct manta_cfg *c)
 	    (c->log_level = strdup("INFO")) == NULL ||
 	    (c->log_filename = strdup("manta_node.log")) == NULL ||
 	    (c->log_max_file_size = strdup("100M")) == NULL ||
-	    (c->seccomp = strdup("kill")) == NULL)
+	    (c->seccomp = strdup("kill")) == NULL ||
+	    (c->log_store_max_size = strdup("1G")) == NULL)
 		return -1;
 	/* Without a home directory the literal stays; it is only a default. */
 	c->cert_folder = expand_home("~/.manta/certs", why, sizeof(why));
@@ -1772,12 +1793,16 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "retry_attempts = 3\n"
 	    "# temp_folder = \"/tmp\"\n"
 	    "cleanup_on_failure = true\n"
-	    "stream_logs = true\n"
+	    "stream_logs = true\t\t# no effect, as in the reference\n"
+	    "# live_logs_to_manager = false\t# true: output sent while a task runs (see\n"
+	    "\t\t\t\t# manta.toml(5): a reference-built manager takes it as the end)\n"
+	    "# log_store_max_size = \"1G\"\t# task output kept in <state_dir>/logs\n"
 	    "\n[resources]\n"
 	    "reserve_cpu_percent = 10\t# 0-50\n"
 	    "reserve_memory_mb = 512\n"
 	    "max_disk_usage_percent = 90\n"
 	    "monitor_interval = 30\t\t# seconds\n"
+	    "# reserve_cpu = false\t\t# true: admit a task only if its CPU limit fits\n"
 	    "\n[logging]\n"
 	    "level = \"INFO\"\t\t\t# DEBUG, INFO, WARNING, ERROR or CRITICAL\n"
 	    "filename = \"manta_node.log\"\n"

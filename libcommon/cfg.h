@@ -108,13 +108,17 @@ struct manta_cfg {
 	int retry_attempts;
 	char *temp_folder;		/* NULL when unset */
 	bool cleanup_on_failure;
-	bool stream_logs;
+	bool stream_logs;		/* no effect, as in the reference */
+	bool live_logs_to_manager;	/* output to the manager while a task runs */
+	char *log_store_max_size;	/* as written, e.g. "1G" */
+	uint64_t log_store_max_bytes;	/* parsed: task output kept on disk */
 
 	/* [resources] */
 	int reserve_cpu_percent;
 	int reserve_memory_mb;
 	int max_disk_usage_percent;
 	int monitor_interval;
+	bool reserve_cpu;		/* admission counts CPU limits too */
 
 	/* [logging] */
 	char *log_level;
@@ -178,6 +182,11 @@ void cfg_free(struct manta_cfg *c);
  * ~/.manta/nodes/NAME.toml (NAME "default" when NULL). Returns a malloc'd path. */
 char *cfg_resolve_path(const char *file, const char *name);
 
+/* What the keys the reference ignores (WIRE.md section 10) do on this
+ * node, from c's effective values: note(arg, sentence) once per key
+ * (cfg_notes.c). Returns how many. */
+int cfg_reference_notes(const struct manta_cfg *c,
+    void (*note)(void *, const char *), void *arg);
 /* Prints the effective configuration as TOML; secrets masked when mask. */
 void cfg_print(FILE *f, const struct manta_cfg *c, bool mask);
 /* Writes a commented default config for instance NAME, in the reference

@@ -145,6 +145,9 @@ build(const struct manta_cfg *c, const Manta__Ipc__SupervisorStatus *sup,
 	/* Why a deploy_task is refused now, null when tasks are taken. */
 	json_object_set_new(o, "refusing", json_str_or_null(ex && ex->refusing &&
 	    *ex->refusing ? ex->refusing : NULL));
+	/* Why the oldest queued task waits, null when none does. */
+	json_object_set_new(o, "waiting", json_str_or_null(ex && ex->waiting &&
+	    *ex->waiting ? ex->waiting : NULL));
 	for (size_t i = 0; i < sup->n_daemons; i++) {
 		const Manta__Ipc__DaemonState *d = sup->daemons[i];
 		long uid = proc_uid(d->pid);
@@ -205,6 +208,9 @@ print_human(const json_t *o)
 			printf("WARNING: %s runs as root (no account for it;"
 			    " security.allow_root_daemons)\n", json_string_value(r));
 	}
+	if (json_string_value(json_object_get(o, "waiting")) != NULL)
+		printf("queued tasks are %s\n",
+		    json_string_value(json_object_get(o, "waiting")));
 	json_array_foreach(json_object_get(o, "daemons"), i, d)
 		printf("  %-16s %-8s pid %-7lld restarts %lld up %llds\n",
 		    json_string_value(json_object_get(d, "name")),

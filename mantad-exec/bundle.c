@@ -1,4 +1,5 @@
-/* bundle: a run's OCI bundle, <state_dir>/tasks/<task>-<iteration>-<circular>/:
+/* bundle: a run's OCI bundle,
+ * <state_dir>/tasks/<swarm>-<task>-<iteration>-<circular>/:
  *
  *   module.pyz   the payload (0644; 0755 for a "#!" script);
  *   config.json  generated here with jansson (never by string pasting):
@@ -54,11 +55,15 @@ int
 bundle_prepare(struct exec *x, struct run *r, const uint8_t *payload,
     size_t len)
 {
-	char th[ID_HEX_LEN + 1], name[ID_HEX_LEN + 32], *pay = NULL;
+	char sh[ID_HEX_LEN + 1], th[ID_HEX_LEN + 1], name[2 * ID_HEX_LEN + 32];
+	char *pay = NULL;
 	int rc = -1;
 
+	/* Keyed on the swarm too: one task id may run in two swarms. */
+	id_to_hex(r->swarm, sh);
 	id_to_hex(r->task, th);
-	snprintf(name, sizeof(name), "%s-%u-%u", th, r->iteration, r->circular);
+	snprintf(name, sizeof(name), "%s-%s-%u-%u", sh, th, r->iteration,
+	    r->circular);
 	free(r->dir);
 	if ((r->dir = path_join(x->tasks_dir, name)) == NULL)
 		return -1;

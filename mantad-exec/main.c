@@ -78,6 +78,7 @@ reply_status(struct exec *x, struct ipc_req *req)
 	es.outbox = x->unacked;
 	hist_to_proto(&x->launch, &hp, &launch);
 	es.launch_latency = &launch;
+	es.waiting = (char *)(queue_waiting(x) ? queue_waiting(x) : "");
 	sr.exec = &es;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;
@@ -197,6 +198,14 @@ handle_ipc(struct exec *x)
 	}
 }
 
+/* What the keys a reference node ignores do here (cfg_notes.c). */
+static void
+log_note(void *arg, const char *text)
+{
+	(void)arg;
+	log_info("config: %s", text);
+}
+
 static void
 begin_stop(struct exec *x)
 {
@@ -257,6 +266,8 @@ reload(struct exec *x)
 	c->retry_attempts = n->retry_attempts;
 	c->cleanup_on_failure = n->cleanup_on_failure;
 	c->stream_logs = n->stream_logs;
+	c->live_logs_to_manager = n->live_logs_to_manager;
+	c->reserve_cpu = n->reserve_cpu;
 	c->reserve_cpu_percent = n->reserve_cpu_percent;
 	c->reserve_memory_mb = n->reserve_memory_mb;
 	c->max_disk_usage_percent = n->max_disk_usage_percent;
@@ -412,6 +423,7 @@ free_all(struct exec *x)
 		TAILQ_REMOVE(&x->runs, r, all);
 		run_free(r);
 	}
+	command_free(x);
 	json_decref(x->seccomp);
 	free(x->runtime);
 	free(x->runtime_name);
@@ -486,6 +498,7 @@ main(int argc, char **argv)
 	(void)announce_replay(&x);
 	recover_runs(&x);
 	store_prune(x.db);
+	logstore_init(&x);
 	x.srv = ipc_server_open(x.cfg->run_dir, IPC_EXEC, allowed,
 	    sizeof(allowed) / sizeof(allowed[0]));
 	if (x.srv == NULL)
@@ -494,6 +507,7 @@ main(int argc, char **argv)
 	log_info("ready: node %s, runtime %s, at most %d tasks at once%s",
 	    x.node_hex, x.runtime ? x.runtime : "(none)", x.cfg->max_concurrent,
 	    x.draining ? ", draining" : "");
+	(void)cfg_reference_notes(x.cfg, log_note, NULL);
 	daemon_ready(&opts.notify_fd);
 	queue_admit(&x);
 

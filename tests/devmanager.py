@@ -230,6 +230,10 @@ class DevManager(object):
         self.fail = {}
         # method name -> seconds the answer is held back (a slow manager)
         self.answer_delay = {}
+        # A manager built against the reference advances a swarm's task graph
+        # on a task's logs upload, its only end-of-task signal (WIRE.md
+        # section 6): callable(decoded frame dict) run on each AddTaskLogs.
+        self.on_task_end = None
 
         self._server = None
         self._mqtt = None
@@ -323,6 +327,17 @@ class DevManager(object):
             seen.add(p)
             out.append(r)
         return out
+
+    def task_ends(self, task_hex=None):
+        """The AddTaskLogs uploads, which a manager built against the
+        reference reads as the ends of tasks (one per run): [(task hex,
+        iteration, circular, monotonic time)] from the frames' headers (the
+        counters' low 16 bits), in arrival order."""
+        return [(r.extra["log"]["task_id"], r.extra["log"]["iteration"],
+                 r.extra["log"]["circular"], r.time)
+                for r in self.calls("AddTaskLogs", accepted_only=True)
+                if "log" in r.extra and (task_hex is None
+                                         or r.extra["log"]["task_id"] == task_hex)]
 
     @property
     def node_statuses(self):
@@ -515,6 +530,11 @@ class DevManager(object):
         rec.extra["log"] = {k: v for k, v in d.items() if k not in ("raw", "timestamp")}
         with self.lock:
             self.logs.append(d)
+        if self.on_task_end is not None:
+            try:
+                self.on_task_end(d)
+            except Exception:
+                pass
         return system_pb.Ok()
 
     def _rpc_SetGlobal(self, reqs, ctx, rec):

@@ -1,5 +1,5 @@
 """`mantactl status --json`: exactly the INTERFACE.md keys plus the
-documented additive ones (mantactl(8): "refusing", and "outbox" in
+documented additive ones (mantactl(8): "refusing", "waiting", and "outbox" in
 "manager" and "mqtt", issue 6; "security" and each daemon's "uid", issue 13),
 consistent with the processes and the
 machine; "online" once registered and connected; exit 3 when the node is
@@ -10,7 +10,7 @@ import os
 import nodelib
 
 TOP = {"node_id", "alias", "state", "manager", "mqtt", "daemons", "tasks", "resources",
-       "refusing", "security"}
+       "refusing", "waiting", "security"}
 SECURITY = {"seccomp", "allow_root_daemons", "root_daemons"}
 MANAGER = {"host", "port", "registered", "outbox"}
 MQTT = {"broker", "connected", "outbox"}
