@@ -27,7 +27,7 @@ read_identity(const char *path, struct manta_id *id)
 {
 	char buf[80];
 
-	if (read_text(path, buf, sizeof(buf)) == -1) {
+	if (read_small(path, buf, sizeof(buf)) == -1) {
 		if (errno != ENOENT)
 			log_warn("unable to read %s", path);
 		return -1;
