@@ -68,16 +68,32 @@ def ended(streams):
     return [s for s in streams if s.done()]
 
 
-def test_idle_streams_per_task_bound(request):
-    """1000 idle streams from one task: 32 (the default per-task bound) are
-    served and held, the others end RESOURCE_EXHAUSTED at once; the daemon
-    holds a few MiB for them, and gives them back once they end."""
-    e = make_env(request)
+def idle_streams(request, network=None):
+    """A daemon, warmed up, then N idle streams from its task: (env,
+    client, RssAnon before, audit rows before, the streams)."""
+    e = make_env(request, network)
     c = e.client(token=e.token)
     warm_up(e, c)
     base = anon_kb(e)
     before = len(audit(e))
-    streams = open_streams(e, c, N)
+    return e, c, base, before, open_streams(e, c, N)
+
+
+def end_all(e, streams, base, before):
+    """Cancels the streams; once every call is recorded, the daemon's
+    memory must come back near base. Returns RssAnon then (KiB)."""
+    for s in streams:
+        s.cancel()
+    nodelib.wait_for(lambda: len(audit(e)) >= before + N or None, 60, "every call recorded")
+    return nodelib.wait_for(lambda: (lambda a: a if a - base < 16 * 1024 else None)(anon_kb(e)),
+                            10, "memory back after the streams ended")
+
+
+def test_idle_streams_per_task_bound(request):
+    """1000 idle streams from one task: 32 (the default per-task bound) are
+    served and held, the others end RESOURCE_EXHAUSTED at once; the daemon
+    holds a few MiB for them, and gives them back once they end."""
+    e, c, base, before, streams = idle_streams(request)
     try:
         refused = nodelib.wait_for(lambda: len(ended(streams)) >= N - 32 and ended(streams),
                                    60, "refusals over the bound")
@@ -88,13 +104,12 @@ def test_idle_streams_per_task_bound(request):
         # The held ones are served: each reads its first chunk.
         assert len(next(held[0]).content) > 0
         peak = anon_kb(e)
-        print("%d idle streams (32 held): RssAnon %d -> %d KiB" % (N, base, peak))
+        print("%d idle streams (32 held): RssAnon %d -> %d KiB (VmRSS %d KiB)"
+              % (N, base, peak, nodelib.rss_kb(e.daemon.pid)[0]))
         if not nodelib.sanitized(e.daemon.pid):
             assert peak - base < 24 * 1024, (base, peak)
     finally:
-        for s in streams:
-            s.cancel()
-    nodelib.wait_for(lambda: len(audit(e)) >= before + N or None, 30, "every call recorded")
+        end_all(e, streams, base, before)
     rows = audit(e)[before:]
     assert sum(r["status"] == C.RESOURCE_EXHAUSTED.value[0] for r in rows) == N - 32
     # Another task is not held back by this one's bound: served at once.
@@ -105,12 +120,8 @@ def test_idle_streams_memory_returns(request):
     """With the bounds raised to 1000, 1000 idle streams are all held (the
     growth issue 13 found); once they end, the daemon's memory goes back
     near where it was, not kept at the peak."""
-    e = make_env(request, {"light_max_calls": N + 10, "light_max_calls_per_task": N})
-    c = e.client(token=e.token)
-    warm_up(e, c)
-    base = anon_kb(e)
-    before = len(audit(e))
-    streams = open_streams(e, c, N)
+    e, c, base, before, streams = idle_streams(
+        request, {"light_max_calls": N + 10, "light_max_calls_per_task": N})
     try:
         # Each held stream has its first chunk in flight once the server
         # has sent it; wait until the daemon counts them all as active.
@@ -120,15 +131,12 @@ def test_idle_streams_memory_returns(request):
         nodelib.wait_for(grown, 60, "1000 streams held")
         time.sleep(0.5)         # noqa: the peak is only read, not waited on
         peak = anon_kb(e)
+        vmrss = nodelib.rss_kb(e.daemon.pid)[0]
         assert not ended(streams)
     finally:
-        for s in streams:
-            s.cancel()
-    nodelib.wait_for(lambda: len(audit(e)) >= before + N or None, 60, "every call recorded")
-    after = nodelib.wait_for(lambda: (lambda a: a if a - base < 16 * 1024 else None)(anon_kb(e)),
-                             10, "memory back after the streams ended")
-    print("%d idle streams held: RssAnon %d -> peak %d -> after %d KiB"
-          % (N, base, peak, after))
+        after = end_all(e, streams, base, before)
+    print("%d idle streams held: RssAnon %d -> peak %d -> after %d KiB (VmRSS at the peak %d,"
+          " after %d KiB)" % (N, base, peak, after, vmrss, nodelib.rss_kb(e.daemon.pid)[0]))
 
 
 def test_total_bound(request):
