@@ -211,20 +211,21 @@ class Throttle(object):
     down: bytes/s from the manager to the node (None: unlimited);
     up: bytes/s from the node to the manager (a slow receiver);
     frozen: when set, nothing moves either way and the connections stay
-    open (a link that went silent). Point the node at .port."""
+    open (a link that went silent). Point the node at host:.port."""
 
     CHUNK = 64 * 1024
 
-    def __init__(self, target_port, target_host="127.0.0.1", down=None, up=None):
+    def __init__(self, target_port, target_host="127.0.0.1", down=None, up=None,
+                 host="127.0.0.1"):
         import socket
         self.target = (target_host, target_port)
         self.down = down
         self.up = up
         self.frozen = False
         self.moved = {"down": 0, "up": 0}
-        self._lsn = socket.socket()
+        self._lsn = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         self._lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._lsn.bind(("127.0.0.1", 0))
+        self._lsn.bind((host, 0))
         self._lsn.listen(64)
         self._lsn.settimeout(0.2)
         self.port = self._lsn.getsockname()[1]

@@ -49,13 +49,15 @@ def env(request):
     e.cleanup()
 
 
-@pytest.fixture
+@pytest.fixture(params=["127.0.0.1"])
 def slow(request):
-    """A LightEnv whose manager is reached through a Throttle."""
+    """A LightEnv whose manager is reached through a Throttle listening on
+    the address of the parameter."""
     need_bins("mantad-light")
-    thr = Throttle(0)
+    thr = Throttle(0, host=request.param)
     e = nodelib.LightEnv(start=False, overrides={"network": {
-        "manager_port": thr.port, "light_stall_timeout": STALL}})
+        "manager_host": request.param, "manager_port": thr.port,
+        "light_stall_timeout": STALL}})
     thr.target = ("127.0.0.1", e.manager.grpc_port)
     e.start()
     e.throttle = thr
@@ -163,3 +165,20 @@ def test_link_goes_silent(slow):
     took = time.monotonic() - t0
     assert ei.value.code() == C.UNAVAILABLE, ei.value
     assert took < nodelib.deadline(STALL + 5), took
+
+
+@pytest.mark.parametrize("slow", ["::1"], indirect=True)
+def test_slow_global_ipv6(slow):
+    """The same over IPv6, whose peer libgrpc names ipv6:[::1]:port (or
+    %5B::1%5D): 12 MB at 1.2 MB/s, twice the stall bound."""
+    size = 12 << 20
+    data = b"\x02" * size
+    c = slow.client(token=slow.token)
+    c.call("World/SetGlobal", iter([L().SetGlobalRequest(tag="v6", data=data, **ids(slow))]),
+           timeout=60)
+    slow.throttle.down = 1200 * 1000
+    t0 = time.monotonic()
+    got = c.call("World/GetGlobal", L().GetGlobalRequest(tag="v6", **ids(slow)), timeout=120)
+    took = time.monotonic() - t0
+    assert b"".join(v.data for v in got) == data
+    assert took > 2 * STALL, took
