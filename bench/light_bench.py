@@ -193,6 +193,30 @@ class MemPeak(object):
         return self.peak
 
 
+def manager_globals(address, swarm, tag, timeout=120):
+    """(channel, set(data), get() -> data) straight to the manager's
+    SetGlobal and GetGlobal, as mantad-light calls them."""
+    from common import results_pb2 as R
+    ch = grpc.insecure_channel(address, options=[
+        ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+    md = [("authorization", nodelib.TOKEN)]
+    dset = ch.stream_unary("/node.node_service.Node/SetGlobal",
+                           request_serializer=lambda m: m.SerializeToString(),
+                           response_deserializer=ident)
+    dget = ch.unary_stream("/node.node_service.Node/GetGlobal",
+                           request_serializer=lambda m: m.SerializeToString(),
+                           response_deserializer=R.GlobalValue.FromString)
+
+    def mset(d):
+        dset(iter([R.GlobalUpdate(swarm_id=swarm, tag=tag, data=d)]), metadata=md,
+             timeout=timeout)
+
+    def mget():
+        return b"".join(v.data for v in dget(R.GlobalTag(swarm_id=swarm, tag=tag),
+                                              metadata=md, timeout=timeout))
+    return ch, mset, mget
+
+
 def slow_global():
     """A SLOW_BYTES global up then down a SLOW_RATE link."""
     from devmanager import Throttle
@@ -231,6 +255,19 @@ def slow_global():
             print("  %s: %.1f s (%.1f MB/s); peak VmRSS %d, RssAnon %d, Pss %d KiB;"
                   " after VmRSS %d, RssAnon %d, Pss %d KiB"
                   % ((name, took, SLOW_BYTES / took / 1e6) + tuple(peak) + after))
+        # The same link without mantad-light: what the relay and the
+        # Python manager manage on this machine.
+        ch, mset, mget = manager_globals("127.0.0.1:%d" % thr.port, ids["swarm_id"], "m",
+                                         timeout=600)
+        for way, fn in (("up", lambda: mset(data)), ("down", lambda: mget() == data)):
+            setattr(thr, way, SLOW_RATE)
+            t0 = time.monotonic()
+            assert fn() is not False
+            took = time.monotonic() - t0
+            setattr(thr, way, None)
+            print("  the same %s straight to the manager (no mantad-light): %.1f s (%.1f MB/s)"
+                  % ("SetGlobal" if way == "up" else "GetGlobal", took, SLOW_BYTES / took / 1e6))
+        ch.close()
     finally:
         thr.close()
         e.cleanup()
@@ -270,23 +307,7 @@ def main():
             return b"".join(v.data for v in c.call("World/GetGlobal",
                                                   L.GetGlobalRequest(tag="b", **ids),
                                                   timeout=120))
-        ch = grpc.insecure_channel(e.manager.address, options=[
-            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
-        md = [("authorization", nodelib.TOKEN)]
-        dset = ch.stream_unary("/node.node_service.Node/SetGlobal",
-                               request_serializer=lambda m: m.SerializeToString(),
-                               response_deserializer=ident)
-        dget = ch.unary_stream("/node.node_service.Node/GetGlobal",
-                               request_serializer=lambda m: m.SerializeToString(),
-                               response_deserializer=R.GlobalValue.FromString)
-
-        def mset(d):
-            dset(iter([R.GlobalUpdate(swarm_id=ids["swarm_id"], tag="b", data=d)]),
-                 metadata=md, timeout=120)
-
-        def mget():
-            return b"".join(v.data for v in dget(R.GlobalTag(swarm_id=ids["swarm_id"], tag="b"),
-                                                  metadata=md, timeout=120))
+        ch, mset, mget = manager_globals(e.manager.address, ids["swarm_id"], "b")
         small = os.urandom(1024)
         lt = round_trips(lset, lget, small)
         mt = round_trips(mset, mget, small)
