@@ -138,9 +138,9 @@ world_open(const struct manta_cfg *c)
 	bool tls = c->use_tls || c->manager_port == 443;
 	const struct mgrconn_opts o = { .prog = PROG, .connect_ms = tls ? 5000 : 500,
 	    .max_recv = c->light_max_message_mb > 0 ? c->light_max_message_mb << 20 : 0 };
-
 	struct rlimit rl;
 
+	/* The descriptors sampled for progress: all that may be open. */
 	W.stall_ms = (long long)c->light_stall_timeout * 1000;
 	W.maxfd = 1024;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
