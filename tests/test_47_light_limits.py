@@ -5,6 +5,7 @@ ends RESOURCE_EXHAUSTED at once. 1000 streams that never read hold the
 daemon's memory only while they last: it returns once they end."""
 
 import os
+import subprocess
 import time
 
 import grpc
@@ -189,3 +190,24 @@ def test_max_message(request):
     c.call("World/SetGlobal", iter([L().SetGlobalRequest(tag="ok", data=b"y" * (512 << 10),
                                                           **ids)]))
     assert e.manager.globals[(e.swarm, "ok")] == b"y" * (512 << 10)
+
+
+@pytest.mark.parametrize("key,value", [
+    ("light_max_calls", 0), ("light_max_calls_per_task", 0),
+    ("light_max_message_mb", 4096), ("light_stall_timeout", 601),
+    ("light_stall_timeout", "60")])
+def test_bad_bound_refused(key, value):
+    """A bound out of range or of the wrong type is refused naming the key,
+    by mantactl config check and by mantad-light itself (nothing starts)."""
+    need_bins("mantad-light", "mantactl")
+    node = nodelib.Node(nodelib.free_port(), overrides={"network": {key: value}})
+    try:
+        r = nodelib.mantactl("config", "check", "-c", node.config)
+        assert r.returncode != 0
+        assert "network." + key in r.stderr + r.stdout
+        d = subprocess.run([os.path.join(nodelib.ROOT, "bin", "mantad-light"), "-n",
+                            "-c", node.config], capture_output=True, text=True, timeout=30)
+        assert d.returncode != 0
+        assert "network." + key in d.stderr
+    finally:
+        node.cleanup()
