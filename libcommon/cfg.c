@@ -93,6 +93,10 @@ static const struct key_spec keys[] = {
 	{ "network", "manager_port", K_INT, F(manager_port), 1, 65535, NULL, false },
 	{ "network", "light_service_host", K_STR, F(light_service_host), NOLIM, check_host, false },
 	{ "network", "light_service_port", K_INT, F(light_service_port), 1024, 65535, NULL, false },
+	{ "network", "light_max_calls", K_INT, F(light_max_calls), 1, 100000, NULL, false },
+	{ "network", "light_max_calls_per_task", K_INT, F(light_max_calls_per_task), 1, 100000, NULL, false },
+	{ "network", "light_max_message_mb", K_INT, F(light_max_message_mb), 0, 2047, NULL, false },
+	{ "network", "light_stall_timeout", K_INT, F(light_stall_timeout), 0, 600, NULL, false },
 
 	{ "mqtt", "ping_interval", K_INT, F(ping_interval), 1, 86400, NULL, false },
 	{ "mqtt", "reconnect_attempts", K_INT, F(reconnect_attempts), 0, INT_MAX, NULL, false },
@@ -1160,6 +1164,10 @@ set_defaults(struct manta_cfg *c)
 	c->userns = false;
 	c->userns_base = 0;
 	c->userns_size = 65536;
+	c->light_max_calls = 256;
+	c->light_max_calls_per_task = 32;
+	c->light_max_message_mb = 1024;
+	c->light_stall_timeout = 60;
 
 	if ((c->meta_version = strdup("1.0.0")) == NULL ||
 	    (c->meta_description = strdup("")) == NULL ||
@@ -1755,6 +1763,10 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "manager_port = 50051\n"
 	    "light_service_host = \"0.0.0.0\"\t# where tasks reach the Light service\n"
 	    "# light_service_port = 50052\t\t# unset: the first free port from 50051\n"
+	    "# light_max_calls = 256\t\t# Light calls at once, all tasks; more: RESOURCE_EXHAUSTED\n"
+	    "# light_max_calls_per_task = 32\t# the same, per task\n"
+	    "# light_max_message_mb = 1024\t# largest message one Light call carries (0: no limit)\n"
+	    "# light_stall_timeout = 60\t# a World call whose manager moves no bytes this long fails\n"
 	    "\n[mqtt]\n"
 	    "ping_interval = 1\t\t# seconds between system summaries\n"
 	    "reconnect_attempts = 5\n"

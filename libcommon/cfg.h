@@ -59,6 +59,10 @@ struct manta_cfg {
 	int manager_port;
 	char *light_service_host;
 	int light_service_port;		/* 0: unset (first free from 50051) */
+	int light_max_calls;		/* Light calls at once, all tasks */
+	int light_max_calls_per_task;	/* the same, per calling task */
+	int light_max_message_mb;	/* one message of a Light call; 0: no limit */
+	int light_stall_timeout;	/* s a World call may move no bytes; 0: none */
 
 	/* [mqtt] */
 	int ping_interval;		/* seconds, >= 1 */

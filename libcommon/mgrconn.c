@@ -227,14 +227,15 @@ int
 mgrconn_open(struct mgrconn *mc, const struct manta_cfg *c, const struct mgrconn_opts *o)
 {
 	char ua[128];
-	/* No message size cap (WIRE.md section 2); keepalive as the
+	/* No message size cap unless asked (WIRE.md section 2); keepalive as the
 	 * reference; a short reconnect backoff so a manager that comes back
 	 * is found within seconds; no retries: the caller decides whether to
 	 * try again. Despite its name, MIN_RECONNECT_BACKOFF is how long one
 	 * connection attempt (TCP, TLS, HTTP/2 settings) may take. */
 	grpc_arg args[] = {
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1 },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+		  .value.integer = o->max_recv > 0 ? o->max_recv : -1 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 30000 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20000 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 500 },

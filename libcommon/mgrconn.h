@@ -36,6 +36,7 @@ struct mgrconn_opts {
 	const char *prog;	/* user agent "manta-node/<prog>" */
 	int connect_ms;		/* how long one connection attempt may take */
 	bool announce;		/* log which cert_folder files TLS uses */
+	int max_recv;		/* largest message from the manager; 0: no limit */
 };
 
 /* Reads cert_folder (before any sandbox: node.key.sbox opens with the
