@@ -87,7 +87,8 @@ def test_lintian_clean(debs):
         pytest.skip("lintian not installed")
     changes = glob.glob(os.path.join(ROOT, "build/deb/manta-node_*.changes"))
     assert changes, os.listdir(os.path.join(ROOT, "build/deb"))
-    r = sh(["lintian", "--fail-on", "error,warning", "--show-overrides", changes[0]],
+    # (--show-overrides would count the overridden tags as failures.)
+    r = sh(["lintian", "--fail-on", "error,warning", changes[0]],
            check=False, timeout=600)
     print("\nlintian:\n" + r.stdout)
     bad = [l for l in r.stdout.splitlines() if re.match(r"^[EW]: ", l)]
@@ -114,8 +115,8 @@ def test_unit_verifies(tmp_path):
     r = sh(["systemd-analyze", "verify", inst], check=False, env=env)
     assert r.returncode == 0 and not r.stderr.strip(), r.stdout + r.stderr
     # A broken unit fails: the check can fail.
-    with open(inst, "a") as f:
-        f.write("ProtectSystem=bogus\n")
+    with open(inst, "w") as f:
+        f.write(text.replace("ProtectSystem=strict", "ProtectSystem=bogus"))
     r = sh(["systemd-analyze", "verify", inst], check=False, env=env)
     assert r.returncode != 0 or "bogus" in r.stderr, r.stdout + r.stderr
     r = sh(["systemd-analyze", "security", "--offline=yes", unit], check=False)
