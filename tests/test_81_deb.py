@@ -135,6 +135,7 @@ class Chroot(object):
         self.dir = tempfile.mkdtemp(prefix="manta-chroot-", dir="/var/tmp")
         self.mounts = []
         sh(["tar", "-C", self.dir, "-xf", base])
+        os.chmod(self.dir, 0o755)      # its "/", which mkdtemp made 0700
         archives = os.path.join(CACHE, "apt")
         os.makedirs(os.path.join(archives, "partial"), exist_ok=True)
         for src, dst, opts in (("proc", "proc", ["-t", "proc"]),
@@ -314,3 +315,64 @@ def test_install_upgrade_purge(debs, chroot):
     assert not os.path.exists(c.path("/etc/manta/node.toml"))
     assert not os.path.exists(c.path("/var/lib/manta"))
     assert c.run("dpkg-query -W manta-node", check=False).returncode != 0
+
+
+def test_node_registers_in_chroot(debs, chroot, manager):
+    """A fresh chroot, the package, the shipped config with the manager's
+    address and token: `mantactl start -d` there (its daemons under the
+    package's accounts) registers with the dev manager on the host's
+    loopback and heartbeats. Prints the time from `apt-get install` to
+    the registration (the packages apt needs come from the cache after
+    the first run)."""
+    c = chroot
+    c.run("apt-get update -q", timeout=300)
+    deb = c.copy_in(debs[0])
+    t0 = time.monotonic()
+    c.run("apt-get install -y -q --no-install-recommends %s" % deb, timeout=600)
+    t_inst = time.monotonic() - t0
+    conf = c.path("/etc/manta/node.toml")
+    text = open(conf).read()
+    text = text.replace('"${MANTA_TOKEN:change-me.change-me.change-me}"', '"%s"' % nodelib.TOKEN)
+    text = re.sub(r"(?m)^manager_host = .*", 'manager_host = "127.0.0.1"', text)
+    text = re.sub(r"(?m)^manager_port = .*", "manager_port = %d" % manager.grpc_port, text)
+    with open(conf, "w") as f:
+        f.write(text)
+    try:
+        c.run("mantactl start -d node", timeout=120)
+        reg = manager.wait_call("RegisterNode", timeout=60)
+        t_reg = time.monotonic() - t0
+        manager.wait_message("manager/set_system_summary", timeout=30)
+        print("\napt-get install: %.1f s; to RegisterNode: %.1f s; to a heartbeat: %.1f s"
+              % (t_inst, t_reg, time.monotonic() - t0))
+        assert reg is not None
+        st = c.run("mantactl status --json node").stdout
+        assert '"state": "up"' in st or '"state":"up"' in st, st
+        # res, register and beat run as manta, light as manta-light where
+        # the daemons switch (security.daemon_user; see manta-node(7)).
+        manta_uid = int(account(c, "manta")[2])
+        uids = {}
+        for pid, comm in chroot_procs(c):
+            with open("/proc/%d/status" % pid) as f:
+                uid = int(re.search(r"(?m)^Uid:\s+(\d+)", f.read()).group(1))
+            uids[comm] = uid
+        print("daemon uids: %r (manta is %d)" % (uids, manta_uid))
+        for d in ("mantad-res", "mantad-register", "mantad-beat"):
+            assert uids.get(d) == manta_uid, uids
+    finally:
+        c.run("mantactl stop --timeout 5 node", timeout=120, check=False)
+        # Nothing of the node may outlive the chroot.
+        for pid, _ in chroot_procs(c):
+            os.kill(pid, 9)
+
+
+def chroot_procs(c):
+    """[(pid, comm)] of the processes whose root is the chroot."""
+    out = []
+    for p in os.listdir("/proc"):
+        try:
+            if p.isdigit() and os.readlink("/proc/%s/root" % p) == c.dir:
+                with open("/proc/%s/comm" % p) as f:
+                    out.append((int(p), f.read().strip()))
+        except OSError:
+            pass
+    return out
