@@ -1545,6 +1545,21 @@ cfg_resolve_path(const char *file, const char *name)
 	}
 	if (asprintf(&p, "%s/.manta/nodes/%s.toml", home, name) < 0)
 		return NULL;
+	/* A packaged node's config (manta-node@NAME.service) is
+	 * /etc/manta/NAME.toml: found by NAME when the user has none. */
+	if (access(p, F_OK) == -1) {
+		char *sys;
+
+		if (asprintf(&sys, "%s/%s.toml", CFG_SYSTEM_DIR, name) < 0) {
+			free(p);
+			return NULL;
+		}
+		if (access(sys, F_OK) == 0) {
+			free(p);
+			return sys;
+		}
+		free(sys);
+	}
 	return p;
 }
 

@@ -182,8 +182,15 @@ struct manta_cfg *cfg_load_flags(const char *file, int flags, struct cfg_error *
 void cfg_drop_secret_key(struct manta_cfg *c);
 void cfg_free(struct manta_cfg *c);
 
+/* Where a packaged node's configs live (CFG_SYSTEM_DIR/NAME.toml). */
+#ifndef CFG_SYSTEM_DIR
+#define CFG_SYSTEM_DIR "/etc/manta"
+#endif
+
 /* Config file for an instance: -c FILE wins, then $MANTA_CONFIG, then
- * ~/.manta/nodes/NAME.toml (NAME "default" when NULL). Returns a malloc'd path. */
+ * ~/.manta/nodes/NAME.toml (NAME "default" when NULL), or, when that file
+ * does not exist, CFG_SYSTEM_DIR/NAME.toml if that one does. Returns a
+ * malloc'd path. */
 char *cfg_resolve_path(const char *file, const char *name);
 
 /* What the keys the reference ignores (WIRE.md section 10) do on this
