@@ -48,6 +48,8 @@ reply_status(struct beat *b, struct ipc_req *req)
 	bs.outbox = outbox_count(b->ob);
 	bs.heartbeats = b->heartbeats;
 	bs.outbox_peak = b->outbox_peak;
+	bs.commands_waiting = b->cmd_handed + b->nbacklog;
+	bs.commands_refused = b->refused_busy;
 	sr.beat = &bs;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;

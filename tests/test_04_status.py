@@ -11,7 +11,7 @@ import nodelib
 TOP = {"node_id", "alias", "state", "manager", "mqtt", "daemons", "tasks", "resources",
        "refusing"}
 MANAGER = {"host", "port", "registered", "outbox"}
-MQTT = {"broker", "connected", "outbox"}
+MQTT = {"broker", "connected", "outbox", "commands_waiting"}
 DAEMON = {"name", "pid", "state", "restarts", "uptime_s"}
 TASKS = {"queued", "pending", "running", "completed", "failed", "stopped"}
 RESOURCES = {"cpu_count", "mem_total_bytes", "mem_available_bytes", "gpus"}
@@ -42,7 +42,7 @@ def test_status_keys(manager, broker, node):
     assert st["manager"] == {"host": "127.0.0.1", "port": manager.grpc_port,
                              "registered": True, "outbox": 0}
     assert st["mqtt"] == {"broker": "127.0.0.1:%d" % broker.port, "connected": True,
-                          "outbox": 0}
+                          "outbox": 0, "commands_waiting": 0}
     assert st["refusing"] is None
     for k in TASKS:
         assert st["tasks"][k] == 0, st["tasks"]
