@@ -138,10 +138,14 @@ build(const struct manta_cfg *c, const Manta__Ipc__SupervisorStatus *sup,
 	    "host", c->manager_host, "port", c->manager_port,
 	    "registered", reg != NULL && reg->registered,
 	    "outbox", reg ? json_integer((json_int_t)reg->outbox) : json_null()));
-	json_object_set_new(o, "mqtt", json_pack("{s:o, s:b, s:o}",
+	/* commands_waiting (issue 15, additive): received by beat and not yet
+	 * taken by their daemon; null when beat does not answer. */
+	json_object_set_new(o, "mqtt", json_pack("{s:o, s:b, s:o, s:o}",
 	    "broker", beat && beat->broker && *beat->broker ? json_string(beat->broker) : json_null(),
 	    "connected", beat != NULL && beat->connected,
-	    "outbox", beat ? json_integer((json_int_t)beat->outbox) : json_null()));
+	    "outbox", beat ? json_integer((json_int_t)beat->outbox) : json_null(),
+	    "commands_waiting", beat ? json_integer((json_int_t)beat->commands_waiting) :
+	    json_null()));
 	/* Why a deploy_task is refused now, null when tasks are taken. */
 	json_object_set_new(o, "refusing", json_str_or_null(ex && ex->refusing &&
 	    *ex->refusing ? ex->refusing : NULL));

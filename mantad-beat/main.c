@@ -54,6 +54,8 @@ reply_status(struct beat *b, struct ipc_req *req)
 	bs.outbox_peak = b->outbox_peak;
 	hist_to_proto(&b->beat_latency, &hp, &lat);
 	bs.heartbeat_latency = &lat;
+	bs.commands_waiting = b->cmd_handed + b->nbacklog;
+	bs.commands_refused = b->refused_busy;
 	sr.beat = &bs;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;

@@ -13,7 +13,7 @@ TOP = {"node_id", "alias", "state", "manager", "mqtt", "daemons", "tasks", "reso
        "refusing", "waiting", "security"}
 SECURITY = {"seccomp", "allow_root_daemons", "root_daemons"}
 MANAGER = {"host", "port", "registered", "outbox"}
-MQTT = {"broker", "connected", "outbox"}
+MQTT = {"broker", "connected", "outbox", "commands_waiting"}
 DAEMON = {"name", "pid", "state", "restarts", "uptime_s", "uid"}
 TASKS = {"queued", "pending", "running", "completed", "failed", "stopped"}
 RESOURCES = {"cpu_count", "mem_total_bytes", "mem_available_bytes", "gpus"}
@@ -46,7 +46,7 @@ def test_status_keys(manager, broker, node):
     assert st["manager"] == {"host": "127.0.0.1", "port": manager.grpc_port,
                              "registered": True, "outbox": 0}
     assert st["mqtt"] == {"broker": "127.0.0.1:%d" % broker.port, "connected": True,
-                          "outbox": 0}
+                          "outbox": 0, "commands_waiting": 0}
     assert st["refusing"] is None
     for k in TASKS:
         assert st["tasks"][k] == 0, st["tasks"]

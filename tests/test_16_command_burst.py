@@ -123,10 +123,13 @@ def test_handoff_waits_for_exec(manager, make_node, bbroot, runtime):
     exec runs later (issue 15, finding 2)."""
     node = nodelib.exec_node(manager, make_node, bbroot, runtime)
     t = "%032x" % 0xb1000001
-    deploy_while_exec_stalls(manager, node, t, "#!/bin/sh\necho held\n")
+    deploy_while_exec_stalls(manager, node, t, "#!/bin/sh\necho held\n", also=lambda:
+                             node.wait_status(lambda s: s["mqtt"]["commands_waiting"] == 1,
+                                              20, "one command waiting"))
     nodelib.wait_log(node, r"mantad-beat: info: exec took deploy_task \(topic [^)]*\) "
                      r"at attempt \d+", 30)
     ran_once(manager, t, "held\n")
+    assert node.wait_online()["mqtt"]["commands_waiting"] == 0
     assert not [r for r in manager.calls("SendError")
                 if pair_to_hex(r.request.task_id) == t]
 
