@@ -178,17 +178,10 @@ ask_snapshot(const char *run_dir)
 {
 	ipc_msg req = MANTA__IPC__MSG__INIT;
 	Manta__Ipc__SnapshotRequest sr = MANTA__IPC__SNAPSHOT_REQUEST__INIT;
-	ipc_msg *rep = NULL;
 
 	req.body_case = MANTA__IPC__MSG__BODY_SNAPSHOT_REQ;
 	req.snapshot_req = &sr;
-	if (ipc_call(run_dir, IPC_RES, &req, &rep, 1000) == -1)
-		return NULL;
-	if (rep->body_case != MANTA__IPC__MSG__BODY_SNAPSHOT) {
-		ipc_msg_free(rep);
-		return NULL;
-	}
-	return rep;
+	return ctl_call(run_dir, IPC_RES, &req, MANTA__IPC__MSG__BODY_SNAPSHOT, 1000);
 }
 
 static void
