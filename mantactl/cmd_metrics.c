@@ -136,15 +136,19 @@ daemons(FILE *f, const Manta__Ipc__SupervisorStatus *sup)
 		{ "manta_node_daemon_cpu_seconds_total", "counter", "User and system CPU time of the process." },
 		{ "manta_node_daemon_threads", "gauge", "Threads of the process." },
 	};
-	struct proc_fig p;
+	struct proc_fig *pf = calloc(sup->n_daemons + 1, sizeof(*pf));
 
+	if (pf == NULL)
+		return;
+	for (size_t i = 0; i < sup->n_daemons; i++)
+		pf[i] = proc_figures(sup->daemons[i]->pid);
 	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
 		family(f, fam[k].name, fam[k].type, fam[k].help);
 		for (size_t i = 0; i < sup->n_daemons; i++) {
 			const Manta__Ipc__DaemonState *d = sup->daemons[i];
+			const struct proc_fig p = pf[i];
 			bool up = strcmp(d->state, "up") == 0;
 
-			p = proc_figures(d->pid);
 			switch (k) {
 			case 0:
 				sample(f, fam[k].name, "daemon", d->name, up);
@@ -170,6 +174,7 @@ daemons(FILE *f, const Manta__Ipc__SupervisorStatus *sup)
 			}
 		}
 	}
+	free(pf);
 }
 
 /* The last sample res took (not a fresh one: no wait, no extra work). */
