@@ -24,13 +24,11 @@ against a bare runtime, throughput, the Light service). `make
 bench-cluster` (bench/cluster.py) runs many instances on one host."""
 
 import glob
-import io
 import os
 import statistics
 import subprocess
 import sys
 import time
-import zipfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
@@ -180,18 +178,6 @@ def python_image():
     return root, ""
 
 
-def py_payload():
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("__main__.py", PY_CLIENT)
-        for sub in ("common", "node"):
-            d = os.path.join(nodelib.PYGEN, sub)
-            for name in sorted(os.listdir(d)):
-                if name.endswith(".py"):
-                    z.write(os.path.join(d, name), "%s/%s" % (sub, name))
-    return buf.getvalue()
-
-
 def running_pid(node, task):
     d = os.path.join(node.state_dir, "tasks", "%s-0-0" % task)
 
@@ -239,7 +225,7 @@ def workload(mgr, broker, node, pyroot):
     mgr.deploy_task(node.node_id, nodelib.task_msg(logger, LOGGER, swarm_hex=swarm))
     tasks.append(logger)
     npy = PY_CLIENTS if pyroot else 0
-    pay = py_payload() if npy else None
+    pay = nodelib.zipapp(PY_CLIENT) if npy else None
     for i in range(NTASKS - 2):
         t = nodelib.random_hex()
         if i < npy:
@@ -389,6 +375,19 @@ def main():
         print("  heartbeat cost            %6.0f us of CPU per heartbeat (beat %.0f us + res;"
               " %d heartbeats in %.0f s; res also samples every 30 s)"
               % (per_hb, beat_only, hbs, elapsed))
+        r = nodelib.mantactl("metrics", "-c", node.config)
+        v = {}
+        for line in r.stdout.splitlines():
+            if line and not line.startswith("#") and "{" not in line:
+                k, _, x = line.partition(" ")
+                v[k] = float(x)
+        for name, what in (("heartbeat", "tick -> handed to paho"),
+                           ("task_launch", "PENDING -> RUNNING")):
+            n = v.get("manta_node_%s_duration_seconds_count" % name, 0)
+            if n:
+                print("  %-25s %6.1f ms mean over %d (%s; mantactl metrics)"
+                      % (name.replace("_", " ") + " latency", 1e3 * v[
+                          "manta_node_%s_duration_seconds_sum" % name] / n, n, what))
         _, st = node.status()
         restarts = {x["name"]: x["restarts"] for x in st["daemons"] if x["restarts"]}
         if restarts:

@@ -136,15 +136,19 @@ daemons(FILE *f, const Manta__Ipc__SupervisorStatus *sup)
 		{ "manta_node_daemon_cpu_seconds_total", "counter", "User and system CPU time of the process." },
 		{ "manta_node_daemon_threads", "gauge", "Threads of the process." },
 	};
-	struct proc_fig p;
+	struct proc_fig *pf = calloc(sup->n_daemons + 1, sizeof(*pf));
 
+	if (pf == NULL)
+		return;
+	for (size_t i = 0; i < sup->n_daemons; i++)
+		pf[i] = proc_figures(sup->daemons[i]->pid);
 	for (size_t k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
 		family(f, fam[k].name, fam[k].type, fam[k].help);
 		for (size_t i = 0; i < sup->n_daemons; i++) {
 			const Manta__Ipc__DaemonState *d = sup->daemons[i];
+			const struct proc_fig p = pf[i];
 			bool up = strcmp(d->state, "up") == 0;
 
-			p = proc_figures(d->pid);
 			switch (k) {
 			case 0:
 				sample(f, fam[k].name, "daemon", d->name, up);
@@ -170,6 +174,7 @@ daemons(FILE *f, const Manta__Ipc__SupervisorStatus *sup)
 			}
 		}
 	}
+	free(pf);
 }
 
 /* The last sample res took (not a fresh one: no wait, no extra work). */
@@ -178,17 +183,10 @@ ask_snapshot(const char *run_dir)
 {
 	ipc_msg req = MANTA__IPC__MSG__INIT;
 	Manta__Ipc__SnapshotRequest sr = MANTA__IPC__SNAPSHOT_REQUEST__INIT;
-	ipc_msg *rep = NULL;
 
 	req.body_case = MANTA__IPC__MSG__BODY_SNAPSHOT_REQ;
 	req.snapshot_req = &sr;
-	if (ipc_call(run_dir, IPC_RES, &req, &rep, 1000) == -1)
-		return NULL;
-	if (rep->body_case != MANTA__IPC__MSG__BODY_SNAPSHOT) {
-		ipc_msg_free(rep);
-		return NULL;
-	}
-	return rep;
+	return ctl_call(run_dir, IPC_RES, &req, MANTA__IPC__MSG__BODY_SNAPSHOT, 1000);
 }
 
 static void

@@ -150,17 +150,13 @@ parse_time(const char *s)
 static bool
 read_tasks(const char *run_dir, struct window *w, long long now)
 {
-	ipc_msg req = MANTA__IPC__MSG__INIT, *rep = NULL;
+	ipc_msg req = MANTA__IPC__MSG__INIT, *rep;
 	Manta__Ipc__TasksRequest tr = MANTA__IPC__TASKS_REQUEST__INIT;
 
 	req.body_case = MANTA__IPC__MSG__BODY_TASKS_REQ;
 	req.tasks_req = &tr;
-	if (ipc_call(run_dir, IPC_EXEC, &req, &rep, 2000) == -1)
+	if ((rep = ctl_call(run_dir, IPC_EXEC, &req, MANTA__IPC__MSG__BODY_TASKS, 2000)) == NULL)
 		return false;
-	if (rep->body_case != MANTA__IPC__MSG__BODY_TASKS) {
-		ipc_msg_free(rep);
-		return false;
-	}
 	for (size_t k = 0; k < rep->tasks->n_tasks; k++) {
 		const Manta__Ipc__TaskInfo *t = rep->tasks->tasks[k];
 		long long s = parse_time(t->started_at), e = parse_time(t->finished_at);

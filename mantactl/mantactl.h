@@ -45,6 +45,10 @@ char *ctl_lock_path(const struct manta_cfg *c);
 /* Pid holding the supervisor lock, 0 if the instance is not running. */
 int ctl_running_pid(const struct manta_cfg *c);
 
+/* req to the endpoint name of run_dir; the reply when its body is want,
+ * else NULL (no answer in timeout_ms, an error Reply). */
+ipc_msg *ctl_call(const char *run_dir, const char *name, const ipc_msg *req,
+    Manta__Ipc__Msg__BodyCase want, int timeout_ms);
 /* A StatusRequest to the endpoint name ("supervise", "beat", ...) of
  * run_dir; the StatusReply, or NULL when it does not answer in a second. */
 ipc_msg *ctl_ask_status(const char *run_dir, const char *name);

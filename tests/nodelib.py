@@ -901,6 +901,22 @@ def random_hex():
     return os.urandom(16).hex()
 
 
+def zipapp(main):
+    """A task payload for the Python image: a zipapp with main (source
+    text) as __main__.py and build/py's generated modules beside it."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("__main__.py", main)
+        for sub in ("common", "node"):
+            d = os.path.join(PYGEN, sub)
+            for name in sorted(os.listdir(d)):
+                if name.endswith(".py"):
+                    z.write(os.path.join(d, name), "%s/%s" % (sub, name))
+    return buf.getvalue()
+
+
 class LightClient(object):
     """Python gRPC client of node.light_service.Local/World (no stubs: the
     generated modules hold messages only). call() returns the response, a
