@@ -178,7 +178,7 @@ TSAN_TESTS := tests/test_14_register_threads.py \
 TSAN_ENV = TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 \
 	suppressions=$(CURDIR)/tests/tsan.supp"
 check-tsan:
-	@$(MAKE) --no-print-directory TSAN=1 all unit
+	@$(MAKE) --no-print-directory TSAN=1 all unit build/py/.stamp
 	@for t in $(TSAN_UNIT); do \
 		echo "  TSAN   build/tsan/tests/$$t"; \
 		$(TSAN_ENV) build/tsan/tests/$$t >build/tsan/$$t.log 2>&1 || \

@@ -139,18 +139,27 @@ handle(struct state *st, struct ipc_server *srv, struct ipc_req *req)
 	}
 	case MANTA__IPC__MSG__BODY_TASK_LOGS: {
 		char err[256];
-		int rc;
 
 		/* Acknowledged once stored: from then on it is ours to deliver. */
-		if ((rc = logs_accept(st->db, st->id, m->task_logs, err, sizeof(err))) < 0) {
+		switch (logs_accept(st->db, st->id, m->task_logs, err, sizeof(err))) {
+		case LOGS_STORED:
+			link_logs_notify(st->link);
+			ipc_reply_ok(srv, req);
+			break;
+		case LOGS_DUPLICATE:
+			ipc_reply_ok(srv, req);
+			break;
+		case LOGS_REFUSED:
 			log_warnx("refusing task logs %s: %s", m->task_logs->key, err);
-			/* Full: mantad-exec keeps the frame and tries again. */
-			ipc_reply_error(srv, req, rc == -2 ? IPC_CODE_BUSY : 1, "%s", err);
+			ipc_reply_error(srv, req, 1, "%s", err);
+			break;
+		case LOGS_BUSY:
+			log_warnx("refusing task logs %s for now: %s", m->task_logs->key,
+			    err);
+			/* mantad-exec keeps the frame and tries again. */
+			ipc_reply_error(srv, req, IPC_CODE_BUSY, "%s", err);
 			break;
 		}
-		if (rc == 1)
-			link_logs_notify(st->link);
-		ipc_reply_ok(srv, req);
 		break;
 	}
 	default:

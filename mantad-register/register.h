@@ -106,11 +106,15 @@ void logrow_free(struct logrow *r);
 
 /* ---- logs.c: TaskLogs from mantad-exec (IPC side) ---- */
 /* Checks the frame's header against the message (ids; a zero node id is
- * filled in with ours), then stores it. 1 stored, 0 duplicate, -1 refused
- * (a bad frame) or -2 refused for now (the outbox full, the database), with
- * err filled. */
-int logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
-    char *err, size_t errlen);
+ * filled in with ours), then stores it. */
+enum logs_accept {
+	LOGS_STORED,		/* in the outbox: the link thread sends it */
+	LOGS_DUPLICATE,		/* its key is queued or was sent: nothing done */
+	LOGS_REFUSED,		/* a bad frame, for good (err filled) */
+	LOGS_BUSY,		/* the outbox full, the database: exec retries (err) */
+};
+enum logs_accept logs_accept(sqlite3 *db, struct manta_id node,
+    const Manta__Ipc__TaskLogs *tl, char *err, size_t errlen);
 
 /* ---- identity.c: WIRE.md section 1, written to <state_dir>/identity ---- */
 /* The node id from cfg_alias(c); *how names its source, for logs. */

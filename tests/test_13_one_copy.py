@@ -51,6 +51,27 @@ def test_supervisor_kill9_leaves_no_daemon(node):
         assert procs == [node.daemon(name, st)["pid"]], "%s: %r" % (name, procs)
 
 
+def test_supervisor_kill9_daemon_user(manager, make_node):
+    """With security.daemon_user the uid switch clears the parent-death
+    signal: each daemon sets it again (confine_user_enter)."""
+    account = nodelib.daemon_account(nodelib.DAEMON_USER)
+    n = make_node(manager.grpc_port,
+                  overrides={"security": {"daemon_user": nodelib.DAEMON_USER}})
+    os.chmod(n.dir, 0o711)
+    os.chmod(n.config, 0o640)
+    os.chown(n.config, 0, account.pw_gid)
+    n.start()
+    st = n.wait_ready(30)
+    pids = {d["name"]: d["pid"] for d in st["daemons"]}
+    users = {name: os.stat("/proc/%d" % pid).st_uid for name, pid in pids.items()}
+    assert users["mantad-beat"] == account.pw_uid, users
+    os.kill(n.supervisor_pid, signal.SIGKILL)
+    n.proc.wait(10)
+    nodelib.wait_for(lambda: not any(nodelib.alive(p) for p in pids.values()), 10,
+                     "the daemons running as %s to die with their supervisor"
+                     % nodelib.DAEMON_USER)
+
+
 @pytest.mark.parametrize("missing", ["mantad-exec", "mantad-light"])
 @pytest.mark.parametrize("detach", [False, True])
 def test_missing_daemon_starts_nothing(manager, make_node, tmp_path, missing, detach):

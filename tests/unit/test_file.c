@@ -47,22 +47,24 @@ put(const char *path, const char *text)
 static void
 test_read_small(void **state)
 {
+	static const struct {
+		const char *text, *want;
+	} cases[] = {
+		{ "4242\n", "4242" },
+		{ "crlf\r\n\n", "crlf" },
+		/* Longer than the buffer: len-1 bytes, NUL-terminated. */
+		{ "0123456789\n", "0123456" },
+		{ "", "" },
+	};
 	char path[64], buf[8];
 
 	snprintf(path, sizeof(path), "/tmp/file-test-%d", (int)getpid());
-	put(path, "4242\n");
-	assert_int_equal(read_small(path, buf, sizeof(buf)), 4);
-	assert_string_equal(buf, "4242");
-	put(path, "crlf\r\n\n");
-	assert_int_equal(read_small(path, buf, sizeof(buf)), 4);
-	assert_string_equal(buf, "crlf");
-	/* Longer than the buffer: len-1 bytes, NUL-terminated. */
-	put(path, "0123456789\n");
-	assert_int_equal(read_small(path, buf, sizeof(buf)), 7);
-	assert_string_equal(buf, "0123456");
-	put(path, "");
-	assert_int_equal(read_small(path, buf, sizeof(buf)), 0);
-	assert_string_equal(buf, "");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		put(path, cases[i].text);
+		assert_int_equal(read_small(path, buf, sizeof(buf)),
+		    (ssize_t)strlen(cases[i].want));
+		assert_string_equal(buf, cases[i].want);
+	}
 	assert_int_equal(read_small(path, buf, 0), -1);
 	unlink(path);
 	errno = 0;
