@@ -487,10 +487,12 @@ confine_private_file(const char *path)
 }
 
 int
-confine_state_dir(const char *dir)
+confine_state_dir(const struct manta_cfg *c)
 {
+	const char *dir = c->state_dir;
 	struct dirent *e;
 	struct stat st;
+	mode_t want;
 	DIR *d;
 	int fd, rc = 0;
 
@@ -514,14 +516,16 @@ confine_state_dir(const char *dir)
 		close(fd);
 		return -1;
 	}
-	if ((st.st_mode & 07777) != 0700) {
-		if (fchmod(fd, 0700) == -1) {
-			log_warn("unable to set state dir %s to mode 0700", dir);
+	/* Search bits alone let nobody list it or open what is 0600 in it. */
+	want = c->userns ? 0700 | (st.st_mode & 0011) : 0700;
+	if ((st.st_mode & 07777) != want) {
+		if (fchmod(fd, want) == -1) {
+			log_warn("unable to set state dir %s to mode %04o", dir, (unsigned)want);
 			close(fd);
 			return -1;
 		}
-		log_warnx("state dir %s was mode %04o: set to 0700", dir,
-		    (unsigned)(st.st_mode & 07777));
+		log_warnx("state dir %s was mode %04o: set to %04o", dir,
+		    (unsigned)(st.st_mode & 07777), (unsigned)want);
 	}
 	if ((d = fdopendir(fd)) == NULL) {
 		log_warn("unable to read state dir %s", dir);

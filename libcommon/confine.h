@@ -59,14 +59,16 @@ int confine_drop(const struct confine_user *u);
  * no-op when !u->set. 0 or -1 (logged). */
 int confine_user_enter(const struct confine_user *u);
 
-/* Creates the state dir (mode 0700, parents too), refuses one that
+/* Creates c's state dir (mode 0700, parents too), refuses one that
  * belongs to another uid or is not a directory, and repairs it and every
  * file directly in it (the databases and their -wal and -shm files, the
- * identity, secret.key, audit.log, node.log) to owner-only modes: the
+ * identity, secret.key, audit.*, node.log) to owner-only modes: the
  * directory to 0700, each file to its owner bits; each repair is logged.
- * Subdirectories are left as they are: the 0700 above closes them.
+ * With containers.userns the directory may keep search bits (0711: the
+ * tasks' users reach an image_dir beneath it), never read or write ones.
+ * Subdirectories are left as they are: the directory above closes them.
  * 0 or -1 (logged). */
-int confine_state_dir(const char *dir);
+int confine_state_dir(const struct manta_cfg *c);
 /* Clears the group and other bits of path, a regular file we own (logged
  * when it had any); anything else is left alone. 0 or -1 (logged). */
 int confine_private_file(const char *path);

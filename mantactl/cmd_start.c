@@ -178,7 +178,7 @@ prepare_dirs(const struct manta_cfg *c)
 	    confine_root_check(c, &light, "security.light_user") == -1 ||
 	    ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		return -1;
-	if (confine_state_dir(c->state_dir) == -1)
+	if (confine_state_dir(c) == -1)
 		return -1;
 	return 0;
 }

@@ -237,7 +237,7 @@ main(int argc, char **argv)
 		log_fatal(1, "unable to set up signals");
 	if (ipc_prepare_run_dir(b.cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare %s", b.cfg->run_dir);
-	if (confine_state_dir(b.cfg->state_dir) == -1)
+	if (confine_state_dir(b.cfg) == -1)
 		log_fatalx(1, "unable to prepare %s", b.cfg->state_dir);
 	daemon_lock(b.cfg, PROG, IPC_BEAT);
 	/* Nothing below needs a capability; drop them before zmq, paho and

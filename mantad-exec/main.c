@@ -394,7 +394,7 @@ setup_dirs(struct exec *x)
 		log_fatalx(1, "unable to find the node's accounts");
 	if (ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		log_fatalx(1, "unable to prepare %s", c->run_dir);
-	if (confine_state_dir(c->state_dir) == -1)
+	if (confine_state_dir(c) == -1)
 		log_fatalx(1, "unable to prepare %s", c->state_dir);
 	if ((x->tasks_dir = path_join(c->state_dir, "tasks")) == NULL ||
 	    (x->logs_dir = path_join(c->state_dir, "logs")) == NULL ||

@@ -153,7 +153,7 @@ main(int argc, char **argv)
 	it.cfg = cfg;
 
 	umask(077);
-	if (confine_state_dir(cfg->state_dir) == -1)
+	if (confine_state_dir(cfg) == -1)
 		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
 	/* Its own account, in the daemons' group: the others tell it
 	 * apart by its uid and accept next to nothing from it. */

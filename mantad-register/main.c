@@ -278,7 +278,7 @@ main(int argc, char **argv)
 	if (confine_root_check(cfg, &user, "security.daemon_user") == -1)
 		exit(100);
 	umask(077);
-	if (confine_state_dir(cfg->state_dir) == -1)
+	if (confine_state_dir(cfg) == -1)
 		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);

@@ -174,7 +174,7 @@ main(int argc, char **argv)
 		log_errorx("paths.state_dir and paths.run_dir must be set");
 		goto out;
 	}
-	if (confine_state_dir(cfg->state_dir) == -1) {
+	if (confine_state_dir(cfg) == -1) {
 		log_errorx("unable to prepare %s", cfg->state_dir);
 		goto out;
 	}

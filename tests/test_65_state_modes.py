@@ -104,3 +104,17 @@ def test_state_dir_of_another_owner_refused(manager, make_node, snoop):
     assert "state dir %s belongs to uid %d" % (n.state_dir, snoop.pw_uid) in r.stderr, \
         r.stderr
     assert n.processes() == []
+
+
+def test_userns_keeps_search_only(manager, make_node):
+    """With containers.userns the tasks' users may need to cross the state
+    dir to an image_dir beneath it: 0755 becomes 0711 (search, no listing),
+    the files in it still owner-only."""
+    n = make_node(manager.grpc_port, overrides={"containers": {"userns": True}})
+    os.makedirs(n.state_dir, mode=0o755, exist_ok=True)
+    os.chmod(n.state_dir, 0o755)
+    n.start()
+    n.wait_ready(30)
+    assert stat.S_IMODE(os.stat(n.state_dir).st_mode) == 0o711
+    assert not open_files(n.state_dir), open_files(n.state_dir)
+    assert "state dir %s was mode 0755: set to 0711" % n.state_dir in n.log()
