@@ -17,7 +17,7 @@ from conftest import need_bins
 from devmanager import Throttle
 
 C = grpc.StatusCode
-STALL = 5                       # network.light_stall_timeout in these tests
+STALL = 8                       # network.light_stall_timeout in these tests
 
 
 def L():
@@ -101,7 +101,7 @@ def test_result_query_size_on_the_wire(env):
 
 def test_slow_global_arrives(slow):
     """A 36 MB global down a 2.4 MB/s link: about 15 s for one message,
-    more than the old 10 s bound and three times network.light_stall_timeout,
+    more than the old 10 s bound and about twice network.light_stall_timeout,
     and it arrives because bytes keep moving. Then the same up to a
     manager that reads at that pace (SetGlobal)."""
     size = 36 << 20
@@ -170,15 +170,15 @@ def test_link_goes_silent(slow):
 @pytest.mark.parametrize("slow", ["::1"], indirect=True)
 def test_slow_global_ipv6(slow):
     """The same over IPv6, whose peer libgrpc names ipv6:[::1]:port (or
-    %5B::1%5D): 12 MB at 1.2 MB/s, twice the stall bound."""
+    %5B::1%5D): 12 MiB at 1 MB/s, longer than the stall bound."""
     size = 12 << 20
     data = b"\x02" * size
     c = slow.client(token=slow.token)
     c.call("World/SetGlobal", iter([L().SetGlobalRequest(tag="v6", data=data, **ids(slow))]),
            timeout=60)
-    slow.throttle.down = 1200 * 1000
+    slow.throttle.down = 1000 * 1000
     t0 = time.monotonic()
     got = c.call("World/GetGlobal", L().GetGlobalRequest(tag="v6", **ids(slow)), timeout=120)
     took = time.monotonic() - t0
     assert b"".join(v.data for v in got) == data
-    assert took > 2 * STALL, took
+    assert took > STALL + 2, took
