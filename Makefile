@@ -3,6 +3,8 @@
 # make deps       Debian packages    make demo     a node joining a local cluster
 # make bench      memory/CPU/latency figures      make SANITIZE=1 ...  ASAN+UBSAN
 # make TSAN=1     ThreadSanitizer build in build/tsan (bin/ untouched)
+# make bench-cluster  200 local instances (issue 14)
+# make install    PREFIX=/usr/local DESTDIR=      make deb     a Debian package (build/deb/)
 
 .DEFAULT_GOAL := all
 
@@ -191,6 +193,10 @@ demo: deps
 bench: all build/py/.stamp
 	@$(PYTHON) bench/bench.py
 
+# Issue 14: BENCH_CLUSTER_N (200) instances on this host; several minutes.
+bench-cluster: all build/py/.stamp
+	@$(PYTHON) bench/cluster.py
+
 # The long chaos test (issue 6, tests/chaos.py): CHAOS_TASKS short tasks
 # (default 300) while daemons get SIGKILL and the broker and the manager
 # restart; its short form is tests/test_79_chaos_short.py in make check.
@@ -201,10 +207,82 @@ chaos: all build/py/.stamp
 deps:
 	@sh tests/deps.sh
 
+# ---- install (PREFIX, DESTDIR and the *DIR variables as GNU does) ----
+# Programs go to sbin: mantactl finds the daemons beside itself. The config
+# is /etc/manta whatever the PREFIX (mantactl looks there for NAME.toml).
+# Without DESTDIR, install also makes the accounts and directories.
+PREFIX ?= /usr/local
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/manta-node
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+D := $(DESTDIR)
+DIST := build/dist
+subst = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	-e 's|/usr/local/sbin|$(SBINDIR)|g'
+
+# The example config: "config init" with the paths a system node uses.
+# It and the unit get their paths (@SBINDIR@, ...) at install time.
+$(DIST)/node.toml: bin/mantactl
+	@mkdir -p $(DIST)
+	@rm -rf $(DIST)/init && mkdir -p $(DIST)/init
+	$(call say,GEN,$@)HOME=/nonexistent MANTA_CONFIG= bin/mantactl config init \
+	    -c $(DIST)/init/node.toml >/dev/null 2>&1
+	@sed -e 's|^cert_folder = "~/.manta/certs"|cert_folder = "@SYSCONFDIR@/manta/certs"|' \
+	    -e 's|^name = .*|# name = "node"		# unset: the file name, NAME.toml; names the run and state dirs|' \
+	    -e 's|^created_at = .*|created_at = "2026-01-01T00:00:00Z"|' $(DIST)/init/node.toml > $@
+
+install: all $(DIST)/node.toml
+	install -d $(D)$(SBINDIR) $(D)$(MANDIR)/man5 $(D)$(MANDIR)/man7 $(D)$(MANDIR)/man8 \
+	    $(D)$(SYSCONFDIR)/manta $(D)$(UNITDIR) $(D)$(SYSUSERSDIR) $(D)$(TMPFILESDIR) \
+	    $(D)$(DOCDIR)/examples
+	install -m 755 $(PROGS) $(D)$(SBINDIR)/
+	install -m 644 man/*.5 $(D)$(MANDIR)/man5/
+	install -m 644 man/*.7 $(D)$(MANDIR)/man7/
+	install -m 644 man/*.8 $(D)$(MANDIR)/man8/
+	@if [ -e $(D)$(SYSCONFDIR)/manta/node.toml ]; then \
+	    echo "install: keeping $(D)$(SYSCONFDIR)/manta/node.toml"; \
+	else $(subst) $(DIST)/node.toml > $(D)$(SYSCONFDIR)/manta/node.toml && \
+	    chmod 640 $(D)$(SYSCONFDIR)/manta/node.toml; fi
+	$(subst) contrib/systemd/manta-node@.service.in > $(D)$(UNITDIR)/manta-node@.service
+	chmod 644 $(D)$(UNITDIR)/manta-node@.service
+	install -m 644 contrib/systemd/manta-node.sysusers $(D)$(SYSUSERSDIR)/manta-node.conf
+	install -m 644 contrib/systemd/manta-node.tmpfiles $(D)$(TMPFILESDIR)/manta-node.conf
+	for sv in s6 runit; do \
+	    (cd contrib && find $$sv -type d) | while read -r d; do install -d "$(D)$(DOCDIR)/examples/$$d"; done; \
+	    (cd contrib && find $$sv -type f) | while read -r f; do \
+		if [ -x "contrib/$$f" ]; then m=755; else m=644; fi; \
+		$(subst) "contrib/$$f" > "$(D)$(DOCDIR)/examples/$$f" && chmod $$m "$(D)$(DOCDIR)/examples/$$f"; \
+	    done; \
+	    (cd contrib && find $$sv -type l) | while read -r l; do \
+		ln -sfn "$$(readlink contrib/$$l)" "$(D)$(DOCDIR)/examples/$$l"; done; \
+	done
+	@if [ -z "$(DESTDIR)" ]; then \
+	    echo "install: accounts manta and manta-light, /run/manta, /var/lib/manta"; \
+	    sh contrib/systemd/mkusers.sh $(SYSUSERSDIR)/manta-node.conf && \
+	    install -d -m 755 /run/manta /var/lib/manta && \
+	    if [ -d /run/systemd/system ]; then systemctl daemon-reload; fi; \
+	fi
+
+# A Debian package from a copy of this tree as git sees it (tracked and
+# untracked, not ignored files: what a fresh clone plus your changes
+# holds), built with debhelper; the .deb lands in build/deb/.
+DEB_TREE := build/deb/src
+deb:
+	@rm -rf build/deb && mkdir -p $(DEB_TREE)
+	@if [ -d .git ] || [ -f .git ]; then \
+	    git ls-files -z -c -o --exclude-standard | tar --null -T - -cf - | tar -C $(DEB_TREE) -xf -; \
+	else tar --exclude=./build --exclude=./bin -cf - . | tar -C $(DEB_TREE) -xf -; fi
+	cd $(DEB_TREE) && dpkg-buildpackage -us -uc -b -Jauto
+	@ls -1 build/deb/*.deb
+
 clean:
 	rm -rf build bin
 
-.PHONY: all check check-tsan demo bench deps clean unit
+.PHONY: all check check-tsan demo bench bench-cluster deps clean unit install deb
 .SECONDARY:
 
 -include $(COMMON_O:.o=.d) $(foreach d,$(DAEMONS),$(MAIN_O_$(d):.o=.d)) $(CTL_O:.o=.d) \

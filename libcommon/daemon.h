@@ -30,6 +30,11 @@ struct manta_cfg *daemon_reload(const struct daemon_opts *o);
 int daemon_signalfd(void);
 /* Reads one pending signal from the signalfd: its number, 0 if none. */
 int daemon_signal_read(int sfd);
+/* After a burst of work: gives the pages malloc holds free back to the
+ * system (malloc_trim) when they exceed 128 KiB, at most once a second.
+ * daemon_ready and daemon_signal_read call it; a daemon may call it when
+ * it has finished something large (a task, a stream). */
+void daemon_trim(void);
 /* Tells the supervisor we are ready and closes the fd; no-op for -1. */
 void daemon_ready(int *notify_fd);
 /* Monotonic milliseconds. */

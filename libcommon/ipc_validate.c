@@ -1,6 +1,7 @@
 /* ipc_validate: the semantic checks of every IPC message type, one function
  * per type. protobuf-c only refuses malformed bytes; lengths, ranges and
  * character sets are checked here, before any daemon acts on a message. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -51,6 +52,21 @@ v_gpus(size_t n, Common__Informations__GpuDevice **g, char *err, size_t errlen)
 	return 0;
 }
 
+/* Issue 14's latency histograms: absent, or one count per bucket plus
+ * +Inf over increasing bounds. */
+static bool
+hist_ok(const Manta__Ipc__Histogram *h)
+{
+	if (h == NULL)
+		return true;
+	if (h->n_bounds_us > 64 || h->n_counts != h->n_bounds_us + 1)
+		return false;
+	for (size_t i = 1; i < h->n_bounds_us; i++)
+		if (h->bounds_us[i] <= h->bounds_us[i - 1])
+			return false;
+	return true;
+}
+
 static int
 v_status(const Manta__Ipc__StatusReply *s, char *err, size_t errlen)
 {
@@ -76,6 +92,9 @@ v_status(const Manta__Ipc__StatusReply *s, char *err, size_t errlen)
 	}
 	if (s->beat && !text_ok(s->beat->broker, MAX_HOST + 8))
 		ERR("status: bad broker");
+	if ((s->beat && !hist_ok(s->beat->heartbeat_latency)) ||
+	    (s->exec && !hist_ok(s->exec->launch_latency)))
+		ERR("status: bad histogram");
 	if (s->res && v_gpus(s->res->n_gpus, s->res->gpus, err, errlen) == -1)
 		return -1;
 	return 0;
@@ -104,6 +123,8 @@ v_command(const Manta__Ipc__Command *c, char *err, size_t errlen)
 		ERR("command: unknown name");
 	if (!text_ok(c->topic, MAX_TOPIC))
 		ERR("command: bad topic");
+	if (!text_ok(c->handoff, MAX_NAME))
+		ERR("command: bad handoff");
 	return 0;
 }
 

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "cfg.h"
+#include "ipc.h"
 
 /* Exit statuses (INTERFACE.md). */
 #define CTL_OK 0
@@ -44,6 +45,14 @@ char *ctl_lock_path(const struct manta_cfg *c);
 /* Pid holding the supervisor lock, 0 if the instance is not running. */
 int ctl_running_pid(const struct manta_cfg *c);
 
+/* req to the endpoint name of run_dir; the reply when its body is want,
+ * else NULL (no answer in timeout_ms, an error Reply). */
+ipc_msg *ctl_call(const char *run_dir, const char *name, const ipc_msg *req,
+    Manta__Ipc__Msg__BodyCase want, int timeout_ms);
+/* A StatusRequest to the endpoint name ("supervise", "beat", ...) of
+ * run_dir; the StatusReply, or NULL when it does not answer in a second. */
+ipc_msg *ctl_ask_status(const char *run_dir, const char *name);
+
 int cmd_start(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
@@ -54,6 +63,9 @@ int cmd_tasks(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 int cmd_secret(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_cluster(int argc, char **argv);
 
 /* Puts options before positionals ("tasks node1 --json" works); for
  * ctl_parse, which stops at the first positional. */

@@ -8,7 +8,14 @@
  * DrainRequest), and polled until no task is left or the drain timeout
  * passes; then the daemons get SIGTERM. SIGINT, or SIGTERM during the
  * drain, skips it. SIGHUP: the file is parsed whole, and only if it is
- * good are the daemons told to reload (SIGHUP).
+ * good are the daemons told to reload (SIGHUP). SIGUSR2 stops for a
+ * restart that keeps the tasks (a package upgrade): no drain, and
+ * mantad-exec gets SIGKILL, not SIGTERM, which would stop its containers;
+ * the next mantad-exec adopts them (recover.c). Exit status 75 then says
+ * "start me again" (manta-node@.service: RestartForceExitStatus=75).
+ *
+ * Under systemd (Type=notify), READY=1 goes to $NOTIFY_SOCKET once every
+ * daemon is up and STOPPING=1 when a stop begins (notify.c).
  *
  * Each daemon is a small state machine (DOWN, STARTING, UP, BACKOFF, FAILED)
  * driven by events from one zmq_poll loop: readiness byte, child exit,
@@ -20,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +39,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "mantactl.h"
+#include "notify.h"
 #include "supervise.h"
 
 #define READY_TIMEOUT_MS 15000
@@ -42,6 +51,7 @@
 #define DRAIN_POLL_MS 250
 #define DRAIN_CALL_MS 1000
 #define EXIT_PERMANENT 100	/* a daemon's "do not restart me" (bad config) */
+#define EXIT_RESTART 75		/* after SIGUSR2: "start me again" (EX_TEMPFAIL) */
 
 enum sv_state { SV_DOWN, SV_STARTING, SV_UP, SV_BACKOFF, SV_FAILED };
 static const char *const sv_names[] = { "down", "starting", "up", "backoff", "down" };
@@ -70,6 +80,7 @@ struct sv {
 	long long drain_start, drain_deadline, next_drain_poll;
 	int ready_fd;			/* to the "mantactl start -d" parent */
 	int all_up_told;
+	int keep_tasks;			/* SIGUSR2: a restart leaves the containers */
 	struct ipc_server *ipc;
 };
 
@@ -160,6 +171,8 @@ start_next(struct sv *sv)
 	if (!sv->all_up_told) {
 		sv->all_up_told = 1;
 		log_info("all daemons up");
+		notify_send("READY=1\nSTATUS=node %s: all %zu daemons up",
+		    sv->cfg->instance, sv->nsvcs);
 		if (sv->ready_fd >= 0) {
 			(void)!write(sv->ready_fd, "\n", 1);
 			close(sv->ready_fd);
@@ -260,12 +273,14 @@ begin_stop(struct sv *sv)
 	sv->draining = 0;
 	sv->stopping = 1;
 	sv->stop_deadline = daemon_now_ms() + STOP_GRACE_MS;
-	log_info("stopping");
+	log_info(sv->keep_tasks ? "stopping for a restart; running tasks stay" : "stopping");
+	notify_send("STOPPING=1\nSTATUS=stopping the daemons");
 	/* Reverse order: beat says goodbye to the manager before the rest go. */
 	for (size_t i = sv->nsvcs; i-- > 0;) {
 		struct svc *s = &sv->svcs[i];
 		if (s->pid > 0)
-			kill(s->pid, SIGTERM);
+			kill(s->pid, sv->keep_tasks && strcmp(s->name, "mantad-exec") == 0 ?
+			    SIGKILL : SIGTERM);
 		else
 			set_state(s, SV_DOWN);
 	}
@@ -343,6 +358,8 @@ begin_drain(struct sv *sv, unsigned timeout_s)
 	sv->next_drain_poll = now + DRAIN_POLL_MS;
 	log_info("draining before the stop: %u task%s to finish, at most %u s",
 	    left, left == 1 ? "" : "s", timeout_s);
+	notify_send("STOPPING=1\nSTATUS=draining: %u task%s to finish, at most %u s",
+	    left, left == 1 ? "" : "s", timeout_s);
 }
 
 static void
@@ -401,6 +418,18 @@ reload(struct sv *sv)
 	    told, told == 1 ? "" : "s");
 }
 
+/* SIGUSR2 joins the signals daemon_signalfd() reads. */
+static int
+watch_sigusr2(int sfd)
+{
+	sigset_t set;
+
+	if (sigprocmask(SIG_BLOCK, NULL, &set) == -1 || sigaddset(&set, SIGUSR2) == -1 ||
+	    sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return -1;
+	return signalfd(sfd, &set, SFD_NONBLOCK | SFD_CLOEXEC) == -1 ? -1 : 0;
+}
+
 static int
 all_down(const struct sv *sv)
 {
@@ -448,6 +477,8 @@ answer(struct sv *sv, struct ipc_req *req)
 		sup.daemons = dp;
 		sup.stopping = sv->stopping || sv->draining;
 		sup.config_path = (char *)sv->cfg_path;
+		sup.seccomp = (char *)confine_mode_name(confine_mode_parse(sv->cfg->seccomp));
+		sup.allow_root_daemons = sv->cfg->allow_root_daemons;
 		st.supervisor = &sup;
 		rep.body_case = MANTA__IPC__MSG__BODY_STATUS;
 		rep.status = &st;
@@ -481,7 +512,10 @@ add_svc(struct sv *sv, const char *bindir, const char *name)
 int
 supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int ready_fd)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_SHUTDOWN };
+	/* Only mantactl stop and mantad-exec's stop_node (issue 13). */
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_SHUTDOWN, IPC_FROM_OWNER, NULL },
+	};
 	static const char *const daemons[] = { "mantad-res", "mantad-register",
 	    "mantad-beat", "mantad-exec", "mantad-light" };
 	const char *missing = NULL;
@@ -510,8 +544,9 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 	 * than this (the bounding set is inherited). Before zmq's thread. */
 	if (confine_runtime() == -1)
 		log_fatalx(1, "unable to drop the capabilities no daemon needs");
-	if ((sfd = daemon_signalfd()) == -1)
+	if ((sfd = daemon_signalfd()) == -1 || watch_sigusr2(sfd) == -1)
 		log_fatal(1, "unable to set up signals");
+	(void)notify_init();
 	sv.ipc = ipc_server_open(cfg->run_dir, IPC_SUPERVISE, allowed, 1);
 	if (sv.ipc == NULL) {
 		tell_parent_failure(&sv, "unable to bind the socket", IPC_SUPERVISE);
@@ -579,6 +614,10 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 					begin_stop(&sv);
 				else if (sig == SIGHUP)
 					reload(&sv);
+				else if (sig == SIGUSR2 && !sv.stopping) {
+					sv.keep_tasks = 1;
+					begin_stop(&sv);
+				}
 				else if (sig == SIGCHLD)
 					reap(&sv);
 			}
@@ -605,6 +644,8 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 		}
 	}
 	log_info("stopped");
+	if (sv.keep_tasks && rc == 0)
+		rc = EXIT_RESTART;
 	for (size_t i = 0; i < sv.nsvcs; i++) {
 		close_ready(&sv.svcs[i]);
 		free(sv.svcs[i].path);

@@ -26,6 +26,11 @@ static const char *const migrations[] = {
 	" key TEXT PRIMARY KEY,"
 	" seq INTEGER NOT NULL);"
 	"CREATE INDEX delivered_seq ON delivered(seq);",
+	/* inbox.c: commands received and not yet handed over */
+	"CREATE TABLE inbox ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" topic TEXT NOT NULL,"
+	" payload BLOB NOT NULL);",
 };
 
 struct outbox {
@@ -269,6 +274,12 @@ int
 outbox_drop(struct outbox *ob, uint64_t seq)
 {
 	return delete_row(ob, seq);
+}
+
+sqlite3 *
+outbox_db(const struct outbox *ob)
+{
+	return ob->db;
 }
 
 uint64_t

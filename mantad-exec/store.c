@@ -183,6 +183,18 @@ store_run_set(sqlite3 *db, const struct run *r)
 	return step_done(db, st, "updating a run");
 }
 
+int
+store_run_reason(sqlite3 *db, const struct run *r, const char *reason)
+{
+	sqlite3_stmt *st;
+
+	if ((st = prep(db, "UPDATE run SET reason = ? WHERE id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->id);
+	return step_done(db, st, "updating a run's reason");
+}
+
 static char *
 col_dup(sqlite3_stmt *st, int i)
 {

@@ -116,13 +116,9 @@ enum logs_accept {
 enum logs_accept logs_accept(sqlite3 *db, struct manta_id node,
     const Manta__Ipc__TaskLogs *tl, char *err, size_t errlen);
 
-/* ---- identity.c: WIRE.md section 1, persisted in <state_dir>/identity ---- */
-/* Loads or creates the node id; *how names the rule used, for logs. */
-int identity_load(const struct manta_cfg *c, sqlite3 *db, struct manta_id *id,
-    const char **how);
-/* BLAKE3-16 of the MAC of the first suitable interface; the interface name
- * goes to ifname. -1 when the machine has none. */
-int identity_from_mac(struct manta_id *id, char *ifname, size_t len);
+/* ---- identity.c: WIRE.md section 1, written to <state_dir>/identity ---- */
+/* The node id from cfg_alias(c); *how names its source, for logs. */
+int identity_load(const struct manta_cfg *c, struct manta_id *id, const char **how);
 
 /* ---- manager.c: gRPC client of node.node_service.Node (libgrpc core) ---- */
 struct mgr;
@@ -169,7 +165,12 @@ struct link_status {
  * caller keeps its own: one connection per thread). NULL on error. */
 struct link *link_start(const struct manta_cfg *c, struct mgr *m,
     struct manta_id id, const struct platform *p, const struct reg *stored);
-void link_stop(struct link *l);
+/* At stop: calls already queued go out, nothing new starts. */
+void link_close(struct link *l);
+/* Closing, and nothing queued is left to send (or no manager to take it). */
+bool link_flushed(struct link *l);
+/* Waits up to wait_ms for link_flushed, then cancels what is in flight. */
+void link_stop(struct link *l, int wait_ms);
 void link_status(struct link *l, struct link_status *st);
 /* Deep copy of the last Registration: 1 when there is one, 0 none. */
 int link_registration(struct link *l, struct reg *out);

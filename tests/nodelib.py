@@ -492,8 +492,12 @@ def default_sections(d, manager_port, token=TOKEN, alias=None, name="node",
         "logging": {"level": LOGLEVEL, "filename": os.path.join(d, "node.log"),
                     "log_to_file": False, "log_to_console": True,
                     "debug_mode": False, "max_file_size": "100M", "backup_count": 5},
+        # allow_root_daemons: this machine has no manta/manta-light
+        # accounts, and creating them would change every other node's
+        # default; the tests of the accounts name test accounts instead.
         "security": {"use_tls": False, "cert_folder": os.path.join(d, "certs"),
-                     "verify_ssl": True, "token_refresh_interval": 3600},
+                     "verify_ssl": True, "token_refresh_interval": 3600,
+                     "allow_root_daemons": True},
         "paths": {"run_dir": os.path.join(d, "run"),
                   "state_dir": os.path.join(d, "state")},
     }
@@ -899,6 +903,22 @@ def random_hex():
     return os.urandom(16).hex()
 
 
+def zipapp(main):
+    """A task payload for the Python image: a zipapp with main (source
+    text) as __main__.py and build/py's generated modules beside it."""
+    import io
+    import zipfile
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("__main__.py", main)
+        for sub in ("common", "node"):
+            d = os.path.join(PYGEN, sub)
+            for name in sorted(os.listdir(d)):
+                if name.endswith(".py"):
+                    z.write(os.path.join(d, name), "%s/%s" % (sub, name))
+    return buf.getvalue()
+
+
 class LightClient(object):
     """Python gRPC client of node.light_service.Local/World (no stubs: the
     generated modules hold messages only). call() returns the response, a
@@ -1090,21 +1110,36 @@ def light_port(run_dir):
 DAEMON_USER = "mantad-test"
 
 
-def daemon_account(name=DAEMON_USER):
-    """The pwd entry of a system account for security.daemon_user tests,
-    made when missing and then kept (no home, no shell, no password)."""
+def _system_account(name, group_args):
+    """The pwd entry of system account name, made when missing and then
+    kept (no home, no shell, no password); group_args: useradd's."""
     import pwd
     try:
         return pwd.getpwnam(name)
     except KeyError:
         pass
-    r = subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                        "--shell", "/usr/sbin/nologin", name],
+    r = subprocess.run(["useradd", "--system", "--no-create-home"] + group_args +
+                       ["--shell", "/usr/sbin/nologin", name],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True)
     if r.returncode != 0 and "already exists" not in r.stderr:
         raise RuntimeError("useradd %s: %s" % (name, r.stderr))
     return pwd.getpwnam(name)
+
+
+def daemon_account(name=DAEMON_USER):
+    """The account for security.daemon_user tests, with its own group."""
+    return _system_account(name, ["--user-group"])
+
+
+LIGHT_USER = "mantad-test-light"
+
+
+def light_account(name=LIGHT_USER, group=DAEMON_USER):
+    """The account for security.light_user tests, in the group of the
+    daemon_user test account (issue 13)."""
+    daemon_account(group)
+    return _system_account(name, ["--gid", group])
 
 
 def status_file(path):
@@ -1180,13 +1215,34 @@ def audit_show(node):
     return json.loads(r.stdout)
 
 
+def audit_keys(state_dir):
+    """The audit chain's keys (mantactl(8) AUDIT) known from state_dir, by
+    id: K = BLAKE2b-256 keyed with the secret key (secret.key there) or the
+    32 bytes of audit.key, of "manta-node audit chain v1"."""
+    import hashlib
+    keys = {}
+    for name in ("secret.key", "audit.key"):
+        try:
+            with open(os.path.join(state_dir, name), "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        raw = bytes.fromhex(raw.decode().strip()) if len(raw.strip()) == 64 else raw
+        k = hashlib.blake2b(b"manta-node audit chain v1", key=raw, digest_size=32).digest()
+        kid = hashlib.blake2b(b"manta-node audit key id", key=k, digest_size=8).hexdigest()
+        keys[kid] = k
+    return keys
+
+
 def audit_chain_ok(path):
     """The audit trail's documented hash chain (mantactl(8) AUDIT), from a
     second implementation: every line's members start with seq, time,
-    event and end with prev, hash; seq counts from 1; hash is BLAKE2b-256
-    over prev (64 hex) then the line without its last member, closed by
-    '}'; prev is the hash before (64 zeros first). Returns the line count."""
+    event and end with chain_key (the key's id), prev, hash; seq counts
+    from 1; hash is BLAKE2b-256 keyed with the chain key over prev (64 hex)
+    then the line without its last member, closed by '}'; prev is the hash
+    before (64 zeros first). Returns the line count."""
     import hashlib
+    keys = audit_keys(os.path.dirname(path))
     suffix = len(',"hash":"') + 64 + len('"}')
     prev = "0" * 64
     with open(path, "rb") as f:
@@ -1194,11 +1250,14 @@ def audit_chain_ok(path):
     assert lines[-1] == b"", "the file ends with a newline"
     for i, line in enumerate(lines[:-1], 1):
         o = json.loads(line)
-        assert list(o)[:3] == ["seq", "time", "event"] and list(o)[-2:] == ["prev", "hash"]
+        assert list(o)[:3] == ["seq", "time", "event"]
+        assert list(o)[-3:] == ["chain_key", "prev", "hash"], list(o)
+        assert o["chain_key"] in keys, "line %d: unknown key %s" % (i, o["chain_key"])
         assert o["seq"] == i and o["prev"] == prev
         assert line.endswith(b',"hash":"' + o["hash"].encode() + b'"}')
         body = line[:-suffix] + b"}"
-        h = hashlib.blake2b(prev.encode() + body, digest_size=32).hexdigest()
+        h = hashlib.blake2b(prev.encode() + body, digest_size=32,
+                            key=keys[o["chain_key"]]).hexdigest()
         assert h == o["hash"], "line %d: hash" % i
         prev = h
     return len(lines) - 1

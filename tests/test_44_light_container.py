@@ -6,10 +6,8 @@ World call with the task's ids, the node id and the round's iteration; an
 attempt to act as another task is refused. Once with the task token, once
 without (the reference's compatibility mode)."""
 
-import io
 import json
 import os
-import zipfile
 
 import nodelib
 from common import tasks_pb2 as tasks_pb
@@ -25,15 +23,7 @@ def payload(use_token=True):
         main = f.read()
     if not use_token:
         main = main.replace("\nUSE_TOKEN = True\n", "\nUSE_TOKEN = False\n")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        z.writestr("__main__.py", main)
-        for sub in ("common", "node"):
-            d = os.path.join(nodelib.PYGEN, sub)
-            for name in sorted(os.listdir(d)):
-                if name.endswith(".py"):
-                    z.write(os.path.join(d, name), "%s/%s" % (sub, name))
-    return buf.getvalue()
+    return nodelib.zipapp(main)
 
 
 def test_every_method_from_a_container(pyroot, manager, make_node):

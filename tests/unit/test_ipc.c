@@ -191,7 +191,9 @@ serve(void *arg)
 static void
 test_roundtrip_and_allowlist(void **state)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_SNAPSHOT_REQ };
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_SNAPSHOT_REQ, IPC_FROM_OWNER, NULL },
+	};
 	struct server_arg sa;
 	pthread_t t;
 	ipc_msg req = MANTA__IPC__MSG__INIT, *rep = NULL;
@@ -229,7 +231,7 @@ test_roundtrip_and_allowlist(void **state)
 static void
 test_oversized_on_socket(void **state)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_PUBLISH };
+	static const struct ipc_rule allowed[] = { { MANTA__IPC__MSG__BODY_PUBLISH, IPC_FROM_OWNER, NULL } };
 	struct ipc_server *srv = ipc_server_open(run_dir, "t2", allowed, 1);
 	char ep[256];
 	void *s;
