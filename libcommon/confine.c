@@ -473,11 +473,29 @@ private_fd(int fd, const char *dir, const char *name)
 	return 0;
 }
 
+/* Looks first through an O_PATH descriptor: closing one leaves alone the
+ * POSIX locks this process holds on the file, while closing any other
+ * descriptor of it would drop them all. SQLite keeps its locks that way,
+ * so a second connection to a database (register's link thread) must not
+ * open and close the file behind the first one's back: the next process
+ * to close the database would then think itself the last, checkpoint and
+ * delete the WAL that still holds the first connection's commits. A real
+ * descriptor is opened only to repair the mode, which happens at start. */
 int
 confine_private_file(const char *path)
 {
+	struct stat st;
 	int fd, rc;
 
+	fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT ? 0 : -1;
+	rc = fstat(fd, &st);
+	close(fd);
+	if (rc == -1)
+		return -1;
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) == 0)
+		return 0;
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
 	if (fd == -1)
 		return errno == ENOENT || errno == ELOOP ? 0 : -1;
