@@ -110,7 +110,8 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 		 * rather than lose it, publish it now, unstored, if the
 		 * broker is there; else the sender keeps it and retries. */
 		if (b->state == CONN_CONNECTED && mq_publish(b->mq, p->topic,
-		    p->payload.data, p->payload.len, (int)p->qos, false, 0) == 0) {
+		    p->payload.data, p->payload.len, (int)p->qos, false, 0) ==
+		    MQ_PUB_SENT) {
 			b->unstored++;
 			log_warnx("beat.db refuses writes: published on %s"
 			    " without storing it (key %s)", p->topic, key);
