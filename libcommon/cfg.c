@@ -1,6 +1,7 @@
 /* cfg: loads the node's TOML file (WIRE.md section 10, INTERFACE.md) into
  * struct manta_cfg. toml++ parses (toml_shim.cpp); this file walks the tree
- * against one schema table, which also gives the order cfg_print writes. */
+ * against the key table of cfg_schema.c, sets the defaults, expands
+ * "${VAR}" and "~", and checks what spans keys. cfg_print.c writes. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "cfg_schema.h"
 #include "file.h"
 #include "secret.h"
 #include "toml_shim.h"
@@ -25,155 +27,12 @@
 /* A configuration is a few kilobytes; anything this large is a mistake. */
 #define CFG_MAX_FILE	(1024 * 1024)
 
-enum kind {
-	K_STR,		/* char * */
-	K_PATH,		/* char *, "~" expanded */
-	K_INT,		/* int, within [min, max] */
-	K_FLOAT,	/* double, within [min, max] */
-	K_BOOL,		/* bool */
-	K_TRIBOOL,	/* int: -1 unset, 0, 1 */
-	K_TIME,		/* char *: a string or a TOML date-time */
-	K_TOPICS,	/* mqtt.topics */
-	K_LOGCFG,	/* containers.log_config */
-	K_MAPPINGS,	/* datasets.mappings */
-	K_PERMISSIONS,	/* datasets.permissions */
-	K_OPTBOOL,	/* security.task_token_required: bool, and whether set */
-	K_STRLIST,	/* struct cfg_strlist: an array of non-empty strings */
-};
-
 struct ctx {
 	const char *file;
 	struct cfg_error *err;
 	const struct tshim_node *identity;	/* for the missing token's line */
 	int flags;				/* CFG_LOAD_* */
 };
-
-/* Checks (and may normalize) a string value; returns NULL or a message. */
-typedef const char *(*check_fn)(struct manta_cfg *c, char **val);
-
-struct key_spec {
-	const char *section;
-	const char *name;
-	enum kind kind;
-	size_t off;
-	int64_t min, max;
-	check_fn check;
-	bool secret;
-};
-
-static const char *check_token(struct manta_cfg *, char **);
-static const char *check_name(struct manta_cfg *, char **);
-static const char *check_host(struct manta_cfg *, char **);
-static const char *check_memory(struct manta_cfg *, char **);
-static const char *check_cpu(struct manta_cfg *, char **);
-static const char *check_runtime(struct manta_cfg *, char **);
-static const char *check_network(struct manta_cfg *, char **);
-static const char *check_level(struct manta_cfg *, char **);
-static const char *check_logsize(struct manta_cfg *, char **);
-static const char *check_nonempty(struct manta_cfg *, char **);
-static const char *check_user(struct manta_cfg *, char **);
-static const char *check_seccomp(struct manta_cfg *, char **);
-static const char *check_storesize(struct manta_cfg *, char **);
-
-#define F(field) offsetof(struct manta_cfg, field)
-#define NOLIM 0, 0
-
-/* The reference's order: sections as `config init` writes them, then ours. */
-static const struct key_spec keys[] = {
-	{ "identity", "secured_token", K_STR, F(secured_token), NOLIM, check_token, true },
-	{ "identity", "alias", K_STR, F(alias), NOLIM, check_nonempty, false },
-	{ "identity", "random_id", K_BOOL, F(random_id), NOLIM, NULL, false },
-
-	{ "metadata", "name", K_STR, F(meta_name), NOLIM, check_name, false },
-	{ "metadata", "created_at", K_TIME, F(meta_created_at), NOLIM, NULL, false },
-	{ "metadata", "version", K_STR, F(meta_version), NOLIM, NULL, false },
-	{ "metadata", "description", K_STR, F(meta_description), NOLIM, NULL, false },
-
-	{ "network", "manager_host", K_STR, F(manager_host), NOLIM, check_host, false },
-	{ "network", "manager_port", K_INT, F(manager_port), 1, 65535, NULL, false },
-	{ "network", "light_service_host", K_STR, F(light_service_host), NOLIM, check_host, false },
-	{ "network", "light_service_port", K_INT, F(light_service_port), 1024, 65535, NULL, false },
-	{ "network", "light_max_calls", K_INT, F(light_max_calls), 1, 100000, NULL, false },
-	{ "network", "light_max_calls_per_task", K_INT, F(light_max_calls_per_task), 1, 100000, NULL, false },
-	{ "network", "light_max_message_mb", K_INT, F(light_max_message_mb), 0, 2047, NULL, false },
-	{ "network", "light_stall_timeout", K_INT, F(light_stall_timeout), 0, 600, NULL, false },
-
-	{ "mqtt", "ping_interval", K_INT, F(ping_interval), 1, 86400, NULL, false },
-	{ "mqtt", "reconnect_attempts", K_INT, F(reconnect_attempts), 0, INT_MAX, NULL, false },
-	{ "mqtt", "reconnect_delay", K_FLOAT, F(reconnect_delay), 0, 86400, NULL, false },
-	{ "mqtt", "broker_host", K_STR, F(broker_host), NOLIM, check_host, false },
-	{ "mqtt", "broker_port", K_INT, F(broker_port), 1, 65535, NULL, false },
-	{ "mqtt", "topics", K_TOPICS, 0, NOLIM, NULL, false },
-
-	{ "containers", "gpu_enabled", K_TRIBOOL, F(gpu_enabled), NOLIM, NULL, false },
-	{ "containers", "default_memory_limit", K_STR, F(default_memory_limit), NOLIM, check_memory, false },
-	{ "containers", "default_cpu_limit", K_STR, F(default_cpu_limit), NOLIM, check_cpu, false },
-	{ "containers", "docker_network", K_STR, F(docker_network), NOLIM, NULL, false },
-	{ "containers", "runtime", K_PATH, F(runtime), NOLIM, check_runtime, false },
-	{ "containers", "pull_timeout", K_INT, F(pull_timeout), 1, INT_MAX, NULL, false },
-	{ "containers", "image_dir", K_PATH, F(image_dir), NOLIM, check_nonempty, false },
-	{ "containers", "network", K_STR, F(network), NOLIM, check_network, false },
-	{ "containers", "userns", K_BOOL, F(userns), NOLIM, NULL, false },
-	{ "containers", "userns_base", K_INT, F(userns_base), 1, INT_MAX, NULL, false },
-	{ "containers", "userns_size", K_INT, F(userns_size), 1, INT_MAX, NULL, false },
-	{ "containers", "log_config", K_LOGCFG, 0, NOLIM, NULL, false },
-	{ "containers", "registries", K_STRLIST, F(registries), NOLIM, NULL, false },
-	{ "containers", "insecure_registries", K_STRLIST, F(insecure_registries), NOLIM, NULL, false },
-	{ "containers", "registry_auth", K_PATH, F(registry_auth), NOLIM, check_nonempty, false },
-
-	{ "datasets", "base_path", K_PATH, F(base_path), NOLIM, check_nonempty, false },
-	{ "datasets", "mount_readonly", K_BOOL, F(mount_readonly), NOLIM, NULL, false },
-	{ "datasets", "cache_metadata", K_BOOL, F(cache_metadata), NOLIM, NULL, false },
-	{ "datasets", "mappings", K_MAPPINGS, 0, NOLIM, NULL, false },
-	{ "datasets", "permissions", K_PERMISSIONS, 0, NOLIM, NULL, false },
-
-	{ "tasks", "max_concurrent", K_INT, F(max_concurrent), 1, 1024, NULL, false },
-	{ "tasks", "task_timeout", K_INT, F(task_timeout), 0, INT_MAX, NULL, false },
-	{ "tasks", "retry_attempts", K_INT, F(retry_attempts), 0, 1000, NULL, false },
-	{ "tasks", "temp_folder", K_PATH, F(temp_folder), NOLIM, check_nonempty, false },
-	{ "tasks", "cleanup_on_failure", K_BOOL, F(cleanup_on_failure), NOLIM, NULL, false },
-	{ "tasks", "stream_logs", K_BOOL, F(stream_logs), NOLIM, NULL, false },
-	{ "tasks", "live_logs_to_manager", K_BOOL, F(live_logs_to_manager), NOLIM, NULL, false },
-	{ "tasks", "log_store_max_size", K_STR, F(log_store_max_size), NOLIM, check_storesize, false },
-
-	{ "resources", "reserve_cpu_percent", K_INT, F(reserve_cpu_percent), 0, 50, NULL, false },
-	{ "resources", "reserve_memory_mb", K_INT, F(reserve_memory_mb), 0, INT_MAX, NULL, false },
-	{ "resources", "max_disk_usage_percent", K_INT, F(max_disk_usage_percent), 0, 100, NULL, false },
-	{ "resources", "monitor_interval", K_INT, F(monitor_interval), 1, 86400, NULL, false },
-	{ "resources", "reserve_cpu", K_BOOL, F(reserve_cpu), NOLIM, NULL, false },
-
-	{ "logging", "level", K_STR, F(log_level), NOLIM, check_level, false },
-	{ "logging", "filename", K_PATH, F(log_filename), NOLIM, check_nonempty, false },
-	{ "logging", "log_to_file", K_BOOL, F(log_to_file), NOLIM, NULL, false },
-	{ "logging", "log_to_console", K_BOOL, F(log_to_console), NOLIM, NULL, false },
-	{ "logging", "debug_mode", K_BOOL, F(debug_mode), NOLIM, NULL, false },
-	{ "logging", "max_file_size", K_STR, F(log_max_file_size), NOLIM, check_logsize, false },
-	{ "logging", "backup_count", K_INT, F(log_backup_count), 0, 1000, NULL, false },
-
-	{ "security", "use_tls", K_BOOL, F(use_tls), NOLIM, NULL, false },
-	{ "security", "cert_folder", K_PATH, F(cert_folder), NOLIM, check_nonempty, false },
-	{ "security", "verify_ssl", K_BOOL, F(verify_ssl), NOLIM, NULL, false },
-	{ "security", "token_refresh_interval", K_INT, F(token_refresh_interval), 1, INT_MAX, NULL, false },
-	{ "security", "task_token_required", K_OPTBOOL, 0, NOLIM, NULL, false },
-	{ "security", "secret_key_file", K_PATH, F(secret_key_file), NOLIM, check_nonempty, false },
-	{ "security", "daemon_user", K_STR, F(daemon_user), NOLIM, check_user, false },
-	{ "security", "light_user", K_STR, F(light_user), NOLIM, check_user, false },
-	{ "security", "allow_root_daemons", K_BOOL, F(allow_root_daemons), NOLIM, NULL, false },
-	{ "security", "seccomp", K_STR, F(seccomp), NOLIM, check_seccomp, false },
-
-	{ "paths", "run_dir", K_PATH, F(run_dir), NOLIM, check_nonempty, false },
-	{ "paths", "state_dir", K_PATH, F(state_dir), NOLIM, check_nonempty, false },
-};
-#define NKEYS (sizeof(keys) / sizeof(keys[0]))
-
-static const char *const sections[] = {
-	"identity", "metadata", "network", "mqtt", "containers", "datasets",
-	"tasks", "resources", "logging", "security", "paths",
-};
-#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
-
-#define FIELD(c, k, type) ((type *)(void *)((char *)(c) + (k)->off))
-#define CFIELD(c, k, type) ((type const *)(const void *)((const char *)(c) + (k)->off))
 
 /* ---- errors ---- */
 
@@ -248,281 +107,6 @@ cfg_alias(const struct manta_cfg *c)
 	if (c->alias != NULL)
 		return c->alias;
 	return c->meta_name_set ? c->meta_name : "default";
-}
-
-bool
-cfg_name_valid(const char *name)
-{
-	size_t n = strlen(name);
-
-	if (n == 0 || n > 64 || name[0] == '.' || name[0] == '-')
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		char ch = name[i];
-
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
-			return false;
-	}
-	return true;
-}
-
-int
-cfg_parse_size(const char *s, uint64_t *bytes)
-{
-	const char *p = s;
-	uint64_t ip = 0, mult = 1;
-	double frac = 0, scale = 0.1;
-	bool digits = false;
-
-	while (*p >= '0' && *p <= '9') {
-		if (ip > (UINT64_MAX - 9) / 10)
-			return -1;
-		ip = ip * 10 + (uint64_t)(*p++ - '0');
-		digits = true;
-	}
-	if (*p == '.') {
-		p++;
-		if (!(*p >= '0' && *p <= '9'))
-			return -1;
-		while (*p >= '0' && *p <= '9') {
-			frac += (*p++ - '0') * scale;
-			scale /= 10;
-		}
-	}
-	if (!digits)
-		return -1;
-	if (*p == ' ')
-		p++;
-	switch (*p) {
-	case 'k': case 'K': mult = 1ULL << 10; p++; break;
-	case 'm': case 'M': mult = 1ULL << 20; p++; break;
-	case 'g': case 'G': mult = 1ULL << 30; p++; break;
-	case 't': case 'T': mult = 1ULL << 40; p++; break;
-	default: break;
-	}
-	if (mult > 1 && (*p == 'i' || *p == 'I'))
-		p++;
-	if (*p == 'b' || *p == 'B')
-		p++;
-	if (*p != '\0')
-		return -1;
-	if (ip > UINT64_MAX / mult)
-		return -1;
-	*bytes = ip * mult + (uint64_t)(frac * (double)mult);
-	return 0;
-}
-
-/* ---- checks of single values ---- */
-
-static bool
-b64_char(char ch)
-{
-	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' || ch == '+' ||
-	    ch == '/' || ch == '=';
-}
-
-bool
-cfg_token_valid(const char *s)
-{
-	int parts = 1;
-	size_t run = 0;
-
-	for (; *s; s++) {
-		if (*s == '.') {
-			if (run == 0)
-				return false;
-			parts++;
-			run = 0;
-		} else if (!b64_char(*s)) {
-			return false;
-		} else {
-			run++;
-		}
-	}
-	return parts == 3 && run > 0;
-}
-
-static const char *
-check_token(struct manta_cfg *c, char **val)
-{
-	/* A sealed token is opened, and its JWT checked, once the key's
-	 * place is known (open_secrets). */
-	if (secret_is_sealed(*val)) {
-		free(c->secured_token_sealed);
-		if ((c->secured_token_sealed = strdup(*val)) == NULL)
-			return "out of memory";
-		return NULL;
-	}
-	free(c->secured_token_sealed);
-	c->secured_token_sealed = NULL;
-	if (!cfg_token_valid(*val))
-		return "must be a JWT: three non-empty dot-separated parts of base64url characters";
-	return NULL;
-}
-
-static const char *
-check_name(struct manta_cfg *c, char **val)
-{
-	if (!cfg_name_valid(*val))
-		return "must be 1-64 of A-Z a-z 0-9 . _ - and not start with . or -";
-	return NULL;
-}
-
-static const char *
-check_host(struct manta_cfg *c, char **val)
-{
-	const char *s = *val;
-
-	if (*s == '\0')
-		return "must not be empty";
-	for (; *s; s++)
-		if ((unsigned char)*s <= ' ' || *s == 0x7f || *s == '/')
-			return "must be a host name or address";
-	return NULL;
-}
-
-static const char *
-check_nonempty(struct manta_cfg *c, char **val)
-{
-	return (*val)[0] == '\0' ? "must not be empty" : NULL;
-}
-
-/* The flags of the cfg_load_flags in progress in this thread. */
-static __thread int load_flags;
-
-/* security.daemon_user: "" keeps uid 0; a name must be an account here
- * (confine.h resolves it again at each start, as root). Not looked up
- * for a reload (CFG_LOAD_SEALED): a confined daemon's seccomp filter has
- * no room for what NSS may load, and it cannot switch users again. */
-static const char *
-check_user(struct manta_cfg *c, char **val)
-{
-	const char *s = *val;
-	size_t n = strlen(s);
-
-	if (n == 0)
-		return NULL;
-	if (n > 32)
-		return "must be a user name of at most 32 characters";
-	for (size_t i = 0; i < n; i++)
-		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.' ||
-		    (s[i] == '-' && i > 0)))
-			return "must be a user name ([A-Za-z0-9_.-], not starting with '-')";
-	if (!(load_flags & CFG_LOAD_SEALED) && getpwnam(s) == NULL)
-		return "no such user on this machine (create it, or set \"\" to keep uid 0)";
-	return NULL;
-}
-
-/* security.seccomp: what a system call outside a daemon's allowlist does. */
-static const char *
-check_seccomp(struct manta_cfg *c, char **val)
-{
-	(void)c;
-	if (strcmp(*val, "kill") == 0 || strcmp(*val, "errno") == 0 ||
-	    strcmp(*val, "off") == 0)
-		return NULL;
-	return "must be \"kill\", \"errno\" or \"off\"";
-}
-
-static const char *
-check_memory(struct manta_cfg *c, char **val)
-{
-	uint64_t b;
-
-	if (cfg_parse_size(*val, &b) < 0)
-		return "must be a size such as \"4G\", \"512M\" or \"1073741824\"";
-	if (b < 4096)
-		return "must be at least 4096 bytes";
-	c->memory_limit_bytes = b;
-	return NULL;
-}
-
-static const char *
-check_logsize(struct manta_cfg *c, char **val)
-{
-	uint64_t b;
-
-	if (cfg_parse_size(*val, &b) < 0)
-		return "must be a size such as \"100M\"";
-	if (b == 0)
-		return "must be more than 0";
-	c->log_max_file_bytes = b;
-	return NULL;
-}
-
-static const char *
-check_storesize(struct manta_cfg *c, char **val)
-{
-	uint64_t b;
-
-	if (cfg_parse_size(*val, &b) < 0)
-		return "must be a size such as \"1G\"";
-	if (b < (1ULL << 20))
-		return "must be at least 1M";
-	c->log_store_max_bytes = b;
-	return NULL;
-}
-
-static const char *
-check_cpu(struct manta_cfg *c, char **val)
-{
-	char *end;
-	double d;
-
-	errno = 0;
-	d = strtod(*val, &end);
-	if (errno != 0 || end == *val || *end != '\0' || !isfinite(d) ||
-	    (*val)[0] == ' ' || (*val)[0] == '\t')
-		return "must be a number of CPUs such as \"2.0\"";
-	if (d <= 0 || d > 4096)
-		return "must be more than 0 and at most 4096";
-	c->cpu_limit = d;
-	return NULL;
-}
-
-static const char *
-check_runtime(struct manta_cfg *c, char **val)
-{
-	/* The reference runs everything under Docker; its files say so. */
-	if (strcmp(*val, "docker") == 0) {
-		char *r = strdup("runc");
-
-		if (r == NULL)
-			return "out of memory";
-		set_str(val, r);
-		return NULL;
-	}
-	if (strcmp(*val, "runc") == 0 || strcmp(*val, "crun") == 0)
-		return NULL;
-	if ((*val)[0] == '/')
-		return NULL;
-	return "must be \"runc\", \"crun\" or an absolute path";
-}
-
-static const char *
-check_network(struct manta_cfg *c, char **val)
-{
-	if (strcmp(*val, "host") == 0 || strcmp(*val, "none") == 0)
-		return NULL;
-	return "must be \"host\" or \"none\"";
-}
-
-static const char *
-check_level(struct manta_cfg *c, char **val)
-{
-	static const char *const levels[] = { "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL" };
-
-	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++)
-		if (strcasecmp(*val, levels[i]) == 0) {
-			for (char *p = *val; *p; p++)
-				if (*p >= 'a' && *p <= 'z')
-					*p = (char)(*p - 'a' + 'A');
-			return NULL;
-		}
-	return "must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL";
 }
 
 /* ---- values: environment and home expansion ---- */
@@ -1100,10 +684,10 @@ load_section(struct ctx *x, struct manta_cfg *c, const struct tshim_node *sec)
 		const struct tshim_node *n = &sec->kids[i];
 		const struct key_spec *k = NULL;
 
-		for (size_t j = 0; j < NKEYS; j++)
-			if (strcmp(keys[j].section, sec->key) == 0 &&
-			    strcmp(keys[j].name, n->key) == 0) {
-				k = &keys[j];
+		for (size_t j = 0; j < cfg_nkeys; j++)
+			if (strcmp(cfg_keys[j].section, sec->key) == 0 &&
+			    strcmp(cfg_keys[j].name, n->key) == 0) {
+				k = &cfg_keys[j];
 				break;
 			}
 		if (k == NULL) {
@@ -1428,7 +1012,7 @@ cfg_load_flags(const char *file, int flags, struct cfg_error *err)
 
 	if (err != NULL)
 		memset(err, 0, sizeof(*err));
-	load_flags = flags;
+	cfg_load_flags_now = flags;
 	if (file == NULL) {
 		fail(&x, 0, NULL, "no configuration file");
 		return NULL;
@@ -1458,8 +1042,8 @@ cfg_load_flags(const char *file, int flags, struct cfg_error *err)
 		const struct tshim_node *sec = &root->kids[i];
 		bool known = false;
 
-		for (size_t j = 0; j < NSECTIONS; j++)
-			known |= strcmp(sections[j], sec->key) == 0;
+		for (size_t j = 0; j < cfg_nsections; j++)
+			known |= strcmp(cfg_sections[j], sec->key) == 0;
 		if (!known) {
 			fail(&x, sec->line, sec->key, sec->type == TSHIM_TABLE ?
 			    "unknown section" : "unknown key");
@@ -1493,14 +1077,14 @@ cfg_free(struct manta_cfg *c)
 	secret_wipe(c->secured_token);
 	free(c->secured_token_sealed);
 	secret_key_free(c->secret_key);
-	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].kind == K_STR || keys[i].kind == K_PATH || keys[i].kind == K_TIME)
-			free(*FIELD(c, &keys[i], char *));
+	for (size_t i = 0; i < cfg_nkeys; i++)
+		if (cfg_keys[i].kind == K_STR || cfg_keys[i].kind == K_PATH || cfg_keys[i].kind == K_TIME)
+			free(*FIELD(c, &cfg_keys[i], char *));
 	free_strings(&c->topics, &c->ntopics);
-	for (size_t i = 0; i < NKEYS; i++)
-		if (keys[i].kind == K_STRLIST)
-			free_strings(&FIELD(c, &keys[i], struct cfg_strlist)->v,
-			    &FIELD(c, &keys[i], struct cfg_strlist)->n);
+	for (size_t i = 0; i < cfg_nkeys; i++)
+		if (cfg_keys[i].kind == K_STRLIST)
+			free_strings(&FIELD(c, &cfg_keys[i], struct cfg_strlist)->v,
+			    &FIELD(c, &cfg_keys[i], struct cfg_strlist)->n);
 	for (size_t i = 0; i < c->nmappings; i++) {
 		free(c->mappings[i].name);
 		free(c->mappings[i].path);
@@ -1561,299 +1145,4 @@ cfg_resolve_path(const char *file, const char *name)
 		free(sys);
 	}
 	return p;
-}
-
-/* ---- writing TOML ---- */
-
-static void
-put_str(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		case '\b': fputs("\\b", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '\n': fputs("\\n", f); break;
-		case '\f': fputs("\\f", f); break;
-		case '\r': fputs("\\r", f); break;
-		default:
-			if (*p < 0x20 || *p == 0x7f)
-				fprintf(f, "\\u%04x", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
-}
-
-static void
-put_key(FILE *f, const char *k)
-{
-	bool bare = k[0] != '\0';
-
-	for (const char *p = k; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-		    (*p >= '0' && *p <= '9') || *p == '_' || *p == '-'))
-			bare = false;
-	if (bare)
-		fputs(k, f);
-	else
-		put_str(f, k);
-}
-
-static void
-put_float(FILE *f, double d)
-{
-	char buf[64];
-
-	for (int prec = 1; prec <= 17; prec++) {
-		snprintf(buf, sizeof(buf), "%.*g", prec, d);
-		if (strtod(buf, NULL) == d)
-			break;
-	}
-	fputs(buf, f);
-	if (strpbrk(buf, ".eEn") == NULL)
-		fputs(".0", f);
-}
-
-static void
-print_key(FILE *f, const struct manta_cfg *c, const struct key_spec *k, bool mask)
-{
-	switch (k->kind) {
-	case K_STR:
-	case K_PATH:
-	case K_TIME: {
-		const char *s = *CFIELD(c, k, char *);
-
-		if (s == NULL)
-			return;
-		/* A sealed token prints sealed: unmasked, the file's own
-		 * "sbox:..." (which reads back); masked, "sbox:***". */
-		if (k->secret && c->secured_token_sealed != NULL)
-			s = mask ? SECRET_PREFIX "***" : c->secured_token_sealed;
-		else if (k->secret && mask)
-			s = "***";
-		fprintf(f, "%s = ", k->name);
-		put_str(f, s);
-		break;
-	}
-	case K_INT: {
-		int v = *CFIELD(c, k, int);
-
-		/* 0 is "unset" for the ports without a default. */
-		if (v == 0 && k->min > 0)
-			return;
-		fprintf(f, "%s = %d", k->name, v);
-		break;
-	}
-	case K_FLOAT:
-		fprintf(f, "%s = ", k->name);
-		put_float(f, *CFIELD(c, k, double));
-		break;
-	case K_BOOL:
-		fprintf(f, "%s = %s", k->name, *CFIELD(c, k, bool) ? "true" : "false");
-		break;
-	case K_TRIBOOL: {
-		int v = *CFIELD(c, k, int);
-
-		if (v < 0)
-			return;
-		fprintf(f, "%s = %s", k->name, v ? "true" : "false");
-		break;
-	}
-	case K_TOPICS:
-	case K_STRLIST: {
-		char *const *v = k->kind == K_TOPICS ? c->topics :
-		    CFIELD(c, k, struct cfg_strlist)->v;
-		size_t n = k->kind == K_TOPICS ? c->ntopics :
-		    CFIELD(c, k, struct cfg_strlist)->n;
-
-		fprintf(f, "%s = [", k->name);
-		for (size_t i = 0; i < n; i++) {
-			if (i > 0)
-				fputs(", ", f);
-			put_str(f, v[i]);
-		}
-		fputc(']', f);
-		break;
-	}
-	case K_OPTBOOL:
-		/* Unset, the Light service decides; say how rather than
-		 * print a value that would then be set. */
-		if (!c->task_token_required_set)
-			fprintf(f, "# %s unset: true when containers.network = \"none\"",
-			    k->name);
-		else
-			fprintf(f, "%s = %s", k->name, c->task_token_required ? "true" : "false");
-		break;
-	case K_LOGCFG:
-	case K_MAPPINGS:
-	case K_PERMISSIONS:
-		return;		/* sub-tables, after the section's keys */
-	}
-	fputc('\n', f);
-}
-
-void
-cfg_print(FILE *f, const struct manta_cfg *c, bool mask)
-{
-	for (size_t s = 0; s < NSECTIONS; s++) {
-		fprintf(f, "%s[%s]\n", s > 0 ? "\n" : "", sections[s]);
-		for (size_t i = 0; i < NKEYS; i++)
-			if (strcmp(keys[i].section, sections[s]) == 0)
-				print_key(f, c, &keys[i], mask);
-		if (strcmp(sections[s], "containers") == 0) {
-			fputs("\n[containers.log_config]\ntype = ", f);
-			put_str(f, c->log_type);
-			fputs("\n\n[containers.log_config.config]\nmax-size = ", f);
-			put_str(f, c->log_max_size);
-			fputs("\nmax-file = ", f);
-			put_str(f, c->log_max_file);
-			fputc('\n', f);
-		} else if (strcmp(sections[s], "datasets") == 0) {
-			fputs("\n[datasets.mappings]\n", f);
-			for (size_t i = 0; i < c->nmappings; i++) {
-				put_key(f, c->mappings[i].name);
-				fputs(" = ", f);
-				put_str(f, c->mappings[i].path);
-				fputc('\n', f);
-			}
-			if (c->npermissions > 0)
-				fputs("\n[datasets.permissions]\n", f);
-			for (size_t i = 0; i < c->npermissions; i++) {
-				const struct cfg_permission *p = &c->permissions[i];
-
-				put_key(f, p->dataset);
-				fputs(" = [", f);
-				for (size_t j = 0; j < p->nswarms; j++) {
-					if (j > 0)
-						fputs(", ", f);
-					put_str(f, p->swarms[j]);
-				}
-				fputs("]\n", f);
-			}
-		}
-	}
-}
-
-int
-cfg_write_default(FILE *f, const char *name, const char *token)
-{
-	char created[64];
-	struct tm tm;
-	time_t now = time(NULL);
-
-	if (name == NULL)
-		name = "default";
-	if (token == NULL)
-		token = CFG_TOKEN_PLACEHOLDER;
-	if (gmtime_r(&now, &tm) == NULL ||
-	    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(created, sizeof(created), "1970-01-01T00:00:00Z");
-
-	fputs("# manta-node configuration, in the layout of the reference node's\n"
-	    "# ~/.manta/nodes/NAME.toml; every key is described in manta.toml(5).\n"
-	    "# \"${VAR}\" or \"${VAR:default}\" in a value is read from the environment\n"
-	    "# and a leading \"~\" in a path is the home directory. Commented-out keys\n"
-	    "# are unset or this node's additions, shown with their defaults.\n"
-	    "\n[identity]\n"
-	    "# The JWT the manager issued for this node (three dot-separated parts).\n"
-	    "# \"${MANTA_TOKEN:...}\" reads it from $MANTA_TOKEN at each start; the\n"
-	    "# default after the colon is a placeholder that no manager accepts.\n"
-	    "secured_token = ", f);
-	put_str(f, token);
-	fputs("\n# alias = \"node-1\"\t\t# the node id derives from it; unset: metadata.name\n"
-	    "random_id = false\t\t# ignored, as by the reference's manta_node start\n"
-	    "\n[metadata]\n"
-	    "name = ", f);
-	put_str(f, name);
-	fputs("\t\t# the instance: run and state directories are named after it\ncreated_at = ", f);
-	put_str(f, created);
-	fputs("\nversion = \"1.0.0\"\n"
-	    "description = \"\"\n"
-	    "\n[network]\n"
-	    "manager_host = \"localhost\"\n"
-	    "manager_port = 50051\n"
-	    "light_service_host = \"0.0.0.0\"\t# where tasks reach the Light service\n"
-	    "# light_service_port = 50052\t\t# unset: the first free port from 50051\n"
-	    "# light_max_calls = 256\t\t# Light calls at once, all tasks; more: RESOURCE_EXHAUSTED\n"
-	    "# light_max_calls_per_task = 32\t# the same, per task\n"
-	    "# light_max_message_mb = 1024\t# largest message one Light call carries (0: no limit)\n"
-	    "# light_stall_timeout = 60\t# a World call whose manager moves no bytes this long fails\n"
-	    "\n[mqtt]\n"
-	    "ping_interval = 1\t\t# seconds between system summaries\n"
-	    "reconnect_attempts = 5\n"
-	    "reconnect_delay = 5.0\n"
-	    "# broker_host, broker_port: given by the manager at registration\n"
-	    "topics = []\n"
-	    "\n[containers]\n"
-	    "# gpu_enabled = false\t\t# unset: detected\n"
-	    "default_memory_limit = \"4G\"\n"
-	    "default_cpu_limit = \"2.0\"\n"
-	    "docker_network = \"host\"\n"
-	    "runtime = \"runc\"\t\t# runc, crun or a path; \"docker\" reads as runc\n"
-	    "pull_timeout = 300\n"
-	    "# image_dir = \"<state_dir>/images\"\n"
-	    "# registries = []\t\t# registries a deploy may pull from (empty: any)\n"
-	    "# insecure_registries = []\t# reached over plain HTTP\n"
-	    "# registry_auth = \"~/.manta/registry-auth.json\"\t# Docker config.json, 0600\n"
-	    "# network = \"host\"\t\t# or \"none\": loopback only, Light service over a unix socket\n"
-	    "# userns = false\t\t# true: task root is an unprivileged host user\n"
-	    "# userns_base = 100000\t# unset: root's range in /etc/subuid, else 100000\n"
-	    "# userns_size = 65536\n"
-	    "\n[containers.log_config]\n"
-	    "type = \"json-file\"\n"
-	    "\n[containers.log_config.config]\n"
-	    "max-size = \"10m\"\n"
-	    "max-file = \"3\"\n"
-	    "\n[datasets]\n"
-	    "base_path = \"/data/datasets\"\n"
-	    "mount_readonly = true\n"
-	    "cache_metadata = true\n"
-	    "\n[datasets.mappings]\n"
-	    "# name = \"/path/to/dataset\"\n"
-	    "\n[tasks]\n"
-	    "max_concurrent = 2\n"
-	    "task_timeout = 3600\t\t# seconds\n"
-	    "retry_attempts = 3\n"
-	    "# temp_folder = \"/tmp\"\n"
-	    "cleanup_on_failure = true\n"
-	    "stream_logs = true\t\t# no effect, as in the reference\n"
-	    "# live_logs_to_manager = false\t# true: output sent while a task runs (see\n"
-	    "\t\t\t\t# manta.toml(5): a reference-built manager takes it as the end)\n"
-	    "# log_store_max_size = \"1G\"\t# task output kept in <state_dir>/logs\n"
-	    "\n[resources]\n"
-	    "reserve_cpu_percent = 10\t# 0-50\n"
-	    "reserve_memory_mb = 512\n"
-	    "max_disk_usage_percent = 90\n"
-	    "monitor_interval = 30\t\t# seconds\n"
-	    "# reserve_cpu = false\t\t# true: admit a task only if its CPU limit fits\n"
-	    "\n[logging]\n"
-	    "level = \"INFO\"\t\t\t# DEBUG, INFO, WARNING, ERROR or CRITICAL\n"
-	    "filename = \"manta_node.log\"\n"
-	    "log_to_file = true\n"
-	    "log_to_console = false\n"
-	    "debug_mode = true\n"
-	    "max_file_size = \"100M\"\n"
-	    "backup_count = 5\n"
-	    "\n[security]\n"
-	    "use_tls = false\n"
-	    "cert_folder = \"~/.manta/certs\"\t# ca.crt, node.crt, node.key, mqtt.crt, mqtt.key\n"
-	    "verify_ssl = true\n"
-	    "token_refresh_interval = 3600\n"
-	    "# task_token_required = true\t# refuse Light calls without a task token\n"
-	    "\t\t\t\t# (unset: only with containers.network = \"none\")\n"
-	    "# secret_key_file = \"<state_dir>/secret.key\"\t# opens \"sbox:\" values and *.sbox keys\n"
-	    "# daemon_user = \"manta\"\t# res, beat, register and light run as this user\n"
-	    "\t\t\t\t# (unset: \"manta\" if it exists; \"\": stay uid 0)\n"
-	    "# light_user = \"manta-light\"\t# mantad-light runs as this user, in daemon_user's group\n"
-	    "\t\t\t\t# (unset: \"manta-light\" if it exists; \"\": stay uid 0)\n"
-	    "# allow_root_daemons = false\t# true: start even if a daemon above stays uid 0\n"
-	    "# seccomp = \"kill\"\t\t# a call outside a daemon's allowlist: kill, errno, off\n"
-	    "\n# [paths]\n"
-	    "# run_dir = \"$XDG_RUNTIME_DIR/manta/NAME\"\t# /run/manta/NAME as root\n"
-	    "# state_dir = \"~/.manta/state/NAME\"\t# /var/lib/manta/NAME as root\n", f);
-	return ferror(f) ? -1 : 0;
 }

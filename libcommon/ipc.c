@@ -544,6 +544,31 @@ ipc_server_recv(struct ipc_server *s, struct ipc_req **out)
 }
 
 int
+ipc_server_dispatch(struct ipc_server *s, int max,
+    const struct ipc_handler *handlers, size_t nhandlers, void *arg)
+{
+	struct ipc_req *req;
+	int n, rc;
+
+	for (n = 0; n < max; n++) {
+		const ipc_msg *m;
+		size_t i;
+
+		if ((rc = ipc_server_recv(s, &req)) != 1)
+			return rc == -1 && n == 0 ? -1 : n;
+		m = ipc_req_msg(req);
+		for (i = 0; i < nhandlers; i++)
+			if (handlers[i].body == m->body_case)
+				break;
+		if (i == nhandlers)
+			(void)ipc_reply_error(s, req, 1, "not accepted here");
+		else
+			handlers[i].fn(arg, req, m);
+	}
+	return n;
+}
+
+int
 ipc_reply(struct ipc_server *s, struct ipc_req *req, const ipc_msg *reply)
 {
 	uint8_t *buf = NULL;

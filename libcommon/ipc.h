@@ -82,6 +82,18 @@ void *ipc_server_socket(struct ipc_server *s);
  * error Reply and dropped (0 is returned if nothing else waits). */
 int ipc_server_recv(struct ipc_server *s, struct ipc_req **req);
 const ipc_msg *ipc_req_msg(const struct ipc_req *req);
+/* One row of a daemon's handlers: the function ipc_server_dispatch calls
+ * for a message type. It answers req (ipc_reply*) or frees it. */
+struct ipc_handler {
+	Manta__Ipc__Msg__BodyCase body;
+	void (*fn)(void *arg, struct ipc_req *req, const ipc_msg *m);
+};
+/* Takes up to max requests from ipc_server_recv (so past the allowlist)
+ * and calls the handler of each one's type with arg; a type the table
+ * lacks is answered with an error Reply (code 1, "not accepted here").
+ * Returns how many were taken, or -1 when receiving failed. */
+int ipc_server_dispatch(struct ipc_server *s, int max,
+    const struct ipc_handler *handlers, size_t nhandlers, void *arg);
 /* Answers and frees req. */
 int ipc_reply(struct ipc_server *s, struct ipc_req *req, const ipc_msg *reply);
 int ipc_reply_ok(struct ipc_server *s, struct ipc_req *req);

@@ -97,10 +97,14 @@ unsigned mq_gen(const struct mq *m);
 int mq_connect(struct mq *m);
 int mq_subscribe(struct mq *m, char *const *topics, size_t n);
 int mq_unsubscribe(struct mq *m, char *const *topics, size_t n);
-/* 0 accepted (EV_SENT/EV_SEND_FAILED with seq follow when track), -1 not
- * now (disconnected, full), -2 never (paho refuses the message itself). */
-int mq_publish(struct mq *m, const char *topic, const void *p, size_t len,
-    int qos, bool track, uint64_t seq);
+enum mq_publish {
+	MQ_PUB_SENT,		/* accepted: EV_SENT/EV_SEND_FAILED with seq
+				 * follow when track */
+	MQ_PUB_LATER,		/* not now: disconnected, paho's queue full */
+	MQ_PUB_NEVER,		/* paho refuses the message itself, for good */
+};
+enum mq_publish mq_publish(struct mq *m, const char *topic, const void *p,
+    size_t len, int qos, bool track, uint64_t seq);
 int mq_disconnect(struct mq *m, int timeout_ms);
 void mq_free(struct mq *m);
 

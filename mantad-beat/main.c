@@ -110,7 +110,8 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 		 * rather than lose it, publish it now, unstored, if the
 		 * broker is there; else the sender keeps it and retries. */
 		if (b->state == CONN_CONNECTED && mq_publish(b->mq, p->topic,
-		    p->payload.data, p->payload.len, (int)p->qos, false, 0) == 0) {
+		    p->payload.data, p->payload.len, (int)p->qos, false, 0) ==
+		    MQ_PUB_SENT) {
 			b->unstored++;
 			log_warnx("beat.db refuses writes: published on %s"
 			    " without storing it (key %s)", p->topic, key);
@@ -123,37 +124,44 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 }
 
 static void
-handle_ipc(struct beat *b)
+on_status(void *arg, struct ipc_req *req, const ipc_msg *m)
 {
-	struct ipc_req *req;
+	(void)m;
+	reply_status(arg, req);
+}
+
+static void
+on_publish(void *arg, struct ipc_req *req, const ipc_msg *m)
+{
+	handle_publish(arg, req, m->publish);
+}
+
+static void
+on_registration(void *arg, struct ipc_req *req, const ipc_msg *m)
+{
+	struct beat *b = arg;
 	char err[128];
 
-	for (int i = 0; i < IPC_BATCH; i++) {
-		const ipc_msg *m;
+	if (session_registration(b, m->registration, true, err,
+	    sizeof(err)) == -1) {
+		log_warnx("refusing a registration: %s", err);
+		(void)ipc_reply_error(b->srv, req, 1, "%s", err);
+	} else
+		(void)ipc_reply_ok(b->srv, req);
+}
 
-		if (ipc_server_recv(b->srv, &req) != 1)
-			break;
-		m = ipc_req_msg(req);
-		switch (m->body_case) {
-		case MANTA__IPC__MSG__BODY_STATUS_REQ:
-			reply_status(b, req);
-			break;
-		case MANTA__IPC__MSG__BODY_PUBLISH:
-			handle_publish(b, req, m->publish);
-			break;
-		case MANTA__IPC__MSG__BODY_REGISTRATION:
-			if (session_registration(b, m->registration, true, err,
-			    sizeof(err)) == -1) {
-				log_warnx("refusing a registration: %s", err);
-				(void)ipc_reply_error(b->srv, req, 1, "%s", err);
-			} else
-				(void)ipc_reply_ok(b->srv, req);
-			break;
-		default:
-			(void)ipc_reply_error(b->srv, req, 1, "not accepted here");
-			break;
-		}
-	}
+/* What each type that allowed[] lets through does. */
+static const struct ipc_handler handlers[] = {
+	{ MANTA__IPC__MSG__BODY_STATUS_REQ, on_status },
+	{ MANTA__IPC__MSG__BODY_PUBLISH, on_publish },
+	{ MANTA__IPC__MSG__BODY_REGISTRATION, on_registration },
+};
+
+static void
+handle_ipc(struct beat *b)
+{
+	(void)ipc_server_dispatch(b->srv, IPC_BATCH, handlers,
+	    sizeof(handlers) / sizeof(handlers[0]), b);
 }
 
 static void

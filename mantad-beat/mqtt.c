@@ -353,7 +353,7 @@ mq_unsubscribe(struct mq *m, char *const *topics, size_t n)
 	return ret;
 }
 
-int
+enum mq_publish
 mq_publish(struct mq *m, const char *topic, const void *p, size_t len, int qos,
     bool track, uint64_t seq)
 {
@@ -361,7 +361,7 @@ mq_publish(struct mq *m, const char *topic, const void *p, size_t len, int qos,
 	int rc;
 
 	if (len > (size_t)IPC_MAX_MSG)
-		return -2;
+		return MQ_PUB_NEVER;
 	if (track) {
 		r.onSuccess = on_sent;
 		r.onFailure = on_send_fail;
@@ -370,18 +370,18 @@ mq_publish(struct mq *m, const char *topic, const void *p, size_t len, int qos,
 	rc = MQTTAsync_send(m->h, topic, (int)len, p, qos, 0, &r);
 	switch (rc) {
 	case MQTTASYNC_SUCCESS:
-		return 0;
+		return MQ_PUB_SENT;
 	case MQTTASYNC_BAD_UTF8_STRING:
 	case MQTTASYNC_NULL_PARAMETER:
 	case MQTTASYNC_TOPICNAME_TRUNCATED:
 	case MQTTASYNC_BAD_QOS:
 		log_warnx("paho refuses a publication on %s: error %d", topic,
 		    rc);
-		return -2;
+		return MQ_PUB_NEVER;
 	default:
 		log_debug("unable to publish on %s now: paho error %d", topic,
 		    rc);
-		return -1;
+		return MQ_PUB_LATER;
 	}
 }
 

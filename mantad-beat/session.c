@@ -396,27 +396,28 @@ void
 session_pump(struct beat *b)
 {
 	struct ob_row r;
-	int rc;
 
 	while (b->state == CONN_CONNECTED && b->ninflight < OUTBOX_WINDOW) {
 		if (outbox_next(b->ob, b->sent_upto, &r) != 1)
 			break;
-		rc = mq_publish(b->mq, r.topic, r.payload, r.len, r.qos, true,
-		    r.seq);
-		if (rc == -1) {		/* not now: the next tick retries */
+		switch (mq_publish(b->mq, r.topic, r.payload, r.len, r.qos,
+		    true, r.seq)) {
+		case MQ_PUB_LATER:	/* the next tick retries */
 			ob_row_clear(&r);
-			break;
-		}
-		b->sent_upto = r.seq;
-		if (rc == -2) {
+			return;
+		case MQ_PUB_NEVER:
+			b->sent_upto = r.seq;
 			log_warnx("dropping outbox row %" PRIu64 " (topic %s, %zu"
 			    " bytes): refused by the MQTT library", r.seq,
 			    r.topic, r.len);
 			(void)outbox_drop(b->ob, r.seq);
-		} else {
+			break;
+		case MQ_PUB_SENT:
+			b->sent_upto = r.seq;
 			b->inflight[b->ninflight++] = r.seq;
 			log_debug("publishing outbox row %" PRIu64 " on %s (QoS %d,"
 			    " %zu bytes)", r.seq, r.topic, r.qos, r.len);
+			break;
 		}
 		ob_row_clear(&r);
 	}
@@ -796,7 +797,7 @@ session_event(struct beat *b, struct event *ev)
 		if (ev->data == NULL || b->state != CONN_CONNECTED || b->stopping)
 			break;
 		if (mq_publish(b->mq, TOPIC_SUMMARY, ev->data, ev->len, 0, false,
-		    0) == 0) {
+		    0) == MQ_PUB_SENT) {
 			b->heartbeats++;
 			hist_observe(&b->beat_latency, hist_now_us() -
 			    b->beat_t0_us);
@@ -929,7 +930,7 @@ session_close(struct beat *b, int wait_ms)
 		ns.status = COMMON__INFORMATIONS__NODE_STATUS_ENUM__DISCONNECTED;
 		len = common__informations__node_status__pack(&ns, buf);
 		if (mq_publish(b->mq, TOPIC_NODE_STATUS, buf, len, 1, true,
-		    SEQ_NODE_STATUS) == 0) {
+		    SEQ_NODE_STATUS) == MQ_PUB_SENT) {
 			wait_for(b, &b->status_sent, wait_ms);
 			if (b->status_sent)
 				log_info("told the manager this node is"

@@ -157,45 +157,65 @@ reply_lookup(struct exec *x, struct ipc_req *req, const Manta__Ipc__TaskLookup *
 }
 
 static void
-handle_ipc(struct exec *x)
+on_status(void *arg, struct ipc_req *req, const ipc_msg *m)
 {
-	struct ipc_req *req;
+	(void)m;
+	reply_status(arg, req);
+}
+
+static void
+on_command(void *arg, struct ipc_req *req, const ipc_msg *m)
+{
+	struct exec *x = arg;
 	char err[256];
 
-	for (int i = 0; i < IPC_BATCH; i++) {
-		const ipc_msg *m;
+	if (command_handle(x, m->command, err, sizeof(err)) == -1)
+		(void)ipc_reply_error(x->srv, req, 1, "%s", err);
+	else
+		(void)ipc_reply_ok(x->srv, req);
+}
 
-		if (ipc_server_recv(x->srv, &req) != 1)
-			break;
-		m = ipc_req_msg(req);
-		switch (m->body_case) {
-		case MANTA__IPC__MSG__BODY_STATUS_REQ:
-			reply_status(x, req);
-			break;
-		case MANTA__IPC__MSG__BODY_COMMAND:
-			if (command_handle(x, m->command, err, sizeof(err)) == -1)
-				(void)ipc_reply_error(x->srv, req, 1, "%s", err);
-			else
-				(void)ipc_reply_ok(x->srv, req);
-			break;
-		case MANTA__IPC__MSG__BODY_TASKS_REQ:
-			reply_tasks(x, req);
-			break;
-		case MANTA__IPC__MSG__BODY_LOGS_REQ:
-			reply_logs(x, req, m->logs_req);
-			break;
-		case MANTA__IPC__MSG__BODY_DRAIN:
-			drain_set(x, !m->drain->undrain, m->drain->transient);
-			reply_status(x, req);
-			break;
-		case MANTA__IPC__MSG__BODY_TASK_LOOKUP:
-			reply_lookup(x, req, m->task_lookup);
-			break;
-		default:
-			(void)ipc_reply_error(x->srv, req, 1, "not accepted here");
-			break;
-		}
-	}
+static void
+on_tasks(void *arg, struct ipc_req *req, const ipc_msg *m)
+{
+	(void)m;
+	reply_tasks(arg, req);
+}
+
+static void
+on_logs(void *arg, struct ipc_req *req, const ipc_msg *m)
+{
+	reply_logs(arg, req, m->logs_req);
+}
+
+static void
+on_drain(void *arg, struct ipc_req *req, const ipc_msg *m)
+{
+	drain_set(arg, !m->drain->undrain, m->drain->transient);
+	reply_status(arg, req);
+}
+
+static void
+on_lookup(void *arg, struct ipc_req *req, const ipc_msg *m)
+{
+	reply_lookup(arg, req, m->task_lookup);
+}
+
+/* What each type that allowed[] lets through does. */
+static const struct ipc_handler handlers[] = {
+	{ MANTA__IPC__MSG__BODY_STATUS_REQ, on_status },
+	{ MANTA__IPC__MSG__BODY_COMMAND, on_command },
+	{ MANTA__IPC__MSG__BODY_TASKS_REQ, on_tasks },
+	{ MANTA__IPC__MSG__BODY_LOGS_REQ, on_logs },
+	{ MANTA__IPC__MSG__BODY_DRAIN, on_drain },
+	{ MANTA__IPC__MSG__BODY_TASK_LOOKUP, on_lookup },
+};
+
+static void
+handle_ipc(struct exec *x)
+{
+	(void)ipc_server_dispatch(x->srv, IPC_BATCH, handlers,
+	    sizeof(handlers) / sizeof(handlers[0]), x);
 }
 
 /* What the keys a reference node ignores do here (cfg_notes.c). */

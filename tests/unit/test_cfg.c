@@ -1,4 +1,4 @@
-/* test_cfg: libcommon/cfg.c and the toml++ shim. Defaults, the reference
+/* test_cfg: libcommon/cfg*.c and the toml++ shim. Defaults, the reference
  * layout (tests/configs/reference.toml), every refusal naming file, line and
  * key, environment and home expansion, hostile input, and the writers
  * (cfg_write_default, cfg_print) read back. */

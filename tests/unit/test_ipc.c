@@ -263,6 +263,91 @@ test_oversized_on_socket(void **state)
 }
 
 static void
+on_snapshot(void *arg, struct ipc_req *req, const ipc_msg *m)
+{
+	struct server_arg *sa = arg;
+
+	sa->nreq++;
+	(void)ipc_reply_error(sa->srv, req, 0, "handled %d", (int)m->body_case);
+}
+
+/* A daemon's loop on ipc_server_dispatch: taken sums what it returned,
+ * sa.nreq counts what reached the handler. */
+struct dispatch_arg {
+	struct server_arg sa;
+	int taken;
+};
+
+static void *
+serve_dispatch(void *arg)
+{
+	static const struct ipc_handler handlers[] = {
+		{ MANTA__IPC__MSG__BODY_SNAPSHOT_REQ, on_snapshot },
+	};
+	struct dispatch_arg *da = arg;
+
+	while (!__atomic_load_n(&da->sa.stop, __ATOMIC_ACQUIRE)) {
+		zmq_pollitem_t pi = { .socket = ipc_server_socket(da->sa.srv), .events = ZMQ_POLLIN };
+		int n;
+
+		if (zmq_poll(&pi, 1, 50) < 0)
+			break;
+		if ((n = ipc_server_dispatch(da->sa.srv, 4, handlers, 1, &da->sa)) > 0)
+			da->taken += n;
+	}
+	return NULL;
+}
+
+/* ipc_server_dispatch: a handled type reaches its handler; a type the
+ * allowlist lets through but no handler names is answered "not accepted
+ * here" (code 1); one the allowlist lacks is refused before (code 3). */
+static void
+test_dispatch(void **state)
+{
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_SNAPSHOT_REQ, IPC_FROM_OWNER, NULL },
+		{ MANTA__IPC__MSG__BODY_SHUTDOWN, IPC_FROM_OWNER, NULL },
+	};
+	struct dispatch_arg da;
+	pthread_t t;
+	ipc_msg req = MANTA__IPC__MSG__INIT, *rep = NULL;
+	Manta__Ipc__SnapshotRequest sr = MANTA__IPC__SNAPSHOT_REQUEST__INIT;
+	Manta__Ipc__Shutdown sd = MANTA__IPC__SHUTDOWN__INIT;
+	Manta__Ipc__DrainRequest dr = MANTA__IPC__DRAIN_REQUEST__INIT;
+
+	memset(&da, 0, sizeof(da));
+	da.sa.srv = ipc_server_open(run_dir, "t3", allowed, 2);
+	assert_non_null(da.sa.srv);
+	assert_int_equal(pthread_create(&t, NULL, serve_dispatch, &da), 0);
+
+	req.body_case = MANTA__IPC__MSG__BODY_SNAPSHOT_REQ;
+	req.snapshot_req = &sr;
+	assert_int_equal(ipc_call(run_dir, "t3", &req, &rep, 3000), 0);
+	assert_int_equal(rep->reply->code, 0);
+	assert_string_equal(rep->reply->error, "handled 4");
+	ipc_msg_free(rep);
+
+	req.body_case = MANTA__IPC__MSG__BODY_SHUTDOWN;
+	req.shutdown = &sd;
+	assert_int_equal(ipc_call(run_dir, "t3", &req, &rep, 3000), 0);
+	assert_int_equal(rep->reply->code, 1);
+	assert_string_equal(rep->reply->error, "not accepted here");
+	ipc_msg_free(rep);
+
+	req.body_case = MANTA__IPC__MSG__BODY_DRAIN;
+	req.drain = &dr;
+	assert_int_equal(ipc_call(run_dir, "t3", &req, &rep, 3000), 0);
+	assert_int_equal(rep->reply->code, 3);
+	ipc_msg_free(rep);
+
+	__atomic_store_n(&da.sa.stop, 1, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	assert_int_equal(da.sa.nreq, 1);
+	assert_int_equal(da.taken, 2);
+	ipc_server_close(da.sa.srv);
+}
+
+static void
 test_call_nobody_there(void **state)
 {
 	ipc_msg req = MANTA__IPC__MSG__INIT, *rep = NULL;
@@ -286,6 +371,7 @@ main(void)
 		cmocka_unit_test(test_validate),
 		cmocka_unit_test(test_roundtrip_and_allowlist),
 		cmocka_unit_test(test_oversized_on_socket),
+		cmocka_unit_test(test_dispatch),
 		cmocka_unit_test(test_call_nobody_there),
 	};
 
