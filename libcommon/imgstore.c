@@ -373,7 +373,7 @@ size_total(void)
  * set-user-ID and set-group-ID bits (set-group-ID on a directory only
  * passes its group on: it stays) and file capabilities are dropped. The
  * tree is still private (0700 above it), so nothing changes under us. */
-static unsigned sanitized;
+static unsigned dropped_nodes, dropped_bits, dropped_caps;
 
 static int
 sanitize_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
@@ -385,16 +385,20 @@ sanitize_cb(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 	if (S_ISCHR(m) || S_ISBLK(m)) {
 		if (unlink(path) == -1)
 			return 1;
-		sanitized++;
+		log_debug("removed device node %s", path);
+		dropped_nodes++;
 		return 0;
 	}
 	if ((m & S_ISUID) || ((m & S_ISGID) && !S_ISDIR(m))) {
 		if (chmod(path, m & (S_ISDIR(m) ? 03777 : 01777)) == -1)
 			return 1;
-		sanitized++;
+		log_debug("dropped the set-ID bits of %s", path);
+		dropped_bits++;
 	}
-	if (S_ISREG(m) && lremovexattr(path, "security.capability") == 0)
-		sanitized++;
+	if (S_ISREG(m) && lremovexattr(path, "security.capability") == 0) {
+		log_debug("dropped the file capabilities of %s", path);
+		dropped_caps++;
+	}
 	return size_cb(path, sb, flag, ftw);	/* the same walk sizes it */
 }
 
@@ -404,7 +408,7 @@ sanitize(const char *rootfs, unsigned long long *size, char *err, size_t len)
 {
 	int rc;
 
-	sanitized = 0;
+	dropped_nodes = dropped_bits = dropped_caps = 0;
 	rc = nftw(rootfs, sanitize_cb, 32, FTW_PHYS | FTW_MOUNT);
 	*size = size_total();
 	if (rc != 0) {
@@ -412,9 +416,9 @@ sanitize(const char *rootfs, unsigned long long *size, char *err, size_t len)
 		    strerror(errno));
 		return -1;
 	}
-	if (sanitized > 0)
-		log_info("dropped %u device nodes, set-ID bits or file capabilities",
-		    sanitized);
+	if (dropped_nodes + dropped_bits + dropped_caps > 0)
+		log_info("removed %u device nodes, dropped set-ID bits on %u files and"
+		    " file capabilities on %u", dropped_nodes, dropped_bits, dropped_caps);
 	return 0;
 }
 

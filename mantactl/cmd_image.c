@@ -79,6 +79,8 @@ image_fill(const struct manta_cfg *c, const char *name, const char *src,
 	int rc, fd = -2;
 
 	store_of(c, &s);
+	if (as_json)	/* quiet: errors only */
+		log_set_level(LOG_LVL_WARN);
 	/* A rootfs must stay readable by the runtime and a user namespace;
 	 * state_dir keeps its daemons' mode (0700) if we are first to make it. */
 	umask(022);

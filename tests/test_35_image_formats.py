@@ -134,7 +134,7 @@ def config_applied(manager, make_node, bbroot, runtime, layout, extra):
     payload = b"echo payload-ran; cat /proc/self/status | grep -E '^(CapEff|NoNewPrivs)'\n"
     manager.deploy_task(n.node_id, nodelib.task_msg(t, payload, image="standin"))
     nodelib.wait_task_status(manager, t, (COMPLETED, FAILED), timeout=60)
-    nodelib.wait_for(lambda: "payload-ran" in nodelib.task_log_text(manager, t), 20,
+    nodelib.wait_for(lambda: "NoNewPrivs" in nodelib.task_log_text(manager, t), 20,
                      "the task's output")
     out = nodelib.task_log_text(manager, t)
     assert "standin(amd64): uid=1000 gid=1000 cwd=/work/dir foo=from-image task=%s" % t \
