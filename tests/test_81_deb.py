@@ -8,7 +8,9 @@ accounts manta and manta-light in group manta, /run/manta and
 /var/lib/manta, and the s6 and runit examples; `mantactl config check`
 passes there; a rebuilt package with a higher version upgrades it without
 asking and keeps the administrator's edit; remove keeps config and state,
-purge deletes them.
+purge deletes them. A node from the package registers with the dev manager
+from the chroot, and an upgrade while it runs a task restarts it without
+losing or repeating the task.
 
 The chroot's base is cached (tests/deb/base.sh: /var/cache/manta-tests,
 one debootstrap a month) and so are the packages apt fetches
@@ -330,6 +332,19 @@ def test_install_upgrade_purge(debs, chroot):
     assert c.run("dpkg-query -W manta-node", check=False).returncode != 0
 
 
+def start_chroot_node(c, manager):
+    """The shipped config, given the dev manager's address and token, then
+    `mantactl start -d node` in the chroot."""
+    conf = c.path("/etc/manta/node.toml")
+    text = open(conf).read()
+    text = text.replace('"${MANTA_TOKEN:change-me.change-me.change-me}"', '"%s"' % nodelib.TOKEN)
+    text = re.sub(r"(?m)^manager_host = .*", 'manager_host = "127.0.0.1"', text)
+    text = re.sub(r"(?m)^manager_port = .*", "manager_port = %d" % manager.grpc_port, text)
+    with open(conf, "w") as f:
+        f.write(text)
+    c.run("mantactl start -d node", timeout=120)
+
+
 def test_node_registers_in_chroot(debs, chroot, manager):
     """A fresh chroot, the package, the shipped config with the manager's
     address and token: `mantactl start -d` there (its daemons under the
@@ -343,15 +358,8 @@ def test_node_registers_in_chroot(debs, chroot, manager):
     t0 = time.monotonic()
     c.run("apt-get install -y -q --no-install-recommends %s" % deb, timeout=600)
     t_inst = time.monotonic() - t0
-    conf = c.path("/etc/manta/node.toml")
-    text = open(conf).read()
-    text = text.replace('"${MANTA_TOKEN:change-me.change-me.change-me}"', '"%s"' % nodelib.TOKEN)
-    text = re.sub(r"(?m)^manager_host = .*", 'manager_host = "127.0.0.1"', text)
-    text = re.sub(r"(?m)^manager_port = .*", "manager_port = %d" % manager.grpc_port, text)
-    with open(conf, "w") as f:
-        f.write(text)
     try:
-        c.run("mantactl start -d node", timeout=120)
+        start_chroot_node(c, manager)
         reg = manager.wait_call("RegisterNode", timeout=60)
         t_reg = time.monotonic() - t0
         manager.wait_message("manager/set_system_summary", timeout=30)
@@ -402,17 +410,6 @@ kill) kill -USR2 "$(cat /run/manta/node/supervise.lock)" ;;
 esac
 exit 0
 """
-
-
-def start_chroot_node(c, manager):
-    conf = c.path("/etc/manta/node.toml")
-    text = open(conf).read()
-    text = text.replace('"${MANTA_TOKEN:change-me.change-me.change-me}"', '"%s"' % nodelib.TOKEN)
-    text = re.sub(r"(?m)^manager_host = .*", 'manager_host = "127.0.0.1"', text)
-    text = re.sub(r"(?m)^manager_port = .*", "manager_port = %d" % manager.grpc_port, text)
-    with open(conf, "w") as f:
-        f.write(text)
-    c.run("mantactl start -d node", timeout=120)
 
 
 def test_upgrade_keeps_running_task(debs, chroot, manager, bbroot):
