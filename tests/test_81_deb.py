@@ -8,7 +8,9 @@ accounts manta and manta-light in group manta, /run/manta and
 /var/lib/manta, and the s6 and runit examples; `mantactl config check`
 passes there; a rebuilt package with a higher version upgrades it without
 asking and keeps the administrator's edit; remove keeps config and state,
-purge deletes them.
+purge deletes them. A node from the package registers with the dev manager
+from the chroot, and an upgrade while it runs a task restarts it without
+losing or repeating the task.
 
 The chroot's base is cached (tests/deb/base.sh: /var/cache/manta-tests,
 one debootstrap a month) and so are the packages apt fetches
@@ -138,6 +140,11 @@ class Chroot(object):
         os.chmod(self.dir, 0o755)      # its "/", which mkdtemp made 0700
         archives = os.path.join(CACHE, "apt")
         os.makedirs(os.path.join(archives, "partial"), exist_ok=True)
+        # Its "/" a mount point, as on a machine: runc makes it rslave.
+        sh(["mount", "--bind", self.dir, self.dir])
+        self.mounts.append(self.dir)
+        # Private: the mounts below must not propagate to the host's copy.
+        sh(["mount", "--make-rprivate", self.dir])
         for src, dst, opts in (("proc", "proc", ["-t", "proc"]),
                                ("/dev", "dev", ["--bind"]),
                                ("/sys", "sys", ["--rbind"]),
@@ -172,10 +179,18 @@ class Chroot(object):
         shutil.copy(f, self.path("/tmp"))
         return "/tmp/" + os.path.basename(f)
 
+    def mounted(self):
+        """Mount points at or below the chroot (from mountinfo: ismount()
+        misses a bind mount within one file system)."""
+        with open("/proc/self/mountinfo") as f:
+            points = [l.split()[4] for l in f]
+        return [p for p in points if p == self.dir or p.startswith(self.dir + "/")]
+
     def cleanup(self):
         for m in reversed(self.mounts):
             sh(["umount", "-R", "-l", m], check=False)
-        if not any(os.path.ismount(m) for m in self.mounts):
+        # Never delete through a mount (/dev, the apt cache).
+        if not self.mounted():
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
@@ -317,6 +332,19 @@ def test_install_upgrade_purge(debs, chroot):
     assert c.run("dpkg-query -W manta-node", check=False).returncode != 0
 
 
+def start_chroot_node(c, manager):
+    """The shipped config, given the dev manager's address and token, then
+    `mantactl start -d node` in the chroot."""
+    conf = c.path("/etc/manta/node.toml")
+    text = open(conf).read()
+    text = text.replace('"${MANTA_TOKEN:change-me.change-me.change-me}"', '"%s"' % nodelib.TOKEN)
+    text = re.sub(r"(?m)^manager_host = .*", 'manager_host = "127.0.0.1"', text)
+    text = re.sub(r"(?m)^manager_port = .*", "manager_port = %d" % manager.grpc_port, text)
+    with open(conf, "w") as f:
+        f.write(text)
+    c.run("mantactl start -d node", timeout=120)
+
+
 def test_node_registers_in_chroot(debs, chroot, manager):
     """A fresh chroot, the package, the shipped config with the manager's
     address and token: `mantactl start -d` there (its daemons under the
@@ -330,15 +358,8 @@ def test_node_registers_in_chroot(debs, chroot, manager):
     t0 = time.monotonic()
     c.run("apt-get install -y -q --no-install-recommends %s" % deb, timeout=600)
     t_inst = time.monotonic() - t0
-    conf = c.path("/etc/manta/node.toml")
-    text = open(conf).read()
-    text = text.replace('"${MANTA_TOKEN:change-me.change-me.change-me}"', '"%s"' % nodelib.TOKEN)
-    text = re.sub(r"(?m)^manager_host = .*", 'manager_host = "127.0.0.1"', text)
-    text = re.sub(r"(?m)^manager_port = .*", "manager_port = %d" % manager.grpc_port, text)
-    with open(conf, "w") as f:
-        f.write(text)
     try:
-        c.run("mantactl start -d node", timeout=120)
+        start_chroot_node(c, manager)
         reg = manager.wait_call("RegisterNode", timeout=60)
         t_reg = time.monotonic() - t0
         manager.wait_message("manager/set_system_summary", timeout=30)
@@ -376,3 +397,74 @@ def chroot_procs(c):
         except OSError:
             pass
     return out
+
+
+FAKE_SYSTEMCTL = """#!/bin/sh
+# Stands in for systemctl in the test chroot (systemd is not PID 1 here):
+# the postinst's calls are logged, list-units names the running node, and
+# kill signals its supervisor as systemd would signal the main process.
+echo "systemctl $*" >> /var/log/fake-systemctl.log
+case "$1" in
+list-units) echo "manta-node@node.service loaded active running Manta node node" ;;
+kill) kill -USR2 "$(cat /run/manta/node/supervise.lock)" ;;
+esac
+exit 0
+"""
+
+
+def test_upgrade_keeps_running_task(debs, chroot, manager, bbroot):
+    """dpkg -i of the newer package while a node runs a task: the postinst
+    (under a stand-in systemctl, with /run/systemd/system present) sends
+    the supervisor SIGUSR2; it stops leaving the container running; started
+    again on the new programs (systemd's part: RestartForceExitStatus=75),
+    the node adopts the task, whose updates arrive exactly once."""
+    from common import tasks_pb2 as tasks_pb
+    c = chroot
+    c.run("apt-get update -q", timeout=300)
+    c.run("apt-get install -y -q --no-install-recommends %s" % c.copy_in(debs[0]),
+          timeout=600)
+    shutil.copytree(bbroot, c.path("/tmp/bb"), symlinks=True)
+    c.run("mantactl image import busybox /tmp/bb -c /etc/manta/node.toml", timeout=120)
+    try:
+        start_chroot_node(c, manager)
+        manager.wait_call("RegisterNode", timeout=60)
+        node_id = nodelib.wait_for(
+            lambda: re.search(r'"node_id": *"([0-9a-f]{32})"',
+                              c.run("mantactl status --json node", check=False).stdout),
+            30, "the node's id").group(1)
+        manager.wait_mqtt(10)
+        tid = "8d" * 16
+        manager.deploy_task(node_id, nodelib.task_msg(
+            tid, "#!/bin/sh\necho start\nsleep 20\necho end\n"))
+        nodelib.wait_task_status(manager, tid, tasks_pb.RUNNING, timeout=60)
+        sup = [p for p, comm in chroot_procs(c) if comm == "mantactl"]
+        assert len(sup) == 1, chroot_procs(c)
+
+        os.makedirs(c.path("/run/systemd/system"), exist_ok=True)
+        fake = c.path("/usr/local/sbin/systemctl")
+        with open(fake, "w") as f:
+            f.write(FAKE_SYSTEMCTL)
+        os.chmod(fake, 0o755)
+        r = c.run("dpkg -i %s" % c.copy_in(debs[1]), timeout=300)
+        assert "restarting manta-node@node.service" in r.stdout, r.stdout
+        calls = open(c.path("/var/log/fake-systemctl.log")).read()
+        assert "kill --kill-who=main --signal=SIGUSR2 manta-node@node.service" in calls, calls
+        nodelib.wait_for(lambda: not nodelib.alive(sup[0]), 30, "the old supervisor's exit")
+        nodelib.wait_for(lambda: not [p for p, comm in chroot_procs(c)
+                                      if comm.startswith("mantad-")], 30,
+                         "the old daemons' exit")
+        assert [u[3] for u in nodelib.task_updates(manager, tid)] == [tasks_pb.RUNNING]
+        c.run("mantactl start -d node", timeout=120)
+        nodelib.wait_task_status(manager, tid, tasks_pb.COMPLETED, timeout=60)
+        assert [u[3] for u in nodelib.task_updates(manager, tid)] == \
+            [tasks_pb.RUNNING, tasks_pb.COMPLETED]
+        log = open(c.path("/var/lib/manta/node/node.log")).read()
+        assert "stopping for a restart" in log and "1 containers adopted" in log, log[-3000:]
+    except AssertionError:
+        with open(c.path("/var/lib/manta/node/node.log"), errors="replace") as f:
+            print("---- node.log in the chroot ----\n" + f.read()[-6000:])
+        raise
+    finally:
+        c.run("mantactl stop --timeout 5 node", timeout=120, check=False)
+        for pid, _ in chroot_procs(c):
+            os.kill(pid, 9)
