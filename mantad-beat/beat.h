@@ -145,6 +145,12 @@ void inbox_close(struct inbox *in);
 /* Stores one command: its row number (> 0), or 0 when it could not be
  * stored (logged; the command still goes on, unkept). */
 uint64_t inbox_add(struct inbox *in, const char *topic, const uint8_t *p, size_t len);
+/* The Command.handoff id of row seq: this database's random name and the
+ * row, the same on every attempt and after a restart; never again for
+ * another command, even after beat.db is deleted. A command not kept
+ * (seq 0) gets a random id of its own. */
+#define HANDOFF_LEN (ID_HEX_LEN + 1 + 20)
+void inbox_handoff(const struct inbox *in, uint64_t seq, char out[HANDOFF_LEN + 1]);
 /* Handed over (or refused for good): the row goes. */
 void inbox_done(struct inbox *in, uint64_t seq);
 /* Calls fn for every row kept, oldest first; fn takes topic and payload
@@ -173,6 +179,7 @@ struct job {
 	struct manta_id node_id, swarm_id, task_id;
 	uint32_t iteration, circular;
 	uint64_t seq;		/* JOB_COMMAND: its inbox row, 0 if none */
+	char handoff[HANDOFF_LEN + 1];	/* JOB_COMMAND: Command.handoff */
 	struct beat_probe *probe;	/* JOB_TLSPROBE */
 };
 struct worker;

@@ -4,7 +4,11 @@
  * command is ours to keep: a stop, a crash or SIGKILL before the hand-off
  * leaves it here, and the next start hands it over first (session.c). A
  * command stored and handed over but not yet deleted when beat dies is
- * handed over twice; mantad-exec takes a known round as the same command. */
+ * handed over twice: each hand-off carries an id (Command.handoff) made of
+ * this database's random name and the row, the same on every attempt and
+ * after a restart, and mantad-exec takes an id it has seen as done. */
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,12 +21,54 @@
 struct inbox {
 	sqlite3 *db;
 	sqlite3_stmt *st_add, *st_del;
+	char name[ID_HEX_LEN + 1];	/* table inbox_name: hand-off id prefix */
 };
 
 static void
 warn(const struct inbox *in, const char *what)
 {
 	log_warnx("inbox: unable to %s: %s", what, sqlite3_errmsg(in->db));
+}
+
+/* The database's name, made once: a new beat.db (state deleted) starts its
+ * rows at 1 again, under a new name, so its ids never meet the old ones. */
+static int
+load_name(struct inbox *in)
+{
+	sqlite3_stmt *st = NULL;
+	struct manta_id id;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(in->db, "SELECT name FROM inbox_name", -1, &st,
+	    NULL) != SQLITE_OK)
+		goto out;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const char *n = (const char *)sqlite3_column_text(st, 0);
+
+		if (n == NULL || strlen(n) != ID_HEX_LEN)
+			goto out;
+		memcpy(in->name, n, ID_HEX_LEN + 1);
+		rc = 0;
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (id_random(&id) == -1) {
+		log_warn("inbox: unable to make a name");
+		return -1;
+	}
+	id_to_hex(id, in->name);
+	if (sqlite3_prepare_v2(in->db, "INSERT INTO inbox_name(name) VALUES (?)",
+	    -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	sqlite3_bind_text(st, 1, in->name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_DONE)
+		rc = 0;
+out:
+	if (rc == -1)
+		warn(in, "read or store its name");
+	sqlite3_finalize(st);
+	return rc;
 }
 
 struct inbox *
@@ -38,6 +84,10 @@ inbox_open(sqlite3 *db)
 	    sqlite3_prepare_v3(db, "DELETE FROM inbox WHERE seq = ?", -1,
 	    SQLITE_PREPARE_PERSISTENT, &in->st_del, NULL) != SQLITE_OK) {
 		warn(in, "prepare");
+		inbox_close(in);
+		return NULL;
+	}
+	if (load_name(in) == -1) {
 		inbox_close(in);
 		return NULL;
 	}
@@ -69,6 +119,23 @@ inbox_add(struct inbox *in, const char *topic, const uint8_t *p, size_t len)
 	sqlite3_reset(in->st_add);
 	sqlite3_clear_bindings(in->st_add);
 	return seq;
+}
+
+void
+inbox_handoff(const struct inbox *in, uint64_t seq, char out[HANDOFF_LEN + 1])
+{
+	struct manta_id id;
+
+	if (seq > 0) {
+		snprintf(out, HANDOFF_LEN + 1, "%s-%" PRIu64, in->name, seq);
+		return;
+	}
+	/* Not kept: unique to this command, retried in this run only. */
+	if (id_random(&id) == -1) {
+		out[0] = '\0';		/* none: each attempt is a new command */
+		return;
+	}
+	id_to_hex(id, out);
 }
 
 void

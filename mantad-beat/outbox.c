@@ -31,6 +31,8 @@ static const char *const migrations[] = {
 	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" topic TEXT NOT NULL,"
 	" payload BLOB NOT NULL);",
+	/* inbox.c: this database's random name, the prefix of hand-off ids */
+	"CREATE TABLE inbox_name (name TEXT NOT NULL);",
 };
 
 struct outbox {

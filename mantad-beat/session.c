@@ -642,6 +642,7 @@ command_job(const struct beat *b, char *topic, uint8_t *data, size_t len,
 	j->data = data;
 	j->len = len;
 	j->seq = seq;
+	inbox_handoff(b->in, seq, j->handoff);
 	j->node_id = b->node_id;
 	j->swarm_id = (struct manta_id){ d->swarm_head, d->swarm_tail };
 	j->task_id = (struct manta_id){ d->task_head, d->task_tail };

@@ -90,7 +90,8 @@ report(struct worker *w, const struct job *j, uint32_t error_id,
 /* Hands one Command over, trying again every CMD_RETRY_MS until the daemon
  * answers: a command the broker delivered is never given up while we run
  * (a slow exec gets it late, never a failure report for what it then
- * runs; a repeated one is the same command to it). Only a stop ends the
+ * runs; a repeated one carries the same handoff id, and exec takes it as
+ * the command it has already). Only a stop ends the
  * attempts. The main loop hears EV_CMD_DONE either way. */
 static void
 run_command(struct evq_worker *th, struct worker *w, struct job *j)
@@ -106,12 +107,18 @@ run_command(struct evq_worker *th, struct worker *w, struct job *j)
 	c.topic = j->topic;
 	c.payload.data = j->data;
 	c.payload.len = j->len;
+	c.handoff = j->handoff;
 	m.body_case = MANTA__IPC__MSG__BODY_COMMAND;
 	m.command = &c;
 	while (ipc_call(w->run_dir, j->dest, &m, &reply, CALL_CMD_MS) == -1) {
-		if (attempts++ == 1)
+		if (attempts == 1)
 			log_warnx("%s does not answer: holding %s (topic %s) and"
 			    " trying again until it does", j->dest, j->name, j->topic);
+		else if ((attempts & (attempts - 1)) == 0)	/* 2, 4, 8... */
+			log_info("%s still does not answer %s (topic %s, hand-off"
+			    " %s) after %d attempts", j->dest, j->name, j->topic,
+			    j->handoff, attempts);
+		attempts++;
 		if (!evq_worker_nap(th, CMD_RETRY_MS)) {
 			log_warnx("stopping: %s (topic %s) was not handed to %s",
 			    j->name, j->topic, j->dest);

@@ -21,6 +21,7 @@ pytestmark = nodelib.skip_unless_built("mantad-exec")
 N = int(os.environ.get("MANTA_BURST_N", "1000"))
 FULL = os.environ.get("MANTA_BURST_FULL") == "1"
 RUNNING, COMPLETED, FAILED = tasks_pb.RUNNING, tasks_pb.COMPLETED, tasks_pb.FAILED
+STOPPED = tasks_pb.STOPPED
 
 
 def vm_hwm(pid):
@@ -132,6 +133,94 @@ def test_handoff_waits_for_exec(manager, make_node, bbroot, runtime):
     assert node.wait_online()["mqtt"]["commands_waiting"] == 0
     assert not [r for r in manager.calls("SendError")
                 if pair_to_hex(r.request.task_id) == t]
+
+
+class MainLoopStall(object):
+    """Stops mantad-exec's main thread alone (ptrace), as a long blocking
+    call in its loop would: its ZeroMQ I/O thread still takes requests in,
+    so beat's attempts that time out are all waiting there when the loop
+    goes on. (SIGSTOP stops that thread too, and a request whose sender
+    gave up never arrives.)"""
+    SEIZE, INTERRUPT, DETACH, WALL = 0x4206, 0x4207, 17, 0x40000000
+
+    def __init__(self, pid):
+        import ctypes
+        self.pid = pid
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p,
+                                     ctypes.c_void_p]
+        self.libc.ptrace.restype = ctypes.c_long
+
+    def _ptrace(self, req):
+        import ctypes
+        if self.libc.ptrace(req, self.pid, None, None) == -1:
+            e = ctypes.get_errno()
+            raise OSError(e, "ptrace %#x of %d: %s" % (req, self.pid, os.strerror(e)))
+
+    def __enter__(self):
+        self._ptrace(self.SEIZE)
+        self._ptrace(self.INTERRUPT)
+        os.waitpid(self.pid, self.WALL)
+        return self
+
+    def __exit__(self, *exc):
+        self._ptrace(self.DETACH)
+
+
+def retried_while_exec_stalls(node, name, send, attempts):
+    """Sends a command (send()) while mantad-exec's main loop stands still
+    and goes on once beat has handed it over that many times: exec then
+    finds every attempt waiting. It takes the first and knows the others
+    by their hand-off id."""
+    with MainLoopStall(node.pids()["mantad-exec"]):
+        send()
+        m = nodelib.wait_log(node, r"mantad-beat: info: exec still does not answer %s "
+                             r"\(topic [^)]*, hand-off ([0-9a-f]{32}-\d+)\) after %d "
+                             r"attempts" % (name, attempts), 60)
+    nodelib.wait_log(node, r"mantad-beat: info: exec took %s \(topic [^)]*\) at attempt "
+                     r"\d+" % name, 30)
+    assert node.wait_online()["mqtt"]["commands_waiting"] == 0
+    return m.group(1)
+
+
+def known_again(node, name, handoff):
+    """exec's word that it took a copy of a command as the same one."""
+    nodelib.wait_log(node, r"mantad-exec: info: %s: hand-off %s again: the same command"
+                     % (name, handoff), 30)
+
+
+def test_retried_deploy_runs_once(manager, make_node, bbroot, runtime):
+    """A deploy handed to exec four times (exec's loop too slow to answer
+    the first attempts) runs once: one RUNNING, and no SendError 19 "known
+    round" for the copies (issue 15, finding 2: Command.handoff)."""
+    node = nodelib.exec_node(manager, make_node, bbroot, runtime)
+    t = "%032x" % 0xb1000002
+    h = retried_while_exec_stalls(node, "deploy_task", lambda: manager.deploy_task(
+        node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho once\n")), 4)
+    ran_once(manager, t, "once\n")
+    assert not [r for r in manager.calls("SendError")
+                if pair_to_hex(r.request.task_id) == t]
+    known_again(node, "deploy_task", h)
+
+
+def test_retried_stop_is_no_error(manager, make_node, bbroot, runtime):
+    """A stop_task handed over twice stops the task once and reports no
+    error for the copy."""
+    from common import system_pb2 as system_pb
+    from devmanager import hex_to_pair
+    node = nodelib.exec_node(manager, make_node, bbroot, runtime)
+    t = "%032x" % 0xb1000003
+    msg = nodelib.task_msg(t, "#!/bin/sh\nwhile :; do sleep 1; done\n")
+    manager.deploy_task(node.node_id, msg)
+    nodelib.wait_task_status(manager, t, RUNNING, timeout=30)
+    h = retried_while_exec_stalls(node, "stop_task", lambda: manager.stop_task(
+        node.node_id, system_pb.EnvId(swarm_id=msg.swarm_id,
+                                      task_id=hex_to_pair(t))), 2)
+    nodelib.wait_task_status(manager, t, STOPPED, timeout=30)
+    assert updates_by_task(manager)[t] == [RUNNING, STOPPED]
+    assert not [r for r in manager.calls("SendError")
+                if pair_to_hex(r.request.task_id) == t]
+    known_again(node, "stop_task", h)
 
 
 def test_command_held_when_beat_dies(manager, make_node, bbroot, runtime):
