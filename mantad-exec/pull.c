@@ -109,24 +109,16 @@ cleanup_after(struct pulls *ps, pid_t pid)
 	imgstore_clean(&s);
 }
 
-static void
-run_pull(struct evq_worker *th, void *job, void *arg)
+/* Forks "mantad-exec --pull" for j, its standard output on a pipe: the
+ * pipe's read end, or -1 (the job's result pushed). */
+static int
+spawn_pull(struct pulls *ps, const struct pull_job *j, pid_t *pidp)
 {
-	struct pulls *ps = arg;
-	struct pull_job *j = job;
-	char out[OUT_MAX + 1], pct[16], reason[OUT_MAX + 160], *nl;
+	char pct[16];
 	const char *argv[10];
-	size_t nout = 0;
-	long long deadline = daemon_now_ms() + j->timeout_ms;
-	int p[2], n = 0;
-	bool timed_out = false, killed = false;
+	int p[2], n = 0, null;
 	pid_t pid;
 
-	(void)th;
-	if (j->err != NULL) {
-		push_result(ps, j->image, -1, j->err);
-		return;
-	}
 	snprintf(pct, sizeof(pct), "%d", ps->max_disk);
 	argv[n++] = PROG;
 	argv[n++] = "--pull";
@@ -137,23 +129,11 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 	argv[n++] = pct;
 	argv[n++] = j->authfd >= 0 ? "/proc/self/fd/3" : "";
 	argv[n] = NULL;
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		push_result(ps, j->image, -1, "node error: unable to create a pipe");
-		return;
-	}
-	if ((pid = fork()) == -1) {
-		close(p[0]);
-		close(p[1]);
+	if ((pid = fork_piped(p)) == -1) {
 		push_result(ps, j->image, -1, "node error: unable to fork");
-		return;
+		return -1;
 	}
 	if (pid == 0) {
-		/* Child of a threaded process: async-signal-safe calls only. */
-		sigset_t none;
-		int null;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
 		(void)setpgid(0, 0);
 		if (dup2(p[1], 1) == -1)
 			_exit(111);
@@ -165,10 +145,23 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		execv("/proc/self/exe", (char *const *)(uintptr_t)argv);
 		_exit(111);
 	}
-	close(p[1]);
 	log_info("pulling %s (pid %d)", j->image, (int)pid);
+	*pidp = pid;
+	return p[0];
+}
+
+/* Reads the pull's output from fd to its end (closed) into out (its last
+ * OUT_MAX bytes, trailing newlines cut), killing its process group at a
+ * stop or at deadline. Whether it was killed; *timed_out for the second. */
+static bool
+read_pull(struct pulls *ps, int fd, pid_t pid, long long deadline, char *out,
+    size_t *noutp, bool *timed_out)
+{
+	size_t nout = 0;
+	bool killed = false;
+
 	for (;;) {
-		struct pollfd pf = { p[0], POLLIN, 0 };
+		struct pollfd pf = { fd, POLLIN, 0 };
 		ssize_t r;
 
 		if (!killed && atomic_load(&ps->stopping)) {
@@ -177,11 +170,11 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		}
 		if (!killed && daemon_now_ms() >= deadline) {
 			(void)kill(-pid, SIGKILL);
-			killed = timed_out = true;
+			killed = *timed_out = true;
 		}
 		if (poll(&pf, 1, POLL_MS) <= 0)
 			continue;
-		if ((r = read(p[0], out + nout, OUT_MAX - nout)) == -1 && errno == EINTR)
+		if ((r = read(fd, out + nout, OUT_MAX - nout)) == -1 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
@@ -189,12 +182,34 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		if (nout == OUT_MAX)	/* keep the end: the result is last */
 			nout = 0;
 	}
-	close(p[0]);
+	close(fd);
 	out[nout] = '\0';
 	while (nout > 0 && out[nout - 1] == '\n')
 		out[--nout] = '\0';
-	nl = strrchr(out, '\n');
-	if (killed) {
+	*noutp = nout;
+	return killed;
+}
+
+static void
+run_pull(struct evq_worker *th, void *job, void *arg)
+{
+	struct pulls *ps = arg;
+	struct pull_job *j = job;
+	char out[OUT_MAX + 1], reason[OUT_MAX + 160], *nl;
+	size_t nout;
+	long long deadline = daemon_now_ms() + j->timeout_ms;
+	int fd;
+	bool timed_out = false;
+	pid_t pid;
+
+	(void)th;
+	if (j->err != NULL) {
+		push_result(ps, j->image, -1, j->err);
+		return;
+	}
+	if ((fd = spawn_pull(ps, j, &pid)) == -1)
+		return;
+	if (read_pull(ps, fd, pid, deadline, out, &nout, &timed_out)) {
 		cleanup_after(ps, pid);
 		if (!timed_out)
 			return;		/* stopping: the run stays QUEUED for the next start */
@@ -203,6 +218,7 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		push_result(ps, j->image, -1, reason);
 		return;
 	}
+	nl = strrchr(out, '\n');
 	if (strcmp(nl ? nl + 1 : out, "ok") == 0) {
 		push_result(ps, j->image, 0, "");
 		return;
