@@ -4,7 +4,8 @@
  * One zmq_poll loop over the IPC ROUTER socket ("exec"), the signalfd,
  * the helper threads' eventfd, and one fd per watched shim (a status pipe,
  * or a pidfd for a shim adopted after a restart), with a deadline for the
- * timers (log streaming, capacity refresh). Only this loop changes state.
+ * timers (log streaming, capacity refresh). Only this loop changes state:
+ * startup, then poll_round until a stop, then teardown.
  *
  * mantad-exec keeps its privileges: it runs the OCI runtime, which needs
  * root to make namespaces and cgroups and to mount the rootfs, and which
@@ -452,15 +453,167 @@ free_all(struct exec *x)
 	free(x->logs_dir);
 }
 
-int
-main(int argc, char **argv)
+/* Everything before the loop, in order: the bounding set before any
+ * thread, the directories and the lock, the runtime, the databases, the
+ * helper threads, the runs of the last life, and the endpoint. */
+static void
+startup(struct exec *x, struct daemon_opts *opts)
+{
+	char err[512];
+	int v = 0;
+
+	x->opts = opts;
+	x->cfg = daemon_config(opts);
+	if (opts->verbose)
+		log_set_level(LOG_LVL_DEBUG);
+
+	/* Before any thread: what the runtime does not need leaves the
+	 * bounding set, for us, the shims, runc or crun and their hooks.
+	 * No seccomp filter here: every container would inherit it. */
+	if (confine_runtime() == -1)
+		log_fatalx(1, "unable to drop the capabilities the runtime does not need");
+	/* The allowlist is part of the build: a bad one is permanent. */
+	if ((x->seccomp = seccomp_profile(err, sizeof(err))) == NULL)
+		log_fatalx(100, "%s", err);
+	if ((x->sfd = daemon_signalfd()) == -1)
+		log_fatal(1, "unable to set up signals");
+	setup_dirs(x);
+	daemon_lock(x->cfg, PROG, IPC_EXEC);
+	(void)runtime_resolve(x);
+	runtime_probe_cgroups(x);
+	userns_init(x);
+	if ((x->audit = audit_open(x->cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/%s", x->cfg->state_dir, AUDIT_FILE);
+	if ((x->db = store_open(x->cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/exec.db", x->cfg->state_dir);
+	if (store_meta_get_int(x->db, "draining", &v) == 1)
+		x->draining = v != 0;
+	if (read_identity(x) == -1)
+		log_fatalx(1, "no node identity in %s/identity (mantad-register"
+		    " writes it)", x->cfg->state_dir);
+	if ((x->q = evq_new(&event_ops)) == NULL)
+		log_fatal(1, "unable to create the event queue");
+	x->to_beat = sender_start(x->cfg->run_dir, IPC_BEAT, x->q);
+	x->to_register = sender_start(x->cfg->run_dir, IPC_REGISTER, x->q);
+	x->jobs = jobs_start(x->cfg->run_dir, x->q);
+	if ((x->pulls = pulls_start(x)) == NULL)
+		log_fatalx(1, "unable to start the pull thread");
+	if (x->to_beat == NULL || x->to_register == NULL || x->jobs == NULL)
+		log_fatalx(1, "unable to start the helper threads");
+	queue_init_capacity(x);
+
+	if (store_runs_load(x) == -1)
+		log_fatalx(1, "unable to load the tasks from exec.db");
+	(void)announce_replay(x);
+	recover_runs(x);
+	store_prune(x->db);
+	logstore_init(x);
+	x->srv = ipc_server_open(x->cfg->run_dir, IPC_EXEC, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
+	if (x->srv == NULL)
+		log_fatalx(1, "unable to bind the %s endpoint in %s", IPC_EXEC,
+		    x->cfg->run_dir);
+}
+
+/* The poll items of one round: the endpoint, the signalfd, the event
+ * queue, then one fd per watched shim (owner[i] is its run). */
+static int
+poll_items(struct exec *x, zmq_pollitem_t *items, struct run **owner)
+{
+	struct run *r;
+	int n = 0;
+
+	items[n++] = (zmq_pollitem_t){ ipc_server_socket(x->srv), 0, ZMQ_POLLIN, 0 };
+	items[n++] = (zmq_pollitem_t){ NULL, x->sfd, ZMQ_POLLIN, 0 };
+	items[n++] = (zmq_pollitem_t){ NULL, evq_fd(x->q), ZMQ_POLLIN, 0 };
+	TAILQ_FOREACH(r, &x->runs, all) {
+		int fd = r->status_fd >= 0 ? r->status_fd : r->pidfd;
+
+		if (fd < 0 || n == MAX_FDS)
+			continue;
+		owner[n] = r;
+		items[n++] = (zmq_pollitem_t){ NULL, fd, ZMQ_POLLIN, 0 };
+	}
+	return n;
+}
+
+/* One round of the loop: poll until the next timer, then serve what is
+ * ready. -1 when zmq_poll fails for good (logged). */
+static int
+poll_round(struct exec *x, long long now)
 {
 	static zmq_pollitem_t items[MAX_FDS];
 	static struct run *owner[MAX_FDS];
+	struct run *r;
+	int n, timeout;
+
+	n = poll_items(x, items, owner);
+	timeout = (int)(x->next_stream - now);
+	if (adopted_left(x) && x->next_adopt_poll - now < timeout)
+		timeout = (int)(x->next_adopt_poll - now);
+	if (x->stopping && timeout > 100)
+		timeout = 100;
+	if (timeout < 0)
+		timeout = 0;
+	if (zmq_poll(items, n, timeout) == -1) {
+		if (errno == EINTR)
+			return 0;
+		log_warn("zmq_poll");
+		return -1;
+	}
+	if ((items[1].revents & ZMQ_POLLIN) && handle_signals(x, x->sfd))
+		begin_stop(x);
+	if (items[2].revents & ZMQ_POLLIN)
+		(void)evq_run(x->q, apply_event, x);
+	for (int i = 3; i < n; i++) {
+		if (!(items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
+			continue;
+		/* The run may have ended in this round: look it up. */
+		TAILQ_FOREACH(r, &x->runs, all)
+			if (r == owner[i])
+				break;
+		if (r == NULL)
+			continue;
+		if (items[i].fd == r->status_fd)
+			runtime_status_input(x, r);
+		else if (items[i].fd == r->pidfd)
+			runtime_check_adopted(x, r, true);
+	}
+	if (items[0].revents & ZMQ_POLLIN)
+		handle_ipc(x);
+	return 0;
+}
+
+/* After the loop: the helper threads finish, then what they reported is
+ * applied before everything is closed. */
+static void
+teardown(struct exec *x)
+{
+	if (shims_left(x))
+		log_warnx("leaving with containers still stopping: their shims"
+		    " finish the job, the next start reports them");
+	log_info("stopping");
+	sender_stop(x->to_beat);
+	sender_stop(x->to_register);
+	jobs_stop(x->jobs);
+	pulls_stop(x->pulls);
+	(void)evq_run(x->q, apply_event, x);
+	ipc_server_close(x->srv);
+	ipc_context_term();
+	evq_free(x->q);
+	free_all(x);
+	db_close(x->db);
+	close(x->sfd);
+	audit_close(x->audit);
+	cfg_free(x->cfg);
+}
+
+int
+main(int argc, char **argv)
+{
 	struct daemon_opts opts;
 	struct exec x;
-	char err[512];
-	int sfd, rc = 0, v = 0;
+	int rc = 0;
 	long long stop_deadline = 0, flush_deadline = 0;
 
 	if (argc >= 2 && strcmp(argv[1], "--shim") == 0)
@@ -473,57 +626,7 @@ main(int argc, char **argv)
 	TAILQ_INIT(&x.queue);
 	log_init(PROG, LOG_LVL_INFO);
 	daemon_args(argc, argv, PROG, &opts);
-	x.opts = &opts;
-	x.cfg = daemon_config(&opts);
-	if (opts.verbose)
-		log_set_level(LOG_LVL_DEBUG);
-
-	/* Before any thread: what the runtime does not need leaves the
-	 * bounding set, for us, the shims, runc or crun and their hooks.
-	 * No seccomp filter here: every container would inherit it. */
-	if (confine_runtime() == -1)
-		log_fatalx(1, "unable to drop the capabilities the runtime does not need");
-	/* The allowlist is part of the build: a bad one is permanent. */
-	if ((x.seccomp = seccomp_profile(err, sizeof(err))) == NULL)
-		log_fatalx(100, "%s", err);
-	if ((sfd = daemon_signalfd()) == -1)
-		log_fatal(1, "unable to set up signals");
-	setup_dirs(&x);
-	daemon_lock(x.cfg, PROG, IPC_EXEC);
-	(void)runtime_resolve(&x);
-	runtime_probe_cgroups(&x);
-	userns_init(&x);
-	if ((x.audit = audit_open(x.cfg->state_dir)) == NULL)
-		log_fatalx(1, "unable to open %s/%s", x.cfg->state_dir, AUDIT_FILE);
-	if ((x.db = store_open(x.cfg->state_dir)) == NULL)
-		log_fatalx(1, "unable to open %s/exec.db", x.cfg->state_dir);
-	if (store_meta_get_int(x.db, "draining", &v) == 1)
-		x.draining = v != 0;
-	if (read_identity(&x) == -1)
-		log_fatalx(1, "no node identity in %s/identity (mantad-register"
-		    " writes it)", x.cfg->state_dir);
-	if ((x.q = evq_new(&event_ops)) == NULL)
-		log_fatal(1, "unable to create the event queue");
-	x.to_beat = sender_start(x.cfg->run_dir, IPC_BEAT, x.q);
-	x.to_register = sender_start(x.cfg->run_dir, IPC_REGISTER, x.q);
-	x.jobs = jobs_start(x.cfg->run_dir, x.q);
-	if ((x.pulls = pulls_start(&x)) == NULL)
-		log_fatalx(1, "unable to start the pull thread");
-	if (x.to_beat == NULL || x.to_register == NULL || x.jobs == NULL)
-		log_fatalx(1, "unable to start the helper threads");
-	queue_init_capacity(&x);
-
-	if (store_runs_load(&x) == -1)
-		log_fatalx(1, "unable to load the tasks from exec.db");
-	(void)announce_replay(&x);
-	recover_runs(&x);
-	store_prune(x.db);
-	logstore_init(&x);
-	x.srv = ipc_server_open(x.cfg->run_dir, IPC_EXEC, allowed,
-	    sizeof(allowed) / sizeof(allowed[0]));
-	if (x.srv == NULL)
-		log_fatalx(1, "unable to bind the %s endpoint in %s", IPC_EXEC,
-		    x.cfg->run_dir);
+	startup(&x, &opts);
 	log_info("ready: node %s, runtime %s, at most %d tasks at once%s",
 	    x.node_hex, x.runtime ? x.runtime : "(none)", x.cfg->max_concurrent,
 	    x.draining ? ", draining" : "");
@@ -533,8 +636,6 @@ main(int argc, char **argv)
 
 	for (;;) {
 		long long now = daemon_now_ms();
-		int n = 0, timeout;
-		struct run *r;
 
 		if (x.stopping) {
 			if (stop_deadline == 0)
@@ -547,69 +648,11 @@ main(int argc, char **argv)
 			}
 		}
 		timers(&x, now);
-		items[n++] = (zmq_pollitem_t){ ipc_server_socket(x.srv), 0, ZMQ_POLLIN, 0 };
-		items[n++] = (zmq_pollitem_t){ NULL, sfd, ZMQ_POLLIN, 0 };
-		items[n++] = (zmq_pollitem_t){ NULL, evq_fd(x.q), ZMQ_POLLIN, 0 };
-		TAILQ_FOREACH(r, &x.runs, all) {
-			int fd = r->status_fd >= 0 ? r->status_fd : r->pidfd;
-
-			if (fd < 0 || n == MAX_FDS)
-				continue;
-			owner[n] = r;
-			items[n++] = (zmq_pollitem_t){ NULL, fd, ZMQ_POLLIN, 0 };
-		}
-		timeout = (int)(x.next_stream - now);
-		if (adopted_left(&x) && x.next_adopt_poll - now < timeout)
-			timeout = (int)(x.next_adopt_poll - now);
-		if (x.stopping && timeout > 100)
-			timeout = 100;
-		if (timeout < 0)
-			timeout = 0;
-		if (zmq_poll(items, n, timeout) == -1) {
-			if (errno == EINTR)
-				continue;
-			log_warn("zmq_poll");
+		if (poll_round(&x, now) == -1) {
 			rc = 1;
 			break;
 		}
-		if ((items[1].revents & ZMQ_POLLIN) && handle_signals(&x, sfd))
-			begin_stop(&x);
-		if (items[2].revents & ZMQ_POLLIN)
-			(void)evq_run(x.q, apply_event, &x);
-		for (int i = 3; i < n; i++) {
-			if (!(items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
-				continue;
-			/* The run may have ended in this round: look it up. */
-			TAILQ_FOREACH(r, &x.runs, all)
-				if (r == owner[i])
-					break;
-			if (r == NULL)
-				continue;
-			if (items[i].fd == r->status_fd)
-				runtime_status_input(&x, r);
-			else if (items[i].fd == r->pidfd)
-				runtime_check_adopted(&x, r, true);
-		}
-		if (items[0].revents & ZMQ_POLLIN)
-			handle_ipc(&x);
 	}
-
-	if (shims_left(&x))
-		log_warnx("leaving with containers still stopping: their shims"
-		    " finish the job, the next start reports them");
-	log_info("stopping");
-	sender_stop(x.to_beat);
-	sender_stop(x.to_register);
-	jobs_stop(x.jobs);
-	pulls_stop(x.pulls);
-	(void)evq_run(x.q, apply_event, &x);
-	ipc_server_close(x.srv);
-	ipc_context_term();
-	evq_free(x.q);
-	free_all(&x);
-	db_close(x.db);
-	close(sfd);
-	audit_close(x.audit);
-	cfg_free(x.cfg);
+	teardown(&x);
 	return rc;
 }

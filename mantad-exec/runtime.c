@@ -137,6 +137,28 @@ memcg_path(const struct exec *x, const char *cid)
 	return p;
 }
 
+/* Forks and executes "mantad-exec --shim" with argv, its fd 3 the write
+ * end of a status pipe whose read end lands in p[0]. The shim's pid, or
+ * -1 (logged). */
+static pid_t
+spawn_shim(char *const argv[], int p[2])
+{
+	pid_t pid;
+	int null;
+
+	if ((pid = fork_piped(p)) != 0)
+		return pid;
+	if (p[1] == 3)
+		(void)fcntl(3, F_SETFD, 0);
+	else if (dup2(p[1], 3) == -1)
+		_exit(111);
+	if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1)
+		_exit(111);
+	(void)syscall(SYS_close_range, 4U, ~0U, 0U);
+	execv("/proc/self/exe", argv);
+	_exit(111);
+}
+
 int
 runtime_launch(struct exec *x, struct run *r)
 {
@@ -185,38 +207,10 @@ runtime_launch(struct exec *x, struct run *r)
 			(void)unlink(f);
 		free(f);
 	}
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		log_warn("pipe");
-		free(memcg);
-		return -1;
-	}
-	if ((pid = fork()) == -1) {
-		log_warn("fork");
-		close(p[0]);
-		close(p[1]);
-		free(memcg);
-		return -1;
-	}
-	if (pid == 0) {
-		/* Child of a threaded process: async-signal-safe calls only. */
-		sigset_t none;
-		int null;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (p[1] == 3)
-			(void)fcntl(3, F_SETFD, 0);
-		else if (dup2(p[1], 3) == -1)
-			_exit(111);
-		if ((null = open("/dev/null", O_RDONLY)) == -1 ||
-		    dup2(null, 0) == -1)
-			_exit(111);
-		(void)syscall(SYS_close_range, 4U, ~0U, 0U);
-		execv("/proc/self/exe", argv);
-		_exit(111);
-	}
-	close(p[1]);
+	pid = spawn_shim(argv, p);
 	free(memcg);
+	if (pid == -1)
+		return -1;
 	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
 	r->status_fd = p[0];
 	r->slen = 0;

@@ -394,14 +394,109 @@ write_result(struct shim *sh, unsigned long ooms)
 		log_warn("%s: unable to write the result", sh->cid);
 }
 
+/* The shim's own set-up: its session, a subreaper, its signals, the
+ * bundle as its working directory (the last attempt's notes removed),
+ * shim.pid and the log. */
+static void
+shim_setup(struct shim *sh)
+{
+	struct stat st;
+	sigset_t set;
+	char pidnote[64];
+
+	(void)setsid();
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
+		log_warn("unable to become a subreaper");
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	if ((sh->sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
+		log_fatal(1, "signalfd");
+	if (chdir(sh->dir) == -1)
+		log_fatal(1, "unable to enter %s", sh->dir);
+	(void)unlink("result");
+	(void)unlink("started");
+	(void)unlink("init.pid");
+	snprintf(pidnote, sizeof(pidnote), "%d %llu\n", (int)getpid(),
+	    proc_starttime(getpid()));
+	(void)write_file_atomic("shim.pid", pidnote, strlen(pidnote), 0600);
+
+	sh->logfd = open(sh->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (sh->logfd == -1)
+		log_fatal(1, "unable to open %s", sh->log);
+	if (fstat(sh->logfd, &st) == 0)
+		sh->logsize = (unsigned long long)st.st_size;
+}
+
+/* "runtime run --detach", its output on a pipe the loop relays. */
+static void
+start_runtime(struct shim *sh)
+{
+	char *rargv[12];
+	int p[2];
+
+	if (pipe2(p, O_CLOEXEC) == -1)
+		log_fatal(1, "pipe");
+	sh->out = p[0];
+	(void)fcntl(sh->out, F_SETFL, O_NONBLOCK);
+
+	rargv[0] = (char *)sh->runtime;
+	rargv[1] = (char *)"--root";
+	rargv[2] = (char *)sh->root;
+	rargv[3] = (char *)"run";
+	rargv[4] = (char *)"--detach";
+	rargv[5] = (char *)"--pid-file";
+	rargv[6] = (char *)"init.pid";
+	rargv[7] = (char *)"--bundle";
+	rargv[8] = (char *)sh->dir;
+	rargv[9] = (char *)sh->cid;
+	rargv[10] = NULL;
+	sh->start_deadline = daemon_now_ms() + START_TIMEOUT_MS;
+	if ((sh->rt = spawn(sh, rargv, p[1])) == -1) {
+		log_warn("unable to run %s", sh->runtime);
+		sh->rt = 0;
+		sh->runtime_failed = true;
+		sh->runtime_code = 127;
+	}
+	close(p[1]);
+}
+
+/* Until the container and the runtime are gone: signals, output, timers. */
+static void
+shim_loop(struct shim *sh)
+{
+	while (!done(sh)) {
+		struct pollfd pfd[2];
+		int n = 0, iout = -1;
+
+		pfd[n].fd = sh->sfd;
+		pfd[n++].events = POLLIN;
+		if (sh->out >= 0) {
+			iout = n;
+			pfd[n].fd = sh->out;
+			pfd[n++].events = POLLIN;
+		}
+		if (poll(pfd, (nfds_t)n, next_timeout(sh, daemon_now_ms())) == -1 &&
+		    errno != EINTR)
+			log_fatal(1, "poll");
+		if (pfd[0].revents & POLLIN)
+			signals(sh);
+		if (iout >= 0 && (pfd[iout].revents & (POLLIN | POLLHUP | POLLERR)))
+			relay(sh);
+		timers(sh);
+	}
+	if (sh->out >= 0)
+		relay(sh);
+}
+
 void
 shim_main(int argc, char **argv)
 {
 	struct shim sh;
-	sigset_t set;
-	int p[2];
-	char pidnote[64];
-	char *rargv[12];
 	unsigned long ooms = 0;
 
 	log_init(PROG " shim", LOG_LVL_INFO);
@@ -419,82 +514,9 @@ shim_main(int argc, char **argv)
 	sh.grace_ms = strtoll(argv[7], NULL, 10);
 	sh.memcg = argv[8];
 
-	(void)setsid();
-	if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == -1)
-		log_warn("unable to become a subreaper");
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigaddset(&set, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &set, NULL);
-	if ((sh.sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
-		log_fatal(1, "signalfd");
-	if (chdir(sh.dir) == -1)
-		log_fatal(1, "unable to enter %s", sh.dir);
-	(void)unlink("result");
-	(void)unlink("started");
-	(void)unlink("init.pid");
-	snprintf(pidnote, sizeof(pidnote), "%d %llu\n", (int)getpid(),
-	    proc_starttime(getpid()));
-	(void)write_file_atomic("shim.pid", pidnote, strlen(pidnote), 0600);
-
-	sh.logfd = open(sh.log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (sh.logfd == -1)
-		log_fatal(1, "unable to open %s", sh.log);
-	{
-		struct stat stt;
-		if (fstat(sh.logfd, &stt) == 0)
-			sh.logsize = (unsigned long long)stt.st_size;
-	}
-	if (pipe2(p, O_CLOEXEC) == -1)
-		log_fatal(1, "pipe");
-	sh.out = p[0];
-	(void)fcntl(sh.out, F_SETFL, O_NONBLOCK);
-
-	rargv[0] = (char *)sh.runtime;
-	rargv[1] = (char *)"--root";
-	rargv[2] = (char *)sh.root;
-	rargv[3] = (char *)"run";
-	rargv[4] = (char *)"--detach";
-	rargv[5] = (char *)"--pid-file";
-	rargv[6] = (char *)"init.pid";
-	rargv[7] = (char *)"--bundle";
-	rargv[8] = (char *)sh.dir;
-	rargv[9] = (char *)sh.cid;
-	rargv[10] = NULL;
-	sh.start_deadline = daemon_now_ms() + START_TIMEOUT_MS;
-	if ((sh.rt = spawn(&sh, rargv, p[1])) == -1) {
-		log_warn("unable to run %s", sh.runtime);
-		sh.rt = 0;
-		sh.runtime_failed = true;
-		sh.runtime_code = 127;
-	}
-	close(p[1]);
-
-	while (!done(&sh)) {
-		struct pollfd pfd[2];
-		int n = 0, iout = -1;
-
-		pfd[n].fd = sh.sfd;
-		pfd[n++].events = POLLIN;
-		if (sh.out >= 0) {
-			iout = n;
-			pfd[n].fd = sh.out;
-			pfd[n++].events = POLLIN;
-		}
-		if (poll(pfd, (nfds_t)n, next_timeout(&sh, daemon_now_ms())) == -1 &&
-		    errno != EINTR)
-			log_fatal(1, "poll");
-		if (pfd[0].revents & POLLIN)
-			signals(&sh);
-		if (iout >= 0 && (pfd[iout].revents & (POLLIN | POLLHUP | POLLERR)))
-			relay(&sh);
-		timers(&sh);
-	}
-	if (sh.out >= 0)
-		relay(&sh);
+	shim_setup(&sh);
+	start_runtime(&sh);
+	shim_loop(&sh);
 
 	if (sh.started)
 		ooms = oom_kills(&sh);
