@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests"))
 
 import nodelib  # noqa: E402
-from devmanager import DevManager  # noqa: E402
+from devmanager import DevManager, pair_to_hex  # noqa: E402
 
 STARTS = int(os.environ.get("BENCH_STARTS", "5"))
 IDLE_S = float(os.environ.get("BENCH_IDLE_S", "30"))
@@ -219,7 +219,18 @@ def workload(mgr, broker, node, pyroot):
     mgr.deploy_task(node.node_id, nodelib.task_msg(waiter, WAITER, swarm_hex=swarm))
     pid = running_pid(node, waiter)
     n, rate = stream(node, swarm, waiter)
-    os.kill(pid, 10)        # SIGUSR1: the waiter ends
+
+    def waiter_ended():
+        # SIGUSR1 until it ends: a signal before the shell's trap line is
+        # ignored by pid 1 of the container.
+        try:
+            os.kill(pid, 10)
+        except ProcessLookupError:
+            pass
+        return any(u.request is not None and u.request.task_status == tasks_pb.COMPLETED
+                   and pair_to_hex(u.request.task_id) == waiter
+                   for u in mgr.task_updates)
+    nodelib.wait_for(waiter_ended, 60, "the waiter task to end", interval=0.2)
     tasks.append(waiter)
     logger = nodelib.random_hex()
     mgr.deploy_task(node.node_id, nodelib.task_msg(logger, LOGGER, swarm_hex=swarm))

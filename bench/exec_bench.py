@@ -92,9 +92,24 @@ def template_bundle(mgr, node):
         except (OSError, ValueError):
             return None
     pid, cfg = nodelib.wait_for(ready, 30, "a running task's bundle")
-    os.kill(pid, signal.SIGUSR1)
-    completed_at(mgr, task)
+    # init.pid is there before the shell has run its trap line, and pid 1
+    # of a namespace ignores a signal it has no handler for: send it
+    # until the task ends.
+    def ended():
+        try:
+            os.kill(pid, signal.SIGUSR1)
+        except ProcessLookupError:
+            pass
+        return completed_if_any(mgr, task)
+    nodelib.wait_for(ended, 60, "the waiter task to end", interval=0.2)
     return cfg
+
+
+def completed_if_any(mgr, task_hex):
+    st = statuses()
+    return any(u.request is not None and pair_to_hex(u.request.task_id) == task_hex
+               and u.request.task_status
+               in (st.COMPLETED, st.FAILED, st.STOPPED) for u in mgr.task_updates)
 
 
 class Bare(object):

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -158,6 +159,8 @@ run_child(struct child *c, char *const argv[])
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+		/* A helper does not outlive the fill it works for. */
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (null != -1)
 			dup2(null, STDIN_FILENO);
 		dup2(out[1], STDOUT_FILENO);
@@ -839,6 +842,32 @@ rfc3339(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/* /proc/PID/stat's start time of a live (not zombie) process, else 0. */
+static unsigned long long
+live_start(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long t = 0;
+	char state;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* Fields after the command: state is field 3, starttime field 22. */
+	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2, "%c %*d %*d %*d %*d %*d"
+	    " %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state,
+	    &t) != 2 || state == 'Z' || state == 'X')
+		return 0;
+	return t;
+}
+
 void
 imgstore_clean(const struct imgstore *s)
 {
@@ -849,21 +878,25 @@ imgstore_clean(const struct imgstore *s)
 	if (d == NULL)
 		return;
 	while ((e = readdir(d)) != NULL) {
-		char *p, pidbuf[16];
+		char *p, buf[64];
+		unsigned long long start = 0;
+		int pid = 0, alive = 0, fd;
 		ssize_t n;
-		int alive = 0, fd;
 
 		if (strncmp(e->d_name, TMP_PREFIX, strlen(TMP_PREFIX)) != 0 &&
 		    strncmp(e->d_name, RM_PREFIX, strlen(RM_PREFIX)) != 0)
 			continue;
 		if (asprintf(&p, "%s/%s/pid", image_dir, e->d_name) == -1)
 			continue;
+		/* "PID STARTTIME": the filler, unless it is gone (or a
+		 * zombie) or its pid now names another process. */
 		if ((fd = open(p, O_RDONLY | O_CLOEXEC)) != -1) {
-			n = read(fd, pidbuf, sizeof(pidbuf) - 1);
+			n = read(fd, buf, sizeof(buf) - 1);
 			close(fd);
 			if (n > 0) {
-				pidbuf[n] = '\0';
-				alive = kill((pid_t)atoi(pidbuf), 0) == 0 || errno == EPERM;
+				buf[n] = '\0';
+				if (sscanf(buf, "%d %llu", &pid, &start) == 2 && pid > 0)
+					alive = live_start(pid) == start;
 			}
 		}
 		free(p);
@@ -957,7 +990,7 @@ fill_start(struct fill *f, const struct imgstore *s, const char *name, char *err
 		return -1;
 	}
 	if ((fd = open(pid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) != -1) {
-		dprintf(fd, "%d\n", (int)getpid());
+		dprintf(fd, "%d %llu\n", (int)getpid(), live_start(getpid()));
 		close(fd);
 	}
 	free(pid);

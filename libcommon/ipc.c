@@ -260,7 +260,8 @@ ipc_server_open(const char *run_dir, const char *name,
 		goto fail;
 	}
 	/* A stale socket file from a killed predecessor would make bind fail;
-	 * the supervisor's lock guarantees no live owner. */
+	 * the daemon's lock (daemon_lock, taken first) guarantees no live
+	 * owner. */
 	(void)unlink(s->path);
 	if (zmq_bind(s->sock, ep) == -1) {
 		log_warnx("unable to bind %s: %s", ep, zmq_strerror(errno));

@@ -138,13 +138,17 @@ dispatch_client_id(uint64_t head, uint64_t tail, char out[DISPATCH_CLIENT_ID_LEN
 {
 	char hex[33];
 	const char *p = hex;
+	size_t n;
 
 	snprintf(hex, sizeof(hex), "%016llx%016llx", (unsigned long long)head,
 	    (unsigned long long)tail);
 	while (*p == '0' && p[1] != '\0')
 		p++;
 	/* Python's f"{n:x}", then "0" + it when len != 32. */
-	snprintf(out, DISPATCH_CLIENT_ID_LEN + 1, "%s%s", strlen(p) == 32 ? "" : "0", p);
+	n = strlen(p);
+	if (n < 32)
+		*out++ = '0';
+	memcpy(out, p, n + 1);
 }
 
 static bool

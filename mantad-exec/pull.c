@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -120,7 +121,7 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 	long long deadline = daemon_now_ms() + j->timeout_ms;
 	int p[2], n = 0;
 	bool timed_out = false, killed = false;
-	pid_t pid;
+	pid_t pid, parent;
 
 	(void)th;
 	if (j->err != NULL) {
@@ -141,6 +142,7 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		push_result(ps, j->image, -1, "node error: unable to create a pipe");
 		return;
 	}
+	parent = getpid();
 	if ((pid = fork()) == -1) {
 		close(p[0]);
 		close(p[1]);
@@ -155,9 +157,15 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		(void)setpgid(0, 0);
+		/* Gone with this thread (mantad-exec killed, or stopping). */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(111);
 		if (dup2(p[1], 1) == -1)
 			_exit(111);
-		if (j->authfd >= 0 && dup2(j->authfd, 3) == -1)
+		/* dup2 onto itself would keep close-on-exec. */
+		if (j->authfd == 3)
+			(void)fcntl(3, F_SETFD, 0);
+		else if (j->authfd >= 0 && dup2(j->authfd, 3) == -1)
 			_exit(111);
 		if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1)
 			_exit(111);
@@ -430,6 +438,12 @@ pull_main(int argc, char **argv)
 	s.insecure = strcmp(argv[3], "1") == 0;
 	s.max_disk_percent = atoi(argv[4]);
 	if (argv[5][0] != '\0') {
+		/* Never another file that happens to get fd 3. */
+		if (fcntl(3, F_GETFD) == -1) {
+			printf("node error: the registry credentials did not reach"
+			    " the pull\n");
+			exit(1);
+		}
 		s.authfile = argv[5];
 		s.authfd = 3;
 	}

@@ -509,6 +509,8 @@ if TSAN:
     # Every process started from here on (supervisor, daemons, shims,
     # mantactl commands) writes its reports to TSAN_DIR/tsan.PID.
     TSAN_DIR = tempfile.mkdtemp(prefix="manta-tsan-", dir="/tmp")
+    import atexit
+    atexit.register(shutil.rmtree, TSAN_DIR, True)
     os.environ["TSAN_OPTIONS"] = (
         "log_path=%s/tsan exitcode=66 second_deadlock_stack=1 suppressions=%s"
         % (TSAN_DIR, os.path.join(HERE, "tsan.supp")))

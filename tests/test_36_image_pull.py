@@ -277,3 +277,42 @@ def test_sealed_auth(images, tmp_path):
         assert r.returncode == 1 and "containers.registry_auth" in r.stderr, r.stderr
     finally:
         n.cleanup()
+
+
+def test_exec_killed_mid_pull(manager, make_node, bbroot, runtime, images, tmp_path):
+    """mantad-exec killed during a pull: the pull and its skopeo go with it,
+    the restarted daemon pulls the still-queued run again (here: fails, the
+    registry gone), and no half-filled directory stays."""
+    import signal
+    tls, plain, refs, _ = images
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(16)
+    host = "127.0.0.1:%d" % hang.getsockname()[1]
+    ref = host + "/slow:1"
+    n = pull_node(manager, make_node, bbroot, runtime, tls, plain,
+                  tls.authfile(str(tmp_path / "a.json")),
+                  containers={"insecure_registries": [host], "pull_timeout": 120})
+    try:
+        t = "9d" * 16
+        manager.deploy_task(n.node_id, nodelib.task_msg(t, b"echo never\n", image=ref))
+        nodelib.wait_for(lambda: nodelib.procs_with_arg("docker://" + ref), 30,
+                         "skopeo pulling")
+        images_dir = os.path.join(n.state_dir, "images")
+        assert [x for x in os.listdir(images_dir) if x.startswith(".import-")]
+        pid = n.pids()["mantad-exec"]
+        os.kill(pid, signal.SIGKILL)
+        hang.close()     # before the restarted daemon (250 ms on) pulls again
+        nodelib.wait_for(lambda: not nodelib.procs_with_arg("docker://" + ref), 10,
+                         "skopeo gone with mantad-exec")
+        assert not nodelib.procs_with_arg("--pull")
+    finally:
+        hang.close()
+    n.wait_status(lambda s: any(d["name"] == "mantad-exec" and d["state"] == "up"
+                                and d["pid"] != pid for d in s["daemons"]), 30,
+                  "mantad-exec restarted")
+    nodelib.wait_task_status(manager, t, FAILED, timeout=60)
+    e = errors_for(manager, t)
+    assert len(e) == 1 and e[0].error_id == 18 and "connection refused" in e[0].content, e
+    assert pulls_of(n, ref) == 2
+    assert store_clean(n) == []
