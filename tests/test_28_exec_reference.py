@@ -584,3 +584,73 @@ def test_manager_advancing_on_uploads(manager, make_node, bbroot, rt, control):
     assert advanced and advanced[0] >= max(done.values()) - 0.5
     assert nodelib.wait_for(lambda: len(uploads(manager, agg)) == 1, 10, "agg's upload")
     assert [len(uploads(manager, t)) for t in (w1, w2, agg)] == [1, 1, 1]
+
+
+def test_same_round_after_stop_swarm_runs(manager, make_node, bbroot, rt):
+    """The reference's stop_swarm forgets the swarm's tasks: the same round
+    deployed again runs (RUNNING, its natural end, one AddTaskLogs), with no
+    SendError 19; a round of another swarm stays known."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t, kept = "95" * 16, "96" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, FOREVER, swarm_hex=OTHER))
+    manager.deploy_task(node.node_id, nodelib.task_msg(kept, "#!/bin/sh\ntrue\n"))
+    nodelib.wait_task_status(manager, t, RUNNING)
+    nodelib.wait_task_status(manager, kept, COMPLETED)
+    manager.stop_swarm(node.node_id, OTHER)
+    nodelib.wait_task_status(manager, t, STOPPED, timeout=20)
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho again\n",
+                                                       swarm_hex=OTHER))
+    manager.deploy_task(node.node_id, nodelib.task_msg(kept, "#!/bin/sh\ntrue\n"))
+    e = nodelib.wait_for(lambda: errors_for(manager, kept), 10, "SendError 19")
+    assert [x.error_id for x in e] == [19]
+    nodelib.wait_for(lambda: statuses(manager, t) == [RUNNING, STOPPED, RUNNING,
+                                                      COMPLETED], 20,
+                     "the same round run again")
+    assert len(wait_upload(manager, t)) == 1
+    assert nodelib.task_log_text(manager, t) == "again\n"
+    assert errors_for(manager, t) == []
+    # mantactl tasks keeps the forgotten round's row beside the new one.
+    rc, tasks = nodelib.tasks_json(node.config)
+    assert sorted(x["status"] for x in tasks if x["task_id"] == t) == \
+        ["COMPLETED", "STOPPED"], tasks
+
+
+def test_same_round_after_refused_deploy_runs(manager, make_node, bbroot, rt):
+    """A deploy refused while draining was never recorded by the reference:
+    after undrain, the same round deployed again runs."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t = "97" * 16
+    r = nodelib.mantactl("drain", "-c", node.config)
+    assert r.returncode == 0, r.stderr
+    node.wait_status(lambda s: s["state"] in ("draining", "drained"), 10, "draining")
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho ran\n"))
+    e = nodelib.wait_for(lambda: errors_for(manager, t), 10, "the refusal")
+    assert "draining" in e[0].content, e[0]
+    nodelib.wait_task_status(manager, t, FAILED)
+    r = nodelib.mantactl("undrain", "-c", node.config)
+    assert r.returncode == 0, r.stderr
+    node.wait_status(lambda s: s["state"] == "online", 10, "online")
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho ran\n"))
+    nodelib.wait_for(lambda: statuses(manager, t) == [FAILED, RUNNING, COMPLETED],
+                     20, "the refused round run")
+    assert len(wait_upload(manager, t)) == 1
+    assert nodelib.task_log_text(manager, t) == "ran\n"
+    assert len(errors_for(manager, t)) == 1
+
+
+def test_same_round_while_running_refused(manager, make_node, bbroot, rt):
+    """A round that runs is known: deployed again, SendError 19, and the
+    run goes on, alone."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t = "98" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, FOREVER))
+    nodelib.wait_task_status(manager, t, RUNNING)
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho twice\n"))
+    e = nodelib.wait_for(lambda: errors_for(manager, t), 10, "SendError 19")
+    assert [x.error_id for x in e] == [19] and "already" in e[0].content
+    marker = "99" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(marker, "#!/bin/sh\ntrue\n"))
+    nodelib.wait_task_status(manager, marker, COMPLETED)
+    assert statuses(manager, t) == [RUNNING]
+    rc, tasks = nodelib.tasks_json(node.config)
+    assert [x["status"] for x in tasks if x["task_id"] == t] == ["RUNNING"], tasks
