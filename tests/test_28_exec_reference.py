@@ -654,3 +654,83 @@ def test_same_round_while_running_refused(manager, make_node, bbroot, rt):
     assert statuses(manager, t) == [RUNNING]
     rc, tasks = nodelib.tasks_json(node.config)
     assert [x["status"] for x in tasks if x["task_id"] == t] == ["RUNNING"], tasks
+
+
+def exec_db_v1_schema():
+    """exec.db's first schema, as mantad-exec/store.c has it (migration 1)."""
+    with open(nodelib.os.path.join(nodelib.ROOT, "mantad-exec", "store.c")) as f:
+        src = f.read()
+    part = src.split("/* 1 */", 1)[1].split("/* 2", 1)[0]
+    return "".join(line.strip().rstrip(",").strip('"')
+                   for line in part.splitlines() if line.strip().startswith('"'))
+
+
+def test_exec_db_v1_rounds_kept(manager, make_node, bbroot, rt):
+    """An exec.db of the first schema (every round unique) is migrated with
+    its rows and transitions: a round that ran stays known (19), one that
+    failed before it ran is deployed again and runs."""
+    import sqlite3
+    ran, unstarted = "9a" * 16, "9b" * 16
+    n = make_node(manager.grpc_port, overrides=nodelib.exec_sections(rt))
+    r = nodelib.image_import(n.config, "busybox", bbroot)
+    assert r.returncode == 0, r.stderr
+    path = nodelib.os.path.join(n.state_dir, "exec.db")
+    db = sqlite3.connect(path)
+    db.executescript(exec_db_v1_schema())
+    for i, (t, status, started) in enumerate(((ran, "COMPLETED", 1000),
+                                              (unstarted, "FAILED", None))):
+        db.execute("INSERT INTO run (id, swarm, task, iteration, circular, image,"
+                   " alias, gpu, script, status, token, created_at, started_at,"
+                   " finished_at, logs_done) VALUES (?, ?, ?, 0, 0, 'busybox', '',"
+                   " 0, 1, ?, ?, 1000, ?, 2000, 1)",
+                   (i + 1, SWARM, t, status, "%032x" % i, started))
+        db.execute("INSERT INTO transition (run, status, at, announced)"
+                   " VALUES (?, ?, 2000, 1)", (i + 1, status))
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    nodelib.os.chmod(path, 0o600)
+    n.start()
+    n.node_id = n.wait_online(30)["node_id"]
+    manager.deploy_task(n.node_id, nodelib.task_msg(ran, "#!/bin/sh\ntrue\n"))
+    manager.deploy_task(n.node_id, nodelib.task_msg(unstarted, "#!/bin/sh\necho now\n"))
+    e = nodelib.wait_for(lambda: errors_for(manager, ran), 10, "SendError 19")
+    assert [x.error_id for x in e] == [19]
+    nodelib.wait_task_status(manager, unstarted, COMPLETED)
+    assert len(wait_upload(manager, unstarted)) == 1
+    assert statuses(manager, ran) == [] and errors_for(manager, unstarted) == []
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] >= 2
+        assert db.execute("SELECT count(*) FROM transition WHERE run IN (1, 2)"
+                          ).fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM run WHERE task = ?",
+                          (unstarted,)).fetchone()[0] == 2
+    finally:
+        db.close()
+
+
+def test_same_round_while_its_forgotten_run_stops(manager, make_node, bbroot, rt):
+    """stop_swarm, and the same round at once, while the earlier run still
+    takes its time to stop: both runs have their own bundle; the earlier
+    ends STOPPED, the new one runs to its end, one AddTaskLogs."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t = "9c" * 16
+    slow = "#!/bin/sh\ntrap 'sleep 4; exit 0' TERM\necho up\nsleep 600 &\nwait\n"
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, slow, swarm_hex=OTHER))
+    nodelib.wait_task_status(manager, t, RUNNING)
+    manager.stop_swarm(node.node_id, OTHER)
+    manager.deploy_task(node.node_id, nodelib.task_msg(
+        t, "#!/bin/sh\nsleep 1\necho again\n", swarm_hex=OTHER))
+    nodelib.wait_for(lambda: statuses(manager, t).count(RUNNING) == 2, 10,
+                     "the new run RUNNING")
+    bundles = [d for d in nodelib.os.listdir(nodelib.os.path.join(node.state_dir, "tasks"))
+               if t in d]
+    if STOPPED not in statuses(manager, t):
+        assert len(bundles) == 2, bundles
+    nodelib.wait_for(lambda: sorted(statuses(manager, t)) ==
+                     sorted([RUNNING, STOPPED, RUNNING, COMPLETED]), 30,
+                     "both runs of the round ended")
+    assert len(wait_upload(manager, t)) == 1
+    assert nodelib.task_log_text(manager, t) == "again\n"
+    assert errors_for(manager, t) == []
