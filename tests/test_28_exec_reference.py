@@ -8,6 +8,9 @@
 - SendError ids as the reference: unparsable deploy_task 22 (exec's side;
   mantad-beat's is tested with beat), the same round
   again 19, unknown stop_task 19, deployment failures 18;
+- the same round is known (19) as in the reference's task table: after
+  stop_swarm, or after a deploy that failed before it ran, it runs again;
+  an exec.db of the first schema keeps its rounds;
 - iteration and circular above 65535 run; the log header has their low 16
   bits;
 - CPU is shared: three tasks of one swarm that wait on each other complete
