@@ -119,11 +119,12 @@ pack_update(const struct exec *x, const struct run *r, enum run_state st,
 	p.payload.data = payload;
 	p.topic = (char *)TOPIC_UPDATE;
 	p.qos = 1;
-	/* The senders' peers drop a repeated key: name the swarm too. */
+	/* The senders' peers drop a repeated key: name the swarm too, and
+	 * the run (a forgotten round deployed again is another run). */
 	id_to_hex(r->swarm, sh);
 	id_to_hex(r->task, th);
-	snprintf(key, keylen, "%s:%s:%u:%u:%s", sh, th, r->iteration,
-	    r->circular, run_state_name(st));
+	snprintf(key, keylen, "%s:%s:%u:%u:%lld:%s", sh, th, r->iteration,
+	    r->circular, (long long)r->id, run_state_name(st));
 	p.key = key;
 	m.body_case = MANTA__IPC__MSG__BODY_PUBLISH;
 	m.publish = &p;
@@ -370,11 +371,11 @@ announce_logs(struct exec *x, struct run *r, const uint8_t *frame, size_t len,
 	id_to_hex(r->swarm, sh);
 	id_to_hex(r->task, th);
 	if (final)
-		snprintf(key, sizeof(key), "%s:%s:%u:%u:final", sh, th,
-		    r->iteration, r->circular);
+		snprintf(key, sizeof(key), "%s:%s:%u:%u:%lld:final", sh, th,
+		    r->iteration, r->circular, (long long)r->id);
 	else
-		snprintf(key, sizeof(key), "%s:%s:%u:%u:%u", sh, th,
-		    r->iteration, r->circular, r->log_seq);
+		snprintf(key, sizeof(key), "%s:%s:%u:%u:%lld:%u", sh, th,
+		    r->iteration, r->circular, (long long)r->id, r->log_seq);
 	id_to_pair(r->swarm, &swarm);
 	id_to_pair(r->task, &task);
 	tl.swarm_id = &swarm;

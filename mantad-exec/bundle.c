@@ -57,6 +57,7 @@ bundle_prepare(struct exec *x, struct run *r, const uint8_t *payload,
 {
 	char sh[ID_HEX_LEN + 1], th[ID_HEX_LEN + 1], name[2 * ID_HEX_LEN + 32];
 	char *pay = NULL;
+	struct run *o;
 	int rc = -1;
 
 	/* Keyed on the swarm too: one task id may run in two swarms. */
@@ -67,6 +68,18 @@ bundle_prepare(struct exec *x, struct run *r, const uint8_t *payload,
 	free(r->dir);
 	if ((r->dir = path_join(x->tasks_dir, name)) == NULL)
 		return -1;
+	/* A round forgotten (stop_swarm) and deployed again while its
+	 * earlier run still stops: that bundle is in use, name the run. */
+	TAILQ_FOREACH(o, &x->runs, all)
+		if (o != r && o->dir != NULL && strcmp(o->dir, r->dir) == 0)
+			break;
+	if (o != NULL) {
+		snprintf(name, sizeof(name), "%s-%s-%u-%u-%lld", sh, th,
+		    r->iteration, r->circular, (long long)r->id);
+		free(r->dir);
+		if ((r->dir = path_join(x->tasks_dir, name)) == NULL)
+			return -1;
+	}
 	/* A leftover of an earlier life of this daemon: start clean. */
 	if (access(r->dir, F_OK) == 0)
 		(void)rm_rf(r->dir);

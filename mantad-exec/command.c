@@ -166,7 +166,8 @@ deploy(struct exec *x, const Common__Tasks__MqttTask *t)
 	case 0:
 		break;
 	case 1:
-		/* The reference refuses the same round again: NODE. */
+		/* The reference refuses a round it knows again: NODE (not
+		 * one forgotten by stop_swarm or that failed to deploy). */
 		id_to_hex(r->task, th);
 		announce_error(x, &r->swarm, &r->task, r->iteration, r->circular,
 		    ERR_NODE, "deploy_task refused: task %s iteration %u"
@@ -366,6 +367,7 @@ command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
 	}
 	if (strcmp(c->name, "stop_swarm") == 0) {
 		Common__System__PairId *p;
+		struct manta_id swarm;
 		char sh[ID_HEX_LEN + 1];
 		int n;
 
@@ -377,6 +379,11 @@ command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
 		}
 		id_to_hex(id_from_pair(p), sh);
 		n = stop_swarm(x, id_from_pair(p), "stop_swarm");
+		/* The reference forgets the swarm's tasks: the same rounds
+		 * deployed again run (WIRE.md section 6). */
+		swarm = id_from_pair(p);
+		if (store_runs_forget(x->db, &swarm) == -1)
+			log_warnx("stop_swarm %s: its rounds stay known", sh);
 		log_info("stop_swarm %s: %d tasks to stop", sh, n);
 		common__system__pair_id__free_unpacked(p, NULL);
 		return 0;

@@ -229,9 +229,12 @@ void job_free(struct job *job);
 /* ---- store.c: exec.db ---- */
 sqlite3 *store_open(const char *state_dir);
 /* Inserts r (QUEUED, or directly final for a refused deploy) and sets r->id.
- * 0, 1 when (swarm, task, iteration, circular) exists already, -1. */
+ * 0, 1 when (swarm, task, iteration, circular) is known already (a row not
+ * forgotten, and not one FAILED before it ran), -1. */
 int store_run_insert(sqlite3 *db, struct run *r, const char *status,
     const char *reason);
+/* Marks every round of the swarm forgotten (stop_swarm): 0, -1. */
+int store_runs_forget(sqlite3 *db, const struct manta_id *swarm);
 int store_run_set(sqlite3 *db, const struct run *r);	/* cid, dir, shim... */
 /* run.reason of a run that waits (QUEUED): why. */
 int store_run_reason(sqlite3 *db, const struct run *r, const char *reason);

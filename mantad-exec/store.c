@@ -1,8 +1,9 @@
 /* store: mantad-exec's own database, <state_dir>/exec.db.
  *
- *   run         one row per (swarm, task, iteration, circular) ever deployed
- *               here: its status, bundle, container, shim, log offsets, and
- *               the task token (never logged);
+ *   run         one row per round deployed here: its status, bundle,
+ *               container, shim, log offsets, and the task token (never
+ *               logged); one (swarm, task, iteration, circular) not
+ *               forgotten (see store_run_insert) at most;
  *   transition  every status change of a run, in order;
  *   outbox      messages for beat (TaskUpdate) and register (ReportError,
  *               TaskLogs) not yet acknowledged, in order.
@@ -70,6 +71,57 @@ static const char *const migrations[] = {
 	"  key TEXT NOT NULL,"
 	"  msg BLOB NOT NULL,"
 	"  transition INTEGER);",
+	/* 2: a round can be forgotten (stop_swarm, or FAILED before it ever
+	 * ran): the reference's task table no longer has it, and the same
+	 * round may come again. Only rounds not forgotten are unique. SQLite
+	 * cannot drop a table constraint: rebuild run, and transition with it
+	 * (dropping run would cascade into it). */
+	"CREATE TABLE run2 ("
+	"  id INTEGER PRIMARY KEY,"
+	"  swarm TEXT NOT NULL,"
+	"  task TEXT NOT NULL,"
+	"  iteration INTEGER NOT NULL,"
+	"  circular INTEGER NOT NULL,"
+	"  image TEXT NOT NULL,"
+	"  alias TEXT NOT NULL,"
+	"  gpu INTEGER NOT NULL,"
+	"  script INTEGER NOT NULL,"
+	"  status TEXT NOT NULL,"
+	"  reason TEXT NOT NULL DEFAULT '',"
+	"  exit_code INTEGER,"
+	"  token TEXT NOT NULL,"
+	"  cid TEXT NOT NULL DEFAULT '',"
+	"  dir TEXT NOT NULL DEFAULT '',"
+	"  log TEXT NOT NULL DEFAULT '',"
+	"  attempts INTEGER NOT NULL DEFAULT 0,"
+	"  shim_pid INTEGER NOT NULL DEFAULT 0,"
+	"  shim_start INTEGER NOT NULL DEFAULT 0,"
+	"  stop_reason TEXT,"
+	"  created_at INTEGER NOT NULL,"
+	"  started_at INTEGER,"
+	"  finished_at INTEGER,"
+	"  log_sent INTEGER NOT NULL DEFAULT 0,"
+	"  log_seq INTEGER NOT NULL DEFAULT 0,"
+	"  logs_done INTEGER NOT NULL DEFAULT 0,"
+	"  forgotten INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO run2 SELECT *, 0 FROM run;"
+	"CREATE TABLE transition2 ("
+	"  seq INTEGER PRIMARY KEY,"
+	"  run INTEGER NOT NULL REFERENCES run2 (id) ON DELETE CASCADE,"
+	"  status TEXT NOT NULL,"
+	"  at INTEGER NOT NULL,"
+	"  announced INTEGER NOT NULL DEFAULT 0);"
+	"INSERT INTO transition2 SELECT * FROM transition;"
+	"DROP TABLE transition;"
+	"DROP TABLE run;"
+	"ALTER TABLE run2 RENAME TO run;"
+	"ALTER TABLE transition2 RENAME TO transition;"
+	"CREATE UNIQUE INDEX run_round ON run (swarm, task, iteration,"
+	"  circular) WHERE forgotten = 0;"
+	"CREATE INDEX run_token ON run (token);"
+	"CREATE INDEX run_task ON run (task);"
+	"CREATE INDEX run_open ON run (logs_done, status);"
+	"CREATE INDEX transition_run ON transition (run);",
 };
 
 #define SQLWARN(db, what) \
@@ -119,16 +171,44 @@ step_done(sqlite3 *db, sqlite3_stmt *st, const char *what)
 	return 0;
 }
 
+/* A round that ended FAILED before it ever ran (refused, its image not
+ * got, its container not created) is forgotten: the reference never
+ * records a deployment that failed, and runs it when it comes again.
+ * 1 if one was, 0 if none, -1 on error. */
+static int
+forget_unstarted(sqlite3 *db, const char *swarm, const char *task,
+    const struct run *r)
+{
+	sqlite3_stmt *st;
+
+	if ((st = prep(db, "UPDATE run SET forgotten = 1 WHERE swarm = ? AND"
+	    " task = ? AND iteration = ? AND circular = ? AND forgotten = 0"
+	    " AND status = 'FAILED' AND started_at IS NULL")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, swarm, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, task, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, r->iteration);
+	sqlite3_bind_int64(st, 4, r->circular);
+	if (step_done(db, st, "forgetting a failed round") == -1)
+		return -1;
+	return sqlite3_changes(db) > 0;
+}
+
+/* Records a new round: 0, or 1 if the round is known already (the
+ * reference's same-round refusal), -1 on error. Known: a row of the round
+ * not forgotten (store_runs_forget, forget_unstarted); forgotten rows
+ * stay for mantactl tasks until pruned. */
 int
 store_run_insert(sqlite3 *db, struct run *r, const char *status,
     const char *reason)
 {
 	char swarm[ID_HEX_LEN + 1], task[ID_HEX_LEN + 1];
 	sqlite3_stmt *st;
-	int rc;
+	int rc, tries = 0;
 
 	id_to_hex(r->swarm, swarm);
 	id_to_hex(r->task, task);
+again:
 	if ((st = prep(db, "INSERT INTO run (swarm, task, iteration, circular,"
 	    " image, alias, gpu, script, status, reason, token, created_at)"
 	    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")) == NULL)
@@ -147,6 +227,16 @@ store_run_insert(sqlite3 *db, struct run *r, const char *status,
 	sqlite3_bind_int64(st, 12, wall_ms());
 	rc = sqlite3_step(st);
 	sqlite3_finalize(st);
+	if (rc == SQLITE_CONSTRAINT && tries++ == 0) {
+		switch (forget_unstarted(db, swarm, task, r)) {
+		case 1:
+			goto again;
+		case 0:
+			return 1;
+		default:
+			return -1;
+		}
+	}
 	if (rc == SQLITE_CONSTRAINT)
 		return 1;
 	if (rc != SQLITE_DONE) {
@@ -155,6 +245,22 @@ store_run_insert(sqlite3 *db, struct run *r, const char *status,
 	}
 	r->id = sqlite3_last_insert_rowid(db);
 	return 0;
+}
+
+/* stop_swarm: the reference forgets the swarm's tasks, and runs any of
+ * its rounds deployed again. The rows stay, marked. */
+int
+store_runs_forget(sqlite3 *db, const struct manta_id *swarm)
+{
+	char sh[ID_HEX_LEN + 1];
+	sqlite3_stmt *st;
+
+	id_to_hex(*swarm, sh);
+	if ((st = prep(db, "UPDATE run SET forgotten = 1 WHERE swarm = ? AND"
+	    " forgotten = 0")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, sh, -1, SQLITE_STATIC);
+	return step_done(db, st, "forgetting a swarm's rounds");
 }
 
 int

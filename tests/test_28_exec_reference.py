@@ -8,6 +8,9 @@
 - SendError ids as the reference: unparsable deploy_task 22 (exec's side;
   mantad-beat's is tested with beat), the same round
   again 19, unknown stop_task 19, deployment failures 18;
+- the same round is known (19) as in the reference's task table: after
+  stop_swarm, or after a deploy that failed before it ran, it runs again;
+  an exec.db of the first schema keeps its rounds;
 - iteration and circular above 65535 run; the log header has their low 16
   bits;
 - CPU is shared: three tasks of one swarm that wait on each other complete
@@ -584,3 +587,153 @@ def test_manager_advancing_on_uploads(manager, make_node, bbroot, rt, control):
     assert advanced and advanced[0] >= max(done.values()) - 0.5
     assert nodelib.wait_for(lambda: len(uploads(manager, agg)) == 1, 10, "agg's upload")
     assert [len(uploads(manager, t)) for t in (w1, w2, agg)] == [1, 1, 1]
+
+
+def test_same_round_after_stop_swarm_runs(manager, make_node, bbroot, rt):
+    """The reference's stop_swarm forgets the swarm's tasks: the same round
+    deployed again runs (RUNNING, its natural end, one AddTaskLogs), with no
+    SendError 19; a round of another swarm stays known."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t, kept = "95" * 16, "96" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, FOREVER, swarm_hex=OTHER))
+    manager.deploy_task(node.node_id, nodelib.task_msg(kept, "#!/bin/sh\ntrue\n"))
+    nodelib.wait_task_status(manager, t, RUNNING)
+    nodelib.wait_task_status(manager, kept, COMPLETED)
+    manager.stop_swarm(node.node_id, OTHER)
+    nodelib.wait_task_status(manager, t, STOPPED, timeout=20)
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho again\n",
+                                                       swarm_hex=OTHER))
+    manager.deploy_task(node.node_id, nodelib.task_msg(kept, "#!/bin/sh\ntrue\n"))
+    e = nodelib.wait_for(lambda: errors_for(manager, kept), 10, "SendError 19")
+    assert [x.error_id for x in e] == [19]
+    nodelib.wait_for(lambda: statuses(manager, t) == [RUNNING, STOPPED, RUNNING,
+                                                      COMPLETED], 20,
+                     "the same round run again")
+    assert len(wait_upload(manager, t)) == 1
+    assert nodelib.task_log_text(manager, t) == "again\n"
+    assert errors_for(manager, t) == []
+    # mantactl tasks keeps the forgotten round's row beside the new one.
+    rc, tasks = nodelib.tasks_json(node.config)
+    assert sorted(x["status"] for x in tasks if x["task_id"] == t) == \
+        ["COMPLETED", "STOPPED"], tasks
+
+
+def test_same_round_after_refused_deploy_runs(manager, make_node, bbroot, rt):
+    """A deploy refused while draining was never recorded by the reference:
+    after undrain, the same round deployed again runs."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t = "97" * 16
+    r = nodelib.mantactl("drain", "-c", node.config)
+    assert r.returncode == 0, r.stderr
+    node.wait_status(lambda s: s["state"] in ("draining", "drained"), 10, "draining")
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho ran\n"))
+    e = nodelib.wait_for(lambda: errors_for(manager, t), 10, "the refusal")
+    assert "draining" in e[0].content, e[0]
+    nodelib.wait_task_status(manager, t, FAILED)
+    r = nodelib.mantactl("undrain", "-c", node.config)
+    assert r.returncode == 0, r.stderr
+    node.wait_status(lambda s: s["state"] == "online", 10, "online")
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho ran\n"))
+    nodelib.wait_for(lambda: statuses(manager, t) == [FAILED, RUNNING, COMPLETED],
+                     20, "the refused round run")
+    assert len(wait_upload(manager, t)) == 1
+    assert nodelib.task_log_text(manager, t) == "ran\n"
+    assert len(errors_for(manager, t)) == 1
+
+
+def test_same_round_while_running_refused(manager, make_node, bbroot, rt):
+    """A round that runs is known: deployed again, SendError 19, and the
+    run goes on, alone."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t = "98" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, FOREVER))
+    nodelib.wait_task_status(manager, t, RUNNING)
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\necho twice\n"))
+    e = nodelib.wait_for(lambda: errors_for(manager, t), 10, "SendError 19")
+    assert [x.error_id for x in e] == [19] and "already" in e[0].content
+    marker = "99" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(marker, "#!/bin/sh\ntrue\n"))
+    nodelib.wait_task_status(manager, marker, COMPLETED)
+    assert statuses(manager, t) == [RUNNING]
+    rc, tasks = nodelib.tasks_json(node.config)
+    assert [x["status"] for x in tasks if x["task_id"] == t] == ["RUNNING"], tasks
+
+
+def exec_db_v1_schema():
+    """exec.db's first schema, as mantad-exec/store.c has it (migration 1)."""
+    with open(nodelib.os.path.join(nodelib.ROOT, "mantad-exec", "store.c")) as f:
+        src = f.read()
+    part = src.split("/* 1 */", 1)[1].split("/* 2", 1)[0]
+    return "".join(line.strip().rstrip(",").strip('"')
+                   for line in part.splitlines() if line.strip().startswith('"'))
+
+
+def test_exec_db_v1_rounds_kept(manager, make_node, bbroot, rt):
+    """An exec.db of the first schema (every round unique) is migrated with
+    its rows and transitions: a round that ran stays known (19), one that
+    failed before it ran is deployed again and runs."""
+    import sqlite3
+    ran, unstarted = "9a" * 16, "9b" * 16
+    n = make_node(manager.grpc_port, overrides=nodelib.exec_sections(rt))
+    r = nodelib.image_import(n.config, "busybox", bbroot)
+    assert r.returncode == 0, r.stderr
+    path = nodelib.os.path.join(n.state_dir, "exec.db")
+    db = sqlite3.connect(path)
+    db.executescript(exec_db_v1_schema())
+    for i, (t, status, started) in enumerate(((ran, "COMPLETED", 1000),
+                                              (unstarted, "FAILED", None))):
+        db.execute("INSERT INTO run (id, swarm, task, iteration, circular, image,"
+                   " alias, gpu, script, status, token, created_at, started_at,"
+                   " finished_at, logs_done) VALUES (?, ?, ?, 0, 0, 'busybox', '',"
+                   " 0, 1, ?, ?, 1000, ?, 2000, 1)",
+                   (i + 1, SWARM, t, status, "%032x" % i, started))
+        db.execute("INSERT INTO transition (run, status, at, announced)"
+                   " VALUES (?, ?, 2000, 1)", (i + 1, status))
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    nodelib.os.chmod(path, 0o600)
+    n.start()
+    n.node_id = n.wait_online(30)["node_id"]
+    manager.deploy_task(n.node_id, nodelib.task_msg(ran, "#!/bin/sh\ntrue\n"))
+    manager.deploy_task(n.node_id, nodelib.task_msg(unstarted, "#!/bin/sh\necho now\n"))
+    e = nodelib.wait_for(lambda: errors_for(manager, ran), 10, "SendError 19")
+    assert [x.error_id for x in e] == [19]
+    nodelib.wait_task_status(manager, unstarted, COMPLETED)
+    assert len(wait_upload(manager, unstarted)) == 1
+    assert statuses(manager, ran) == [] and errors_for(manager, unstarted) == []
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        assert db.execute("PRAGMA user_version").fetchone()[0] >= 2
+        assert db.execute("SELECT count(*) FROM transition WHERE run IN (1, 2)"
+                          ).fetchone()[0] == 2
+        assert db.execute("SELECT count(*) FROM run WHERE task = ?",
+                          (unstarted,)).fetchone()[0] == 2
+    finally:
+        db.close()
+
+
+def test_same_round_while_its_forgotten_run_stops(manager, make_node, bbroot, rt):
+    """stop_swarm, and the same round at once, while the earlier run still
+    takes its time to stop: both runs have their own bundle; the earlier
+    ends STOPPED, the new one runs to its end, one AddTaskLogs."""
+    node = nodelib.exec_node(manager, make_node, bbroot, rt)
+    t = "9c" * 16
+    slow = "#!/bin/sh\ntrap 'sleep 4; exit 0' TERM\necho up\nsleep 600 &\nwait\n"
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, slow, swarm_hex=OTHER))
+    nodelib.wait_task_status(manager, t, RUNNING)
+    manager.stop_swarm(node.node_id, OTHER)
+    manager.deploy_task(node.node_id, nodelib.task_msg(
+        t, "#!/bin/sh\nsleep 1\necho again\n", swarm_hex=OTHER))
+    nodelib.wait_for(lambda: statuses(manager, t).count(RUNNING) == 2, 10,
+                     "the new run RUNNING")
+    bundles = [d for d in nodelib.os.listdir(nodelib.os.path.join(node.state_dir, "tasks"))
+               if t in d]
+    if STOPPED not in statuses(manager, t):
+        assert len(bundles) == 2, bundles
+    nodelib.wait_for(lambda: sorted(statuses(manager, t)) ==
+                     sorted([RUNNING, STOPPED, RUNNING, COMPLETED]), 30,
+                     "both runs of the round ended")
+    assert len(wait_upload(manager, t)) == 1
+    assert nodelib.task_log_text(manager, t) == "again\n"
+    assert errors_for(manager, t) == []
