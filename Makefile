@@ -233,7 +233,9 @@ $(DIST)/node.toml: bin/mantactl
 	    -c $(DIST)/init/node.toml >/dev/null 2>&1
 	@sed -e 's|^cert_folder = "~/.manta/certs"|cert_folder = "@SYSCONFDIR@/manta/certs"|' \
 	    -e 's|^name = .*|# name = "node"		# unset: the file name, NAME.toml; names the run and state dirs|' \
-	    -e 's|^created_at = .*|created_at = "2026-01-01T00:00:00Z"|' $(DIST)/init/node.toml > $@
+	    -e 's|^created_at = .*|created_at = "2026-01-01T00:00:00Z"|' \
+	    -e 's|^log_to_file = .*|log_to_file = false		# a service logs to the journal (standard error)|' \
+	    -e 's|^log_to_console = .*|log_to_console = true|' $(DIST)/init/node.toml > $@
 
 install: all $(DIST)/node.toml
 	install -d $(D)$(SBINDIR) $(D)$(MANDIR)/man5 $(D)$(MANDIR)/man7 $(D)$(MANDIR)/man8 \
