@@ -464,12 +464,15 @@ def test_upgrade_keeps_running_task(debs, chroot, manager, bbroot):
                                       if comm.startswith("mantad-")], 30,
                          "the old daemons' exit")
         assert [u[3] for u in nodelib.task_updates(manager, tid)] == [tasks_pb.RUNNING]
+        # Read now: each start empties the log file, as the reference's does.
+        log = open(c.path("/var/lib/manta/node/node.log")).read()
+        assert "stopping for a restart" in log, log[-3000:]
         c.run("mantactl start -d node", timeout=120)
         nodelib.wait_task_status(manager, tid, tasks_pb.COMPLETED, timeout=60)
         assert [u[3] for u in nodelib.task_updates(manager, tid)] == \
             [tasks_pb.RUNNING, tasks_pb.COMPLETED]
         log = open(c.path("/var/lib/manta/node/node.log")).read()
-        assert "stopping for a restart" in log and "1 containers adopted" in log, log[-3000:]
+        assert "1 containers adopted" in log, log[-3000:]
     except AssertionError:
         with open(c.path("/var/lib/manta/node/node.log"), errors="replace") as f:
             print("---- node.log in the chroot ----\n" + f.read()[-6000:])
