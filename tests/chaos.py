@@ -243,7 +243,9 @@ class Chaos(object):
             left = self.pump()
             if left == 0 and self.logs_whole():
                 break
-            time.sleep(0.25)
+            # Until the manager hears something more (at most 1 s, so a
+            # task's lost-deadline is still noticed on time).
+            seen = self.manager.wait_more(seen, min(1.0, max(0.0, end - time.monotonic())))
         return self.verdict()
 
     def texts(self):
