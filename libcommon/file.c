@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -52,4 +53,21 @@ read_small(const char *path, char *buf, size_t len)
 	while (got > 0 && (buf[got - 1] == '\n' || buf[got - 1] == '\r'))
 		buf[--got] = '\0';
 	return got;
+}
+
+unsigned long long
+proc_start_time(pid_t pid, char *state)
+{
+	char path[64], buf[1024], *p, st;
+	unsigned long long t;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	/* Fields after the command: state is field 3, starttime field 22. */
+	if (read_small(path, buf, sizeof(buf)) <= 0 ||
+	    (p = strrchr(buf, ')')) == NULL || sscanf(p + 2, "%c %*d %*d %*d %*d %*d"
+	    " %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &st, &t) != 2)
+		return 0;
+	if (state != NULL)
+		*state = st;
+	return t;
 }

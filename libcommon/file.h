@@ -12,5 +12,9 @@ char *path_join(const char *a, const char *b);
  * removed. The length, or -1 (errno set, nothing logged: callers decide
  * how loud to be). */
 ssize_t read_small(const char *path, char *buf, size_t len);
+/* A process's start time (/proc/PID/stat field 22, clock ticks since
+ * boot), which with its pid names it across pid reuse; its state letter
+ * (field 3) in *state when state is not NULL. 0 when there is none. */
+unsigned long long proc_start_time(pid_t pid, char *state);
 
 #endif

@@ -26,6 +26,7 @@
 #include "cfg.h"
 #include "daemon.h"
 #include "image.h"
+#include "file.h"
 #include "imgstore.h"
 #include "json.h"
 #include "log.h"
@@ -846,30 +847,15 @@ rfc3339(time_t t, char *buf, size_t len)
 	strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* /proc/PID/stat's start time of a live (not zombie) process, else 0. */
+/* The start time of a live (not zombie) process, else 0. */
 static unsigned long long
 live_start(pid_t pid)
 {
-	char path[64], buf[1024], *p;
-	unsigned long long t = 0;
-	char state;
-	ssize_t n;
-	int fd;
+	unsigned long long t;
+	char state = '?';
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* Fields after the command: state is field 3, starttime field 22. */
-	if ((p = strrchr(buf, ')')) == NULL || sscanf(p + 2, "%c %*d %*d %*d %*d %*d"
-	    " %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu", &state,
-	    &t) != 2 || state == 'Z' || state == 'X')
-		return 0;
-	return t;
+	t = proc_start_time(pid, &state);
+	return state == 'Z' || state == 'X' ? 0 : t;
 }
 
 void

@@ -390,8 +390,6 @@ void runtime_cleanup_async(const struct exec *x, const char *cid);
  * -1 if it could not run. Output to out if not NULL. */
 int runtime_cmd(const struct exec *x, char *out, size_t outlen, ...)
     __attribute__((sentinel));
-/* /proc/PID/stat starttime, 0 if no such process. */
-unsigned long long proc_starttime(pid_t pid);
 
 /* ---- shim.c ---- */
 /* argv after "--shim". Never returns. */

@@ -80,7 +80,7 @@ recover_runs(struct exec *x)
 			queue_hold(x, r);
 			read_shim_pid(r);
 			if (r->shim > 0 && r->shim_start != 0 &&
-			    proc_starttime(r->shim) == r->shim_start) {
+			    proc_start_time(r->shim, NULL) == r->shim_start) {
 				r->adopted = true;
 				r->pidfd = (int)syscall(SYS_pidfd_open, r->shim, 0);
 				adopted++;

@@ -24,23 +24,6 @@
 
 #define ARGS_MAX 16
 
-unsigned long long
-proc_starttime(pid_t pid)
-{
-	char path[64], buf[1024], *p;
-	unsigned long long t = 0;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	if (read_small(path, buf, sizeof(buf)) <= 0 ||
-	    (p = strrchr(buf, ')')) == NULL)
-		return 0;
-	/* Fields after the command: state is field 3, starttime field 22. */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u"
-	    " %*d %*d %*d %*d %*d %*d %llu", &t) != 1)
-		return 0;
-	return t;
-}
-
 static int
 executable(const char *path)
 {
@@ -215,7 +198,7 @@ runtime_launch(struct exec *x, struct run *r)
 	r->status_fd = p[0];
 	r->slen = 0;
 	r->shim = pid;
-	r->shim_start = proc_starttime(pid);
+	r->shim_start = proc_start_time(pid, NULL);
 	r->adopted = false;
 	r->shim_done = false;
 	if (store_run_set(x->db, r) == -1)
@@ -231,7 +214,7 @@ shim_alive(const struct run *r)
 		return false;
 	if (!r->adopted)
 		return !r->shim_done;
-	return r->shim_start != 0 && proc_starttime(r->shim) == r->shim_start;
+	return r->shim_start != 0 && proc_start_time(r->shim, NULL) == r->shim_start;
 }
 
 void

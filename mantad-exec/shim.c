@@ -343,7 +343,7 @@ timers(struct shim *sh)
 		kill_init(sh, SIGKILL);
 	if (now >= sh->check_at) {
 		reap(sh);
-		if (!sh->init_done && proc_starttime(sh->init) == 0) {
+		if (!sh->init_done && proc_start_time(sh->init, NULL) == 0) {
 			log_warnx("%s: container init %d ended without us",
 			    sh->cid, (int)sh->init);
 			init_exited(sh, 0, false);
@@ -422,7 +422,7 @@ shim_setup(struct shim *sh)
 	(void)unlink("started");
 	(void)unlink("init.pid");
 	snprintf(pidnote, sizeof(pidnote), "%d %llu\n", (int)getpid(),
-	    proc_starttime(getpid()));
+	    proc_start_time(getpid(), NULL));
 	(void)write_file_atomic("shim.pid", pidnote, strlen(pidnote), 0600);
 
 	sh->logfd = open(sh->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
