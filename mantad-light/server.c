@@ -43,6 +43,10 @@ struct lstats light_stats;
 #define TRIM_BYTES (8 << 20)
 #define TRIM_CALLS 128
 #define TRIM_IDLE_CALLS 16
+/* And once the daemon has been quiet this long after a call ended:
+ * libgrpc frees a connection's buffers after the call's own end, so a
+ * trim at the end alone can miss them. */
+#define TRIM_QUIET_MS 250
 /* Calls refused or failed are logged, at most this many lines a second:
  * a task in a loop must not fill the log. The rest are counted and summed
  * up once the second is over; light.db keeps every one. */
@@ -82,6 +86,7 @@ static struct {
 	size_t nlive, narmed;
 	size_t max_calls, max_per_task;	/* network.light_max_calls(_per_task) */
 	unsigned untrimmed;		/* calls ended since the last trim */
+	long long trim_at;		/* quiet trim due then (ms), 0: none */
 } S;
 
 static struct {
@@ -238,6 +243,7 @@ call_free(struct lcall *c)
 			S.untrimmed = 0;
 			malloc_trim(0);
 		}
+		S.trim_at = light_now_ms() + TRIM_QUIET_MS;
 		return;
 	}
 	free(c);
@@ -665,6 +671,13 @@ server_run(void)
 		lnext = log_sweep(now);
 		if (lnext >= 0 && (next < 0 || lnext < next))
 			next = lnext;
+		if (S.trim_at != 0 && now >= S.trim_at && S.nlive == 0) {
+			S.trim_at = 0;
+			S.untrimmed = 0;
+			malloc_trim(0);
+		}
+		if (S.trim_at != 0 && S.nlive == 0 && (next < 0 || S.trim_at < next))
+			next = S.trim_at;
 		if (next < 0)
 			dl = gpr_inf_future(GPR_CLOCK_MONOTONIC);
 		else

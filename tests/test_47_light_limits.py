@@ -89,8 +89,11 @@ def end_all(e, streams, base, before):
     nodelib.wait_for(lambda: len(audit(e)) >= before + N or None, 60, "every call recorded")
     if nodelib.sanitized(e.daemon.pid):
         return anon_kb(e)
-    return nodelib.wait_for(lambda: (lambda a: a if a - base < 16 * 1024 else None)(anon_kb(e)),
-                            10, "memory back after the streams ended")
+    def back():
+        a = anon_kb(e)
+        assert a - base < 16 * 1024, "RssAnon %d KiB, %d at the start" % (a, base)
+        return a
+    return nodelib.wait_for(back, 10, "memory back after the streams ended")
 
 
 def test_idle_streams_per_task_bound(request):
