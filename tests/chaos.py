@@ -10,7 +10,7 @@ numbered line count and exiting 0 or 3, while:
   - every 2-5 s a random daemon of the node gets SIGKILL (the supervisor
     restarts it);
   - every 15-25 s the broker or the manager's gRPC side is restarted;
-  - every 40-70 s a burst of deploys (CHAOS_BURST, default 50-200, taken
+  - after 10-20 s, then every 40-70 s, a burst of deploys (CHAOS_BURST, default 50-200, taken
     from the CHAOS_TASKS budget) is published at once: all QoS 1 publishes
     go out in a tight loop before any acknowledgement is awaited (issue 15).
 
@@ -253,8 +253,8 @@ class Chaos(object):
         end = time.monotonic() + self.seconds
         next_kill = time.monotonic() + self.rng.uniform(2, 5)
         next_restart = time.monotonic() + self.rng.uniform(15, 25)
-        never = float("inf")
-        next_burst = time.monotonic() + self.rng.uniform(10, 20) if self.burst else never
+        next_burst = (time.monotonic() + self.rng.uniform(10, 20) if self.burst
+                      else float("inf"))
         next_sample = time.monotonic()
         seen = 0
         while time.monotonic() < end:
