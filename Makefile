@@ -198,8 +198,8 @@ bench-cluster: all build/py/.stamp
 	@$(PYTHON) bench/cluster.py
 
 # The long chaos test (issue 6, tests/chaos.py): CHAOS_TASKS short tasks
-# (default 300) while daemons get SIGKILL and the broker and the manager
-# restart; its short form is tests/test_79_chaos_short.py in make check.
+# (default 300) while daemons get SIGKILL, the broker and the manager
+# restart and bursts of deploys arrive at once (CHAOS_BURST); its short form is tests/test_79_chaos_short.py in make check.
 chaos: all build/py/.stamp
 	@$(PYTHON) tests/chaos.py
 .PHONY: chaos

@@ -52,67 +52,108 @@ item_free(void *p)
 
 static const struct evq_ops item_ops = EVQ_OPS(struct item, next, item_free);
 
-/* 1 acknowledged, 0 refused, -1 no answer, -2 refused for now (the peer's
- * outbox is full: IPC_CODE_BUSY). */
-static int
+/* What became of one attempt to deliver a row. */
+enum delivery {
+	DLV_ACKED,		/* the peer stored it */
+	DLV_REFUSED,		/* the peer refused it (or it does not decode) */
+	DLV_NO_ANSWER,		/* no answer within CALL_MS */
+	DLV_BUSY,		/* refused for now: the peer's outbox is full
+				 * (IPC_CODE_BUSY) */
+};
+
+/* What became of a row after all attempts. */
+enum delivered {
+	DLVD_ACKED,		/* the peer stored it */
+	DLVD_GIVEN_UP,		/* refused REFUSALS_MAX times */
+	DLVD_STOPPED,		/* the sender was stopped meanwhile */
+};
+
+static enum delivery
 deliver(struct sender *s, const struct item *it)
 {
 	char err[256];
 	ipc_msg *m, *reply = NULL;
-	int rc;
+	enum delivery rc;
 
 	if ((m = ipc_msg_decode(it->msg, it->len, err, sizeof(err))) == NULL) {
 		log_warnx("outbox row %lld does not decode (%s): dropped",
 		    (long long)it->seq, err);
-		return 0;
+		return DLV_REFUSED;
 	}
 	if (ipc_call(s->run_dir, s->dest, m, &reply, CALL_MS) == -1)
-		rc = -1;
+		rc = DLV_NO_ANSWER;
 	else if (reply->body_case == MANTA__IPC__MSG__BODY_REPLY &&
 	    reply->reply->code == IPC_CODE_BUSY)
-		rc = -2;
+		rc = DLV_BUSY;
 	else if (reply->body_case == MANTA__IPC__MSG__BODY_REPLY &&
 	    reply->reply->code != 0) {
 		log_warnx("%s refused outbox row %lld: %s", s->dest,
 		    (long long)it->seq, reply->reply->error);
-		rc = 0;
+		rc = DLV_REFUSED;
 	} else
-		rc = 1;
+		rc = DLV_ACKED;
 	ipc_msg_free(reply);
 	ipc_msg_free(m);
 	return rc;
 }
 
-/* 1 acknowledged, 0 refused REFUSALS_MAX times, -1 stopped meanwhile. */
-static int
+/* Warns once per outage that the row waits; naps with backoff. False when
+ * the sender was stopped meanwhile. */
+static bool
+deliver_wait(struct evq_worker *th, struct sender *s, const struct item *it,
+    bool answered)
+{
+	if (!s->warned && !answered)
+		log_warnx("no answer from %s: retrying (what is"
+		    " not delivered stays in exec.db)", s->dest);
+	else if (!s->warned)
+		log_warnx("%s has no room for outbox row %lld:"
+		    " retrying (it stays in exec.db)", s->dest,
+		    (long long)it->seq);
+	s->warned = true;
+	if (!evq_worker_nap(th, s->backoff))
+		return false;
+	s->backoff = s->backoff * 2 > BACKOFF_MAX_MS ?
+	    BACKOFF_MAX_MS : s->backoff * 2;
+	return true;
+}
+
+/* The peer answered: the outage, if any, is over. */
+static void
+deliver_answered(struct sender *s)
+{
+	if (s->warned)
+		log_info("%s answers again", s->dest);
+	s->warned = false;
+	s->backoff = BACKOFF_MIN_MS;
+}
+
+static enum delivered
 deliver_until(struct evq_worker *th, struct sender *s, const struct item *it)
 {
-	int rc, refusals = 0;
+	int refusals = 0;
 
 	for (;;) {
-		if ((rc = deliver(s, it)) < 0) {
-			if (!s->warned && rc == -1)
-				log_warnx("no answer from %s: retrying (what is"
-				    " not delivered stays in exec.db)", s->dest);
-			else if (!s->warned)
-				log_warnx("%s has no room for outbox row %lld:"
-				    " retrying (it stays in exec.db)", s->dest,
-				    (long long)it->seq);
-			s->warned = true;
-			if (!evq_worker_nap(th, s->backoff))
-				return -1;
-			s->backoff = s->backoff * 2 > BACKOFF_MAX_MS ?
-			    BACKOFF_MAX_MS : s->backoff * 2;
+		switch (deliver(s, it)) {
+		case DLV_NO_ANSWER:
+			if (!deliver_wait(th, s, it, false))
+				return DLVD_STOPPED;
 			continue;
+		case DLV_BUSY:
+			if (!deliver_wait(th, s, it, true))
+				return DLVD_STOPPED;
+			continue;
+		case DLV_ACKED:
+			deliver_answered(s);
+			return DLVD_ACKED;
+		case DLV_REFUSED:
+			deliver_answered(s);
+			break;
 		}
-		if (s->warned)
-			log_info("%s answers again", s->dest);
-		s->warned = false;
-		s->backoff = BACKOFF_MIN_MS;
-		if (rc == 1 || ++refusals == REFUSALS_MAX)
-			return rc;
+		if (++refusals == REFUSALS_MAX)
+			return DLVD_GIVEN_UP;
 		if (!evq_worker_nap(th, BACKOFF_MAX_MS / 5))
-			return -1;
+			return DLVD_STOPPED;
 	}
 }
 
@@ -122,15 +163,21 @@ send_item(struct evq_worker *th, void *job, void *arg)
 	struct sender *s = arg;
 	const struct item *it = job;
 	struct event *ev;
-	int rc;
+	enum ev_type type = EV_ACKED;
 
-	/* Stopped: what is left stays in exec.db for the next start. */
-	if ((rc = deliver_until(th, s, it)) == -1)
+	switch (deliver_until(th, s, it)) {
+	case DLVD_STOPPED:
+		/* What is left stays in exec.db for the next start. */
 		return;
-	if (rc == 0)
+	case DLVD_GIVEN_UP:
 		log_warnx("%s refused outbox row %lld %d times: giving it up",
 		    s->dest, (long long)it->seq, REFUSALS_MAX);
-	if ((ev = event_new(rc == 1 ? EV_ACKED : EV_DROPPED)) != NULL) {
+		type = EV_DROPPED;
+		break;
+	case DLVD_ACKED:
+		break;
+	}
+	if ((ev = event_new(type)) != NULL) {
 		ev->seq = it->seq;
 		evq_push(s->q, ev);
 	}

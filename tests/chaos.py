@@ -9,7 +9,10 @@ numbered line count and exiting 0 or 3, while:
 
   - every 2-5 s a random daemon of the node gets SIGKILL (the supervisor
     restarts it);
-  - every 15-25 s the broker or the manager's gRPC side is restarted.
+  - every 15-25 s the broker or the manager's gRPC side is restarted;
+  - after 10-20 s, then every 40-70 s, a burst of deploys (CHAOS_BURST, default 50-200, taken
+    from the CHAOS_TASKS budget) is published at once: all QoS 1 publishes
+    go out in a tight loop before any acknowledgement is awaited (issue 15).
 
 Each deploy is published once, with QoS 1, and never again: the node
 keeps a persistent MQTT session with QoS 1 subscriptions, so the broker
@@ -31,6 +34,7 @@ The last line printed is
 and the exit status is 0 when nothing was lost, duplicated or left.
 
 Environment: CHAOS_TASKS, CHAOS_SECONDS (chaos budget, default 900),
+CHAOS_BURST (burst sizes "LO-HI", default 50-200; 0 for none),
 CHAOS_SETTLE, CHAOS_SEED, CHAOS_CONCURRENT (tasks.max_concurrent, 3),
 CHAOS_VERBOSE=1 (print each event), MANTA_TEST_KEEP=1 (keep the dirs).
 """
@@ -68,8 +72,11 @@ def task_script(lines, code):
 
 
 class Chaos(object):
-    def __init__(self, ntasks, seconds, settle, seed, concurrent, verbose):
+    def __init__(self, ntasks, seconds, settle, seed, concurrent, verbose,
+                 burst=(50, 200)):
         self.ntasks = ntasks
+        self.burst = burst      # (lo, hi) deploys per burst, or None
+        self.bursts = 0
         self.seconds = seconds
         self.settle = settle
         self.seed = seed
@@ -134,12 +141,13 @@ class Chaos(object):
 
     # ---- the manager's side ----
 
-    def deploy(self, t):
+    def deploy(self, t, wait=True):
         info = self.tasks[t]
         msg = nodelib.task_msg(t, task_script(info["lines"], info["code"]),
                                swarm_hex="c5" * 16)
+        pub = None
         try:
-            self.manager.deploy_task(self.node.node_id, msg)
+            pub = self.manager.deploy_task(self.node.node_id, msg, wait=wait)
         except (AssertionError, RuntimeError, ValueError):
             # Not acknowledged in time (the broker is away): the manager's
             # MQTT client keeps it and sends it on reconnection; never
@@ -147,6 +155,13 @@ class Chaos(object):
             log(self.verbose, "deploy %s not acknowledged yet" % t[-6:])
         info["sent_at"] = time.monotonic()
         info["sends"] += 1
+        return pub
+
+    def new_task(self, lines):
+        t = "%032x" % (0xc4a05 << 100 | len(self.tasks))
+        self.tasks[t] = dict(lines=lines, code=0 if self.rng.random() < 0.8 else 3,
+                             sent_at=0, sends=0, patience=GIVE_UP_S)
+        return t
 
     def updates(self):
         """{task: [statuses]} from the manager's records."""
@@ -164,24 +179,51 @@ class Chaos(object):
         for t, info in self.tasks.items():
             if any(s in faultlib.FINAL for s in ups.get(t, [])):
                 continue
-            if not ups.get(t) and now - info["sent_at"] > GIVE_UP_S:
+            if not ups.get(t) and now - info["sent_at"] > info["patience"]:
                 if not info.get("given_up"):
                     info["given_up"] = True
                     log(True, "no update for %s %d s after its deploy: lost"
-                        % (t[-6:], GIVE_UP_S))
+                        % (t[-6:], info["patience"]))
                 continue
             open_.append(t)
         # Deployed and not yet ended, at most: a few wait in the queue.
         while len(open_) < 2 * self.concurrent + 2 and len(self.tasks) < self.ntasks:
-            t = "%032x" % (0xc4a05 << 100 | len(self.tasks))
-            self.tasks[t] = dict(lines=self.rng.randint(5, 60),
-                                 code=0 if self.rng.random() < 0.8 else 3,
-                                 sent_at=0, sends=0)
+            t = self.new_task(self.rng.randint(5, 60))
             self.deploy(t)
             open_.append(t)
         return len(open_)
 
     # ---- faults ----
+
+    def burst_once(self):
+        """A burst of short deploys from the task budget, all published
+        (QoS 1, each once) before any acknowledgement is awaited."""
+        n = min(self.rng.randint(*self.burst), self.ntasks - len(self.tasks))
+        if n <= 0:
+            return
+        t0 = time.monotonic()
+        pubs = []
+        for i in range(n):
+            t = self.new_task(self.rng.randint(1, 3))
+            # Queued behind i others at the node: as many more seconds.
+            self.tasks[t]["patience"] = GIVE_UP_S + i
+            pubs.append(self.deploy(t, wait=False))
+        sent = time.monotonic() - t0
+        end = time.monotonic() + 10
+        acked = 0
+        for p in pubs:
+            # paho raises for one not sent yet (the manager's client is
+            # disconnected): it holds it and sends it on reconnection.
+            try:
+                p.wait_for_publish(timeout=max(0.1, end - time.monotonic()))
+                acked += p.is_published()
+            except (AttributeError, RuntimeError, ValueError):
+                pass
+        self.bursts += 1
+        # Not acknowledged yet: the manager's client holds it and sends it
+        # on reconnection, as for a single deploy.
+        log(True, "burst of %d deploys published in %.3f s, %d acknowledged in"
+            " %.1f s" % (n, sent, acked, time.monotonic() - t0))
 
     def kill_one(self):
         name = self.rng.choice(DAEMONS)
@@ -214,6 +256,8 @@ class Chaos(object):
         end = time.monotonic() + self.seconds
         next_kill = time.monotonic() + self.rng.uniform(2, 5)
         next_restart = time.monotonic() + self.rng.uniform(15, 25)
+        next_burst = (time.monotonic() + self.rng.uniform(10, 20) if self.burst
+                      else float("inf"))
         next_sample = time.monotonic()
         seen = 0
         while time.monotonic() < end:
@@ -227,16 +271,19 @@ class Chaos(object):
             if now >= next_restart:
                 self.restart_one()
                 next_restart = time.monotonic() + self.rng.uniform(15, 25)
+            if now >= next_burst:
+                self.burst_once()
+                next_burst = time.monotonic() + self.rng.uniform(40, 70)
             if now >= next_sample:
                 self.sample()
                 next_sample = time.monotonic() + 2
             # Idle until the manager hears something (an update to act on)
             # or the next fault or sample is due.
-            due = min(next_kill, next_restart, next_sample, end)
+            due = min(next_kill, next_restart, next_burst, next_sample, end)
             seen = self.manager.wait_more(seen, max(0.0, due - time.monotonic()))
         log(True, "chaos over after %.0f s: %d tasks deployed (each once), %d kills,"
-            " %d restarts" % (time.monotonic() - T0, len(self.tasks), self.kills,
-                              self.restarts))
+            " %d restarts, %d bursts" % (time.monotonic() - T0, len(self.tasks),
+                                         self.kills, self.restarts, self.bursts))
         # Settle: no more faults, no deploy sent again.
         end = time.monotonic() + self.settle
         while time.monotonic() < end:
@@ -322,20 +369,32 @@ class Chaos(object):
         for p in problems:
             sys.stderr.write("chaos: %s\n" % p)
         return dict(tasks=len(self.tasks), kills=self.kills, restarts=self.restarts,
+                    bursts=self.bursts,
                     lost=lost, duplicated=dup, leftovers=leftovers, online=online,
                     peaks=dict(self.peaks),
                     ok=lost == 0 and dup == 0 and not leftovers and online
                     and len(self.tasks) == self.ntasks)
 
 
-def run(ntasks=None, seconds=None, settle=None, seed=None, concurrent=None, verbose=None):
+def burst_sizes(text):
+    """"LO-HI" or "N" -> (lo, hi); "0" -> None (no bursts)."""
+    lo, _, hi = text.partition("-")
+    lo, hi = int(lo), int(hi or lo)
+    if lo < 0 or hi < lo:
+        raise SystemExit("chaos: CHAOS_BURST %r: want LO-HI, 0 <= LO <= HI" % text)
+    return (lo, hi) if hi > 0 else None
+
+
+def run(ntasks=None, seconds=None, settle=None, seed=None, concurrent=None, verbose=None,
+        burst=None):
     env = os.environ
     c = Chaos(ntasks or int(env.get("CHAOS_TASKS", "300")),
               seconds or float(env.get("CHAOS_SECONDS", "900")),
               settle or float(env.get("CHAOS_SETTLE", "180")),
               seed if seed is not None else int(env.get("CHAOS_SEED", str(int(time.time())))),
               concurrent or int(env.get("CHAOS_CONCURRENT", "3")),
-              verbose if verbose is not None else bool(env.get("CHAOS_VERBOSE")))
+              verbose if verbose is not None else bool(env.get("CHAOS_VERBOSE")),
+              burst if burst is not None else burst_sizes(env.get("CHAOS_BURST", "50-200")))
     log(True, "seed %d, %d tasks" % (c.seed, c.ntasks))
     try:
         c.setup()
@@ -347,8 +406,9 @@ def run(ntasks=None, seconds=None, settle=None, seed=None, concurrent=None, verb
 
 def main():
     res = run()
-    print("outbox_peak_mqtt=%d outbox_peak_logs=%d leftovers=%r online=%s"
-          % (res["peaks"]["mqtt"], res["peaks"]["logs"], res["leftovers"], res["online"]))
+    print("outbox_peak_mqtt=%d outbox_peak_logs=%d leftovers=%r online=%s bursts=%d"
+          % (res["peaks"]["mqtt"], res["peaks"]["logs"], res["leftovers"], res["online"],
+             res["bursts"]))
     print("tasks=%d kills=%d restarts=%d lost=%d duplicated=%d" % (
         res["tasks"], res["kills"], res["restarts"], res["lost"], res["duplicated"]))
     return 0 if res["ok"] else 1

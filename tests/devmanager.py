@@ -799,14 +799,15 @@ class DevManager(object):
         except AssertionError:
             return False
 
-    def publish(self, topic, payload, qos=1):
-        """Publishes raw bytes; waits until the broker has them (QoS 1)."""
+    def publish(self, topic, payload, qos=1, wait=True):
+        """Publishes raw bytes; waits until the broker has them (QoS 1)
+        unless wait is false (the caller waits on the returned info)."""
         if self._mqtt is None:
             raise RuntimeError("dev manager has no MQTT side")
         if isinstance(payload, str):
             payload = payload.encode()
         info = self._mqtt.publish(topic, payload, qos=qos)
-        if qos > 0:
+        if qos > 0 and wait:
             info.wait_for_publish(timeout=10)
             if not info.is_published():
                 raise AssertionError("dev manager: publish on %s not acknowledged"
@@ -816,10 +817,10 @@ class DevManager(object):
     def command_topic(self, node_hex, command):
         return "node/%s/%s" % (node_hex, command)
 
-    def deploy_task(self, node_hex, task):
+    def deploy_task(self, node_hex, task, wait=True):
         """task: common.tasks.MqttTask."""
         return self.publish(self.command_topic(node_hex, "deploy_task"),
-                            task.SerializeToString())
+                            task.SerializeToString(), wait=wait)
 
     def stop_task(self, node_hex, env_id):
         """env_id: common.system.EnvId."""
