@@ -9,7 +9,11 @@
 - World SetGlobal + GetGlobal round trip (1 KiB global, median of
   BENCH_ROUNDS, default 200) through mantad-light, next to the same two
   calls made straight to the development manager;
-- a 64 MiB global through SetGlobal + GetGlobal, both ways, idem.
+- a 64 MiB global through SetGlobal + GetGlobal, both ways, idem;
+- a large global (BENCH_SLOW_MB, default 200 MB) up and down a link
+  throttled to BENCH_SLOW_RATE bytes/s (default 20 MB/s; the dev manager's
+  Throttle relay): time of each call and the daemon's VmRSS, RssAnon and
+  PSS, peak while the call runs and once it ended (issue 11's figure).
 
 Figures are printed, never asserted. BENCH_LIGHT_GIB sets the file size."""
 
@@ -31,6 +35,8 @@ import nodelib  # noqa: E402
 CHUNK = 128 * 1024          # mantad-light's LIGHT_CHUNK
 SIZE = int(float(os.environ.get("BENCH_LIGHT_GIB", "1")) * (1 << 30))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "200"))
+SLOW_BYTES = int(float(os.environ.get("BENCH_SLOW_MB", "200")) * 1e6)
+SLOW_RATE = int(float(os.environ.get("BENCH_SLOW_RATE", "20e6")))
 
 
 def ident(b):
@@ -153,6 +159,120 @@ def big_trip(set_fn, get_fn, data):
     return mib_s(2 * len(data), took)
 
 
+def mem_kb(pid):
+    """(VmRSS, RssAnon, Pss) of pid in KiB."""
+    rss, anon = nodelib.rss_kb(pid)
+    pss = 0
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    return rss, anon, pss
+
+
+class MemPeak(object):
+    """mem_kb(pid) sampled every 50 ms until stop(): the largest of each."""
+
+    def __init__(self, pid):
+        self.pid, self.peak = pid, [0, 0, 0]
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.is_set():
+            try:
+                self.peak = [max(a, b) for a, b in zip(self.peak, mem_kb(self.pid))]
+            except OSError:
+                pass
+            self._stop.wait(0.05)
+
+    def stop(self):
+        self._stop.set()
+        self._t.join()
+        return self.peak
+
+
+def manager_globals(address, swarm, tag, timeout=120):
+    """(channel, set(data), get() -> data) straight to the manager's
+    SetGlobal and GetGlobal, as mantad-light calls them."""
+    from common import results_pb2 as R
+    ch = grpc.insecure_channel(address, options=[
+        ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
+    md = [("authorization", nodelib.TOKEN)]
+    dset = ch.stream_unary("/node.node_service.Node/SetGlobal",
+                           request_serializer=lambda m: m.SerializeToString(),
+                           response_deserializer=ident)
+    dget = ch.unary_stream("/node.node_service.Node/GetGlobal",
+                           request_serializer=lambda m: m.SerializeToString(),
+                           response_deserializer=R.GlobalValue.FromString)
+
+    def mset(d):
+        dset(iter([R.GlobalUpdate(swarm_id=swarm, tag=tag, data=d)]), metadata=md,
+             timeout=timeout)
+
+    def mget():
+        return b"".join(v.data for v in dget(R.GlobalTag(swarm_id=swarm, tag=tag),
+                                              metadata=md, timeout=timeout))
+    return ch, mset, mget
+
+
+def slow_global():
+    """A SLOW_BYTES global up then down a SLOW_RATE link."""
+    from devmanager import Throttle
+    from node import light_service_pb2 as L
+    thr = Throttle(0)
+    e = nodelib.LightEnv(start=False, overrides={"network": {"manager_port": thr.port}})
+    thr.target = ("127.0.0.1", e.manager.grpc_port)
+    try:
+        e.start()
+        pid = e.daemon.pid
+        c = e.client(token=e.token)
+        ids = dict(swarm_id=nodelib.pair(e.swarm), task_id=nodelib.pair(e.task))
+        data = os.urandom(1 << 20) * (SLOW_BYTES // (1 << 20)) + os.urandom(SLOW_BYTES % (1 << 20))
+        idle = mem_kb(pid)
+        print("  slow link, %d MB global at %.0f MB/s (Throttle relay); daemon idle:"
+              " VmRSS %d, RssAnon %d, Pss %d KiB" % ((SLOW_BYTES / 1e6, SLOW_RATE / 1e6) + idle))
+        for way in ("up", "down"):
+            setattr(thr, way, SLOW_RATE)
+            w = MemPeak(pid)
+            t0 = time.monotonic()
+            if way == "up":
+                c.call("World/SetGlobal", iter([L.SetGlobalRequest(tag="s", data=data, **ids)]),
+                       timeout=600)
+                name = "SetGlobal (slow manager reading)"
+            else:
+                got = c.call("World/GetGlobal", L.GetGlobalRequest(tag="s", **ids), timeout=600)
+                assert b"".join(v.data for v in got) == data
+                del got
+                name = "GetGlobal (slow manager sending)"
+            took = time.monotonic() - t0
+            peak = w.stop()
+            setattr(thr, way, None)
+            # After: once the call's memory is handed back (malloc_trim).
+            time.sleep(1)
+            after = mem_kb(pid)
+            print("  %s: %.1f s (%.1f MB/s); peak VmRSS %d, RssAnon %d, Pss %d KiB;"
+                  " after VmRSS %d, RssAnon %d, Pss %d KiB"
+                  % ((name, took, SLOW_BYTES / took / 1e6) + tuple(peak) + after))
+        # The same link without mantad-light: what the relay and the
+        # Python manager manage on this machine.
+        ch, mset, mget = manager_globals("127.0.0.1:%d" % thr.port, ids["swarm_id"], "m",
+                                         timeout=600)
+        for way, fn in (("up", lambda: mset(data)), ("down", lambda: mget() == data)):
+            setattr(thr, way, SLOW_RATE)
+            t0 = time.monotonic()
+            assert fn() is not False
+            took = time.monotonic() - t0
+            setattr(thr, way, None)
+            print("  the same %s straight to the manager (no mantad-light): %.1f s (%.1f MB/s)"
+                  % ("SetGlobal" if way == "up" else "GetGlobal", took, SLOW_BYTES / took / 1e6))
+        ch.close()
+    finally:
+        thr.close()
+        e.cleanup()
+
+
 def main():
     from node import light_service_pb2 as L
     from common import results_pb2 as R
@@ -187,23 +307,7 @@ def main():
             return b"".join(v.data for v in c.call("World/GetGlobal",
                                                   L.GetGlobalRequest(tag="b", **ids),
                                                   timeout=120))
-        ch = grpc.insecure_channel(e.manager.address, options=[
-            ("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)])
-        md = [("authorization", nodelib.TOKEN)]
-        dset = ch.stream_unary("/node.node_service.Node/SetGlobal",
-                               request_serializer=lambda m: m.SerializeToString(),
-                               response_deserializer=ident)
-        dget = ch.unary_stream("/node.node_service.Node/GetGlobal",
-                               request_serializer=lambda m: m.SerializeToString(),
-                               response_deserializer=R.GlobalValue.FromString)
-
-        def mset(d):
-            dset(iter([R.GlobalUpdate(swarm_id=ids["swarm_id"], tag="b", data=d)]),
-                 metadata=md, timeout=120)
-
-        def mget():
-            return b"".join(v.data for v in dget(R.GlobalTag(swarm_id=ids["swarm_id"], tag="b"),
-                                                  metadata=md, timeout=120))
+        ch, mset, mget = manager_globals(e.manager.address, ids["swarm_id"], "b")
         small = os.urandom(1024)
         lt = round_trips(lset, lget, small)
         mt = round_trips(mset, mget, small)
@@ -217,6 +321,7 @@ def main():
         ch.close()
     finally:
         e.cleanup()
+    slow_global()
 
 
 if __name__ == "__main__":

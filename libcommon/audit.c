@@ -30,7 +30,9 @@
 static const char zero_hash[AUDIT_HASH_HEX + 1] =
     "0000000000000000000000000000000000000000000000000000000000000000";
 
-static const char *const reserved[] = { "seq", "time", "event", "prev", "hash" };
+static const char *const reserved[] = { "seq", "time", "event", "chain_key", "prev", "hash" };
+
+
 
 struct audit {
 	pthread_mutex_t lock;	/* threads; flock orders processes */
@@ -44,19 +46,25 @@ struct audit {
 	ino_t ino;
 	uint64_t last_seq;
 	char last_hash[AUDIT_HASH_HEX + 1];
+	struct audit_key key;
 };
 
 void
-audit_hash(const char *prev_hex, const char *body, size_t bodylen, char *out)
+audit_hash(const struct audit_key *k, const char *prev_hex, const char *body,
+    size_t bodylen, char *out)
 {
 	crypto_generichash_state st;
 	unsigned char h[32];
 
-	crypto_generichash_init(&st, NULL, 0, sizeof(h));
+	if (k != NULL && k->set)
+		crypto_generichash_init(&st, k->key, sizeof(k->key), sizeof(h));
+	else
+		crypto_generichash_init(&st, NULL, 0, sizeof(h));
 	crypto_generichash_update(&st, (const unsigned char *)prev_hex, AUDIT_HASH_HEX);
 	crypto_generichash_update(&st, (const unsigned char *)body, bodylen);
 	crypto_generichash_final(&st, h, sizeof(h));
 	sodium_bin2hex(out, AUDIT_HASH_HEX + 1, h, sizeof(h));
+	sodium_memzero(&st, sizeof(st));
 }
 
 static bool
@@ -111,6 +119,12 @@ audit_open(const char *state_dir)
 		return NULL;
 	}
 	a->fd = -1;
+	if (!audit_key_configured(&a->key) && audit_key_file(state_dir, true, &a->key) != 1) {
+		free(a->path);
+		free(a);
+		errno = EINVAL;
+		return NULL;
+	}
 	if (open_log(a) == -1) {
 		int e = errno;
 
@@ -128,6 +142,7 @@ audit_close(struct audit *a)
 {
 	if (a == NULL)
 		return;
+	sodium_memzero(&a->key, sizeof(a->key));
 	if (a->fd != -1)
 		close(a->fd);
 	pthread_mutex_destroy(&a->lock);
@@ -256,7 +271,8 @@ now_rfc3339(char *buf, size_t len)
 
 /* The object without its hash, compact, ASCII only: B of audit.h. */
 static char *
-make_body(uint64_t seq, const char *event, json_t *fields, const char *prev)
+make_body(uint64_t seq, const char *event, json_t *fields, const char *key_id,
+    const char *prev)
 {
 	const char *k;
 	json_t *o, *v;
@@ -272,7 +288,8 @@ make_body(uint64_t seq, const char *event, json_t *fields, const char *prev)
 	json_object_foreach(fields, k, v)
 		if (json_object_set(o, k, v) == -1)
 			goto out;
-	if (json_object_set_new(o, "prev", json_string(prev)) == -1)
+	if ((key_id != NULL && json_object_set_new(o, "chain_key", json_string(key_id)) == -1) ||
+	    json_object_set_new(o, "prev", json_string(prev)) == -1)
 		goto out;
 	body = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII);
 out:
@@ -316,7 +333,8 @@ append_locked(struct audit *a, const char *event, json_t *fields)
 	} else if (last_entry(a, st.st_size, &seq, prev, &need_nl) == -1)
 		return -1;
 	seq++;
-	if ((body = make_body(seq, event, fields, prev)) == NULL) {
+	if ((body = make_body(seq, event, fields, a->key.set ? a->key.id : NULL,
+	    prev)) == NULL) {
 		log_warnx("unable to encode an audit entry for %s", event);
 		return -1;
 	}
@@ -325,7 +343,7 @@ append_locked(struct audit *a, const char *event, json_t *fields)
 		log_warnx("refusing an audit entry for %s of %zu bytes", event, blen);
 		goto out;
 	}
-	audit_hash(prev, body, blen, hash);
+	audit_hash(&a->key, prev, body, blen, hash);
 	len = (need_nl ? 1 : 0) + blen - 1 + SUFFIX_LEN + 1;
 	if ((line = malloc(len + 1)) == NULL) {
 		log_warn("unable to write an audit entry");
@@ -425,15 +443,24 @@ bad(uint64_t lineno, uint64_t *bad_line, char *err, size_t errlen, const char *f
 	return -1;
 }
 
+/* What a verification knows and has seen. */
+struct chain {
+	struct audit_key keys[2];	/* the configured key, audit.key's */
+	size_t nkeys;
+	bool keyed_seen;
+	char key_id[AUDIT_KEY_ID_HEX + 1];	/* of the last good line */
+};
+
 /* One line (no newline) against the chain so far. */
 static int
-check_line(const char *line, size_t len, uint64_t lineno, uint64_t *seq,
+check_line(struct chain *ch, const char *line, size_t len, uint64_t lineno, uint64_t *seq,
     char *last, uint64_t *bad_line, char *err, size_t errlen)
 {
+	const struct audit_key *key = NULL;
 	const char *hash_at;
 	char computed[AUDIT_HASH_HEX + 1], *body;
 	json_error_t je;
-	json_t *o, *s, *p;
+	json_t *o, *s, *p, *kid;
 	uint64_t got;
 	int rc = -1;
 
@@ -454,6 +481,23 @@ check_line(const char *line, size_t len, uint64_t lineno, uint64_t *seq,
 		    " (edited)", lineno);
 		goto out;
 	}
+	kid = json_object_get(o, "chain_key");
+	if (kid != NULL) {
+		for (size_t i = 0; i < ch->nkeys && json_is_string(kid); i++)
+			if (strcmp(ch->keys[i].id, json_string_value(kid)) == 0)
+				key = &ch->keys[i];
+		if (key == NULL) {
+			bad(lineno, bad_line, err, errlen, "line %" PRIu64 ": keyed with an"
+			    " unknown key (chain_key %s): not this node's secret key nor"
+			    " its %s", lineno, json_is_string(kid) ? json_string_value(kid) :
+			    "malformed", AUDIT_KEY_FILE);
+			goto out;
+		}
+	} else if (ch->keyed_seen) {
+		bad(lineno, bad_line, err, errlen, "line %" PRIu64 ": not keyed after keyed"
+		    " entries: rewritten without the key", lineno);
+		goto out;
+	}
 	hash_at = len < SUFFIX_LEN + 2 ? NULL : line + len - SUFFIX_LEN + HASH_KEY_LEN;
 	if (hash_at == NULL || memcmp(line + len - SUFFIX_LEN, HASH_KEY, HASH_KEY_LEN) != 0 ||
 	    !hex64(hash_at, AUDIT_HASH_HEX) || memcmp(line + len - 2, "\"}", 2) != 0) {
@@ -468,7 +512,7 @@ check_line(const char *line, size_t len, uint64_t lineno, uint64_t *seq,
 	}
 	memcpy(body, line, len - SUFFIX_LEN);
 	body[len - SUFFIX_LEN] = '}';
-	audit_hash(json_string_value(p), body, len - SUFFIX_LEN + 1, computed);
+	audit_hash(key, json_string_value(p), body, len - SUFFIX_LEN + 1, computed);
 	free(body);
 	got = (uint64_t)json_integer_value(s);
 	if (memcmp(computed, hash_at, AUDIT_HASH_HEX) != 0)
@@ -491,6 +535,9 @@ check_line(const char *line, size_t len, uint64_t lineno, uint64_t *seq,
 		*seq = got;
 		memcpy(last, hash_at, AUDIT_HASH_HEX);
 		last[AUDIT_HASH_HEX] = '\0';
+		if (key != NULL)
+			ch->keyed_seen = true;
+		snprintf(ch->key_id, sizeof(ch->key_id), "%s", key != NULL ? key->id : "");
 		rc = 0;
 	}
 out:
@@ -498,13 +545,62 @@ out:
 	return rc;
 }
 
+/* The keys a verification of path knows: the configured one, and the
+ * audit.key beside path. */
+static void
+chain_keys(const char *path, struct chain *ch)
+{
+	char *dir, *slash;
+
+	memset(ch, 0, sizeof(*ch));
+	if (audit_key_configured(&ch->keys[0]))
+		ch->nkeys++;
+	if ((dir = strdup(path)) == NULL)
+		return;
+	slash = strrchr(dir, '/');
+	if (slash != NULL)
+		*slash = '\0';
+	if (audit_key_file(slash != NULL ? dir : ".", false, &ch->keys[ch->nkeys]) == 1)
+		ch->nkeys++;
+	free(dir);
+}
+
+/* "HASH" or "SEQ:HASH": 0 with *seq (0 when not given) and hash. */
+static int
+parse_head(const char *head, uint64_t *seq, char *hash)
+{
+	const char *colon = strchr(head, ':'), *h = colon ? colon + 1 : head;
+	char *end;
+
+	*seq = 0;
+	if (colon != NULL) {
+		errno = 0;
+		*seq = strtoull(head, &end, 10);
+		if (errno != 0 || end != colon || *seq == 0 || head[0] == '-')
+			return -1;
+	}
+	if (!hex64(h, strlen(h)))
+		return -1;
+	memcpy(hash, h, AUDIT_HASH_HEX + 1);
+	return 0;
+}
+
 int
 audit_verify(const char *path, uint64_t *n, uint64_t *bad_line,
     char *last_hash, char *err, size_t errlen)
 {
-	char last[AUDIT_HASH_HEX + 1], *line = NULL;
-	uint64_t lineno = 0, seq = 0;
+	return audit_verify_head(path, NULL, n, bad_line, last_hash, NULL, err, errlen);
+}
+
+int
+audit_verify_head(const char *path, const char *head, uint64_t *n, uint64_t *bad_line,
+    char *last_hash, char *key_id, char *err, size_t errlen)
+{
+	char last[AUDIT_HASH_HEX + 1], anchor[AUDIT_HASH_HEX + 1], *line = NULL;
+	uint64_t lineno = 0, seq = 0, anchor_seq = 0;
 	long long size, done = 0;
+	bool anchor_found = false;
+	struct chain ch;
 	size_t cap = 0;
 	ssize_t len;
 	FILE *f;
@@ -515,11 +611,26 @@ audit_verify(const char *path, uint64_t *n, uint64_t *bad_line,
 	memcpy(last, zero_hash, sizeof(last));
 	if (last_hash != NULL)
 		memcpy(last_hash, zero_hash, sizeof(last));
+	if (key_id != NULL)
+		key_id[0] = '\0';
 	snprintf(err, errlen, "ok");
+	if (head != NULL && parse_head(head, &anchor_seq, anchor) == -1) {
+		snprintf(err, errlen, "--head %s: not a hash (64 hex digits) or SEQ:HASH", head);
+		return -1;
+	}
+	if (sodium_init() == -1) {
+		snprintf(err, errlen, "unable to initialize libsodium");
+		return -1;
+	}
+	chain_keys(path, &ch);
 	if ((f = fopen(path, "re")) == NULL) {
-		if (errno == ENOENT)
+		if (errno == ENOENT && head == NULL)
 			return 0;
-		snprintf(err, errlen, "unable to open %s: %s", path, strerror(errno));
+		if (errno == ENOENT)
+			snprintf(err, errlen, "%s is missing: the anchored head %s is not in it",
+			    path, head);
+		else
+			snprintf(err, errlen, "unable to open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if ((size = audit_settled_size(fileno(f))) == -1) {
@@ -535,11 +646,14 @@ audit_verify(const char *path, uint64_t *n, uint64_t *bad_line,
 			    "line %" PRIu64 ": truncated line (no end of line)", lineno);
 			break;
 		}
-		if (check_line(line, (size_t)len - 1, lineno, &seq, last, bad_line,
+		if (check_line(&ch, line, (size_t)len - 1, lineno, &seq, last, bad_line,
 		    err, errlen) == -1) {
 			rc = -1;
 			break;
 		}
+		if (head != NULL && strcmp(last, anchor) == 0 &&
+		    (anchor_seq == 0 || anchor_seq == seq))
+			anchor_found = true;
 		(*n)++;
 	}
 	if (rc == 0 && ferror(f)) {
@@ -547,6 +661,21 @@ audit_verify(const char *path, uint64_t *n, uint64_t *bad_line,
 		*bad_line = 0;
 		rc = -1;
 	}
+	if (rc == 0 && *n > 0 && ch.nkeys > 0 && !ch.keyed_seen) {
+		/* Anyone who can write the file could have written this. */
+		rc = bad(lineno, bad_line, err, errlen, "no entry is keyed (chain_key),"
+		    " while this node has a key: the chain may have been rewritten"
+		    " without it");
+	}
+	if (rc == 0 && head != NULL && !anchor_found) {
+		snprintf(err, errlen, "the anchored head %s is not in the chain (%" PRIu64
+		    " entries): entries were cut from its end, or it was rewritten", head, *n);
+		*bad_line = 0;
+		rc = -1;
+	}
+	if (key_id != NULL)
+		memcpy(key_id, ch.key_id, sizeof(ch.key_id));
+	sodium_memzero(&ch, sizeof(ch));
 	if (last_hash != NULL)
 		memcpy(last_hash, last, sizeof(last));
 	free(line);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "file.h"
 #include "secret.h"
 #include "toml_shim.h"
 
@@ -37,6 +38,7 @@ enum kind {
 	K_MAPPINGS,	/* datasets.mappings */
 	K_PERMISSIONS,	/* datasets.permissions */
 	K_OPTBOOL,	/* security.task_token_required: bool, and whether set */
+	K_STRLIST,	/* struct cfg_strlist: an array of non-empty strings */
 };
 
 struct ctx {
@@ -70,6 +72,8 @@ static const char *check_level(struct manta_cfg *, char **);
 static const char *check_logsize(struct manta_cfg *, char **);
 static const char *check_nonempty(struct manta_cfg *, char **);
 static const char *check_user(struct manta_cfg *, char **);
+static const char *check_seccomp(struct manta_cfg *, char **);
+static const char *check_storesize(struct manta_cfg *, char **);
 
 #define F(field) offsetof(struct manta_cfg, field)
 #define NOLIM 0, 0
@@ -89,6 +93,10 @@ static const struct key_spec keys[] = {
 	{ "network", "manager_port", K_INT, F(manager_port), 1, 65535, NULL, false },
 	{ "network", "light_service_host", K_STR, F(light_service_host), NOLIM, check_host, false },
 	{ "network", "light_service_port", K_INT, F(light_service_port), 1024, 65535, NULL, false },
+	{ "network", "light_max_calls", K_INT, F(light_max_calls), 1, 100000, NULL, false },
+	{ "network", "light_max_calls_per_task", K_INT, F(light_max_calls_per_task), 1, 100000, NULL, false },
+	{ "network", "light_max_message_mb", K_INT, F(light_max_message_mb), 0, 2047, NULL, false },
+	{ "network", "light_stall_timeout", K_INT, F(light_stall_timeout), 0, 600, NULL, false },
 
 	{ "mqtt", "ping_interval", K_INT, F(ping_interval), 1, 86400, NULL, false },
 	{ "mqtt", "reconnect_attempts", K_INT, F(reconnect_attempts), 0, INT_MAX, NULL, false },
@@ -109,6 +117,9 @@ static const struct key_spec keys[] = {
 	{ "containers", "userns_base", K_INT, F(userns_base), 1, INT_MAX, NULL, false },
 	{ "containers", "userns_size", K_INT, F(userns_size), 1, INT_MAX, NULL, false },
 	{ "containers", "log_config", K_LOGCFG, 0, NOLIM, NULL, false },
+	{ "containers", "registries", K_STRLIST, F(registries), NOLIM, NULL, false },
+	{ "containers", "insecure_registries", K_STRLIST, F(insecure_registries), NOLIM, NULL, false },
+	{ "containers", "registry_auth", K_PATH, F(registry_auth), NOLIM, check_nonempty, false },
 
 	{ "datasets", "base_path", K_PATH, F(base_path), NOLIM, check_nonempty, false },
 	{ "datasets", "mount_readonly", K_BOOL, F(mount_readonly), NOLIM, NULL, false },
@@ -122,11 +133,14 @@ static const struct key_spec keys[] = {
 	{ "tasks", "temp_folder", K_PATH, F(temp_folder), NOLIM, check_nonempty, false },
 	{ "tasks", "cleanup_on_failure", K_BOOL, F(cleanup_on_failure), NOLIM, NULL, false },
 	{ "tasks", "stream_logs", K_BOOL, F(stream_logs), NOLIM, NULL, false },
+	{ "tasks", "live_logs_to_manager", K_BOOL, F(live_logs_to_manager), NOLIM, NULL, false },
+	{ "tasks", "log_store_max_size", K_STR, F(log_store_max_size), NOLIM, check_storesize, false },
 
 	{ "resources", "reserve_cpu_percent", K_INT, F(reserve_cpu_percent), 0, 50, NULL, false },
 	{ "resources", "reserve_memory_mb", K_INT, F(reserve_memory_mb), 0, INT_MAX, NULL, false },
 	{ "resources", "max_disk_usage_percent", K_INT, F(max_disk_usage_percent), 0, 100, NULL, false },
 	{ "resources", "monitor_interval", K_INT, F(monitor_interval), 1, 86400, NULL, false },
+	{ "resources", "reserve_cpu", K_BOOL, F(reserve_cpu), NOLIM, NULL, false },
 
 	{ "logging", "level", K_STR, F(log_level), NOLIM, check_level, false },
 	{ "logging", "filename", K_PATH, F(log_filename), NOLIM, check_nonempty, false },
@@ -143,6 +157,9 @@ static const struct key_spec keys[] = {
 	{ "security", "task_token_required", K_OPTBOOL, 0, NOLIM, NULL, false },
 	{ "security", "secret_key_file", K_PATH, F(secret_key_file), NOLIM, check_nonempty, false },
 	{ "security", "daemon_user", K_STR, F(daemon_user), NOLIM, check_user, false },
+	{ "security", "light_user", K_STR, F(light_user), NOLIM, check_user, false },
+	{ "security", "allow_root_daemons", K_BOOL, F(allow_root_daemons), NOLIM, NULL, false },
+	{ "security", "seccomp", K_STR, F(seccomp), NOLIM, check_seccomp, false },
 
 	{ "paths", "run_dir", K_PATH, F(run_dir), NOLIM, check_nonempty, false },
 	{ "paths", "state_dir", K_PATH, F(state_dir), NOLIM, check_nonempty, false },
@@ -225,14 +242,12 @@ home_dir(void)
 	return pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
 }
 
-static char *
-path_join(const char *a, const char *b)
+const char *
+cfg_alias(const struct manta_cfg *c)
 {
-	char *p;
-
-	if (asprintf(&p, "%s%s%s", a, a[0] && a[strlen(a) - 1] == '/' ? "" : "/", b) < 0)
-		return NULL;
-	return p;
+	if (c->alias != NULL)
+		return c->alias;
+	return c->meta_name_set ? c->meta_name : "default";
 }
 
 bool
@@ -401,6 +416,17 @@ check_user(struct manta_cfg *c, char **val)
 	return NULL;
 }
 
+/* security.seccomp: what a system call outside a daemon's allowlist does. */
+static const char *
+check_seccomp(struct manta_cfg *c, char **val)
+{
+	(void)c;
+	if (strcmp(*val, "kill") == 0 || strcmp(*val, "errno") == 0 ||
+	    strcmp(*val, "off") == 0)
+		return NULL;
+	return "must be \"kill\", \"errno\" or \"off\"";
+}
+
 static const char *
 check_memory(struct manta_cfg *c, char **val)
 {
@@ -424,6 +450,19 @@ check_logsize(struct manta_cfg *c, char **val)
 	if (b == 0)
 		return "must be more than 0";
 	c->log_max_file_bytes = b;
+	return NULL;
+}
+
+static const char *
+check_storesize(struct manta_cfg *c, char **val)
+{
+	uint64_t b;
+
+	if (cfg_parse_size(*val, &b) < 0)
+		return "must be a size such as \"1G\"";
+	if (b < (1ULL << 20))
+		return "must be at least 1M";
+	c->log_store_max_bytes = b;
 	return NULL;
 }
 
@@ -733,35 +772,48 @@ get_bool(struct ctx *x, const struct tshim_node *n, const char *key, bool *out)
 
 /* ---- the structured keys ---- */
 
-static int
-load_topics(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
+static void
+free_strings(char ***v, size_t *n)
 {
-	char key[64];
+	for (size_t i = 0; i < *n; i++)
+		free((*v)[i]);
+	free(*v);
+	*v = NULL;
+	*n = 0;
+}
+
+/* An array of non-empty strings into *v, *n (mqtt.topics, ...). */
+static int
+load_strings(struct ctx *x, const char *name, char ***v, size_t *nv,
+    const struct tshim_node *n)
+{
+	char key[96];
 
 	if (n->type != TSHIM_ARRAY)
-		return fail(x, n->line, "mqtt.topics", "expected an array of strings, got %s",
+		return fail(x, n->line, name, "expected an array of strings, got %s",
 		    tshim_type_name(n->type));
-	for (size_t i = 0; i < c->ntopics; i++)
-		free(c->topics[i]);
-	free(c->topics);
-	c->topics = NULL;
-	c->ntopics = 0;
+	free_strings(v, nv);
 	if (n->nkids == 0)
 		return 0;
-	c->topics = calloc(n->nkids, sizeof(*c->topics));
-	if (c->topics == NULL)
-		return fail(x, n->line, "mqtt.topics", "out of memory");
+	if ((*v = calloc(n->nkids, sizeof(**v))) == NULL)
+		return fail(x, n->line, name, "out of memory");
 	for (size_t i = 0; i < n->nkids; i++) {
 		char *s;
 
-		snprintf(key, sizeof(key), "mqtt.topics[%zu]", i);
+		snprintf(key, sizeof(key), "%s[%zu]", name, i);
 		if (get_string(x, &n->kids[i], key, false, &s) < 0)
 			return -1;
-		c->topics[c->ntopics++] = s;
+		(*v)[(*nv)++] = s;
 		if (s[0] == '\0')
 			return fail(x, n->kids[i].line, key, "must not be empty");
 	}
 	return 0;
+}
+
+static int
+load_topics(struct ctx *x, struct manta_cfg *c, const struct tshim_node *n)
+{
+	return load_strings(x, "mqtt.topics", &c->topics, &c->ntopics, n);
 }
 
 /* A dataset's name: one path component. */
@@ -1021,6 +1073,11 @@ load_key(struct ctx *x, struct manta_cfg *c, const struct key_spec *k,
 	}
 	case K_TOPICS:
 		return load_topics(x, c, n);
+	case K_STRLIST: {
+		struct cfg_strlist *l = FIELD(c, k, struct cfg_strlist);
+
+		return load_strings(x, key, &l->v, &l->n, n);
+	}
 	case K_LOGCFG:
 		return load_logcfg(x, c, n);
 	case K_MAPPINGS:
@@ -1088,6 +1145,9 @@ set_defaults(struct manta_cfg *c)
 	c->retry_attempts = 3;
 	c->cleanup_on_failure = true;
 	c->stream_logs = true;
+	c->live_logs_to_manager = false;
+	c->log_store_max_bytes = 1ULL << 30;
+	c->reserve_cpu = false;
 	c->reserve_cpu_percent = 10;
 	c->reserve_memory_mb = 512;
 	c->max_disk_usage_percent = 90;
@@ -1104,6 +1164,10 @@ set_defaults(struct manta_cfg *c)
 	c->userns = false;
 	c->userns_base = 0;
 	c->userns_size = 65536;
+	c->light_max_calls = 256;
+	c->light_max_calls_per_task = 32;
+	c->light_max_message_mb = 1024;
+	c->light_stall_timeout = 60;
 
 	if ((c->meta_version = strdup("1.0.0")) == NULL ||
 	    (c->meta_description = strdup("")) == NULL ||
@@ -1119,7 +1183,9 @@ set_defaults(struct manta_cfg *c)
 	    (c->base_path = strdup("/data/datasets")) == NULL ||
 	    (c->log_level = strdup("INFO")) == NULL ||
 	    (c->log_filename = strdup("manta_node.log")) == NULL ||
-	    (c->log_max_file_size = strdup("100M")) == NULL)
+	    (c->log_max_file_size = strdup("100M")) == NULL ||
+	    (c->seccomp = strdup("kill")) == NULL ||
+	    (c->log_store_max_size = strdup("1G")) == NULL)
 		return -1;
 	/* Without a home directory the literal stays; it is only a default. */
 	c->cert_folder = expand_home("~/.manta/certs", why, sizeof(why));
@@ -1161,12 +1227,15 @@ open_secrets(struct ctx *x, struct manta_cfg *c, const struct tshim_node *root)
 	for (size_t i = 0; c->use_tls && i < sizeof(files) / sizeof(files[0]); i++)
 		if (secret_pick(c->cert_folder, files[i], path, sizeof(path)) == 1)
 			sealed_files = true;
+	if (c->registry_auth != NULL && secret_path_sealed(c->registry_auth))
+		sealed_files = true;
 	if ((c->secured_token_sealed == NULL && !sealed_files) || (x->flags & CFG_LOAD_SEALED))
 		return 0;
 	if ((c->secret_key = secret_key_load(c->secret_key_file, why, sizeof(why))) == NULL)
 		return fail(x, key_line(root, "security", "secret_key_file"),
 		    "security.secret_key_file", "%s; the sealed %s needs it", why,
 		    c->secured_token_sealed ? "identity.secured_token" :
+		    sealed_files && !c->use_tls ? "containers.registry_auth" :
 		    "keys in security.cert_folder");
 	src = secret_key_source(c->secret_key_file);
 	if (c->secured_token_sealed != NULL) {
@@ -1201,6 +1270,13 @@ open_secrets(struct ctx *x, struct manta_cfg *c, const struct tshim_node *root)
 			    "security.cert_folder", "%s (key from %s)", why, src);
 		secret_free(pt);
 	}
+	if (c->registry_auth != NULL && secret_path_sealed(c->registry_auth)) {
+		if ((pt = secret_file_read(c->secret_key, c->registry_auth, NULL, why,
+		    sizeof(why))) == NULL)
+			return fail(x, key_line(root, "containers", "registry_auth"),
+			    "containers.registry_auth", "%s (key from %s)", why, src);
+		secret_free(pt);
+	}
 	return 0;
 }
 
@@ -1214,6 +1290,7 @@ finish(struct ctx *x, struct manta_cfg *c, const struct tshim_node *root)
 		return fail(x, x->identity ? x->identity->line : 0, "identity.secured_token",
 		    "missing: the node's JWT from the manager is required");
 	if (c->meta_name != NULL) {
+		c->meta_name_set = true;
 		c->instance = strdup(c->meta_name);
 	} else {
 		const char *base = strrchr(c->file, '/');
@@ -1419,9 +1496,11 @@ cfg_free(struct manta_cfg *c)
 	for (size_t i = 0; i < NKEYS; i++)
 		if (keys[i].kind == K_STR || keys[i].kind == K_PATH || keys[i].kind == K_TIME)
 			free(*FIELD(c, &keys[i], char *));
-	for (size_t i = 0; i < c->ntopics; i++)
-		free(c->topics[i]);
-	free(c->topics);
+	free_strings(&c->topics, &c->ntopics);
+	for (size_t i = 0; i < NKEYS; i++)
+		if (keys[i].kind == K_STRLIST)
+			free_strings(&FIELD(c, &keys[i], struct cfg_strlist)->v,
+			    &FIELD(c, &keys[i], struct cfg_strlist)->n);
 	for (size_t i = 0; i < c->nmappings; i++) {
 		free(c->mappings[i].name);
 		free(c->mappings[i].path);
@@ -1466,6 +1545,21 @@ cfg_resolve_path(const char *file, const char *name)
 	}
 	if (asprintf(&p, "%s/.manta/nodes/%s.toml", home, name) < 0)
 		return NULL;
+	/* A packaged node's config (manta-node@NAME.service) is
+	 * /etc/manta/NAME.toml: found by NAME when the user has none. */
+	if (access(p, F_OK) == -1) {
+		char *sys;
+
+		if (asprintf(&sys, "%s/%s.toml", CFG_SYSTEM_DIR, name) < 0) {
+			free(p);
+			return NULL;
+		}
+		if (access(sys, F_OK) == 0) {
+			free(p);
+			return sys;
+		}
+		free(sys);
+	}
 	return p;
 }
 
@@ -1570,14 +1664,21 @@ print_key(FILE *f, const struct manta_cfg *c, const struct key_spec *k, bool mas
 		break;
 	}
 	case K_TOPICS:
+	case K_STRLIST: {
+		char *const *v = k->kind == K_TOPICS ? c->topics :
+		    CFIELD(c, k, struct cfg_strlist)->v;
+		size_t n = k->kind == K_TOPICS ? c->ntopics :
+		    CFIELD(c, k, struct cfg_strlist)->n;
+
 		fprintf(f, "%s = [", k->name);
-		for (size_t i = 0; i < c->ntopics; i++) {
+		for (size_t i = 0; i < n; i++) {
 			if (i > 0)
 				fputs(", ", f);
-			put_str(f, c->topics[i]);
+			put_str(f, v[i]);
 		}
 		fputc(']', f);
 		break;
+	}
 	case K_OPTBOOL:
 		/* Unset, the Light service decides; say how rather than
 		 * print a value that would then be set. */
@@ -1663,8 +1764,8 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "# default after the colon is a placeholder that no manager accepts.\n"
 	    "secured_token = ", f);
 	put_str(f, token);
-	fputs("\n# alias = \"node-1\"\t\t# an id derived from this name instead of the machine's\n"
-	    "random_id = false\t\t# a random node id at each start\n"
+	fputs("\n# alias = \"node-1\"\t\t# the node id derives from it; unset: metadata.name\n"
+	    "random_id = false\t\t# ignored, as by the reference's manta_node start\n"
 	    "\n[metadata]\n"
 	    "name = ", f);
 	put_str(f, name);
@@ -1677,6 +1778,10 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "manager_port = 50051\n"
 	    "light_service_host = \"0.0.0.0\"\t# where tasks reach the Light service\n"
 	    "# light_service_port = 50052\t\t# unset: the first free port from 50051\n"
+	    "# light_max_calls = 256\t\t# Light calls at once, all tasks; more: RESOURCE_EXHAUSTED\n"
+	    "# light_max_calls_per_task = 32\t# the same, per task\n"
+	    "# light_max_message_mb = 1024\t# largest message one Light call carries (0: no limit)\n"
+	    "# light_stall_timeout = 60\t# a World call whose manager moves no bytes this long fails\n"
 	    "\n[mqtt]\n"
 	    "ping_interval = 1\t\t# seconds between system summaries\n"
 	    "reconnect_attempts = 5\n"
@@ -1691,6 +1796,9 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "runtime = \"runc\"\t\t# runc, crun or a path; \"docker\" reads as runc\n"
 	    "pull_timeout = 300\n"
 	    "# image_dir = \"<state_dir>/images\"\n"
+	    "# registries = []\t\t# registries a deploy may pull from (empty: any)\n"
+	    "# insecure_registries = []\t# reached over plain HTTP\n"
+	    "# registry_auth = \"~/.manta/registry-auth.json\"\t# Docker config.json, 0600\n"
 	    "# network = \"host\"\t\t# or \"none\": loopback only, Light service over a unix socket\n"
 	    "# userns = false\t\t# true: task root is an unprivileged host user\n"
 	    "# userns_base = 100000\t# unset: root's range in /etc/subuid, else 100000\n"
@@ -1712,12 +1820,16 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "retry_attempts = 3\n"
 	    "# temp_folder = \"/tmp\"\n"
 	    "cleanup_on_failure = true\n"
-	    "stream_logs = true\n"
+	    "stream_logs = true\t\t# no effect, as in the reference\n"
+	    "# live_logs_to_manager = false\t# true: output sent while a task runs (see\n"
+	    "\t\t\t\t# manta.toml(5): a reference-built manager takes it as the end)\n"
+	    "# log_store_max_size = \"1G\"\t# task output kept in <state_dir>/logs\n"
 	    "\n[resources]\n"
 	    "reserve_cpu_percent = 10\t# 0-50\n"
 	    "reserve_memory_mb = 512\n"
 	    "max_disk_usage_percent = 90\n"
 	    "monitor_interval = 30\t\t# seconds\n"
+	    "# reserve_cpu = false\t\t# true: admit a task only if its CPU limit fits\n"
 	    "\n[logging]\n"
 	    "level = \"INFO\"\t\t\t# DEBUG, INFO, WARNING, ERROR or CRITICAL\n"
 	    "filename = \"manta_node.log\"\n"
@@ -1736,6 +1848,10 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	    "# secret_key_file = \"<state_dir>/secret.key\"\t# opens \"sbox:\" values and *.sbox keys\n"
 	    "# daemon_user = \"manta\"\t# res, beat, register and light run as this user\n"
 	    "\t\t\t\t# (unset: \"manta\" if it exists; \"\": stay uid 0)\n"
+	    "# light_user = \"manta-light\"\t# mantad-light runs as this user, in daemon_user's group\n"
+	    "\t\t\t\t# (unset: \"manta-light\" if it exists; \"\": stay uid 0)\n"
+	    "# allow_root_daemons = false\t# true: start even if a daemon above stays uid 0\n"
+	    "# seccomp = \"kill\"\t\t# a call outside a daemon's allowlist: kill, errno, off\n"
 	    "\n# [paths]\n"
 	    "# run_dir = \"$XDG_RUNTIME_DIR/manta/NAME\"\t# /run/manta/NAME as root\n"
 	    "# state_dir = \"~/.manta/state/NAME\"\t# /var/lib/manta/NAME as root\n", f);

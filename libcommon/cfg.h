@@ -32,6 +32,12 @@ struct cfg_permission {
 	size_t nswarms;			/* 0: no swarm may read it */
 };
 
+/* A list of strings (containers.registries). */
+struct cfg_strlist {
+	char **v;
+	size_t n;
+};
+
 struct manta_cfg {
 	char *file;			/* absolute path of the file loaded */
 	char *instance;			/* metadata.name, else the file's stem */
@@ -43,6 +49,7 @@ struct manta_cfg {
 
 	/* [metadata] */
 	char *meta_name;
+	bool meta_name_set;		/* in the file (else the file's stem) */
 	char *meta_created_at;
 	char *meta_version;
 	char *meta_description;
@@ -52,6 +59,10 @@ struct manta_cfg {
 	int manager_port;
 	char *light_service_host;
 	int light_service_port;		/* 0: unset (first free from 50051) */
+	int light_max_calls;		/* Light calls at once, all tasks */
+	int light_max_calls_per_task;	/* the same, per calling task */
+	int light_max_message_mb;	/* one message of a Light call; 0: no limit */
+	int light_stall_timeout;	/* s a World call may move no bytes; 0: none */
 
 	/* [mqtt] */
 	int ping_interval;		/* seconds, >= 1 */
@@ -82,6 +93,9 @@ struct manta_cfg {
 	int userns_base;		/* first host id mapped; 0: unset (root's
 					 * /etc/subuid range, else 100000) */
 	int userns_size;		/* ids mapped, from container id 0 */
+	struct cfg_strlist registries;	/* a manager may pull from these (empty: any) */
+	struct cfg_strlist insecure_registries;	/* reached over plain HTTP */
+	char *registry_auth;		/* Docker config.json; NULL: none */
 
 	/* [datasets] */
 	char *base_path;
@@ -98,13 +112,17 @@ struct manta_cfg {
 	int retry_attempts;
 	char *temp_folder;		/* NULL when unset */
 	bool cleanup_on_failure;
-	bool stream_logs;
+	bool stream_logs;		/* no effect, as in the reference */
+	bool live_logs_to_manager;	/* output to the manager while a task runs */
+	char *log_store_max_size;	/* as written, e.g. "1G" */
+	uint64_t log_store_max_bytes;	/* parsed: task output kept on disk */
 
 	/* [resources] */
 	int reserve_cpu_percent;
 	int reserve_memory_mb;
 	int max_disk_usage_percent;
 	int monitor_interval;
+	bool reserve_cpu;		/* admission counts CPU limits too */
 
 	/* [logging] */
 	char *log_level;
@@ -126,6 +144,11 @@ struct manta_cfg {
 					 * Light service decides by network) */
 	char *secret_key_file;		/* default <state_dir>/secret.key */
 	char *daemon_user;		/* NULL: "manta" when it exists; "": uid 0 */
+	char *light_user;		/* mantad-light's own account; NULL:
+					 * "manta-light" when it exists; "": uid 0 */
+	bool allow_root_daemons;	/* start even when a confined daemon
+					 * would stay uid 0 (issue 13) */
+	char *seccomp;			/* "kill" (default), "errno" or "off" */
 
 	/* Secrets at rest (secret.h). secured_token above is always the
 	 * plaintext JWT, except after cfg_load_flags(CFG_LOAD_SEALED). */
@@ -159,15 +182,32 @@ struct manta_cfg *cfg_load_flags(const char *file, int flags, struct cfg_error *
 void cfg_drop_secret_key(struct manta_cfg *c);
 void cfg_free(struct manta_cfg *c);
 
+/* Where a packaged node's configs live (CFG_SYSTEM_DIR/NAME.toml). */
+#ifndef CFG_SYSTEM_DIR
+#define CFG_SYSTEM_DIR "/etc/manta"
+#endif
+
 /* Config file for an instance: -c FILE wins, then $MANTA_CONFIG, then
- * ~/.manta/nodes/NAME.toml (NAME "default" when NULL). Returns a malloc'd path. */
+ * ~/.manta/nodes/NAME.toml (NAME "default" when NULL), or, when that file
+ * does not exist, CFG_SYSTEM_DIR/NAME.toml if that one does. Returns a
+ * malloc'd path. */
 char *cfg_resolve_path(const char *file, const char *name);
 
+/* What the keys the reference ignores (WIRE.md section 10) do on this
+ * node, from c's effective values: note(arg, sentence) once per key
+ * (cfg_notes.c). Returns how many. */
+int cfg_reference_notes(const struct manta_cfg *c,
+    void (*note)(void *, const char *), void *arg);
 /* Prints the effective configuration as TOML; secrets masked when mask. */
 void cfg_print(FILE *f, const struct manta_cfg *c, bool mask);
 /* Writes a commented default config for instance NAME, in the reference
  * layout (sections identity, metadata, network, ...). */
 int cfg_write_default(FILE *f, const char *name, const char *token);
+
+/* The alias the reference's `manta_node start` gives the node (WIRE.md
+ * section 1, CLI note): identity.alias, else metadata.name as the file
+ * says it, else "default". The node id derives from it. */
+const char *cfg_alias(const struct manta_cfg *c);
 
 /* An instance name usable in paths: 1-64 of [A-Za-z0-9._-], not starting
  * with '.' or '-'. */

@@ -1,16 +1,23 @@
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "audit.h"
 #include "cfg.h"
 #include "confine.h"
+#include "daemon.h"
+#include "ipc.h"
 #include "log.h"
 
 static int
@@ -106,31 +113,103 @@ confine_caps(const cap_value_t *keep, size_t nkeep)
 	return drop_caps(keep, nkeep, keep, nkeep);
 }
 
-int
-confine_user_lookup(const struct manta_cfg *c, struct confine_user *u)
+/* The account name (NULL: dflt where it exists) for key, as root only. */
+static int
+lookup_account(const char *name, const char *dflt, const char *key, struct confine_user *u)
 {
-	const char *name = c->daemon_user ? c->daemon_user : "manta";
+	const char *n = name ? name : dflt;
 	struct passwd *pw;
 
 	memset(u, 0, sizeof(*u));
-	if (geteuid() != 0 || name[0] == '\0')
+	if (geteuid() != 0 || n[0] == '\0')
 		return 0;
 	errno = 0;
-	if ((pw = getpwnam(name)) == NULL) {
-		if (c->daemon_user == NULL)
+	if ((pw = getpwnam(n)) == NULL) {
+		if (name == NULL)
 			return 0;	/* the default, where no such account exists */
-		log_warnx("security.daemon_user: no such user %s", name);
+		log_warnx("%s: no such user %s", key, n);
 		return -1;
 	}
 	if (pw->pw_uid == 0 || pw->pw_gid == 0) {
 		/* Nothing would be dropped; say so rather than pretend. */
-		log_warnx("security.daemon_user: %s has uid or gid 0", name);
+		log_warnx("%s: %s has uid or gid 0", key, n);
 		return -1;
 	}
 	u->set = 1;
 	u->uid = pw->pw_uid;
 	u->gid = pw->pw_gid;
-	snprintf(u->name, sizeof(u->name), "%s", name);
+	snprintf(u->name, sizeof(u->name), "%s", n);
+	return 0;
+}
+
+int
+confine_user_lookup(const struct manta_cfg *c, struct confine_user *u)
+{
+	return lookup_account(c->daemon_user, CONFINE_DAEMON_USER, "security.daemon_user", u);
+}
+
+int
+confine_light_lookup(const struct manta_cfg *c, const struct confine_user *daemon,
+    struct confine_user *u)
+{
+	if (lookup_account(c->light_user, CONFINE_LIGHT_USER, "security.light_user", u) == -1)
+		return -1;
+	if (!u->set)
+		return 0;
+	if (!daemon->set) {
+		/* Its sockets are in the run dir, shared with that group. */
+		log_warnx("security.light_user %s: needs security.daemon_user (its"
+		    " group is the sockets'), and there is none", u->name);
+		return -1;
+	}
+	if (u->uid == daemon->uid) {
+		log_warnx("security.light_user %s: must not be security.daemon_user's"
+		    " uid %u: the daemons could not tell mantad-light apart", u->name,
+		    (unsigned)u->uid);
+		return -1;
+	}
+	/* In the daemons' group, whatever its own: that group reaches the
+	 * sockets, and no other. */
+	u->gid = daemon->gid;
+	return 0;
+}
+
+int
+confine_accounts(const struct manta_cfg *c, struct confine_user *daemon,
+    struct confine_user *light)
+{
+	/* The filter confine_sandbox loads (said loudly when not kill), and
+	 * the audit chain's key, from the secret key while still root. */
+	confine_seccomp_configure(c);
+	audit_configure(c);
+	if (confine_user_lookup(c, daemon) == -1 ||
+	    confine_light_lookup(c, daemon, light) == -1)
+		return -1;
+	ipc_set_accounts(daemon->set ? daemon->uid : (uid_t)-1,
+	    light->set ? light->uid : (uid_t)-1);
+	return 0;
+}
+
+int
+confine_root_check(const struct manta_cfg *c, const struct confine_user *u, const char *key)
+{
+	int light = strcmp(key, "security.light_user") == 0;
+	const char *who = light ? "mantad-light" : "mantad-res, mantad-register and mantad-beat";
+
+	if (geteuid() != 0 || u->set)
+		return 0;
+	if (!c->allow_root_daemons) {
+		log_errorx("refusing to run %s as root: %s names no account (unset, \"%s\""
+		    " must exist); create the accounts (adduser --system --group %s;"
+		    " adduser --system --ingroup %s %s) or set"
+		    " security.allow_root_daemons = true", who, key,
+		    light ? CONFINE_LIGHT_USER : CONFINE_DAEMON_USER, CONFINE_DAEMON_USER,
+		    CONFINE_DAEMON_USER, CONFINE_LIGHT_USER);
+		return -1;
+	}
+	log_warnx("RUNNING AS ROOT: %s (%s names no account; security.allow_root_daemons"
+	    " = true): without capabilities, but a memory bug can still write"
+	    " root's files", who, key);
 	return 0;
 }
 
@@ -157,16 +236,23 @@ confine_user_enter(const struct confine_user *u)
 {
 	cap_t caps, none;
 	uid_t r, e, s;
-	int same;
+	pid_t parent = getppid();
+	int same, pdeath = 0;
 
 	if (!u->set)
 		return 0;
+	(void)prctl(PR_GET_PDEATHSIG, &pdeath);
 	if (setgroups(1, &u->gid) == -1 || setresgid(u->gid, u->gid, u->gid) == -1 ||
 	    setresuid(u->uid, u->uid, u->uid) == -1) {
 		log_warn("unable to switch to user %s (uid %u, gid %u)", u->name,
 		    (unsigned)u->uid, (unsigned)u->gid);
 		return -1;
 	}
+	/* The switch cleared the supervisor's parent-death signal: set it
+	 * again, and act on it if the supervisor died meanwhile. */
+	if (pdeath != 0 && (prctl(PR_SET_PDEATHSIG, pdeath) == -1 ||
+	    getppid() != parent))
+		raise(pdeath);
 	if (getresuid(&r, &e, &s) == -1 || r != u->uid || e != u->uid || s != u->uid) {
 		log_warnx("still uid %u after switching to %s", (unsigned)e, u->name);
 		return -1;
@@ -241,30 +327,41 @@ out:
 	return rc;
 }
 
-enum confine_mode
-confine_seccomp_mode(const char *var)
-{
-	const char *name = var, *mode = NULL;
+static enum confine_mode seccomp_mode = CONFINE_KILL;
 
-	if (var != NULL)
-		mode = getenv(var);
-	if (mode == NULL || *mode == '\0') {
-		name = "MANTA_SECCOMP";
-		mode = getenv(name);
-	}
-	if (mode == NULL || *mode == '\0' || strcmp(mode, "kill") == 0)
-		return CONFINE_KILL;
-	if (strcmp(mode, "errno") == 0) {
-		log_warnx("%s=errno: system calls outside the allowlist fail with EPERM", name);
+const char *
+confine_mode_name(enum confine_mode m)
+{
+	return m == CONFINE_OFF ? "off" : m == CONFINE_ERRNO ? "errno" : "kill";
+}
+
+enum confine_mode
+confine_mode_parse(const char *s)
+{
+	if (s != NULL && strcmp(s, "errno") == 0)
 		return CONFINE_ERRNO;
-	}
-	if (strcmp(mode, "off") == 0) {
-		log_warnx("%s=off: no seccomp filter (debugging only)", name);
+	if (s != NULL && strcmp(s, "off") == 0)
 		return CONFINE_OFF;
-	}
-	log_warnx("%s=%s: not kill, errno or off; a system call outside the allowlist"
-	    " kills the process", name, mode);
 	return CONFINE_KILL;
+}
+
+void
+confine_seccomp_configure(const struct manta_cfg *c)
+{
+	seccomp_mode = confine_mode_parse(c->seccomp);
+	if (seccomp_mode == CONFINE_ERRNO)
+		log_warnx("security.seccomp = \"errno\": WEAKENED: a system call"
+		    " outside the allowlist fails with EPERM instead of killing"
+		    " the daemon (for finding what a path needs, not for production)");
+	else if (seccomp_mode == CONFINE_OFF)
+		log_warnx("security.seccomp = \"off\": NO seccomp filter: a memory"
+		    " bug in this daemon reaches every system call (debugging only)");
+}
+
+enum confine_mode
+confine_seccomp_mode(void)
+{
+	return seccomp_mode;
 }
 
 /* What the sanitizer runtimes call on their own, from any thread: the
@@ -326,9 +423,9 @@ add_name(const char **names, size_t n, const char *name)
 }
 
 int
-confine_sandbox(const char *const *allowed, size_t n, const char *var)
+confine_sandbox(const char *const *allowed, size_t n)
 {
-	enum confine_mode mode = confine_seccomp_mode(var);
+	enum confine_mode mode = seccomp_mode;
 	const char **names;
 	size_t k = 0;
 	int rc;
@@ -350,5 +447,104 @@ confine_sandbox(const char *const *allowed, size_t n, const char *var)
 		log_info("seccomp: %zu system calls allowed, any other %s", k,
 		    mode == CONFINE_KILL ? "kills the process" : "fails with EPERM");
 	free(names);
+	return rc;
+}
+
+/* Group and other bits off fd, a regular file of ours; what names it. */
+static int
+private_fd(int fd, const char *dir, const char *name)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) == -1) {
+		log_warn("unable to stat %s%s%s", dir, *dir ? "/" : "", name);
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077) == 0)
+		return 0;
+	if (fchmod(fd, st.st_mode & 07700) == -1) {
+		log_warn("unable to set %s%s%s to mode %04o", dir, *dir ? "/" : "", name,
+		    (unsigned)(st.st_mode & 07700));
+		return -1;
+	}
+	log_warnx("%s%s%s was mode %04o, open to other users: set to %04o", dir,
+	    *dir ? "/" : "", name, (unsigned)(st.st_mode & 07777),
+	    (unsigned)(st.st_mode & 07700));
+	return 0;
+}
+
+int
+confine_private_file(const char *path)
+{
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd == -1)
+		return errno == ENOENT || errno == ELOOP ? 0 : -1;
+	rc = private_fd(fd, "", path);
+	close(fd);
+	return rc;
+}
+
+int
+confine_state_dir(const struct manta_cfg *c)
+{
+	const char *dir = c->state_dir;
+	struct dirent *e;
+	struct stat st;
+	mode_t want;
+	DIR *d;
+	int fd, rc = 0;
+
+	if (daemon_mkdirs(dir, 0700) == -1) {
+		log_warn("unable to create state dir %s", dir);
+		return -1;
+	}
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1) {
+		log_warn("unable to open state dir %s", dir);
+		return -1;
+	}
+	if (fstat(fd, &st) == -1) {
+		log_warn("unable to stat state dir %s", dir);
+		close(fd);
+		return -1;
+	}
+	if (st.st_uid != geteuid()) {
+		log_warnx("state dir %s belongs to uid %u, not to us (uid %u): its"
+		    " owner could read every secret in it", dir, (unsigned)st.st_uid,
+		    (unsigned)geteuid());
+		close(fd);
+		return -1;
+	}
+	/* Search bits alone let nobody list it or open what is 0600 in it. */
+	want = c->userns ? 0700 | (st.st_mode & 0011) : 0700;
+	if ((st.st_mode & 07777) != want) {
+		if (fchmod(fd, want) == -1) {
+			log_warn("unable to set state dir %s to mode %04o", dir, (unsigned)want);
+			close(fd);
+			return -1;
+		}
+		log_warnx("state dir %s was mode %04o: set to %04o", dir,
+		    (unsigned)(st.st_mode & 07777), (unsigned)want);
+	}
+	if ((d = fdopendir(fd)) == NULL) {
+		log_warn("unable to read state dir %s", dir);
+		close(fd);
+		return -1;
+	}
+	while ((e = readdir(d)) != NULL) {
+		int f;
+
+		if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN)
+			continue;
+		f = openat(dirfd(d), e->d_name,
+		    O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (f == -1)
+			continue;	/* a symlink, or gone meanwhile */
+		if (private_fd(f, dir, e->d_name) == -1)
+			rc = -1;
+		close(f);
+	}
+	closedir(d);
 	return rc;
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -254,4 +255,60 @@ daemon_mkdirs(const char *path, int mode)
 		}
 	}
 	return 0;
+}
+
+/* The pid written in a lock file by its holder, 0 if unreadable. */
+static int
+lock_holder(int fd)
+{
+	char buf[32];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	return atoi(buf);
+}
+
+/* Locks dir/name.lock; returns its fd, or exits 1 naming the holder. */
+static int
+lock_one(const char *prog, const char *dir, const char *name, int other)
+{
+	struct stat a, b;
+	char path[4096], pid[32];
+	int fd, n;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s.lock", dir, name) >= sizeof(path))
+		log_fatalx(1, "path too long: %s/%s.lock", dir, name);
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) == -1)
+		log_fatal(1, "unable to open %s", path);
+	/* state_dir and run_dir may be one directory: one lock then. */
+	if (other >= 0 && fstat(fd, &a) == 0 && fstat(other, &b) == 0 &&
+	    a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+		close(fd);
+		return -1;
+	}
+	while (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			log_fatalx(1, "another %s (pid %d) holds %s: refusing to share"
+			    " its state; not starting", prog, lock_holder(fd), path);
+		log_fatal(1, "unable to lock %s", path);
+	}
+	n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)n, 0) != n)
+		log_warn("unable to write our pid to %s", path);
+	return fd;
+}
+
+void
+daemon_lock(const struct manta_cfg *c, const char *prog, const char *name)
+{
+	static int fds[2] = { -1, -1 };
+
+	if (fds[0] != -1)
+		return;
+	fds[0] = lock_one(prog, c->state_dir, name, -1);
+	fds[1] = lock_one(prog, c->run_dir, name, fds[0]);
 }

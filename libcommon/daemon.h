@@ -40,6 +40,13 @@ void daemon_trim(void);
 void daemon_ready(int *notify_fd);
 /* Monotonic milliseconds. */
 long long daemon_now_ms(void);
+/* One copy per state: takes an exclusive lock (flock) on
+ * <state_dir>/<name>.lock and <run_dir>/<name>.lock (both directories must
+ * exist), kept until the process exits (close-on-exec: programs it starts
+ * do not hold it), and writes our pid there. Another process of the same
+ * name holding either: logs "another PROG (pid N) holds PATH" and exits 1,
+ * before anything of the state (database, socket) was touched. */
+void daemon_lock(const struct manta_cfg *c, const char *prog, const char *name);
 /* mkdir -p with mode (each created component). 0 or -1. */
 int daemon_mkdirs(const char *path, int mode);
 

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -18,14 +19,17 @@
 struct ipc_server {
 	void *sock;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	Manta__Ipc__Msg__BodyCase *allowed;
-	size_t nallowed;
+	struct ipc_rule *rules;
+	size_t nrules;
+	uid_t owner;		/* of the run dir */
 };
 
 struct ipc_req {
 	zmq_msg_t id;
 	ipc_msg *msg;
 };
+
+static uid_t account_daemon = (uid_t)-1, account_light = (uid_t)-1;
 
 static void *ipc_ctx;
 static pthread_mutex_t ipc_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -207,9 +211,28 @@ set_common_opts(void *sock)
 	return 0;
 }
 
+void
+ipc_set_accounts(uid_t daemon, uid_t light)
+{
+	account_daemon = daemon;
+	account_light = light;
+}
+
+unsigned
+ipc_caller_kind(uid_t uid, uid_t owner)
+{
+	if (uid == 0 || uid == owner)
+		return IPC_FROM_OWNER;
+	if (account_daemon != (uid_t)-1 && uid == account_daemon)
+		return IPC_FROM_DAEMON;
+	if (account_light != (uid_t)-1 && uid == account_light)
+		return IPC_FROM_LIGHT;
+	return 0;
+}
+
 struct ipc_server *
 ipc_server_open(const char *run_dir, const char *name,
-    const Manta__Ipc__Msg__BodyCase *allowed, size_t nallowed)
+    const struct ipc_rule *rules, size_t nrules)
 {
 	struct ipc_server *s;
 	struct stat st;
@@ -223,12 +246,13 @@ ipc_server_open(const char *run_dir, const char *name,
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	snprintf(s->path, sizeof(s->path), "%s/%s.sock", run_dir, name);
-	s->allowed = calloc(nallowed + 1, sizeof(*s->allowed));
-	if (s->allowed == NULL)
+	s->rules = calloc(nrules + 1, sizeof(*s->rules));
+	if (s->rules == NULL)
 		goto fail;
-	if (nallowed)
-		memcpy(s->allowed, allowed, nallowed * sizeof(*allowed));
-	s->nallowed = nallowed;
+	if (nrules)
+		memcpy(s->rules, rules, nrules * sizeof(*rules));
+	s->nrules = nrules;
+	s->owner = stat(run_dir, &st) == 0 ? st.st_uid : geteuid();
 	s->sock = zmq_socket(ipc_context(), ZMQ_ROUTER);
 	if (s->sock == NULL || set_common_opts(s->sock) == -1 ||
 	    zmq_setsockopt(s->sock, ZMQ_ROUTER_MANDATORY, &mandatory, sizeof(mandatory)) == -1) {
@@ -236,7 +260,8 @@ ipc_server_open(const char *run_dir, const char *name,
 		goto fail;
 	}
 	/* A stale socket file from a killed predecessor would make bind fail;
-	 * the supervisor's lock guarantees no live owner. */
+	 * the daemon's lock (daemon_lock, taken first) guarantees no live
+	 * owner. */
 	(void)unlink(s->path);
 	if (zmq_bind(s->sock, ep) == -1) {
 		log_warnx("unable to bind %s: %s", ep, zmq_strerror(errno));
@@ -250,7 +275,7 @@ ipc_server_open(const char *run_dir, const char *name,
 fail:
 	if (s->sock)
 		zmq_close(s->sock);
-	free(s->allowed);
+	free(s->rules);
 	free(s);
 	return NULL;
 }
@@ -262,7 +287,7 @@ ipc_server_close(struct ipc_server *s)
 		return;
 	zmq_close(s->sock);
 	(void)unlink(s->path);
-	free(s->allowed);
+	free(s->rules);
 	free(s);
 }
 
@@ -288,14 +313,125 @@ ipc_req_free(struct ipc_req *req)
 	free(req);
 }
 
-static int
-allowed_case(const struct ipc_server *s, Manta__Ipc__Msg__BodyCase c)
+/* The kinds of caller that may send c here, 0 when it is not served;
+ * *prog: the program a caller other than the owner must be, or NULL. */
+static unsigned
+allowed_from(const struct ipc_server *s, Manta__Ipc__Msg__BodyCase c, const char **prog)
 {
-	if (c == MANTA__IPC__MSG__BODY_STATUS_REQ)
+	unsigned from = c == MANTA__IPC__MSG__BODY_STATUS_REQ ? IPC_FROM_OWNER : 0;
+
+	*prog = NULL;
+	for (size_t i = 0; i < s->nrules; i++)
+		if (s->rules[i].body == c) {
+			from |= s->rules[i].from;
+			*prog = s->rules[i].prog;
+		}
+	return from;
+}
+
+/* Whether an argument of pid's command line names prog (its last part). */
+static int
+cmdline_has(long pid, const char *prog)
+{
+	char path[64], buf[4096];
+	ssize_t n;
+	int fd, found = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return 0;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (char *a = buf; a < buf + n && !found; a += strlen(a) + 1) {
+		const char *b = strrchr(a, '/');
+
+		found = strcmp(b != NULL ? b + 1 : a, prog) == 0;
+	}
+	return found;
+}
+
+/* Whether process pid runs the program named prog: the last component
+ * of /proc/PID/exe (the file it executed, which it cannot change, unlike
+ * its command line). */
+static int
+peer_is(long pid, const char *prog)
+{
+	static const char deleted[] = " (deleted)";	/* replaced by an upgrade */
+	char path[64], buf[PATH_MAX];
+	const char *base;
+	ssize_t n;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
+	if ((n = readlink(path, buf, sizeof(buf) - 1)) == -1) {
+		log_warn("ipc: unable to read %s", path);
+		return 0;
+	}
+	buf[n] = '\0';
+	if ((size_t)n > sizeof(deleted) - 1 &&
+	    strcmp(buf + n - (sizeof(deleted) - 1), deleted) == 0)
+		buf[n - (sizeof(deleted) - 1)] = '\0';
+	base = strrchr(buf, '/');
+	base = base != NULL ? base + 1 : buf;
+	if (strcmp(base, prog) == 0)
 		return 1;
-	for (size_t i = 0; i < s->nallowed; i++)
-		if (s->allowed[i] == c)
-			return 1;
+	/* Under valgrind (MANTA_TEST_VALGRIND) the file executed is its
+	 * tool: then the program is an argument of its command line. Who
+	 * could start valgrind could start prog itself. */
+	if (strncmp(base, "memcheck-", 9) == 0)
+		return cmdline_has(pid, prog);
+	return 0;
+}
+
+static const char *
+kind_name(unsigned kind)
+{
+	switch (kind) {
+	case IPC_FROM_OWNER:
+		return "the node's owner";
+	case IPC_FROM_DAEMON:
+		return "security.daemon_user";
+	case IPC_FROM_LIGHT:
+		return "security.light_user";
+	default:
+		return "no account of the node";
+	}
+}
+
+/* The peer's uid and pid from the "Peer-Address" property libzmq fills
+ * from SO_PEERCRED on ipc:// connections: "host:uid:gid:pid". 0 or -1
+ * (no such property: then nothing is accepted from it). */
+static int
+peer_cred(zmq_msg_t *m, uid_t *uid, long *pid)
+{
+	const char *p = zmq_msg_gets(m, "Peer-Address"), *c[3];
+	const char *end;
+	unsigned long u;
+	char *ep;
+
+	if (p == NULL)
+		return -1;
+	end = p + strlen(p);
+	for (int i = 2; i >= 0; i--) {
+		const char *q = end;
+
+		while (q > p && q[-1] != ':')
+			q--;
+		if (q == p)
+			return -1;
+		c[i] = q;
+		end = q - 1;
+	}
+	errno = 0;
+	u = strtoul(c[0], &ep, 10);
+	if (errno != 0 || *ep != ':' || ep == c[0] || u >= (unsigned long)(uid_t)-1)
+		return -1;
+	*uid = (uid_t)u;
+	*pid = strtol(c[2], &ep, 10);
 	return 0;
 }
 
@@ -326,6 +462,10 @@ ipc_server_recv(struct ipc_server *s, struct ipc_req **out)
 		char err[256];
 		int more;
 		size_t sz = sizeof(more);
+		uid_t uid;
+		long pid;
+		unsigned from, kind;
+		const char *prog;
 
 		if ((req = calloc(1, sizeof(*req))) == NULL)
 			return -1;
@@ -354,6 +494,10 @@ ipc_server_recv(struct ipc_server *s, struct ipc_req **out)
 			continue;
 		}
 		zmq_msg_close(&delim);
+		if (peer_cred(&body, &uid, &pid) == -1) {
+			uid = (uid_t)-1;
+			pid = -1;
+		}
 		if (zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) == 0 && more) {
 			drain(s->sock);
 			zmq_msg_close(&body);
@@ -367,10 +511,31 @@ ipc_server_recv(struct ipc_server *s, struct ipc_req **out)
 			ipc_reply_error(s, req, 2, "bad message: %s", err);
 			continue;
 		}
-		if (!allowed_case(s, req->msg->body_case)) {
+		from = allowed_from(s, req->msg->body_case, &prog);
+		if (from == 0) {
 			log_warnx("ipc %s: refused message type %d", s->path, (int)req->msg->body_case);
 			ipc_reply_error(s, req, 3, "message type %d not accepted here",
 			    (int)req->msg->body_case);
+			continue;
+		}
+		kind = uid == (uid_t)-1 ? 0 : ipc_caller_kind(uid, s->owner);
+		if ((from & kind) && kind != IPC_FROM_OWNER && prog != NULL &&
+		    !peer_is(pid, prog)) {
+			log_warnx("ipc %s: refused message type %d from uid %ld pid %ld"
+			    " (%s): only %s may send it", s->path, (int)req->msg->body_case,
+			    (long)uid, pid, kind_name(kind), prog);
+			ipc_reply_error(s, req, 3, "message type %d not accepted from"
+			    " pid %ld", (int)req->msg->body_case, pid);
+			continue;
+		}
+		if (!(from & kind)) {
+			/* Who is calling, not only what (issue 13). */
+			log_warnx("ipc %s: refused message type %d from uid %ld pid %ld (%s):"
+			    " not accepted from that caller", s->path,
+			    (int)req->msg->body_case, uid == (uid_t)-1 ? -1L : (long)uid, pid,
+			    kind_name(kind));
+			ipc_reply_error(s, req, 3, "message type %d not accepted from uid %ld",
+			    (int)req->msg->body_case, uid == (uid_t)-1 ? -1L : (long)uid);
 			continue;
 		}
 		*out = req;

@@ -40,10 +40,40 @@ int ipc_endpoint(char *buf, size_t len, const char *run_dir, const char *name);
 struct ipc_server;
 struct ipc_req;		/* one request being answered: routing id + decoded msg */
 
-/* Binds "<run_dir>/<name>.sock". allowed: body cases this endpoint accepts
- * (status_req is always accepted). */
+/* Who is calling (issue 13): the kind of the peer, told apart by the uid
+ * the kernel recorded when it connected (SO_PEERCRED, which libzmq puts in
+ * every message's "Peer-Address" property as "host:uid:gid:pid"). */
+#define IPC_FROM_OWNER	0x1	/* uid 0 or the run dir's owner: mantactl, the
+				 * supervisor, mantad-exec */
+#define IPC_FROM_DAEMON	0x2	/* security.daemon_user: mantad-res, -register, -beat */
+#define IPC_FROM_LIGHT	0x4	/* security.light_user: mantad-light */
+
+/* One row of an endpoint's allowlist: a message type and the kinds of
+ * caller that may send it. The table passed to ipc_server_open is the
+ * whole policy: a type it lacks, or a caller not named for it, is refused
+ * (Reply code 3) before the daemon sees the message. StatusRequest is
+ * always accepted from IPC_FROM_OWNER. With prog, a caller that is not
+ * the owner must also be that program (the name of /proc/PID/exe of the
+ * process that connected): among the daemons sharing an account, only
+ * that one. Reading another account's /proc/PID/exe takes root: for
+ * mantad-exec's endpoint. */
+struct ipc_rule {
+	Manta__Ipc__Msg__BodyCase body;
+	unsigned from;
+	const char *prog;
+};
+
+/* The uids of the two accounts ((uid_t)-1: none; those daemons are then
+ * uid 0 and count as IPC_FROM_OWNER). Call before ipc_server_open; a
+ * caller of any other uid is refused everything. */
+void ipc_set_accounts(uid_t daemon, uid_t light);
+/* IPC_FROM_OWNER, IPC_FROM_DAEMON, IPC_FROM_LIGHT, or 0: the kind of
+ * a caller of uid, owner being the run dir's. */
+unsigned ipc_caller_kind(uid_t uid, uid_t owner);
+
+/* Binds "<run_dir>/<name>.sock" with the allowlist rules. */
 struct ipc_server *ipc_server_open(const char *run_dir, const char *name,
-    const Manta__Ipc__Msg__BodyCase *allowed, size_t nallowed);
+    const struct ipc_rule *rules, size_t nrules);
 void ipc_server_close(struct ipc_server *s);
 /* The zmq socket, for zmq_poll (ZMQ_POLLIN). */
 void *ipc_server_socket(struct ipc_server *s);

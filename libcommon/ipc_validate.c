@@ -123,6 +123,8 @@ v_command(const Manta__Ipc__Command *c, char *err, size_t errlen)
 		ERR("command: unknown name");
 	if (!text_ok(c->topic, MAX_TOPIC))
 		ERR("command: bad topic");
+	if (!text_ok(c->handoff, MAX_NAME))
+		ERR("command: bad handoff");
 	return 0;
 }
 

@@ -26,19 +26,17 @@ join(const char *a, const char *b)
 	return p;
 }
 
-/* dir/name, NUL-terminated; NULL when it does not exist, and logged when
- * it exists but cannot be read. */
+/* A whole file, NUL-terminated; NULL when it does not exist, and logged
+ * when it exists but cannot be read. */
 static char *
-slurp(const char *dir, const char *name)
+slurp_path(const char *path)
 {
-	char *path, *buf = NULL;
+	char *buf = NULL;
 	long len;
 	FILE *f;
 
-	if ((path = join(dir, name)) == NULL)
-		return NULL;
 	if ((f = fopen(path, "re")) == NULL)
-		goto out;
+		return NULL;
 	if (fseek(f, 0, SEEK_END) == -1 || (len = ftell(f)) < 0 || len > PEM_MAX ||
 	    fseek(f, 0, SEEK_SET) == -1 || (buf = calloc(1, (size_t)len + 1)) == NULL ||
 	    fread(buf, 1, (size_t)len, f) != (size_t)len) {
@@ -47,9 +45,66 @@ slurp(const char *dir, const char *name)
 		buf = NULL;
 	}
 	fclose(f);
-out:
+	return buf;
+}
+
+/* dir/name, as slurp_path. */
+static char *
+slurp(const char *dir, const char *name)
+{
+	char *path, *buf;
+
+	if ((path = join(dir, name)) == NULL)
+		return NULL;
+	buf = slurp_path(path);
 	free(path);
 	return buf;
+}
+
+/* The roots libgrpc trusts when given none (its ComputePemRootCerts):
+ * $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, else the system's bundle, else the
+ * roots installed with libgrpc. NULL when none reads. */
+static char *
+system_roots(void)
+{
+	static const char *const files[] = {
+		"/etc/ssl/certs/ca-certificates.crt",	/* Debian, Ubuntu, Alpine */
+		"/etc/pki/tls/certs/ca-bundle.crt",	/* Fedora, RHEL */
+		"/etc/ssl/ca-bundle.pem",		/* openSUSE */
+		"/etc/pki/tls/cacert.pem",
+		"/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
+		"/usr/share/grpc/roots.pem",
+	};
+	const char *env = getenv("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH");
+	char *pem;
+
+	if (env != NULL && env[0] != '\0')
+		return slurp_path(env);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+		if ((pem = slurp_path(files[i])) != NULL)
+			return pem;
+	return NULL;
+}
+
+/* ca.crt in addition to the system roots (INTERFACE.md): a manager with a
+ * public certificate works as with the reference, and one whose
+ * certificate comes from the private CA of ca.crt works too. Takes ca. */
+static char *
+with_system_roots(char *ca)
+{
+	char *roots = system_roots(), *both;
+
+	if (roots == NULL) {
+		log_warnx("no system CA roots found: trusting ca.crt alone for the manager");
+		return ca;
+	}
+	if (asprintf(&both, "%s\n%s", roots, ca) == -1) {
+		free(roots);
+		return ca;
+	}
+	free(roots);
+	free(ca);
+	return both;
 }
 
 static char *
@@ -117,8 +172,9 @@ unverified_creds(const char *ca, const char *crt, const char *key)
 }
 
 /* TLS to the manager (WIRE.md section 2, INTERFACE.md): with use_tls the
- * files of cert_folder (ca.crt, else the system roots; node.crt + node.key
- * for mutual TLS when both exist); with port 443 alone the system roots. */
+ * system roots plus cert_folder's ca.crt when present, and node.crt +
+ * node.key for mutual TLS when both exist; with port 443 alone the system
+ * roots. */
 static grpc_channel_credentials *
 make_creds(const struct manta_cfg *c, const struct mgrconn_opts *o, struct mgrconn_tls *t)
 {
@@ -143,12 +199,15 @@ make_creds(const struct manta_cfg *c, const struct mgrconn_opts *o, struct mgrco
 			crt = key = NULL;
 		}
 		if (o->announce)
-			log_info("TLS to the manager: %s, %s%s", ca ? "CA from ca.crt" :
-			    "system CA roots", crt ? "client certificate node.crt" :
+			log_info("TLS to the manager: %s, %s%s", ca ?
+			    "system CA roots and ca.crt" : "system CA roots",
+			    crt ? "client certificate node.crt" :
 			    "no client certificate (no node.crt and node.key)",
 			    crt && t->key_sealed ? " (key sealed in node.key.sbox)" : "");
 	}
 	t->has_ca = ca != NULL;
+	if (ca != NULL)
+		ca = with_system_roots(ca);
 	t->client_cert = crt != NULL;
 	t->verify = c->verify_ssl || !c->use_tls;
 	if (c->use_tls && !c->verify_ssl)
@@ -168,14 +227,15 @@ int
 mgrconn_open(struct mgrconn *mc, const struct manta_cfg *c, const struct mgrconn_opts *o)
 {
 	char ua[128];
-	/* No message size cap (WIRE.md section 2); keepalive as the
+	/* No message size cap unless asked (WIRE.md section 2); keepalive as the
 	 * reference; a short reconnect backoff so a manager that comes back
 	 * is found within seconds; no retries: the caller decides whether to
 	 * try again. Despite its name, MIN_RECONNECT_BACKOFF is how long one
 	 * connection attempt (TCP, TLS, HTTP/2 settings) may take. */
 	grpc_arg args[] = {
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_SEND_MESSAGE_LENGTH, .value.integer = -1 },
-		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1 },
+		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
+		  .value.integer = o->max_recv > 0 ? o->max_recv : -1 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIME_MS, .value.integer = 30000 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_TIMEOUT_MS, .value.integer = 20000 },
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, .value.integer = 500 },

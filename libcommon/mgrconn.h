@@ -19,7 +19,7 @@
 struct mgrconn_tls {
 	bool on;		/* use_tls, or port 443 alone */
 	bool verify;		/* the manager's certificate is checked */
-	bool has_ca;		/* dir/ca.crt, else the system roots */
+	bool has_ca;		/* dir/ca.crt, trusted with the system roots */
 	bool client_cert;	/* dir/node.crt and its key are shown */
 	bool key_sealed;	/* the key is node.key.sbox, not node.key */
 	char *dir;		/* cert_folder, ~ expanded; NULL without one */
@@ -36,6 +36,7 @@ struct mgrconn_opts {
 	const char *prog;	/* user agent "manta-node/<prog>" */
 	int connect_ms;		/* how long one connection attempt may take */
 	bool announce;		/* log which cert_folder files TLS uses */
+	int max_recv;		/* largest message from the manager; 0: no limit */
 };
 
 /* Reads cert_folder (before any sandbox: node.key.sbox opens with the

@@ -1,6 +1,8 @@
-/* mantactl audit show|verify: the node's audit trail, <state_dir>/audit.log
- * (libcommon/audit.h; format and hash in mantactl(8), AUDIT). Both read the
- * file directly: the node need not run. */
+/* mantactl audit show|verify|head: the node's audit trail,
+ * <state_dir>/audit.log (libcommon/audit.h; format and hash in mantactl(8),
+ * AUDIT). All read the file directly: the node need not run. verify and
+ * head check the keyed chain; head prints its last entry for a store
+ * outside the node, and verify --head checks the chain against it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -14,7 +16,8 @@
 #include "log.h"
 #include "mantactl.h"
 
-#define AUDIT_USAGE "audit show [NAME] [-c FILE] [--json] | audit verify [NAME] [-c FILE]"
+#define AUDIT_USAGE "audit show [NAME] [-c FILE] [--json] | audit verify [NAME] [-c FILE]" \
+    " [--head [SEQ:]HASH] | audit head [NAME] [-c FILE] [--json]"
 
 static bool
 member_hidden(const char *k)
@@ -115,12 +118,12 @@ show(const char *path, bool as_json)
 }
 
 static int
-verify(const char *path)
+verify(const char *path, const char *head)
 {
-	char err[512], last[AUDIT_HASH_HEX + 1];
+	char err[512], last[AUDIT_HASH_HEX + 1], id[AUDIT_KEY_ID_HEX + 1];
 	uint64_t n, bad;
 
-	if (audit_verify(path, &n, &bad, last, err, sizeof(err)) == -1) {
+	if (audit_verify_head(path, head, &n, &bad, last, id, err, sizeof(err)) == -1) {
 		if (bad == 0)
 			fprintf(stderr, "mantactl: fatal: %s\n", err);
 		else
@@ -128,13 +131,71 @@ verify(const char *path)
 			    " good entries before it)\n", path, err, n);
 		return CTL_FAIL;
 	}
-	/* The last hash is what an operator keeps elsewhere: removing
-	 * entries from the end shows only against it. */
+	/* The last hash is what an operator keeps elsewhere (audit head):
+	 * removing entries from the end shows only against it. */
 	printf("ok %" PRIu64 " entries", n);
 	if (n > 0)
 		printf(", last hash %s", last);
+	if (*id != '\0')
+		printf(", keyed (chain_key %s)", id);
+	else if (n > 0)
+		printf(", NOT keyed");
+	if (head != NULL)
+		printf(", anchored head %s found", head);
 	printf("\n");
 	return CTL_OK;
+}
+
+/* The head of a good chain: "SEQ HASH", or JSON with the key id. */
+static int
+head(const char *path, bool as_json)
+{
+	char err[512], last[AUDIT_HASH_HEX + 1], id[AUDIT_KEY_ID_HEX + 1];
+	uint64_t n, bad;
+	json_t *o;
+
+	if (audit_verify_head(path, NULL, &n, &bad, last, id, err, sizeof(err)) == -1) {
+		/* Never hand out a head to anchor a chain that is not whole. */
+		fprintf(stderr, "mantactl: fatal: %s: %s (mantactl audit verify)\n", path, err);
+		return CTL_FAIL;
+	}
+	if (!as_json) {
+		printf("%" PRIu64 ":%s\n", n, last);
+		return fflush(stdout) == EOF ? CTL_FAIL : CTL_OK;
+	}
+	o = json_pack("{s:I, s:s, s:o}", "seq", (json_int_t)n, "hash", last,
+	    "chain_key", *id ? json_string(id) : json_null());
+	if (o == NULL)
+		return CTL_FAIL;
+	json_dumpf(o, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	printf("\n");
+	json_decref(o);
+	return fflush(stdout) == EOF ? CTL_FAIL : CTL_OK;
+}
+
+/* Takes "--head VALUE" (or --head=VALUE) out of argv, for ctl_parse. */
+static int
+take_head(int *argc, char **argv, const char **value)
+{
+	for (int i = 1; i < *argc; i++) {
+		int drop;
+
+		if (strcmp(argv[i], "--head") == 0) {
+			if (i + 1 >= *argc)
+				return -1;
+			*value = argv[i + 1];
+			drop = 2;
+		} else if (strncmp(argv[i], "--head=", 7) == 0) {
+			*value = argv[i] + 7;
+			drop = 1;
+		} else
+			continue;
+		for (int j = i; j + drop <= *argc; j++)
+			argv[j] = argv[j + drop];
+		*argc -= drop;
+		return 0;
+	}
+	return 0;
 }
 
 int
@@ -143,7 +204,8 @@ cmd_audit(int argc, char **argv)
 	struct ctl_args a;
 	struct manta_cfg *c;
 	char *path;
-	bool is_show;
+	const char *anchor = NULL;
+	enum { SHOW, VERIFY, HEAD } what;
 	int rc;
 
 	if (argc < 2) {
@@ -151,9 +213,11 @@ cmd_audit(int argc, char **argv)
 		return CTL_USAGE;
 	}
 	if (strcmp(argv[1], "show") == 0)
-		is_show = true;
+		what = SHOW;
 	else if (strcmp(argv[1], "verify") == 0)
-		is_show = false;
+		what = VERIFY;
+	else if (strcmp(argv[1], "head") == 0)
+		what = HEAD;
 	else if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		printf("usage: mantactl %s\n", AUDIT_USAGE);
 		return CTL_OK;
@@ -161,20 +225,30 @@ cmd_audit(int argc, char **argv)
 		fprintf(stderr, "usage: mantactl %s\n", AUDIT_USAGE);
 		return CTL_USAGE;
 	}
-	ctl_options_first(argc - 1, argv + 1);
-	if ((rc = ctl_parse(argc - 1, argv + 1, AUDIT_USAGE, 0, &a)) != 0)
+	argc--;
+	argv++;
+	if (take_head(&argc, argv, &anchor) == -1 || (anchor != NULL && what != VERIFY)) {
+		fprintf(stderr, "usage: mantactl %s\n", AUDIT_USAGE);
+		return CTL_USAGE;
+	}
+	ctl_options_first(argc, argv);
+	if ((rc = ctl_parse(argc, argv, AUDIT_USAGE, 0, &a)) != 0)
 		return rc;
-	if (!is_show && a.json) {
+	if (what == VERIFY && a.json) {
 		fprintf(stderr, "usage: mantactl %s\n", AUDIT_USAGE);
 		return CTL_USAGE;
 	}
 	if ((c = ctl_load_config(&a)) == NULL)
 		return CTL_FAIL;
+	/* The key of the chain, from the node's secret key when it has one;
+	 * else audit.key beside the log. */
+	audit_configure(c);
 	if (asprintf(&path, "%s/%s", c->state_dir, AUDIT_FILE) == -1) {
 		cfg_free(c);
 		return CTL_FAIL;
 	}
-	rc = is_show ? show(path, a.json) : verify(path);
+	rc = what == SHOW ? show(path, a.json) : what == VERIFY ? verify(path, anchor) :
+	    head(path, a.json);
 	free(path);
 	cfg_free(c);
 	return rc;

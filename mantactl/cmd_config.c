@@ -267,6 +267,14 @@ config_init(const struct config_opts *o)
 	return rc;
 }
 
+/* What a reference file's inert keys do here (cfg_notes.c). */
+static void
+print_note(void *arg, const char *text)
+{
+	(void)arg;
+	printf("note: %s\n", text);
+}
+
 int
 cmd_config(int argc, char **argv)
 {
@@ -292,6 +300,7 @@ cmd_config(int argc, char **argv)
 		cfg_print(stdout, c, true);
 	} else {
 		printf("%s: ok\n", path);
+		(void)cfg_reference_notes(c, print_note, NULL);
 		if (strcmp(c->secured_token, CFG_TOKEN_UNSET) == 0)
 			log_warnx("%s: identity.secured_token is the placeholder; "
 			    "set MANTA_TOKEN or write the node's token", path);

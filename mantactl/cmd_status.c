@@ -64,6 +64,58 @@ gpus_json(const Manta__Ipc__ResStatus *res)
 	return a;
 }
 
+/* The effective uid of process pid (/proc/PID/status), -1 if unknown. */
+static long
+proc_uid(int pid)
+{
+	char path[64], line[256];
+	long uid = -1;
+	FILE *f;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		long r, e;
+
+		if (sscanf(line, "Uid: %ld %ld", &r, &e) == 2) {
+			uid = e;
+			break;
+		}
+	}
+	fclose(f);
+	return uid;
+}
+
+/* The daemons that drop to an account (security.daemon_user, light_user). */
+static int
+confined(const char *name)
+{
+	return strcmp(name, "mantad-res") == 0 || strcmp(name, "mantad-register") == 0 ||
+	    strcmp(name, "mantad-beat") == 0 || strcmp(name, "mantad-light") == 0;
+}
+
+/* "security" (issue 13, additive): the seccomp mode the node was started
+ * with, whether root daemons were allowed, and which confined daemons run
+ * as uid 0 now (read from /proc). */
+static json_t *
+security_json(const Manta__Ipc__SupervisorStatus *sup)
+{
+	json_t *root = json_array();
+
+	for (size_t i = 0; i < sup->n_daemons; i++) {
+		const Manta__Ipc__DaemonState *d = sup->daemons[i];
+
+		if (confined(d->name) && strcmp(d->state, "up") == 0 && proc_uid(d->pid) == 0)
+			json_array_append_new(root, json_string(d->name));
+	}
+	return json_pack("{s:o, s:b, s:o}",
+	    "seccomp", json_str_or_null(sup->seccomp && *sup->seccomp ? sup->seccomp : NULL),
+	    "allow_root_daemons", sup->allow_root_daemons, "root_daemons", root);
+}
+
 static json_t *
 build(const struct manta_cfg *c, const Manta__Ipc__SupervisorStatus *sup,
     const Manta__Ipc__RegisterStatus *reg, const Manta__Ipc__BeatStatus *beat,
@@ -77,7 +129,7 @@ build(const struct manta_cfg *c, const Manta__Ipc__SupervisorStatus *sup,
 	if (node_id == NULL)
 		node_id = ident = read_identity(c);
 	json_object_set_new(o, "node_id", json_str_or_null(node_id));
-	json_object_set_new(o, "alias", json_str_or_null(c->alias));
+	json_object_set_new(o, "alias", json_string(cfg_alias(c)));
 	json_object_set_new(o, "state", json_string(node_state(sup, reg, beat, ex)));
 	/* "outbox" (issue 6, additive): what waits for the manager (task log
 	 * messages in register.db) and for the broker (publications in
@@ -86,21 +138,32 @@ build(const struct manta_cfg *c, const Manta__Ipc__SupervisorStatus *sup,
 	    "host", c->manager_host, "port", c->manager_port,
 	    "registered", reg != NULL && reg->registered,
 	    "outbox", reg ? json_integer((json_int_t)reg->outbox) : json_null()));
-	json_object_set_new(o, "mqtt", json_pack("{s:o, s:b, s:o}",
+	/* commands_waiting (issue 15, additive): received by beat and not yet
+	 * taken by their daemon; null when beat does not answer. */
+	json_object_set_new(o, "mqtt", json_pack("{s:o, s:b, s:o, s:o}",
 	    "broker", beat && beat->broker && *beat->broker ? json_string(beat->broker) : json_null(),
 	    "connected", beat != NULL && beat->connected,
-	    "outbox", beat ? json_integer((json_int_t)beat->outbox) : json_null()));
+	    "outbox", beat ? json_integer((json_int_t)beat->outbox) : json_null(),
+	    "commands_waiting", beat ? json_integer((json_int_t)beat->commands_waiting) :
+	    json_null()));
 	/* Why a deploy_task is refused now, null when tasks are taken. */
 	json_object_set_new(o, "refusing", json_str_or_null(ex && ex->refusing &&
 	    *ex->refusing ? ex->refusing : NULL));
+	/* Why the oldest queued task waits, null when none does. */
+	json_object_set_new(o, "waiting", json_str_or_null(ex && ex->waiting &&
+	    *ex->waiting ? ex->waiting : NULL));
 	for (size_t i = 0; i < sup->n_daemons; i++) {
 		const Manta__Ipc__DaemonState *d = sup->daemons[i];
-		json_array_append_new(daemons, json_pack("{s:s, s:o, s:s, s:i, s:I}",
+		long uid = proc_uid(d->pid);
+
+		json_array_append_new(daemons, json_pack("{s:s, s:o, s:s, s:i, s:I, s:o}",
 		    "name", d->name, "pid", d->pid > 0 ? json_integer(d->pid) : json_null(),
 		    "state", d->state, "restarts", (int)d->restarts,
-		    "uptime_s", (json_int_t)d->uptime_s));
+		    "uptime_s", (json_int_t)d->uptime_s,
+		    "uid", uid >= 0 ? json_integer(uid) : json_null()));
 	}
 	json_object_set_new(o, "daemons", daemons);
+	json_object_set_new(o, "security", security_json(sup));
 	json_object_set_new(o, "tasks", json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}",
 	    "queued", ex ? (int)ex->queued : 0, "pending", ex ? (int)ex->pending : 0,
 	    "running", ex ? (int)ex->running : 0, "completed", ex ? (int)ex->completed : 0,
@@ -138,6 +201,20 @@ print_human(const json_t *o)
 	if (json_string_value(json_object_get(o, "refusing")) != NULL)
 		printf("refusing new tasks: %s\n",
 		    json_string_value(json_object_get(o, "refusing")));
+	{
+		json_t *sec = json_object_get(o, "security"), *r;
+		const char *mode = json_string_value(json_object_get(sec, "seccomp"));
+
+		if (mode != NULL && strcmp(mode, "kill") != 0)
+			printf("WARNING: security.seccomp = \"%s\": the daemons' seccomp"
+			    " filters are weakened\n", mode);
+		json_array_foreach(json_object_get(sec, "root_daemons"), i, r)
+			printf("WARNING: %s runs as root (no account for it;"
+			    " security.allow_root_daemons)\n", json_string_value(r));
+	}
+	if (json_string_value(json_object_get(o, "waiting")) != NULL)
+		printf("queued tasks are %s\n",
+		    json_string_value(json_object_get(o, "waiting")));
 	json_array_foreach(json_object_get(o, "daemons"), i, d)
 		printf("  %-16s %-8s pid %-7lld restarts %lld up %llds\n",
 		    json_string_value(json_object_get(d, "name")),

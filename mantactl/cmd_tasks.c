@@ -32,6 +32,9 @@ task_json(const Manta__Ipc__TaskInfo *t)
 	    json_string(t->started_at) : json_null());
 	json_object_set_new(o, "finished_at", t->finished_at && *t->finished_at ?
 	    json_string(t->finished_at) : json_null());
+	/* Additive: why it ended FAILED/STOPPED, or why it waits QUEUED. */
+	json_object_set_new(o, "reason", t->reason && *t->reason ?
+	    json_string(t->reason) : json_null());
 	return o;
 }
 

@@ -21,7 +21,7 @@ static const struct {
 	{ "tasks", cmd_tasks, "tasks [NAME] [-c FILE] [--json]   the node's tasks (exit 3: not running)" },
 	{ "logs", cmd_logs, "logs [NAME] TASK_ID [-c FILE] [-f]   a task's output (-f: follow)" },
 	{ "image", cmd_image, "image import [NAME] IMAGE DIR_OR_TAR | image ls [NAME] [--json]" },
-	{ "audit", cmd_audit, "audit show|verify [NAME] [-c FILE] [--json]   the audit trail (verify: exit 1 at the first bad line)" },
+	{ "audit", cmd_audit, "audit show|verify|head [NAME] [-c FILE] [--json] [--head [SEQ:]HASH]   the audit trail (verify: exit 1 at the first bad line; head: its last entry, to keep elsewhere)" },
 	{ "metrics", cmd_metrics, "metrics [NAME] [-c FILE]   the node's figures in the Prometheus text format (exit 3: not running)" },
 	{ "top", cmd_top, "top [NAME] [-c FILE] [--once] [--minutes M]   resource history from res.db (CPU, memory, tasks)" },
 	{ "cluster", cmd_cluster, "cluster start N [-c TEMPLATE] | cluster status [--json] | cluster stop   N local node instances" },

@@ -1,5 +1,5 @@
-/* The supervisor: starts res, register, beat (then exec and light when
- * installed) in that order, each once the previous one signalled readiness on
+/* The supervisor: starts res, register, beat, exec and light (all five
+ * required: a missing one starts none) in that order, each once the previous one signalled readiness on
  * a pipe (s6's notification-fd), restarts a daemon that dies with exponential
  * backoff, answers status over IPC and stops everything on SIGTERM.
  *
@@ -8,7 +8,14 @@
  * DrainRequest), and polled until no task is left or the drain timeout
  * passes; then the daemons get SIGTERM. SIGINT, or SIGTERM during the
  * drain, skips it. SIGHUP: the file is parsed whole, and only if it is
- * good are the daemons told to reload (SIGHUP).
+ * good are the daemons told to reload (SIGHUP). SIGUSR2 stops for a
+ * restart that keeps the tasks (a package upgrade): no drain, and
+ * mantad-exec gets SIGKILL, not SIGTERM, which would stop its containers;
+ * the next mantad-exec adopts them (recover.c). Exit status 75 then says
+ * "start me again" (manta-node@.service: RestartForceExitStatus=75).
+ *
+ * Under systemd (Type=notify), READY=1 goes to $NOTIFY_SOCKET once every
+ * daemon is up and STOPPING=1 when a stop begins (notify.c).
  *
  * Each daemon is a small state machine (DOWN, STARTING, UP, BACKOFF, FAILED)
  * driven by events from one zmq_poll loop: readiness byte, child exit,
@@ -19,6 +26,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +39,7 @@
 #include "ipc.h"
 #include "log.h"
 #include "mantactl.h"
+#include "notify.h"
 #include "supervise.h"
 
 #define READY_TIMEOUT_MS 15000
@@ -41,6 +51,7 @@
 #define DRAIN_POLL_MS 250
 #define DRAIN_CALL_MS 1000
 #define EXIT_PERMANENT 100	/* a daemon's "do not restart me" (bad config) */
+#define EXIT_RESTART 75		/* after SIGUSR2: "start me again" (EX_TEMPFAIL) */
 
 enum sv_state { SV_DOWN, SV_STARTING, SV_UP, SV_BACKOFF, SV_FAILED };
 static const char *const sv_names[] = { "down", "starting", "up", "backoff", "down" };
@@ -69,6 +80,7 @@ struct sv {
 	long long drain_start, drain_deadline, next_drain_poll;
 	int ready_fd;			/* to the "mantactl start -d" parent */
 	int all_up_told;
+	int keep_tasks;			/* SIGUSR2: a restart leaves the containers */
 	struct ipc_server *ipc;
 };
 
@@ -82,9 +94,9 @@ set_state(struct svc *s, enum sv_state st)
 static int
 spawn(struct sv *sv, struct svc *s)
 {
-	int p[2];
-	pid_t pid;
+	pid_t pid, parent = getpid();
 	sigset_t none;
+	int p[2];
 
 	if (pipe2(p, O_CLOEXEC) == -1) {
 		log_warn("unable to create a readiness pipe for %s", s->name);
@@ -101,6 +113,12 @@ spawn(struct sv *sv, struct svc *s)
 		/* Child: only async-signal-safe calls until execv. */
 		char *argv[] = { (char *)s->path, "-c", (char *)sv->cfg_path, "-r", "3", NULL };
 
+		/* The daemons die with us (SIGKILL, as in a crash of the
+		 * whole node: the next start re-adopts the containers), never
+		 * left running beside the daemons of a new supervisor. We may
+		 * have died before the prctl: then we are no longer the parent. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(111);
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		if (p[1] == 3) {
@@ -153,6 +171,8 @@ start_next(struct sv *sv)
 	if (!sv->all_up_told) {
 		sv->all_up_told = 1;
 		log_info("all daemons up");
+		notify_send("READY=1\nSTATUS=node %s: all %zu daemons up",
+		    sv->cfg->instance, sv->nsvcs);
 		if (sv->ready_fd >= 0) {
 			(void)!write(sv->ready_fd, "\n", 1);
 			close(sv->ready_fd);
@@ -253,12 +273,14 @@ begin_stop(struct sv *sv)
 	sv->draining = 0;
 	sv->stopping = 1;
 	sv->stop_deadline = daemon_now_ms() + STOP_GRACE_MS;
-	log_info("stopping");
+	log_info(sv->keep_tasks ? "stopping for a restart; running tasks stay" : "stopping");
+	notify_send("STOPPING=1\nSTATUS=stopping the daemons");
 	/* Reverse order: beat says goodbye to the manager before the rest go. */
 	for (size_t i = sv->nsvcs; i-- > 0;) {
 		struct svc *s = &sv->svcs[i];
 		if (s->pid > 0)
-			kill(s->pid, SIGTERM);
+			kill(s->pid, sv->keep_tasks && strcmp(s->name, "mantad-exec") == 0 ?
+			    SIGKILL : SIGTERM);
 		else
 			set_state(s, SV_DOWN);
 	}
@@ -336,6 +358,8 @@ begin_drain(struct sv *sv, unsigned timeout_s)
 	sv->next_drain_poll = now + DRAIN_POLL_MS;
 	log_info("draining before the stop: %u task%s to finish, at most %u s",
 	    left, left == 1 ? "" : "s", timeout_s);
+	notify_send("STOPPING=1\nSTATUS=draining: %u task%s to finish, at most %u s",
+	    left, left == 1 ? "" : "s", timeout_s);
 }
 
 static void
@@ -394,6 +418,18 @@ reload(struct sv *sv)
 	    told, told == 1 ? "" : "s");
 }
 
+/* SIGUSR2 joins the signals daemon_signalfd() reads. */
+static int
+watch_sigusr2(int sfd)
+{
+	sigset_t set;
+
+	if (sigprocmask(SIG_BLOCK, NULL, &set) == -1 || sigaddset(&set, SIGUSR2) == -1 ||
+	    sigprocmask(SIG_BLOCK, &set, NULL) == -1)
+		return -1;
+	return signalfd(sfd, &set, SFD_NONBLOCK | SFD_CLOEXEC) == -1 ? -1 : 0;
+}
+
 static int
 all_down(const struct sv *sv)
 {
@@ -441,6 +477,8 @@ answer(struct sv *sv, struct ipc_req *req)
 		sup.daemons = dp;
 		sup.stopping = sv->stopping || sv->draining;
 		sup.config_path = (char *)sv->cfg_path;
+		sup.seccomp = (char *)confine_mode_name(confine_mode_parse(sv->cfg->seccomp));
+		sup.allow_root_daemons = sv->cfg->allow_root_daemons;
 		st.supervisor = &sup;
 		rep.body_case = MANTA__IPC__MSG__BODY_STATUS;
 		rep.status = &st;
@@ -450,27 +488,37 @@ answer(struct sv *sv, struct ipc_req *req)
 	ipc_reply_error(sv->ipc, req, 3, "not handled");
 }
 
-static void
-add_svc(struct sv *sv, const char *bindir, const char *name, int optional)
+/* Every daemon is required: a node without mantad-exec or mantad-light
+ * would register and then fail each deploy. -1 (logged) when the program
+ * is not there to run. */
+static int
+add_svc(struct sv *sv, const char *bindir, const char *name)
 {
 	struct svc *s = &sv->svcs[sv->nsvcs];
 
 	memset(s, 0, sizeof(*s));
-	if (asprintf(&s->path, "%s/%s", bindir, name) == -1)
-		log_fatalx(1, "out of memory");
-	if (optional && access(s->path, X_OK) == -1) {
-		free(s->path);
-		return;
-	}
 	s->name = name;
 	s->ready_fd = -1;
+	if (asprintf(&s->path, "%s/%s", bindir, name) == -1)
+		log_fatalx(1, "out of memory");
 	sv->nsvcs++;
+	if (access(s->path, X_OK) == -1) {
+		log_error("%s is required and cannot be run (%s)", name, s->path);
+		return -1;
+	}
+	return 0;
 }
 
 int
 supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int ready_fd)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_SHUTDOWN };
+	/* Only mantactl stop and mantad-exec's stop_node (issue 13). */
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_SHUTDOWN, IPC_FROM_OWNER, NULL },
+	};
+	static const char *const daemons[] = { "mantad-res", "mantad-register",
+	    "mantad-beat", "mantad-exec", "mantad-light" };
+	const char *missing = NULL;
 	struct sv sv;
 	char *bindir = ctl_bin_dir();
 	int sfd, rc = 0;
@@ -480,19 +528,25 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 	sv.cfg = cfg;
 	sv.cfg_path = cfg_path;
 	sv.ready_fd = ready_fd;
-	add_svc(&sv, bindir, "mantad-res", 0);
-	add_svc(&sv, bindir, "mantad-register", 0);
-	add_svc(&sv, bindir, "mantad-beat", 0);
-	add_svc(&sv, bindir, "mantad-exec", 1);
-	add_svc(&sv, bindir, "mantad-light", 1);
+	for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++)
+		if (add_svc(&sv, bindir, daemons[i]) == -1)
+			missing = daemons[i];
 	free(bindir);
+	if (missing != NULL) {
+		log_errorx("not starting: every daemon is required");
+		tell_parent_failure(&sv, "missing program", missing);
+		for (size_t i = 0; i < sv.nsvcs; i++)
+			free(sv.svcs[i].path);
+		return 1;
+	}
 
 	/* The daemons and the runtime mantad-exec starts can never hold more
 	 * than this (the bounding set is inherited). Before zmq's thread. */
 	if (confine_runtime() == -1)
 		log_fatalx(1, "unable to drop the capabilities no daemon needs");
-	if ((sfd = daemon_signalfd()) == -1)
+	if ((sfd = daemon_signalfd()) == -1 || watch_sigusr2(sfd) == -1)
 		log_fatal(1, "unable to set up signals");
+	(void)notify_init();
 	sv.ipc = ipc_server_open(cfg->run_dir, IPC_SUPERVISE, allowed, 1);
 	if (sv.ipc == NULL) {
 		tell_parent_failure(&sv, "unable to bind the socket", IPC_SUPERVISE);
@@ -560,6 +614,10 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 					begin_stop(&sv);
 				else if (sig == SIGHUP)
 					reload(&sv);
+				else if (sig == SIGUSR2 && !sv.stopping) {
+					sv.keep_tasks = 1;
+					begin_stop(&sv);
+				}
 				else if (sig == SIGCHLD)
 					reap(&sv);
 			}
@@ -586,6 +644,8 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 		}
 	}
 	log_info("stopped");
+	if (sv.keep_tasks && rc == 0)
+		rc = EXIT_RESTART;
 	for (size_t i = 0; i < sv.nsvcs; i++) {
 		close_ready(&sv.svcs[i]);
 		free(sv.svcs[i].path);

@@ -22,6 +22,7 @@
 
 #define TOPIC_SUMMARY "manager/set_system_summary"
 #define TOPIC_NODE_STATUS "manager/set_node_status"
+#define TOPIC_UPDATE_TASK "manager/update_task_status"
 
 #define OUTBOX_MAX_ROWS 10000
 #define OUTBOX_WINDOW 32	/* publications handed to paho at once */
@@ -29,7 +30,10 @@
 #define CONNECT_TIMEOUT_S 10
 #define KEEPALIVE_S 60
 
-#define CALL_CMD_MS 2000	/* Command to exec or register */
+#define CALL_CMD_MS 5000	/* one attempt to hand a Command to exec or register */
+#define CMD_RETRY_MS 500	/* between attempts: until the daemon answers */
+#define CMD_WINDOW 128		/* Commands handed to the command worker at once */
+#define CMD_BACKLOG_MAX 10000	/* Commands waiting in the main loop beyond those */
 #define CALL_REPORT_MS 1000	/* ReportError to register */
 #define CALL_SNAPSHOT_MS 500	/* SnapshotRequest to res */
 #define CALL_REGPOLL_MS 500	/* RegistrationRequest to register */
@@ -50,6 +54,7 @@ enum ev_type {
 	EV_DISCONNECTED,	/* gen */
 	EV_HEARTBEAT,		/* data/len: packed SetSystemSummaryRequest, or NULL if skipped */
 	EV_REGISTRATION,	/* msg: a RegistrationNotice, or NULL when none */
+	EV_CMD_DONE,		/* seq: the command worker finished a Command (its inbox row) */
 };
 
 struct event {
@@ -110,8 +115,13 @@ struct ob_row {
 };
 struct outbox *outbox_open(const char *state_dir);
 void outbox_close(struct outbox *ob);
-/* 0 stored, 1 duplicate key (already stored or delivered), -2 full, -1 error. */
-int outbox_add(struct outbox *ob, const char *topic, const uint8_t *p,
+enum ob_add {
+	OB_STORED,		/* a new row */
+	OB_DUPLICATE,		/* its key is stored or was delivered: nothing done */
+	OB_FULL,		/* OUTBOX_MAX_ROWS rows wait: refused for now */
+	OB_ERROR,		/* beat.db refused (logged) */
+};
+enum ob_add outbox_add(struct outbox *ob, const char *topic, const uint8_t *p,
     size_t len, int qos, const char *key);
 /* The first row with seq > after: 1 found (free with ob_row_clear), 0 none, -1 error. */
 int outbox_next(struct outbox *ob, uint64_t after, struct ob_row *row);
@@ -121,6 +131,22 @@ int outbox_done(struct outbox *ob, uint64_t seq);
 /* Refused for good by paho: the row goes. */
 int outbox_drop(struct outbox *ob, uint64_t seq);
 uint64_t outbox_count(const struct outbox *ob);
+/* beat.db, for inbox.c (same thread: the main loop). */
+struct sqlite3 *outbox_db(const struct outbox *ob);
+
+/* ---- inbox.c: commands received, kept until handed over ---- */
+struct inbox;
+struct inbox *inbox_open(struct sqlite3 *db);
+void inbox_close(struct inbox *in);
+/* Stores one command: its row number (> 0), or 0 when it could not be
+ * stored (logged; the command still goes on, unkept). */
+uint64_t inbox_add(struct inbox *in, const char *topic, const uint8_t *p, size_t len);
+/* Handed over (or refused for good): the row goes. */
+void inbox_done(struct inbox *in, uint64_t seq);
+/* Calls fn for every row kept, oldest first; fn takes topic and payload
+ * (malloc'd). Returns the number of rows, or -1. */
+int inbox_replay(struct inbox *in, void (*fn)(void *arg, uint64_t seq,
+    char *topic, uint8_t *p, size_t len), void *arg);
 
 /* ---- worker.c: blocking IPC calls off the main loop ---- */
 enum job_type {
@@ -142,6 +168,7 @@ struct job {
 	char *content;
 	struct manta_id node_id, swarm_id, task_id;
 	uint32_t iteration, circular;
+	uint64_t seq;		/* JOB_COMMAND: its inbox row, 0 if none */
 	struct beat_probe *probe;	/* JOB_TLSPROBE */
 };
 struct worker;
@@ -176,12 +203,14 @@ struct beat {
 	struct worker *cmdw;	/* Commands and error reports, in order */
 	struct worker *bgw;	/* snapshots and registration polls */
 	struct outbox *ob;
+	struct inbox *in;	/* commands received, until handed over */
 	struct audit *audit;	/* <state_dir>/audit.log: commands received */
 
 	/* the Registration in use */
 	bool have_reg;
 	struct manta_id node_id;
 	char node_hex[ID_HEX_LEN + 1];
+	char client_id[ID_HEX_LEN + 1];	/* the reference's text (dispatch.h) */
 	char *host;
 	int port;
 	char **topics;
@@ -214,6 +243,15 @@ struct beat {
 	uint64_t outbox_peak;	/* the most rows stored at once since start */
 	uint64_t unstored;	/* published without beat.db (it refused writes) */
 
+	/* Commands: at most CMD_WINDOW handed to the worker (so that a post
+	 * never fails), the rest wait here in order, up to CMD_BACKLOG_MAX;
+	 * beyond that a command is refused, visibly (session.c). */
+	size_t cmd_handed;
+	struct job *backlog, *backlog_tail;
+	size_t nbacklog;
+	size_t backlog_peak;
+	uint64_t refused_busy;
+
 	/* rate limit of the warnings about dropped messages */
 	long long drop_sec;
 	unsigned drop_logged;
@@ -238,6 +276,15 @@ void session_event(struct beat *b, struct event *ev);
 /* RegistrationNotice from register (pushed or polled). 0, or -1 with err. */
 int session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
     bool pushed, char *err, size_t errlen);
+/* n messages were dropped before the main loop saw them: logged, and
+ * reported to the manager. */
+void session_dropped(struct beat *b, unsigned n);
+/* Frees the commands still waiting in the main loop: they stay in the
+ * inbox for the next start. */
+void session_backlog_free(struct beat *b);
+/* At start: the inbox's commands (received by the last run, not handed
+ * over) go first, in order. */
+void session_replay(struct beat *b);
 /* Sends pending outbox rows while connected. */
 void session_pump(struct beat *b);
 /* At stop: NodeStatus DISCONNECTED (QoS 1, up to wait_ms), disconnect, free. */

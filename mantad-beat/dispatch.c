@@ -133,6 +133,24 @@ dispatch_printable(char *out, size_t outlen, const char *s, size_t len)
 	out[n] = '\0';
 }
 
+void
+dispatch_client_id(uint64_t head, uint64_t tail, char out[DISPATCH_CLIENT_ID_LEN + 1])
+{
+	char hex[33];
+	const char *p = hex;
+	size_t n;
+
+	snprintf(hex, sizeof(hex), "%016llx%016llx", (unsigned long long)head,
+	    (unsigned long long)tail);
+	while (*p == '0' && p[1] != '\0')
+		p++;
+	/* Python's f"{n:x}", then "0" + it when len != 32. */
+	n = strlen(p);
+	if (n < 32)
+		*out++ = '0';
+	memcpy(out, p, n + 1);
+}
+
 static bool
 pair_set(const Common__System__PairId *p, uint64_t *head, uint64_t *tail)
 {
@@ -169,7 +187,7 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 
 		t = common__tasks__mqtt_task__unpack(NULL, len, p);
 		if (t == NULL)
-			return refuse(d, ERR_ID_VALIDATION,
+			return refuse(d, ERR_ID_MQTT,
 			    "%s payload (%zu bytes) is not a common.tasks.MqttTask",
 			    d->name, len);
 		ok = pair_set(t->swarm_id, &d->swarm_head, &d->swarm_tail);
@@ -178,7 +196,7 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 		d->circular = t->circular;
 		common__tasks__mqtt_task__free_unpacked(t, NULL);
 		if (!ok)
-			return refuse(d, ERR_ID_VALIDATION,
+			return refuse(d, ERR_ID_MQTT,
 			    "%s payload (%zu bytes) lacks swarm_id or task_id",
 			    d->name, len);
 		return 0;
@@ -189,14 +207,14 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 
 		e = common__system__env_id__unpack(NULL, len, p);
 		if (e == NULL)
-			return refuse(d, ERR_ID_VALIDATION,
+			return refuse(d, ERR_ID_MQTT,
 			    "%s payload (%zu bytes) is not a common.system.EnvId",
 			    d->name, len);
 		ok = pair_set(e->swarm_id, &d->swarm_head, &d->swarm_tail);
 		ok = pair_set(e->task_id, &d->task_head, &d->task_tail) && ok;
 		common__system__env_id__free_unpacked(e, NULL);
 		if (!ok)
-			return refuse(d, ERR_ID_VALIDATION,
+			return refuse(d, ERR_ID_MQTT,
 			    "%s payload (%zu bytes) lacks swarm_id or task_id",
 			    d->name, len);
 		return 0;
@@ -207,13 +225,13 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 
 		s = common__system__pair_id__unpack(NULL, len, p);
 		if (s == NULL)
-			return refuse(d, ERR_ID_VALIDATION,
+			return refuse(d, ERR_ID_MQTT,
 			    "%s payload (%zu bytes) is not a common.system.PairId",
 			    d->name, len);
 		ok = pair_set(s, &d->swarm_head, &d->swarm_tail);
 		common__system__pair_id__free_unpacked(s, NULL);
 		if (!ok)
-			return refuse(d, ERR_ID_VALIDATION,
+			return refuse(d, ERR_ID_MQTT,
 			    "%s payload (%zu bytes) names swarm 0", d->name, len);
 		return 0;
 	}
@@ -223,7 +241,7 @@ check_payload(struct dispatch *d, const uint8_t *p, size_t len)
 	case CMD_COLLECT_INFORMATION:
 		if (len == 0 || len > DISPATCH_MAX_TEXT ||
 		    memchr(p, '\0', len) != NULL || !dispatch_utf8_valid(p, len))
-			return refuse(d, ERR_ID_VALIDATION,
+			return refuse(d, ERR_ID_MQTT,
 			    "%s payload (%zu bytes) is not a short UTF-8 text",
 			    d->name, len);
 		return 0;
@@ -239,15 +257,16 @@ dispatch_classify(const char *topic, size_t topic_len, const uint8_t *payload,
 {
 	const char *seg;
 	size_t seglen;
-	char pt[128];
+	char ps[64], pt[128];
 
 	memset(d, 0, sizeof(*d));
 	seg = dispatch_last_segment(topic, topic_len, &seglen);
 	d->cmd = dispatch_lookup(seg, seglen);
 	if (d->cmd == CMD_UNKNOWN) {
+		/* The reference's words (WIRE.md section 5), then ours. */
+		dispatch_printable(ps, sizeof(ps), seg, seglen);
 		dispatch_printable(pt, sizeof(pt), topic, topic_len);
-		return refuse(d, ERR_ID_MQTT,
-		    "unknown command on topic %s (%zu bytes of payload)", pt, len);
+		return refuse(d, ERR_ID_MQTT, "Not allowed method: %s (topic %s)", ps, pt);
 	}
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (commands[i].cmd == d->cmd) {
@@ -255,10 +274,10 @@ dispatch_classify(const char *topic, size_t topic_len, const uint8_t *payload,
 			d->dest = commands[i].dest;
 		}
 	if (len > max)
-		return refuse(d, ERR_ID_VALIDATION,
+		return refuse(d, ERR_ID_MQTT,
 		    "%s payload too large (%zu bytes)", d->name, len);
 	if (payload == NULL && len > 0)
-		return refuse(d, ERR_ID_VALIDATION,
+		return refuse(d, ERR_ID_MQTT,
 		    "%s payload missing (%zu bytes)", d->name, len);
 	return check_payload(d, payload, len);
 }

@@ -17,9 +17,10 @@ enum beat_cmd {
 	CMD_COLLECT_INFORMATION,
 };
 
-/* error_id values of common.system.Error (WIRE.md section 9) */
+/* error_id values of common.system.Error (WIRE.md section 9): every
+ * command refused here (unknown, unparsable, too large) is an MQTT error,
+ * as the reference reports it. */
 #define ERR_ID_NODE 19
-#define ERR_ID_VALIDATION 9
 #define ERR_ID_MQTT 22
 
 /* Largest collect_information text we pass on. */
@@ -53,6 +54,12 @@ bool dispatch_topic_publishable(const char *topic);
 /* A topic filter we may subscribe to: 1..65535 bytes of UTF-8, no NUL,
  * '#' only as the whole last level, '+' only as a whole level. */
 bool dispatch_filter_valid(const char *filter);
+/* The MQTT client id: the node id in the reference's text form (WIRE.md
+ * section 1): lowercase hex without leading zeros, then one "0" put in
+ * front unless that makes 32 digits (id 0xcafe is "0cafe"). */
+#define DISPATCH_CLIENT_ID_LEN 32
+void dispatch_client_id(uint64_t head, uint64_t tail,
+    char out[DISPATCH_CLIENT_ID_LEN + 1]);
 /* Printable, truncated copy of a topic for logs (control bytes as '?'). */
 void dispatch_printable(char *out, size_t outlen, const char *s, size_t len);
 

@@ -6,9 +6,11 @@
 #include "beat.h"
 
 /* Bounds on commands waiting for the main loop: a flood from the broker
- * must not eat the node's memory. Only messages are dropped; completions
- * are small and must all arrive. */
-#define EVQ_MAX_MESSAGES 1000
+ * must not eat the node's memory. Only messages are dropped (and reported
+ * to the manager, main.c); completions are small and must all arrive. The
+ * main loop takes them all at each wake-up, and a burst the broker sends
+ * faster than that waits in session.c's backlog, not here. */
+#define EVQ_MAX_MESSAGES CMD_BACKLOG_MAX
 #define EVQ_MAX_BYTES ((size_t)IPC_MAX_MSG * 4)
 
 static bool

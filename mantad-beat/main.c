@@ -28,10 +28,12 @@
 #define BG_QUEUE 8
 #define STOP_WAIT_MS 2000	/* for the NodeStatus PUBACK at stop */
 
-static const Manta__Ipc__Msg__BodyCase allowed[] = {
-	MANTA__IPC__MSG__BODY_STATUS_REQ,
-	MANTA__IPC__MSG__BODY_PUBLISH,
-	MANTA__IPC__MSG__BODY_REGISTRATION,
+/* Who may ask what (issue 13): publications come from mantad-exec's
+ * outbox, the registration from mantad-register. */
+static const struct ipc_rule allowed[] = {
+	{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_PUBLISH, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_REGISTRATION, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
 };
 
 static void
@@ -52,6 +54,8 @@ reply_status(struct beat *b, struct ipc_req *req)
 	bs.outbox_peak = b->outbox_peak;
 	hist_to_proto(&b->beat_latency, &hp, &lat);
 	bs.heartbeat_latency = &lat;
+	bs.commands_waiting = b->cmd_handed + b->nbacklog;
+	bs.commands_refused = b->refused_busy;
 	sr.beat = &bs;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;
@@ -62,7 +66,7 @@ static void
 handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p)
 {
 	const char *key = p->key != NULL ? p->key : "";
-	int rc;
+	enum ob_add rc;
 
 	if (p->topic == NULL || !dispatch_topic_publishable(p->topic)) {
 		(void)ipc_reply_error(b->srv, req, 1, "bad topic");
@@ -81,7 +85,7 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 	rc = outbox_add(b->ob, p->topic, p->payload.data, p->payload.len,
 	    (int)p->qos, key);
 	switch (rc) {
-	case 0:
+	case OB_STORED:
 		log_debug("stored a publication on %s (%zu bytes, key %s)",
 		    p->topic, p->payload.len, key);
 		if (outbox_count(b->ob) > b->outbox_peak)
@@ -89,19 +93,19 @@ handle_publish(struct beat *b, struct ipc_req *req, const Manta__Ipc__Publish *p
 		(void)ipc_reply_ok(b->srv, req);
 		session_pump(b);
 		break;
-	case 1:
+	case OB_DUPLICATE:
 		log_debug("duplicate publication on %s (key %s): dropped",
 		    p->topic, key);
 		(void)ipc_reply_ok(b->srv, req);
 		break;
-	case -2:
+	case OB_FULL:
 		log_warnx("outbox full (%d rows): refusing a publication on %s",
 		    OUTBOX_MAX_ROWS, p->topic);
 		/* The sender keeps it and tries again: never dropped. */
 		(void)ipc_reply_error(b->srv, req, IPC_CODE_BUSY,
 		    "outbox full (%d rows)", OUTBOX_MAX_ROWS);
 		break;
-	default:
+	case OB_ERROR:
 		/* beat.db refuses writes (disk full, read-only file system):
 		 * rather than lose it, publish it now, unstored, if the
 		 * broker is there; else the sender keeps it and retries. */
@@ -164,7 +168,7 @@ handle_events(struct beat *b)
 	unsigned dropped = evq_run(b->q, apply_event, b);
 
 	if (dropped > 0)
-		log_warnx("dropped %u MQTT messages: too many waiting", dropped);
+		session_dropped(b, dropped);
 }
 
 /* SIGHUP: the log level and the mqtt timers apply at once; the rest
@@ -213,7 +217,7 @@ int
 main(int argc, char **argv)
 {
 	struct daemon_opts opts;
-	struct confine_user user = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
 	struct beat b;
 	int sfd, rc = 0;
 
@@ -225,14 +229,17 @@ main(int argc, char **argv)
 	if (opts.verbose)
 		log_set_level(LOG_LVL_DEBUG);
 
-	if (confine_user_lookup(b.cfg, &user) == -1)
-		log_fatalx(1, "unable to find security.daemon_user");
+	if (confine_accounts(b.cfg, &user, &light) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
+	if (confine_root_check(b.cfg, &user, "security.daemon_user") == -1)
+		exit(100);
 	if ((sfd = daemon_signalfd()) == -1)
 		log_fatal(1, "unable to set up signals");
 	if (ipc_prepare_run_dir(b.cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare %s", b.cfg->run_dir);
-	if (daemon_mkdirs(b.cfg->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create %s", b.cfg->state_dir);
+	if (confine_state_dir(b.cfg) == -1)
+		log_fatalx(1, "unable to prepare %s", b.cfg->state_dir);
+	daemon_lock(b.cfg, PROG, IPC_BEAT);
 	/* Nothing below needs a capability; drop them before zmq, paho and
 	 * the workers start their threads (capabilities are per thread).
 	 * The files are ours (uid 0) and opened before the uid switch. */
@@ -240,6 +247,8 @@ main(int argc, char **argv)
 		log_fatalx(1, "unable to drop capabilities");
 	if ((b.ob = outbox_open(b.cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/beat.db", b.cfg->state_dir);
+	if ((b.in = inbox_open(outbox_db(b.ob))) == NULL)
+		log_fatalx(1, "unable to open the inbox in %s/beat.db", b.cfg->state_dir);
 	if ((b.audit = audit_open(b.cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/%s", b.cfg->state_dir, AUDIT_FILE);
 	if ((b.q = evq_new(&event_ops)) == NULL)
@@ -262,6 +271,7 @@ main(int argc, char **argv)
 	if (sandbox_enter() == -1)
 		log_fatalx(1, "unable to load the seccomp filter");
 	b.state = CONN_NONE;
+	session_replay(&b);
 	b.next_beat = daemon_now_ms();
 	b.outbox_peak = outbox_count(b.ob);
 	log_info("ready: %" PRIu64 " publications in the outbox, waiting for"
@@ -294,12 +304,14 @@ main(int argc, char **argv)
 
 	log_info("stopping");
 	session_close(&b, STOP_WAIT_MS);
+	session_backlog_free(&b);
 	worker_stop(b.cmdw);
 	worker_stop(b.bgw);
 	handle_events(&b);	/* frees what the workers queued last */
 	ipc_server_close(b.srv);
 	ipc_context_term();
 	evq_free(b.q);
+	inbox_close(b.in);
 	outbox_close(b.ob);
 	audit_close(b.audit);
 	free(b.host);

@@ -282,7 +282,12 @@ mq_connect(struct mq *m)
 	int rc;
 
 	o.keepAliveInterval = KEEPALIVE_S;
-	o.cleansession = 1;
+	/* A persistent session (issue 15): with QoS 1 subscriptions the
+	 * broker keeps the commands published while we are away (a restart,
+	 * a lost connection) and delivers them when we are back. The
+	 * reference connects with a clean session; the client id and the
+	 * topics are the same. */
+	o.cleansession = 0;
 	o.MQTTVersion = MQTTVERSION_3_1_1;
 	o.connectTimeout = CONNECT_TIMEOUT_S;
 	o.retryInterval = 0;
@@ -320,7 +325,7 @@ mq_subscribe(struct mq *m, char *const *topics, size_t n)
 		r.onSuccess = on_sub_ok;
 		r.onFailure = on_sub_fail;
 		r.context = CTX(((uint64_t)i << 32) | m->gen);
-		rc = MQTTAsync_subscribe(m->h, topics[i], 0, &r);
+		rc = MQTTAsync_subscribe(m->h, topics[i], 1, &r);
 		if (rc != MQTTASYNC_SUCCESS) {
 			log_warnx("unable to subscribe to %s: paho error %d",
 			    topics[i], rc);

@@ -26,6 +26,11 @@ static const char *const migrations[] = {
 	" key TEXT PRIMARY KEY,"
 	" seq INTEGER NOT NULL);"
 	"CREATE INDEX delivered_seq ON delivered(seq);",
+	/* inbox.c: commands received and not yet handed over */
+	"CREATE TABLE inbox ("
+	" seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" topic TEXT NOT NULL,"
+	" payload BLOB NOT NULL);",
 };
 
 struct outbox {
@@ -63,7 +68,9 @@ outbox_open(const char *state_dir)
 	ob->db = db_open(path, migrations,
 	    (int)(sizeof(migrations) / sizeof(migrations[0])));
 	free(path);
-	if (ob->db == NULL)
+	/* FULL: a publication acknowledged to its sender survives a power
+	 * loss too (NORMAL may take the last commits back). */
+	if (ob->db == NULL || db_durable(ob->db) == -1)
 		goto fail;
 	if (prep(ob, &ob->st_dup,
 	    "SELECT 1 FROM outbox WHERE key = ?1"
@@ -116,7 +123,7 @@ step_warn(struct outbox *ob, const char *what)
 	log_warnx("unable to %s: %s", what, sqlite3_errmsg(ob->db));
 }
 
-int
+enum ob_add
 outbox_add(struct outbox *ob, const char *topic, const uint8_t *p, size_t len,
     int qos, const char *key)
 {
@@ -129,14 +136,14 @@ outbox_add(struct outbox *ob, const char *topic, const uint8_t *p, size_t len,
 		sqlite3_reset(ob->st_dup);
 		sqlite3_clear_bindings(ob->st_dup);
 		if (rc == SQLITE_ROW)
-			return 1;
+			return OB_DUPLICATE;
 		if (rc != SQLITE_DONE) {
 			step_warn(ob, "look the outbox up");
-			return -1;
+			return OB_ERROR;
 		}
 	}
 	if (ob->count >= OUTBOX_MAX_ROWS)
-		return -2;
+		return OB_FULL;
 	sqlite3_bind_text(ob->st_add, 1, topic, -1, SQLITE_STATIC);
 	/* A zero-length blob, not NULL: the column is NOT NULL. */
 	sqlite3_bind_blob64(ob->st_add, 2, len > 0 ? (const void *)p : "", len,
@@ -151,10 +158,10 @@ outbox_add(struct outbox *ob, const char *topic, const uint8_t *p, size_t len,
 	sqlite3_clear_bindings(ob->st_add);
 	if (rc != SQLITE_DONE) {
 		step_warn(ob, "store a publication in the outbox");
-		return -1;
+		return OB_ERROR;
 	}
 	ob->count++;
-	return 0;
+	return OB_STORED;
 }
 
 void
@@ -267,6 +274,12 @@ int
 outbox_drop(struct outbox *ob, uint64_t seq)
 {
 	return delete_row(ob, seq);
+}
+
+sqlite3 *
+outbox_db(const struct outbox *ob)
+{
+	return ob->db;
 }
 
 uint64_t

@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "common/informations.pb-c.h"
+#include "common/tasks.pb-c.h"
 
 #include "audit.h"
 #include "log.h"
@@ -127,7 +128,7 @@ mq_params_fill(const struct beat *b, struct mq_params *p, char *ca, char *cert,
 	memset(p, 0, sizeof(*p));
 	p->host = b->host;
 	p->port = b->port;
-	p->client_id = b->node_hex;
+	p->client_id = b->client_id;
 	p->verify = b->cfg->verify_ssl;
 	p->tls = b->cfg->use_tls || b->port == 8883;
 	if (b->held) {
@@ -238,7 +239,7 @@ static void
 on_connected(struct beat *b, long long now)
 {
 	log_info("connected to %s as %s, %zu topics, %" PRIu64 " in the outbox",
-	    b->broker, b->node_hex, b->ntopics, outbox_count(b->ob));
+	    b->broker, b->client_id, b->ntopics, outbox_count(b->ob));
 	b->state = CONN_CONNECTED;
 	b->failures = 0;
 	(void)mq_subscribe(b->mq, b->topics, b->ntopics);
@@ -354,6 +355,7 @@ session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
 	b->ntopics = n->n_topics;
 	b->node_id = id;
 	id_to_hex(id, b->node_hex);
+	dispatch_client_id(id.head, id.tail, b->client_id);
 	snprintf(b->broker, sizeof(b->broker), "%s%s%s:%d",
 	    strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
 	    b->port);
@@ -517,24 +519,160 @@ audit_command(struct beat *b, const struct event *ev, const char *topic,
 	(void)audit_append(b->audit, "command", f);
 }
 
+/* A command goes to the worker while fewer than CMD_WINDOW are there (the
+ * worker's queue then always has room: nothing is dropped), else waits in
+ * the backlog, in order. */
+static void
+hand_over(struct beat *b, struct job *j)
+{
+	if (b->cmd_handed < CMD_WINDOW && b->backlog == NULL) {
+		if (worker_post(b->cmdw, j) == 0)
+			b->cmd_handed++;
+		return;
+	}
+	if (b->backlog_tail != NULL)
+		b->backlog_tail->next = j;
+	else
+		b->backlog = j;
+	b->backlog_tail = j;
+	if (++b->nbacklog > b->backlog_peak)
+		b->backlog_peak = b->nbacklog;
+	if (b->nbacklog == 1 || b->nbacklog % 1000 == 0)
+		log_info("%zu commands wait for the node's daemons", b->cmd_handed + b->nbacklog);
+}
+
+static void
+backlog_pump(struct beat *b)
+{
+	struct job *j;
+
+	while (b->cmd_handed < CMD_WINDOW && (j = b->backlog) != NULL) {
+		if ((b->backlog = j->next) == NULL)
+			b->backlog_tail = NULL;
+		j->next = NULL;
+		b->nbacklog--;
+		if (worker_post(b->cmdw, j) == 0)
+			b->cmd_handed++;
+	}
+}
+
+void
+session_dropped(struct beat *b, unsigned n)
+{
+	char why[128];
+
+	snprintf(why, sizeof(why), "node busy: %u MQTT messages dropped, too many"
+	    " waiting", n);
+	log_warnx("%s", why);
+	post_report(b, &(struct dispatch){ .error_id = ERR_ID_MQTT }, why);
+}
+
+void
+session_backlog_free(struct beat *b)
+{
+	struct job *j;
+
+	if (b->nbacklog > 0)
+		log_info("stopping: %zu commands not handed over yet, kept in beat.db"
+		    " for the next start", b->nbacklog);
+	while ((j = b->backlog) != NULL) {
+		b->backlog = j->next;
+		job_free(j);
+	}
+	b->backlog_tail = NULL;
+	b->nbacklog = 0;
+}
+
+/* Past CMD_BACKLOG_MAX: refused, and said so where the manager looks: a
+ * deploy_task gets its FAILED TaskUpdate (through the outbox, which needs
+ * no other daemon), every command a SendError (best effort), the audit
+ * trail the reason. */
+static void
+refuse_busy(struct beat *b, const struct event *ev, const struct dispatch *d,
+    const char *why)
+{
+	Common__Tasks__TaskUpdate u = COMMON__TASKS__TASK_UPDATE__INIT;
+	Common__System__PairId sw = COMMON__SYSTEM__PAIR_ID__INIT;
+	Common__System__PairId nd = COMMON__SYSTEM__PAIR_ID__INIT;
+	Common__System__PairId tk = COMMON__SYSTEM__PAIR_ID__INIT;
+	uint8_t buf[128];
+	size_t len;
+
+	if (b->refused_busy++ % 1000 == 0)
+		log_warnx("%s (%" PRIu64 " refused so far)", why, b->refused_busy);
+	audit_command(b, ev, ev->topic, d, why);
+	if (d->cmd == CMD_DEPLOY_TASK) {
+		id_to_pair((struct manta_id){ d->swarm_head, d->swarm_tail }, &sw);
+		id_to_pair(b->node_id, &nd);
+		id_to_pair((struct manta_id){ d->task_head, d->task_tail }, &tk);
+		u.swarm_id = &sw;
+		u.node_id = &nd;
+		u.task_id = &tk;
+		u.iteration = d->iteration;
+		u.circular = d->circular;
+		u.task_status = COMMON__TASKS__TASK_STATUS__FAILED;
+		len = common__tasks__task_update__pack(&u, buf);
+		if (outbox_add(b->ob, TOPIC_UPDATE_TASK, buf, len, 1, "") != 0)
+			log_warnx("unable to store the FAILED update of a refused deploy_task");
+		session_pump(b);
+	}
+	post_report(b, &(struct dispatch){ .error_id = ERR_ID_NODE,
+	    .swarm_head = d->swarm_head, .swarm_tail = d->swarm_tail,
+	    .task_head = d->task_head, .task_tail = d->task_tail,
+	    .iteration = d->iteration, .circular = d->circular }, why);
+}
+
+/* A job for one classified command; takes topic and data. NULL (both
+ * freed) when out of memory. */
+static struct job *
+command_job(const struct beat *b, char *topic, uint8_t *data, size_t len,
+    const struct dispatch *d, uint64_t seq)
+{
+	struct job *j;
+
+	if ((j = job_new(JOB_COMMAND)) == NULL || (j->name = strdup(d->name)) == NULL) {
+		job_free(j);
+		free(topic);
+		free(data);
+		return NULL;
+	}
+	j->dest = d->dest;
+	j->topic = topic;
+	j->data = data;
+	j->len = len;
+	j->seq = seq;
+	j->node_id = b->node_id;
+	j->swarm_id = (struct manta_id){ d->swarm_head, d->swarm_tail };
+	j->task_id = (struct manta_id){ d->task_head, d->task_tail };
+	j->iteration = d->iteration;
+	j->circular = d->circular;
+	return j;
+}
+
 static void
 on_message(struct beat *b, struct event *ev)
 {
 	struct dispatch d;
 	struct job *j;
+	uint64_t seq;
 	char pt[160];
 
 	dispatch_printable(pt, sizeof(pt), ev->topic, ev->topic_len);
-	if (b->stopping) {
-		audit_command(b, ev, pt, NULL, "stopping");
-		return;
-	}
 	if (ev->topic_len != strlen(ev->topic) ||
 	    !dispatch_utf8_valid((const uint8_t *)ev->topic, ev->topic_len)) {
 		if (drop_log_ok(b))
 			log_warnx("dropping a message on a malformed topic %s"
 			    " (%zu bytes)", pt, ev->len);
 		audit_command(b, ev, pt, NULL, "malformed topic");
+		return;
+	}
+	if (b->stopping) {
+		/* Acknowledged already: kept for the next start. */
+		if (ev->data != NULL && inbox_add(b->in, ev->topic, ev->data, ev->len) > 0)
+			audit_command(b, ev, ev->topic, NULL,
+			    "stopping: kept in beat.db for the next start");
+		else
+			audit_command(b, ev, ev->topic, NULL, "stopping");
 		return;
 	}
 	if (dispatch_classify(ev->topic, ev->topic_len, ev->data, ev->len,
@@ -545,26 +683,56 @@ on_message(struct beat *b, struct event *ev)
 		post_report(b, &d, d.reason);
 		return;
 	}
-	log_info("%s from %s (%zu bytes) to %s", d.name, pt, ev->len, d.dest);
-	audit_command(b, ev, ev->topic, &d, NULL);
-	if ((j = job_new(JOB_COMMAND)) == NULL ||
-	    (j->name = strdup(d.name)) == NULL) {
-		log_warnx("dropping %s from %s: out of memory", d.name, pt);
-		job_free(j);
+	if (b->cmd_handed >= CMD_WINDOW && b->nbacklog >= CMD_BACKLOG_MAX) {
+		char why[160];
+
+		snprintf(why, sizeof(why), "node busy: %zu commands wait for the"
+		    " node's daemons; %s refused", b->cmd_handed + b->nbacklog, d.name);
+		refuse_busy(b, ev, &d, why);
 		return;
 	}
-	j->dest = d.dest;
-	j->topic = ev->topic;
+	log_info("%s from %s (%zu bytes) to %s", d.name, pt, ev->len, d.dest);
+	audit_command(b, ev, ev->topic, &d, NULL);
+	seq = inbox_add(b->in, ev->topic, ev->data, ev->len);
+	j = command_job(b, ev->topic, ev->data, ev->len, &d, seq);
 	ev->topic = NULL;
-	j->data = ev->data;
 	ev->data = NULL;
-	j->len = ev->len;
-	j->node_id = b->node_id;
-	j->swarm_id = (struct manta_id){ d.swarm_head, d.swarm_tail };
-	j->task_id = (struct manta_id){ d.task_head, d.task_tail };
-	j->iteration = d.iteration;
-	j->circular = d.circular;
-	(void)worker_post(b->cmdw, j);
+	if (j == NULL) {
+		log_warnx("unable to hand %s from %s over now: out of memory%s", d.name,
+		    pt, seq > 0 ? "; kept for the next start" : "");
+		return;
+	}
+	hand_over(b, j);
+}
+
+static void
+replay_one(void *arg, uint64_t seq, char *topic, uint8_t *p, size_t len)
+{
+	struct beat *b = arg;
+	struct dispatch d;
+	struct job *j;
+
+	if (dispatch_classify(topic, strlen(topic), p, len, IPC_MAX_MSG, &d) == -1) {
+		log_warnx("inbox: dropping a command kept on %s: %s", topic, d.reason);
+		inbox_done(b->in, seq);
+		free(topic);
+		free(p);
+		return;
+	}
+	log_info("%s from %s (%zu bytes, received by the last run) to %s", d.name,
+	    topic, len, d.dest);
+	if ((j = command_job(b, topic, p, len, &d, seq)) != NULL)
+		hand_over(b, j);
+}
+
+void
+session_replay(struct beat *b)
+{
+	int n = inbox_replay(b->in, replay_one, b);
+
+	if (n > 0)
+		log_info("%d command%s received by the last run and not handed over:"
+		    " handing %s over first", n, n == 1 ? "" : "s", n == 1 ? "it" : "them");
 }
 
 /* ---- events and timers ---- */
@@ -635,6 +803,12 @@ session_event(struct beat *b, struct event *ev)
 			log_debug("heartbeat %" PRIu64 " (%zu bytes)",
 			    b->heartbeats, ev->len);
 		}
+		break;
+	case EV_CMD_DONE:
+		inbox_done(b->in, ev->seq);
+		if (b->cmd_handed > 0)
+			b->cmd_handed--;
+		backlog_pump(b);
 		break;
 	case EV_REGISTRATION: {
 		char err[128];

@@ -87,13 +87,19 @@ report(struct worker *w, const struct job *j, uint32_t error_id,
 	free(text);
 }
 
+/* Hands one Command over, trying again every CMD_RETRY_MS until the daemon
+ * answers: a command the broker delivered is never given up while we run
+ * (a slow exec gets it late, never a failure report for what it then
+ * runs; a repeated one is the same command to it). Only a stop ends the
+ * attempts. The main loop hears EV_CMD_DONE either way. */
 static void
-run_command(struct worker *w, struct job *j)
+run_command(struct evq_worker *th, struct worker *w, struct job *j)
 {
 	Manta__Ipc__Msg m = MANTA__IPC__MSG__INIT;
 	Manta__Ipc__Command c;
 	ipc_msg *reply = NULL;
-	char *content = NULL;
+	struct event *ev;
+	int attempts = 1;
 
 	manta__ipc__command__init(&c);
 	c.name = j->name;
@@ -102,16 +108,19 @@ run_command(struct worker *w, struct job *j)
 	c.payload.len = j->len;
 	m.body_case = MANTA__IPC__MSG__BODY_COMMAND;
 	m.command = &c;
-	if (ipc_call(w->run_dir, j->dest, &m, &reply, CALL_CMD_MS) == -1) {
-		log_warnx("unable to hand %s (topic %s) to %s: no answer",
-		    j->name, j->topic, j->dest);
-		if (asprintf(&content, "node daemon %s did not take %s from"
-		    " topic %s", j->dest, j->name, j->topic) >= 0) {
-			report(w, j, ERR_ID_NODE, content);
-			free(content);
+	while (ipc_call(w->run_dir, j->dest, &m, &reply, CALL_CMD_MS) == -1) {
+		if (attempts++ == 1)
+			log_warnx("%s does not answer: holding %s (topic %s) and"
+			    " trying again until it does", j->dest, j->name, j->topic);
+		if (!evq_worker_nap(th, CMD_RETRY_MS)) {
+			log_warnx("stopping: %s (topic %s) was not handed to %s",
+			    j->name, j->topic, j->dest);
+			goto done;
 		}
-		return;
 	}
+	if (attempts > 1)
+		log_info("%s took %s (topic %s) at attempt %d", j->dest, j->name,
+		    j->topic, attempts);
 	/* A refusal is the owner's to report: it knows why. */
 	if (reply->body_case == MANTA__IPC__MSG__BODY_REPLY &&
 	    reply->reply->code != 0)
@@ -121,6 +130,15 @@ run_command(struct worker *w, struct job *j)
 		log_debug("%s took %s (topic %s, %zu bytes)", j->dest, j->name,
 		    j->topic, j->len);
 	ipc_msg_free(reply);
+	if ((ev = event_new(EV_CMD_DONE)) != NULL) {
+		ev->seq = j->seq;
+		evq_push(w->q, ev);
+	}
+	return;
+done:
+	/* Stopping: still in the inbox, for the next start. */
+	if ((ev = event_new(EV_CMD_DONE)) != NULL)
+		evq_push(w->q, ev);
 }
 
 static void
@@ -200,7 +218,7 @@ run_job(struct evq_worker *th, void *job, void *arg)
 
 	switch (j->type) {
 	case JOB_COMMAND:
-		run_command(w, j);
+		run_command(th, w, j);
 		break;
 	case JOB_REPORT:
 		report(w, j, j->error_id, j->content);

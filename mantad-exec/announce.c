@@ -100,7 +100,7 @@ pack_update(const struct exec *x, const struct run *r, enum run_state st,
 	Common__System__PairId swarm = COMMON__SYSTEM__PAIR_ID__INIT;
 	Common__System__PairId node = COMMON__SYSTEM__PAIR_ID__INIT;
 	Common__System__PairId task = COMMON__SYSTEM__PAIR_ID__INIT;
-	char th[ID_HEX_LEN + 1];
+	char sh[ID_HEX_LEN + 1], th[ID_HEX_LEN + 1];
 	uint8_t *payload, *out;
 
 	id_to_pair(r->swarm, &swarm);
@@ -119,9 +119,11 @@ pack_update(const struct exec *x, const struct run *r, enum run_state st,
 	p.payload.data = payload;
 	p.topic = (char *)TOPIC_UPDATE;
 	p.qos = 1;
+	/* The senders' peers drop a repeated key: name the swarm too. */
+	id_to_hex(r->swarm, sh);
 	id_to_hex(r->task, th);
-	snprintf(key, keylen, "%s:%u:%u:%s", th, r->iteration, r->circular,
-	    run_state_name(st));
+	snprintf(key, keylen, "%s:%s:%u:%u:%s", sh, th, r->iteration,
+	    r->circular, run_state_name(st));
 	p.key = key;
 	m.body_case = MANTA__IPC__MSG__BODY_PUBLISH;
 	m.publish = &p;
@@ -264,7 +266,7 @@ int
 announce_transition(struct exec *x, struct run *r, enum run_state st,
     const char *reason, int exit_code, uint32_t error_id)
 {
-	char key[128], th[ID_HEX_LEN + 1], content[CONTENT_MAX + 1];
+	char key[160], th[ID_HEX_LEN + 1], content[CONTENT_MAX + 1];
 	uint8_t *upd = NULL, *err = NULL;
 	size_t ulen = 0, elen = 0;
 	int64_t tseq = 0, useq = 0, eseq = 0;
@@ -308,6 +310,8 @@ announce_transition(struct exec *x, struct run *r, enum run_state st,
 		r->pending_us = hist_now_us();
 	else if (st == RS_RUNNING && r->pending_us != 0)
 		hist_observe(&x->launch, hist_now_us() - r->pending_us);
+	if (st == RS_RUNNING)
+		r->started_at = wall_ms();
 	if (upd != NULL)
 		post(x, IPC_BEAT, useq, upd, ulen);
 	if (err != NULL)
@@ -355,7 +359,7 @@ announce_logs(struct exec *x, struct run *r, const uint8_t *frame, size_t len,
 	Manta__Ipc__TaskLogs tl = MANTA__IPC__TASK_LOGS__INIT;
 	Common__System__PairId swarm = COMMON__SYSTEM__PAIR_ID__INIT;
 	Common__System__PairId task = COMMON__SYSTEM__PAIR_ID__INIT;
-	char key[128], th[ID_HEX_LEN + 1];
+	char key[160], sh[ID_HEX_LEN + 1], th[ID_HEX_LEN + 1];
 	uint8_t *msg = NULL;
 	size_t mlen = 0;
 	int64_t seq = 0;
@@ -363,13 +367,14 @@ announce_logs(struct exec *x, struct run *r, const uint8_t *frame, size_t len,
 	uint32_t old_seq = r->log_seq;
 	bool old_done = r->logs_done;
 
+	id_to_hex(r->swarm, sh);
 	id_to_hex(r->task, th);
 	if (final)
-		snprintf(key, sizeof(key), "%s:%u:%u:final", th, r->iteration,
-		    r->circular);
+		snprintf(key, sizeof(key), "%s:%s:%u:%u:final", sh, th,
+		    r->iteration, r->circular);
 	else
-		snprintf(key, sizeof(key), "%s:%u:%u:%u", th, r->iteration,
-		    r->circular, r->log_seq);
+		snprintf(key, sizeof(key), "%s:%s:%u:%u:%u", sh, th,
+		    r->iteration, r->circular, r->log_seq);
 	id_to_pair(r->swarm, &swarm);
 	id_to_pair(r->task, &task);
 	tl.swarm_id = &swarm;
@@ -400,6 +405,8 @@ announce_logs(struct exec *x, struct run *r, const uint8_t *frame, size_t len,
 	if (msg != NULL)
 		post(x, IPC_REGISTER, seq, msg, mlen);
 	free(msg);
+	if (final)
+		logstore_done(x, r);
 	return 0;
 fail:
 	r->log_sent = old_sent;
@@ -447,7 +454,7 @@ void
 announce_unstored(struct exec *x, const struct run *r, enum run_state st,
     const char *reason, uint32_t error_id)
 {
-	char key[128], th[ID_HEX_LEN + 1], content[CONTENT_MAX + 1];
+	char key[160], th[ID_HEX_LEN + 1], content[CONTENT_MAX + 1];
 	uint8_t *msg;
 	size_t len = 0;
 

@@ -1,4 +1,5 @@
-/* bundle: a run's OCI bundle, <state_dir>/tasks/<task>-<iteration>-<circular>/:
+/* bundle: a run's OCI bundle,
+ * <state_dir>/tasks/<swarm>-<task>-<iteration>-<circular>/:
  *
  *   module.pyz   the payload (0644; 0755 for a "#!" script);
  *   config.json  generated here with jansson (never by string pasting):
@@ -54,11 +55,15 @@ int
 bundle_prepare(struct exec *x, struct run *r, const uint8_t *payload,
     size_t len)
 {
-	char th[ID_HEX_LEN + 1], name[ID_HEX_LEN + 32], *pay = NULL;
+	char sh[ID_HEX_LEN + 1], th[ID_HEX_LEN + 1], name[2 * ID_HEX_LEN + 32];
+	char *pay = NULL;
 	int rc = -1;
 
+	/* Keyed on the swarm too: one task id may run in two swarms. */
+	id_to_hex(r->swarm, sh);
 	id_to_hex(r->task, th);
-	snprintf(name, sizeof(name), "%s-%u-%u", th, r->iteration, r->circular);
+	snprintf(name, sizeof(name), "%s-%s-%u-%u", sh, th, r->iteration,
+	    r->circular);
 	free(r->dir);
 	if ((r->dir = path_join(x->tasks_dir, name)) == NULL)
 		return -1;
@@ -152,6 +157,7 @@ process(struct exec *x, struct run *r)
 	json_t *p = json_object(), *env = json_array(), *caps = json_object();
 	json_t *user = json_object(), *rl = json_object();
 	char th[ID_HEX_LEN + 1], sh[ID_HEX_LEN + 1], host[300], port[16];
+	bool has_path = false, has_home = false;
 	static const char *const capsets[] = {
 		"bounding", "effective", "inheritable", "permitted", "ambient",
 	};
@@ -163,20 +169,25 @@ process(struct exec *x, struct run *r)
 	json_object_set_new(user, "uid", json_integer(0));
 	json_object_set_new(user, "gid", json_integer(0));
 	json_object_set_new(p, "user", user);
+	json_object_set_new(p, "cwd", json_string("/"));
+	/* The image's Env, WorkingDir and User (pull.c); ours win. */
+	image_process(x, r, p, env, &has_path, &has_home);
 	if (r->script)
 		json_object_set_new(p, "args", json_pack("[s]",
 		    "/usr/src/module.pyz"));
 	else
 		json_object_set_new(p, "args", json_pack("[ss]", "python",
 		    "/usr/src/module.pyz"));
-	json_array_append_new(env, json_string(PATH_ENV));
+	if (!has_path)
+		json_array_append_new(env, json_string(PATH_ENV));
 	json_array_append_new(env, json_pack("s++", "TASK_ID=", th, ""));
 	json_array_append_new(env, json_pack("s++", "SWARM_ID=", sh, ""));
 	json_array_append_new(env, json_pack("s++", "RPC_HOST=", host, ""));
 	json_array_append_new(env, json_pack("s++", "RPC_PORT=", port, ""));
 	json_array_append_new(env, json_pack("s++", "MANTA_TASK_TOKEN=",
 	    r->token, ""));
-	json_array_append_new(env, json_string("HOME=/tmp"));
+	if (!has_home)
+		json_array_append_new(env, json_string("HOME=/tmp"));
 	/* Output reaches the log (and the manager) as it is printed. */
 	json_array_append_new(env, json_string("PYTHONUNBUFFERED=1"));
 	if (r->gpu && x->gpus > 0) {
@@ -185,7 +196,6 @@ process(struct exec *x, struct run *r)
 		    "LD_LIBRARY_PATH=/usr/local/nvidia/lib64"));
 	}
 	json_object_set_new(p, "env", env);
-	json_object_set_new(p, "cwd", json_string("/"));
 	for (size_t i = 0; i < N(capsets); i++)
 		json_object_set_new(caps, capsets[i], json_array());
 	json_object_set_new(p, "capabilities", caps);

@@ -39,6 +39,7 @@ run_free(struct run *r)
 	free(r->dir);
 	free(r->log);
 	free(r->stop_reason);
+	free(r->waiting);
 	explicit_bzero(r->token, sizeof(r->token));
 	free(r);
 }
@@ -146,7 +147,7 @@ deploy(struct exec *x, const Common__Tasks__MqttTask *t)
 {
 	char reason[512], th[ID_HEX_LEN + 1], name[32];
 	const char *why;
-	uint32_t error_id = ERR_VALIDATION;
+	uint32_t error_id = ERR_DOCKER;
 	struct run *r, *o, *next;
 
 	if ((why = validate_task(x, t, &error_id, reason, sizeof(reason))) != NULL) {
@@ -165,9 +166,10 @@ deploy(struct exec *x, const Common__Tasks__MqttTask *t)
 	case 0:
 		break;
 	case 1:
+		/* The reference refuses the same round again: NODE. */
 		id_to_hex(r->task, th);
 		announce_error(x, &r->swarm, &r->task, r->iteration, r->circular,
-		    ERR_VALIDATION, "deploy_task refused: task %s iteration %u"
+		    ERR_NODE, "deploy_task refused: task %s iteration %u"
 		    " circular %u was deployed here already", th, r->iteration,
 		    r->circular);
 		run_free(r);
@@ -196,7 +198,7 @@ deploy(struct exec *x, const Common__Tasks__MqttTask *t)
 	    bundle_prepare(x, r, t->payload.data, t->payload.len) == -1 ||
 	    store_run_set(x->db, r) == -1) {
 		(void)announce_transition(x, r, RS_FAILED, "node error: unable to"
-		    " write the bundle", -1, ERR_NODE);
+		    " write the bundle", -1, ERR_DOCKER);
 		bundle_remove(x, r);
 		r->logs_done = true;
 		(void)store_run_set(x->db, r);
@@ -268,6 +270,58 @@ stop_swarm(struct exec *x, struct manta_id swarm, const char *reason)
 	return n;
 }
 
+/* A stop_task that stops nothing: a task never deployed here is unknown,
+ * SendError NODE as the reference; one that ended already is left as it
+ * is (its single final update is out). */
+static void
+stop_task_none(struct exec *x, const Common__System__EnvId *e)
+{
+	struct manta_id swarm = id_from_pair(e->swarm_id);
+	struct manta_id task = id_from_pair(e->task_id);
+	char sh[ID_HEX_LEN + 1], th[ID_HEX_LEN + 1];
+	struct run_row row;
+	int rc;
+
+	id_to_hex(swarm, sh);
+	id_to_hex(task, th);
+	if ((rc = store_run_find(x->db, &swarm, &task, NULL, &row)) == 1) {
+		log_info("stop_task: task %s ended already (%s)", th, row.status);
+		return;
+	}
+	if (rc == 0)
+		announce_error(x, &swarm, &task, 0, 0, ERR_NODE, "stop_task:"
+		    " task %s of swarm %s is not known on this node", th, sh);
+}
+
+/* A hand-off seen already (the sender retries after no answer): true.
+ * Else it is remembered, the oldest of HANDOFFS forgotten. */
+static bool
+handoff_seen(struct exec *x, const char *id)
+{
+	char *copy;
+
+	if (id == NULL || *id == '\0')
+		return false;
+	for (unsigned i = 0; i < HANDOFFS; i++)
+		if (x->handoffs[i] != NULL && strcmp(x->handoffs[i], id) == 0)
+			return true;
+	if ((copy = strdup(id)) == NULL)
+		return false;
+	free(x->handoffs[x->handoff_next]);
+	x->handoffs[x->handoff_next] = copy;
+	x->handoff_next = (x->handoff_next + 1) % HANDOFFS;
+	return false;
+}
+
+void
+command_free(struct exec *x)
+{
+	for (unsigned i = 0; i < HANDOFFS; i++) {
+		free(x->handoffs[i]);
+		x->handoffs[i] = NULL;
+	}
+}
+
 int
 command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
     size_t errlen)
@@ -276,11 +330,17 @@ command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
 	const uint8_t *data = c->payload.data;
 	size_t len = c->payload.len;
 
+	if (handoff_seen(x, c->handoff)) {
+		log_info("%s: hand-off %s again: the same command, done already",
+		    c->name, c->handoff);
+		return 0;
+	}
+
 	if (strcmp(c->name, "deploy_task") == 0) {
 		Common__Tasks__MqttTask *t;
 
 		if ((t = common__tasks__mqtt_task__unpack(NULL, len, data)) == NULL) {
-			announce_error(x, &zero, &zero, 0, 0, ERR_VALIDATION,
+			announce_error(x, &zero, &zero, 0, 0, ERR_MQTT,
 			    "deploy_task: payload of %zu bytes is not a MqttTask",
 			    len);
 			snprintf(err, errlen, "payload is not a MqttTask");
@@ -292,18 +352,15 @@ command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
 	}
 	if (strcmp(c->name, "stop_task") == 0) {
 		Common__System__EnvId *e;
-		char th[ID_HEX_LEN + 1];
 
 		if ((e = common__system__env_id__unpack(NULL, len, data)) == NULL) {
-			announce_error(x, &zero, &zero, 0, 0, ERR_VALIDATION,
+			announce_error(x, &zero, &zero, 0, 0, ERR_MQTT,
 			    "stop_task: payload of %zu bytes is not an EnvId", len);
 			snprintf(err, errlen, "payload is not an EnvId");
 			return -1;
 		}
-		if (stop_task(x, e) == 0) {
-			id_to_hex(id_from_pair(e->task_id), th);
-			log_info("stop_task: task %s is not running here", th);
-		}
+		if (stop_task(x, e) == 0)
+			stop_task_none(x, e);
 		common__system__env_id__free_unpacked(e, NULL);
 		return 0;
 	}
@@ -313,7 +370,7 @@ command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
 		int n;
 
 		if ((p = common__system__pair_id__unpack(NULL, len, data)) == NULL) {
-			announce_error(x, &zero, &zero, 0, 0, ERR_VALIDATION,
+			announce_error(x, &zero, &zero, 0, 0, ERR_MQTT,
 			    "stop_swarm: payload of %zu bytes is not a PairId", len);
 			snprintf(err, errlen, "payload is not a PairId");
 			return -1;

@@ -26,6 +26,7 @@
 #include "cfg.h"
 #include "daemon.h"
 #include "evq.h"
+#include "file.h"
 #include "hist.h"
 #include "id.h"
 #include "ipc.h"
@@ -33,27 +34,28 @@
 #define PROG "mantad-exec"
 
 #define PAYLOAD_MAX	(16u << 20)	/* bytes of a deploy_task payload */
-#define ROUND_MAX	65535u		/* iteration, circular: uint16 in log frames */
 #define ALIAS_MAX	255
 #define TOKEN_BYTES	32		/* MANTA_TASK_TOKEN: 256 random bits */
 #define TOKEN_HEX	(2 * TOKEN_BYTES)
 #define CID_MAX		96
 #define PIDS_MAX	512		/* pids.limit per container */
 #define STOP_GRACE_MS	5000		/* SIGTERM -> SIGKILL */
-#define STREAM_MS	1000		/* log chunk period with tasks.stream_logs */
+#define STREAM_MS	1000		/* log chunk period with tasks.live_logs_to_manager */
 #define CHUNK_MAX	(1u << 20)	/* raw bytes per streamed chunk */
 #define LOGS_REPLY_MAX	(1u << 20)	/* bytes per LogsChunk */
 #define CAPACITY_MS	60000		/* capacity refresh from mantad-res */
 #define ADOPT_POLL_MS	250		/* files of shims we did not start */
 #define KEEP_RUNS	5000		/* finished runs kept in exec.db */
 #define TASKS_REPLY_MAX	5000
+#define HANDOFFS	1024		/* Command.handoff ids remembered */
 
 /* Error ids of common.system.Error (WIRE.md section 9). */
 #define ERR_VALIDATION	9
 #define ERR_TIMEOUT	11
 #define ERR_RESOURCE	12
-#define ERR_DOCKER	18
-#define ERR_NODE	19
+#define ERR_DOCKER	18	/* a deployment failed */
+#define ERR_NODE	19	/* a redeploy refused, an unknown stop_task */
+#define ERR_MQTT	22	/* a command payload that does not decode */
 
 enum run_state {
 	RS_QUEUED,	/* waiting for a slot (ours; not on the wire) */
@@ -99,6 +101,7 @@ struct run {
 
 	bool stop_requested;
 	char *stop_reason;
+	char *waiting;			/* QUEUED: why, as stored in run.reason */
 	bool reserved;			/* counted in admitted, cpu/mem used */
 	double cpu;			/* reserved while PENDING/RUNNING */
 	uint64_t mem;
@@ -147,17 +150,22 @@ struct exec {
 	unsigned admitted;		/* PENDING + RUNNING */
 	double cpu_used, cpu_budget;
 	uint64_t mem_used, mem_budget;
+	uint64_t mem_total;		/* the node's memory, 0 before known */
+	uint64_t log_bytes;		/* logs of finished runs (logstore.c) */
 	unsigned gpus;			/* NVIDIA devices seen at start */
 	bool userns;			/* containers.userns (userns.c) */
 	uint32_t userns_uid, userns_uid_size;	/* host ids of container 0.. */
 	uint32_t userns_gid, userns_gid_size;
 	struct audit *audit;		/* <state_dir>/audit.log */
+	struct pulls *pulls;		/* pull.c */
 
 	unsigned unacked;		/* messages the senders still hold */
 	bool draining;
 	bool stopping;			/* SIGTERM: stop every task, then exit */
 	bool recovering;		/* recover_runs: admit nothing yet */
 	bool shutdown_asked;		/* stop_node: asked the supervisor */
+	char *handoffs[HANDOFFS];	/* the last Command.handoff ids seen */
+	unsigned handoff_next;
 	long long next_stream;
 	long long next_capacity;
 	long long next_adopt_poll;
@@ -172,6 +180,7 @@ enum ev_type {
 	EV_FRAME_FAILED,/* run_id, final */
 	EV_CAPACITY,	/* cpus, mem */
 	EV_SHUTDOWN,	/* code: 0 the supervisor took it, -1 not there */
+	EV_PULLED,	/* data: "image\0reason\0"; code 0 pulled, -1 failed */
 };
 struct event {
 	struct event *next;
@@ -223,6 +232,8 @@ sqlite3 *store_open(const char *state_dir);
 int store_run_insert(sqlite3 *db, struct run *r, const char *status,
     const char *reason);
 int store_run_set(sqlite3 *db, const struct run *r);	/* cid, dir, shim... */
+/* run.reason of a run that waits (QUEUED): why. */
+int store_run_reason(sqlite3 *db, const struct run *r, const char *reason);
 /* Loads every run that is not final or whose logs are not done. */
 int store_runs_load(struct exec *x);
 /* The newest run of (swarm, task) or by token: 1 found, 0, -1. */
@@ -280,9 +291,11 @@ void validate_hostname(const char *alias, const struct manta_id *task,
     char *out, size_t len);
 
 /* ---- command.c: deploy_task, stop_task, stop_swarm, stop_node ---- */
-/* 0 taken, -1 refused (err filled). */
+/* 0 taken, -1 refused (err filled). A Command.handoff seen already is the
+ * same command again: 0, nothing done. */
 int command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
     size_t errlen);
+void command_free(struct exec *x);	/* the hand-off ids */
 /* Asks r to stop with reason; a queued run ends STOPPED at once. */
 void run_stop(struct exec *x, struct run *r, const char *reason);
 struct run *run_new(void);
@@ -293,9 +306,12 @@ void run_maybe_forget(struct exec *x, struct run *r);
 /* ---- queue.c: admission ---- */
 void queue_init_capacity(struct exec *x);
 void queue_set_capacity(struct exec *x, unsigned cpus, uint64_t mem);
-/* Starts queued runs, oldest first, while a slot and the reservations fit. */
+/* Starts queued runs, oldest first, while a slot and the memory fit; fails
+ * those that never can. */
 void queue_admit(struct exec *x);
 void queue_release(struct exec *x, struct run *r);
+/* Why the oldest queued run waits, NULL when none does. */
+const char *queue_waiting(const struct exec *x);
 /* Recovery: a run found PENDING or RUNNING holds its reservation. */
 void queue_hold(struct exec *x, struct run *r);
 
@@ -308,6 +324,26 @@ int bundle_write_config(struct exec *x, struct run *r, char *err, size_t errlen)
 void bundle_remove(struct exec *x, struct run *r);
 /* The image's rootfs, malloc'd; NULL if the name is refused. */
 char *bundle_rootfs(const struct exec *x, const char *image);
+
+/* ---- pull.c: images pulled on deploy (issue 12) ---- */
+struct pulls;
+struct pulls *pulls_start(struct exec *x);
+void pulls_stop(struct pulls *p);	/* kills the pulls in flight */
+/* Whether r must wait for its image: true while a pull of it (started
+ * here when none is in flight) runs. Main thread only. */
+bool pull_wait(struct exec *x, struct run *r);
+/* EV_PULLED: starts the runs waiting for ev's image, or fails them. */
+void pull_done(struct exec *x, const struct event *ev);
+/* Why r's image cannot be pulled here (containers.registries), NULL if
+ * it can. */
+const char *pull_refused(const struct exec *x, const char *image, char *buf,
+    size_t len);
+/* The image config of r's image in process p: uid, gid, cwd and its Env
+ * first in env, less the variables the node sets. */
+void image_process(const struct exec *x, const struct run *r, json_t *p,
+    json_t *env, bool *has_path, bool *has_home);
+/* argv after "--pull". Never returns. */
+void pull_main(int argc, char **argv) __attribute__((noreturn));
 
 /* ---- userns.c: containers.userns ---- */
 /* The host id ranges (config, /etc/subuid and /etc/subgid, 100000). */
@@ -343,6 +379,9 @@ void runtime_status_input(struct exec *x, struct run *r);
 void runtime_check_adopted(struct exec *x, struct run *r, bool exited);
 /* The shim of r is gone: read its result and end the run. */
 void runtime_finish(struct exec *x, struct run *r);
+/* Kills and deletes container cid in a child of ours, without waiting
+ * (runtime_reap reaps it): the main loop never waits for the runtime. */
+void runtime_cleanup_async(const struct exec *x, const char *cid);
 /* Runs "runtime --root R ARGS..." and waits (recovery only). Exit status,
  * -1 if it could not run. Output to out if not NULL. */
 int runtime_cmd(const struct exec *x, char *out, size_t outlen, ...)
@@ -379,18 +418,26 @@ uint8_t *logs_frame(const uint8_t header[52], const char *path, uint64_t from,
     uint64_t max, size_t *len, uint64_t *upto);
 /* Posts a frame job for r if one is due (streaming) or final. */
 void logs_kick(struct exec *x, struct run *r);
+/* r reached its final state: its one upload when it ended by itself
+ * (logs_kick), else none (logs done). */
+void logs_end(struct exec *x, struct run *r);
+/* Appends "[mantad-exec: text]" to r's output (a timeout's reason). */
+void logs_note(const struct run *r, const char *text);
 void logs_stream_tick(struct exec *x);
 void logs_frame_done(struct exec *x, const struct event *ev);
 /* Answers a LogsRequest. */
 int logs_read(struct exec *x, const Manta__Ipc__LogsRequest *req,
     Manta__Ipc__LogsChunk *out);
 
+/* ---- logstore.c: tasks.log_store_max_size ---- */
+/* Counts the logs of finished runs (at start) and trims them. */
+void logstore_init(struct exec *x);
+/* r's logs are done: counts its file, removes the oldest over the bound. */
+void logstore_done(struct exec *x, const struct run *r);
+
 /* ---- util ---- */
-char *path_join(const char *a, const char *b);
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);
 long long wall_ms(void);
 int rm_rf(const char *path);
-/* Reads a small file into buf (NUL-terminated). Bytes read or -1. */
-ssize_t read_small(const char *path, char *buf, size_t len);
 
 #endif

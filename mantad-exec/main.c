@@ -38,13 +38,16 @@
 #define IDENTITY_WAIT_MS 10000
 #define MAX_FDS 1024
 
-static const Manta__Ipc__Msg__BodyCase allowed[] = {
-	MANTA__IPC__MSG__BODY_STATUS_REQ,
-	MANTA__IPC__MSG__BODY_COMMAND,
-	MANTA__IPC__MSG__BODY_TASKS_REQ,
-	MANTA__IPC__MSG__BODY_LOGS_REQ,
-	MANTA__IPC__MSG__BODY_DRAIN,
-	MANTA__IPC__MSG__BODY_TASK_LOOKUP,
+/* Who may ask what (issue 13): the manager's commands come through
+ * mantad-beat; lists, logs and drains from mantactl and the supervisor;
+ * mantad-light may only ask who a caller is. */
+static const struct ipc_rule allowed[] = {
+	{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_COMMAND, IPC_FROM_OWNER | IPC_FROM_DAEMON, "mantad-beat" },
+	{ MANTA__IPC__MSG__BODY_TASKS_REQ, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_LOGS_REQ, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_DRAIN, IPC_FROM_OWNER, NULL },
+	{ MANTA__IPC__MSG__BODY_TASK_LOOKUP, IPC_FROM_OWNER | IPC_FROM_LIGHT, NULL },
 };
 
 static void
@@ -75,6 +78,7 @@ reply_status(struct exec *x, struct ipc_req *req)
 	es.outbox = x->unacked;
 	hist_to_proto(&x->launch, &hp, &launch);
 	es.launch_latency = &launch;
+	es.waiting = (char *)(queue_waiting(x) ? queue_waiting(x) : "");
 	sr.exec = &es;
 	m.body_case = MANTA__IPC__MSG__BODY_STATUS;
 	m.status = &sr;
@@ -194,6 +198,14 @@ handle_ipc(struct exec *x)
 	}
 }
 
+/* What the keys a reference node ignores do here (cfg_notes.c). */
+static void
+log_note(void *arg, const char *text)
+{
+	(void)arg;
+	log_info("config: %s", text);
+}
+
 static void
 begin_stop(struct exec *x)
 {
@@ -228,6 +240,9 @@ apply_event(void *arg, void *item)
 		queue_set_capacity(x, ev->cpus, ev->mem);
 		queue_admit(x);
 		break;
+	case EV_PULLED:
+		pull_done(x, ev);
+		break;
 	case EV_SHUTDOWN:
 		if (ev->code != 0) {
 			log_info("stop_node: no supervisor: stopping mantad-exec"
@@ -251,6 +266,8 @@ reload(struct exec *x)
 	c->retry_attempts = n->retry_attempts;
 	c->cleanup_on_failure = n->cleanup_on_failure;
 	c->stream_logs = n->stream_logs;
+	c->live_logs_to_manager = n->live_logs_to_manager;
+	c->reserve_cpu = n->reserve_cpu;
 	c->reserve_cpu_percent = n->reserve_cpu_percent;
 	c->reserve_memory_mb = n->reserve_memory_mb;
 	c->max_disk_usage_percent = n->max_disk_usage_percent;
@@ -369,16 +386,16 @@ setup_dirs(struct exec *x)
 	uint8_t h[4];
 	char *real;
 
-	struct confine_user u;
+	struct confine_user u, light;
 
 	/* The run dir is shared with security.daemon_user's group: the
 	 * unprivileged daemons connect to exec.sock. */
-	if (confine_user_lookup(c, &u) == -1)
-		log_fatalx(1, "unable to find security.daemon_user");
+	if (confine_accounts(c, &u, &light) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
 	if (ipc_prepare_run_dir(c->run_dir, confine_user_group(&u)) == -1)
 		log_fatalx(1, "unable to prepare %s", c->run_dir);
-	if (daemon_mkdirs(c->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create %s", c->state_dir);
+	if (confine_state_dir(c) == -1)
+		log_fatalx(1, "unable to prepare %s", c->state_dir);
 	if ((x->tasks_dir = path_join(c->state_dir, "tasks")) == NULL ||
 	    (x->logs_dir = path_join(c->state_dir, "logs")) == NULL ||
 	    (x->runtime_root = path_join(c->state_dir, "runtime-root")) == NULL)
@@ -406,6 +423,7 @@ free_all(struct exec *x)
 		TAILQ_REMOVE(&x->runs, r, all);
 		run_free(r);
 	}
+	command_free(x);
 	json_decref(x->seccomp);
 	free(x->runtime);
 	free(x->runtime_name);
@@ -427,6 +445,8 @@ main(int argc, char **argv)
 
 	if (argc >= 2 && strcmp(argv[1], "--shim") == 0)
 		shim_main(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "--pull") == 0)
+		pull_main(argc - 2, argv + 2);
 
 	memset(&x, 0, sizeof(x));
 	TAILQ_INIT(&x.runs);
@@ -449,6 +469,7 @@ main(int argc, char **argv)
 	if ((sfd = daemon_signalfd()) == -1)
 		log_fatal(1, "unable to set up signals");
 	setup_dirs(&x);
+	daemon_lock(x.cfg, PROG, IPC_EXEC);
 	(void)runtime_resolve(&x);
 	runtime_probe_cgroups(&x);
 	userns_init(&x);
@@ -466,6 +487,8 @@ main(int argc, char **argv)
 	x.to_beat = sender_start(x.cfg->run_dir, IPC_BEAT, x.q);
 	x.to_register = sender_start(x.cfg->run_dir, IPC_REGISTER, x.q);
 	x.jobs = jobs_start(x.cfg->run_dir, x.q);
+	if ((x.pulls = pulls_start(&x)) == NULL)
+		log_fatalx(1, "unable to start the pull thread");
 	if (x.to_beat == NULL || x.to_register == NULL || x.jobs == NULL)
 		log_fatalx(1, "unable to start the helper threads");
 	queue_init_capacity(&x);
@@ -475,6 +498,7 @@ main(int argc, char **argv)
 	(void)announce_replay(&x);
 	recover_runs(&x);
 	store_prune(x.db);
+	logstore_init(&x);
 	x.srv = ipc_server_open(x.cfg->run_dir, IPC_EXEC, allowed,
 	    sizeof(allowed) / sizeof(allowed[0]));
 	if (x.srv == NULL)
@@ -483,6 +507,7 @@ main(int argc, char **argv)
 	log_info("ready: node %s, runtime %s, at most %d tasks at once%s",
 	    x.node_hex, x.runtime ? x.runtime : "(none)", x.cfg->max_concurrent,
 	    x.draining ? ", draining" : "");
+	(void)cfg_reference_notes(x.cfg, log_note, NULL);
 	daemon_ready(&opts.notify_fd);
 	queue_admit(&x);
 
@@ -556,6 +581,7 @@ main(int argc, char **argv)
 	sender_stop(x.to_beat);
 	sender_stop(x.to_register);
 	jobs_stop(x.jobs);
+	pulls_stop(x.pulls);
 	(void)evq_run(x.q, apply_event, &x);
 	ipc_server_close(x.srv);
 	ipc_context_term();

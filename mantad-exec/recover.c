@@ -63,8 +63,7 @@ sweep_orphans(struct exec *x)
 		if (strncmp(id, "manta-", 6) != 0 || owned(x, id))
 			continue;
 		log_warnx("container %s belongs to no task: deleting it", id);
-		(void)runtime_cmd(x, NULL, 0, "kill", id, "KILL", NULL);
-		(void)runtime_cmd(x, NULL, 0, "delete", "--force", id, NULL);
+		runtime_cleanup_async(x, id);
 	}
 }
 
@@ -111,8 +110,8 @@ recover_runs(struct exec *x)
 			runtime_finish(x, r);
 			break;
 		default:
-			r->want_final = true;
-			logs_kick(x, r);
+			logs_end(x, r);
+			run_maybe_forget(x, r);
 			break;
 		}
 	}

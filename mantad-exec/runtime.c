@@ -421,9 +421,9 @@ finish(struct exec *x, struct run *r, enum run_state st, const char *reason,
 	queue_release(x, r);
 	if (!keep)
 		bundle_remove(x, r);
-	r->want_final = true;
-	logs_kick(x, r);
+	logs_end(x, r);
 	queue_admit(x);		/* a slot is free */
+	run_maybe_forget(x, r);
 }
 
 void
@@ -447,8 +447,7 @@ runtime_finish(struct exec *x, struct run *r)
 		/* The shim died without a word (killed): the container may
 		 * still run, unwatched. Nothing of it may stay. */
 		log_warnx("container %s lost its shim: deleting it", r->cid);
-		(void)runtime_cmd(x, NULL, 0, "kill", r->cid, "KILL", NULL);
-		(void)runtime_cmd(x, NULL, 0, "delete", "--force", r->cid, NULL);
+		runtime_cleanup_async(x, r->cid);
 		if (r->stop_requested)
 			finish(x, r, RS_STOPPED, r->stop_reason, -1, 0);
 		else
@@ -482,7 +481,11 @@ runtime_finish(struct exec *x, struct run *r)
 		    res.exit >= 0 ? res.exit : res.sig ? 128 + res.sig : -1, 0);
 	else if (res.timeout) {
 		snprintf(reason, sizeof(reason), "timeout: still running after"
-		    " tasks.task_timeout = %d s", x->cfg->task_timeout);
+		    " tasks.task_timeout = %d s: stopped, reported FAILED",
+		    x->cfg->task_timeout);
+		/* The end of the run as far as the manager knows: say why in
+		 * the logs it gets. */
+		logs_note(r, reason);
 		finish(x, r, RS_FAILED, reason, res.sig ? 128 + res.sig : res.exit,
 		    ERR_TIMEOUT);
 	} else if (res.exit == 0)
@@ -504,6 +507,62 @@ runtime_finish(struct exec *x, struct run *r)
 		finish(x, r, RS_FAILED, reason, 128 + res.sig, 0);
 	} else
 		finish(x, r, RS_FAILED, "exit status unknown", -1, ERR_NODE);
+}
+
+/* In a child of the cleaner: runs argv and waits for it. Async-signal-safe
+ * calls only (we were forked from a threaded process). */
+static void
+cleaner_run(char *const argv[])
+{
+	pid_t pid;
+
+	if ((pid = fork()) == 0) {
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	if (pid > 0)
+		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+			;
+}
+
+void
+runtime_cleanup_async(const struct exec *x, const char *cid)
+{
+	char *kargv[8], *dargv[8];
+	sigset_t none;
+	pid_t pid;
+	int null;
+
+	if (x->runtime == NULL)
+		return;
+	kargv[0] = dargv[0] = x->runtime;
+	kargv[1] = dargv[1] = (char *)"--root";
+	kargv[2] = dargv[2] = x->runtime_root;
+	kargv[3] = (char *)"kill";
+	kargv[4] = (char *)cid;
+	kargv[5] = (char *)"KILL";
+	kargv[6] = NULL;
+	dargv[3] = (char *)"delete";
+	dargv[4] = (char *)"--force";
+	dargv[5] = (char *)cid;
+	dargv[6] = NULL;
+	if ((pid = fork()) == -1) {
+		log_warn("unable to fork the clean-up of container %s", cid);
+		return;
+	}
+	if (pid > 0) {
+		log_debug("container %s: clean-up in process %d", cid, (int)pid);
+		return;
+	}
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if ((null = open("/dev/null", O_RDWR)) == -1 || dup2(null, 0) == -1 ||
+	    dup2(null, 1) == -1 || dup2(null, 2) == -1)
+		_exit(127);
+	(void)syscall(SYS_close_range, 3U, ~0U, 0U);
+	cleaner_run(kargv);
+	cleaner_run(dargv);
+	_exit(0);
 }
 
 int

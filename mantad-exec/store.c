@@ -86,6 +86,11 @@ store_open(const char *state_dir)
 	db = db_open(path, migrations,
 	    (int)(sizeof(migrations) / sizeof(migrations[0])));
 	free(path);
+	/* FULL: exec.db holds the outbox of task updates and logs. */
+	if (db != NULL && db_durable(db) == -1) {
+		db_close(db);
+		return NULL;
+	}
 	return db;
 }
 
@@ -176,6 +181,18 @@ store_run_set(sqlite3 *db, const struct run *r)
 	sqlite3_bind_int(st, 10, r->logs_done);
 	sqlite3_bind_int64(st, 11, r->id);
 	return step_done(db, st, "updating a run");
+}
+
+int
+store_run_reason(sqlite3 *db, const struct run *r, const char *reason)
+{
+	sqlite3_stmt *st;
+
+	if ((st = prep(db, "UPDATE run SET reason = ? WHERE id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, reason, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, r->id);
+	return step_done(db, st, "updating a run's reason");
 }
 
 static char *

@@ -10,16 +10,6 @@
 
 #include "exec.h"
 
-char *
-path_join(const char *a, const char *b)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/%s", a, b) == -1)
-		return NULL;
-	return p;
-}
-
 long long
 wall_ms(void)
 {
@@ -70,27 +60,6 @@ fail:
 	(void)unlink(tmp);
 	errno = saved;
 	return -1;
-}
-
-ssize_t
-read_small(const char *path, char *buf, size_t len)
-{
-	ssize_t n, got = 0;
-	int fd;
-
-	if (len == 0 || (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return -1;
-	while ((size_t)got < len - 1) {
-		n = read(fd, buf + got, len - 1 - (size_t)got);
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		got += n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	return got;
 }
 
 static int

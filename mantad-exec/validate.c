@@ -1,5 +1,7 @@
 /* validate: every field of a deploy_task, before anything is done with it
- * (STYLE.md: decode fully, then check semantics in one place). */
+ * (STYLE.md: decode fully, then check semantics in one place). A refusal
+ * is a deployment failure to the manager: SendError 18, as the reference
+ * sends for a deploy it cannot carry out (WIRE.md section 9). */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -83,41 +85,44 @@ validate_task(const struct exec *x, const Common__Tasks__MqttTask *t,
 	struct stat st;
 
 	if (id_is_zero(swarm))
-		REFUSE(ERR_VALIDATION, "swarm_id missing or zero");
+		REFUSE(ERR_DOCKER, "swarm_id missing or zero");
 	if (id_is_zero(task))
-		REFUSE(ERR_VALIDATION, "task_id missing or zero");
-	if (t->iteration > ROUND_MAX || t->circular > ROUND_MAX)
-		REFUSE(ERR_VALIDATION, "iteration %u or circular %u above %u (the"
-		    " log frame holds 16 bits)", t->iteration, t->circular,
-		    ROUND_MAX);
+		REFUSE(ERR_DOCKER, "task_id missing or zero");
+	/* iteration and circular: any uint32 runs; the log header carries
+	 * their low 16 bits (logs.c). */
 	if (t->payload.len == 0)
-		REFUSE(ERR_VALIDATION, "empty payload");
+		REFUSE(ERR_DOCKER, "empty payload");
 	if (t->payload.len > PAYLOAD_MAX)
-		REFUSE(ERR_VALIDATION, "payload of %zu bytes, above the %u bytes"
+		REFUSE(ERR_DOCKER, "payload of %zu bytes, above the %u bytes"
 		    " this node takes", t->payload.len, PAYLOAD_MAX);
 	if (t->alias != NULL && (strlen(t->alias) > ALIAS_MAX ||
 	    has_control(t->alias) || !utf8_ok(t->alias)))
-		REFUSE(ERR_VALIDATION, "alias too long, not UTF-8 or with control"
+		REFUSE(ERR_DOCKER, "alias too long, not UTF-8 or with control"
 		    " bytes");
 	if (*net != '\0' && strcmp(net, "None") != 0) {
 		printable(net, name, sizeof(name));
-		REFUSE(ERR_VALIDATION, "swarm network \"%s\" refused: this node"
+		REFUSE(ERR_DOCKER, "swarm network \"%s\" refused: this node"
 		    " does not join swarm networks (Tailscale) yet", name);
 	}
 	if ((why = image_name_check(t->image)) != NULL)
-		REFUSE(ERR_VALIDATION, "image name refused: %s", why);
+		REFUSE(ERR_DOCKER, "image name refused: %s", why);
 	if (!utf8_ok(t->image))
-		REFUSE(ERR_VALIDATION, "image name refused: not UTF-8");
+		REFUSE(ERR_DOCKER, "image name refused: not UTF-8");
 	printable(t->image, name, sizeof(name));
 	if ((rootfs = bundle_rootfs(x, t->image)) == NULL)
-		REFUSE(ERR_VALIDATION, "image name \"%s\" refused (too long once"
+		REFUSE(ERR_DOCKER, "image name \"%s\" refused (too long once"
 		    " encoded)", name);
 	if (stat(rootfs, &st) == -1 || !S_ISDIR(st.st_mode)) {
+		/* Not in the store: pulled before it runs (pull.c), when its
+		 * registry may be used. */
 		free(rootfs);
-		REFUSE(ERR_DOCKER, "image \"%s\" not found in %s (mantactl image"
-		    " import)", name, x->cfg->image_dir);
+		if ((why = pull_refused(x, name, buf, len)) != NULL) {
+			*error_id = ERR_DOCKER;
+			return why;
+		}
+		rootfs = NULL;
 	}
-	if (x->userns) {
+	if (x->userns && rootfs != NULL) {
 		char *closed = userns_unreachable(rootfs);
 
 		if (closed != NULL) {
@@ -133,10 +138,10 @@ validate_task(const struct exec *x, const Common__Tasks__MqttTask *t,
 	}
 	free(rootfs);
 	if (t->gpu && x->cfg->gpu_enabled == 0)
-		REFUSE(ERR_RESOURCE, "the task needs a GPU and GPUs are disabled"
+		REFUSE(ERR_DOCKER, "the task needs a GPU and GPUs are disabled"
 		    " here (containers.gpu_enabled = false)");
 	if (t->gpu && x->gpus == 0)
-		REFUSE(ERR_RESOURCE, "the task needs a GPU and this node has none");
+		REFUSE(ERR_DOCKER, "the task needs a GPU and this node has none");
 	if (x->runtime == NULL)
 		REFUSE(ERR_DOCKER, "OCI runtime %s not found on this node",
 		    x->runtime_name);

@@ -197,6 +197,7 @@ struct lcall {
 	grpc_byte_buffer *recv;		/* RECV_MESSAGE target */
 	int refs;			/* batches in flight + holds */
 	bool md_sent, finishing, cancelled;
+	bool admitted;			/* counted against its task's bound */
 	int close_cancelled;		/* RECV_CLOSE_ON_SERVER's answer */
 	struct ltag t_new, t_close, t_send, t_recv, t_fin, t_up, t_up2, t_up3;
 	step_fn send_fn, recv_fn;

@@ -144,7 +144,7 @@ main(int argc, char **argv)
 	bool ipc_started = false;
 	sigset_t all, old;
 	int port = 0, rc = 1;
-	struct confine_user user = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO, daemon = CONFINE_USER_ZERO;
 
 	memset(&it, 0, sizeof(it));
 	it.sfd = it.stopfd = -1;
@@ -153,12 +153,17 @@ main(int argc, char **argv)
 	it.cfg = cfg;
 
 	umask(077);
-	if (daemon_mkdirs(cfg->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
-	if (confine_user_lookup(cfg, &user) == -1)
-		log_fatalx(1, "unable to find security.daemon_user");
+	if (confine_state_dir(cfg) == -1)
+		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
+	/* Its own account, in the daemons' group: the others tell it
+	 * apart by its uid and accept next to nothing from it. */
+	if (confine_accounts(cfg, &daemon, &user) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
+	if (confine_root_check(cfg, &user, "security.light_user") == -1)
+		exit(100);
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	daemon_lock(cfg, PROG, IPC_LIGHT);
 	/* Privileged opens: whatever the datasets need is opened now. */
 	if (datasets_open(&ds, cfg) == -1)
 		log_fatalx(1, "unable to set up the datasets");
@@ -183,7 +188,9 @@ main(int argc, char **argv)
 	cfg_drop_secret_key(cfg);
 	if (write_port(cfg->run_dir, port) == -1)
 		log_warn("unable to write %s/%s", cfg->run_dir, LIGHT_PORT_FILE);
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_STATUS_REQ };
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+	};
 	if ((it.srv = ipc_server_open(cfg->run_dir, IPC_LIGHT, allowed, 1)) == NULL) {
 		log_errorx("unable to bind the light endpoint in %s", cfg->run_dir);
 		goto out;

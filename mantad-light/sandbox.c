@@ -11,9 +11,9 @@
  * A call outside the list kills the process (SCMP_ACT_KILL_PROCESS, seen
  * as SIGSYS by the supervisor, which restarts it): for a process that
  * talks to untrusted tasks, an unexpected system call is a bug or an
- * attack, not something to carry on after. MANTA_LIGHT_SECCOMP=errno
- * (or MANTA_SECCOMP=errno, as for the other daemons) makes it fail with
- * EPERM instead, to find what a new path needs; =off loads no filter. */
+ * attack, not something to carry on after. security.seccomp = "errno"
+ * (as for the other daemons) makes it fail with EPERM instead, to find
+ * what a new path needs; "off" loads no filter. */
 #include "confine.h"
 #include "light.h"
 
@@ -41,7 +41,6 @@ static const char *const allowed[] = {
 int
 sandbox_enter(void)
 {
-	/* MANTA_LIGHT_SECCOMP first, then MANTA_SECCOMP (libcommon/confine.c). */
-	return confine_sandbox(allowed, sizeof(allowed) / sizeof(allowed[0]),
-	    "MANTA_LIGHT_SECCOMP");
+	/* In the mode of security.seccomp (libcommon/confine.c). */
+	return confine_sandbox(allowed, sizeof(allowed) / sizeof(allowed[0]));
 }

@@ -11,14 +11,30 @@
  * message plus HTTP/2's windows.
  *
  * A manager that does not answer: libgrpc fails a call at once when the
- * channel cannot connect (refused, unreachable); for one that accepts and
- * then says nothing, each wait on the manager is bounded (MGR_WAIT_MS) and
- * the task gets UNAVAILABLE. The channel and its credentials are
+ * channel cannot connect (refused, unreachable). There is no deadline on a
+ * call (the reference has none, and a 200 MB global over a slow link takes
+ * what it takes); what is bounded is the absence of progress. While a call
+ * waits on the manager, the bytes its connection has received and had
+ * acknowledged (TCP_INFO of the socket libgrpc opened to the call's peer)
+ * are sampled every second; when fewer than PROGRESS_MIN bytes moved in
+ * network.light_stall_timeout seconds, or the link went silent, the call
+ * is cancelled and the task gets UNAVAILABLE. A message completing counts
+ * as progress too. The sample is per connection: calls sharing it with a
+ * call that moves keep waiting. The channel and its credentials are
  * libcommon's mgrconn, as mantad-register's. */
+#include <sys/resource.h>
+#include <sys/socket.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <linux/tcp.h>
+
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <grpc/byte_buffer.h>
 #include <grpc/grpc.h>
@@ -35,7 +51,11 @@
 #include "common/tasks.pb-c.h"
 #include "node/light_service.pb-c.h"
 
-#define MGR_WAIT_MS	10000
+/* Progress: how often the manager's sockets are sampled, and how many
+ * bytes make progress (more than the keepalive pings of a silent peer:
+ * 17-byte frames, one per 30 s each way, plus TLS records). */
+#define CHECK_MS	1000
+#define PROGRESS_MIN	4096
 
 enum wkind { W_GET_RESULT, W_ADD_RESULT, W_GET_GLOBAL, W_SET_GLOBAL, W_STOP, W_SCHEDULE };
 
@@ -49,8 +69,20 @@ struct wcall {
 	ProtobufCMessage *req;
 	struct wbuf cur;		/* client stream: the message in hand */
 	struct wfields f;
-	long long wait_until;		/* 0: not waiting on the manager */
+	long long wait_since;		/* 0: not waiting on the manager */
+	long long mark_ms;		/* last progress seen */
+	unsigned long long mark_bytes;	/* the peer's byte count then */
+	bool have_mark;			/* mark_bytes sampled */
+	struct sockaddr_storage peer;	/* the manager's socket, once known */
+	socklen_t peerlen;		/* 0: not known (yet) */
 	struct wcall *prev, *next;
+};
+
+/* One socket of ours to a peer, as last sampled. */
+struct psock {
+	struct sockaddr_storage peer;
+	socklen_t peerlen;
+	unsigned long long bytes;	/* received + acknowledged */
 };
 
 static struct {
@@ -59,6 +91,10 @@ static struct {
 	struct manta_id node;
 	bool have_node;
 	struct wcall *list;
+	long long stall_ms;		/* 0: no bound */
+	long long next_check;
+	int maxfd;			/* RLIMIT_NOFILE, read before the sandbox */
+	struct pollfd *pfd;
 } W;
 
 /* ---- the channel ---- */
@@ -98,10 +134,19 @@ world_open(const struct manta_cfg *c)
 	/* One connection attempt may take 500 ms in plain text: a task's
 	 * call fails fast and the task decides whether to try again. A TLS
 	 * handshake over a slow link takes longer (mantad-register allows
-	 * 20 s): 5 s, still within a call's 10 s deadline. */
+	 * 20 s): 5 s. */
 	bool tls = c->use_tls || c->manager_port == 443;
-	const struct mgrconn_opts o = { .prog = PROG, .connect_ms = tls ? 5000 : 500 };
+	const struct mgrconn_opts o = { .prog = PROG, .connect_ms = tls ? 5000 : 500,
+	    .max_recv = c->light_max_message_mb > 0 ? c->light_max_message_mb << 20 : 0 };
+	struct rlimit rl;
 
+	/* The descriptors sampled for progress: all that may be open. */
+	W.stall_ms = (long long)c->light_stall_timeout * 1000;
+	W.maxfd = 1024;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		W.maxfd = rl.rlim_cur < 65536 ? (int)rl.rlim_cur : 65536;
+	if ((W.pfd = calloc((size_t)W.maxfd, sizeof(*W.pfd))) == NULL)
+		return -1;
 	if ((W.state_dir = strdup(c->state_dir)) == NULL || mgrconn_open(&W.mc, c, &o) == -1)
 		return -1;
 	if (!grpc_header_nonbin_value_is_legal(W.mc.auth.value))
@@ -117,6 +162,8 @@ world_close(void)
 	mgrconn_close(&W.mc);
 	free(W.state_dir);
 	W.state_dir = NULL;
+	free(W.pfd);
+	W.pfd = NULL;
 }
 
 const char *
@@ -181,31 +228,236 @@ wcall_new(struct lcall *c, enum wkind kind)
 	return w;
 }
 
+/* Waiting on the manager starts (on) or ends. Each start is progress:
+ * the message before it completed. */
 static void
 waiting(struct wcall *w, bool on)
 {
-	w->wait_until = on ? light_now_ms() + MGR_WAIT_MS : 0;
+	if (!on) {
+		w->wait_since = 0;
+		return;
+	}
+	w->wait_since = w->mark_ms = light_now_ms();
+	w->have_mark = false;
+}
+
+/* "ipv4:10.0.0.1:50051", "ipv6:[::1]:50051" (or with %5B/%5D), as
+ * grpc_call_get_peer writes it. 0, or -1 when it names no address. */
+static int
+parse_peer(const char *p, struct sockaddr_storage *ss, socklen_t *len)
+{
+	char host[INET6_ADDRSTRLEN + 8];
+	const char *colon;
+	char *end;
+	long port;
+	size_t n;
+	bool v6 = strncmp(p, "ipv6:", 5) == 0;
+
+	if (!v6 && strncmp(p, "ipv4:", 5) != 0)
+		return -1;
+	p += 5;
+	if ((colon = strrchr(p, ':')) == NULL)
+		return -1;
+	port = strtol(colon + 1, &end, 10);
+	if (*end != '\0' || port <= 0 || port > 65535)
+		return -1;
+	if (v6) {
+		if (strncmp(p, "%5B", 3) == 0 || strncmp(p, "%5b", 3) == 0)
+			p += 3;
+		else if (*p == '[')
+			p++;
+		if (colon - p >= 3 && strncasecmp(colon - 3, "%5D", 3) == 0)
+			n = (size_t)(colon - 3 - p);
+		else if (colon > p && colon[-1] == ']')
+			n = (size_t)(colon - 1 - p);
+		else
+			return -1;
+	} else
+		n = (size_t)(colon - p);
+	if (n == 0 || n >= sizeof(host))
+		return -1;
+	memcpy(host, p, n);
+	host[n] = '\0';
+	memset(ss, 0, sizeof(*ss));
+	if (v6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -1;
+		*len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+			return -1;
+		*len = sizeof(*a);
+	}
+	return 0;
+}
+
+/* An IPv4 address as libgrpc's dual-stack sockets hold it, ::ffff:a.b.c.d,
+ * back to AF_INET. */
+static void
+unmap_v4(struct sockaddr_storage *ss)
+{
+	const struct sockaddr_in6 *a = (const void *)ss;
+	struct sockaddr_in v4;
+
+	if (ss->ss_family != AF_INET6 || !IN6_IS_ADDR_V4MAPPED(&a->sin6_addr))
+		return;
+	memset(&v4, 0, sizeof(v4));
+	v4.sin_family = AF_INET;
+	v4.sin_port = a->sin6_port;
+	memcpy(&v4.sin_addr, &a->sin6_addr.s6_addr[12], 4);
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, &v4, sizeof(v4));
+}
+
+static bool
+same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (a->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin6_port == y->sin6_port &&
+		    memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+	}
+	return false;
+}
+
+/* Our TCP sockets with their peers and byte counts: one poll() tells the
+ * open descriptors, getsockopt and getpeername the rest. The caller frees
+ * *out. Returns how many, or -1. */
+static int
+sample_sockets(struct psock **out)
+{
+	struct psock *v = NULL;
+	int n = 0, cap = 0;
+
+	*out = NULL;
+	for (int fd = 0; fd < W.maxfd; fd++) {
+		W.pfd[fd].fd = fd;
+		W.pfd[fd].events = 0;
+		W.pfd[fd].revents = 0;
+	}
+	if (poll(W.pfd, (nfds_t)W.maxfd, 0) == -1)
+		return -1;
+	for (int fd = 0; fd < W.maxfd; fd++) {
+		struct tcp_info ti;
+		socklen_t tl = sizeof(ti), dl;
+		int dom;
+
+		if (W.pfd[fd].revents & POLLNVAL)
+			continue;
+		dl = sizeof(dom);
+		if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &dom, &dl) == -1 ||
+		    (dom != AF_INET && dom != AF_INET6))
+			continue;
+		memset(&ti, 0, sizeof(ti));
+		if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == -1)
+			continue;
+		if (n == cap) {
+			struct psock *nv = reallocarray(v, (size_t)(cap ? cap * 2 : 16), sizeof(*v));
+
+			if (nv == NULL) {
+				free(v);
+				return -1;
+			}
+			v = nv;
+			cap = cap ? cap * 2 : 16;
+		}
+		v[n].peerlen = sizeof(v[n].peer);
+		if (getpeername(fd, (struct sockaddr *)&v[n].peer, &v[n].peerlen) == -1)
+			continue;
+		unmap_v4(&v[n].peer);
+		v[n].bytes = ti.tcpi_bytes_received + ti.tcpi_bytes_acked;
+		n++;
+	}
+	*out = v;
+	return n;
+}
+
+/* Bytes moved so far on the sockets to w's peer; false when unknown. */
+static bool
+peer_bytes(struct wcall *w, const struct psock *v, int n, unsigned long long *bytes)
+{
+	bool found = false;
+
+	if (w->peerlen == 0 && w->up != NULL) {
+		char *p = grpc_call_get_peer(w->up);
+
+		if (p != NULL && parse_peer(p, &w->peer, &w->peerlen) == -1)
+			w->peerlen = 0;
+		unmap_v4(&w->peer);
+		gpr_free(p);
+	}
+	if (w->peerlen == 0)
+		return false;
+	*bytes = 0;
+	for (int i = 0; i < n; i++)
+		if (same_addr(&v[i].peer, &w->peer)) {
+			*bytes += v[i].bytes;
+			found = true;
+		}
+	return found;
 }
 
 long long
 world_sweep(long long now)
 {
-	long long next = -1;
+	struct psock *v;
+	bool any = false;
+	int n;
 
+	if (W.stall_ms <= 0)
+		return -1;
+	for (struct wcall *w = W.list; w != NULL && !any; w = w->next)
+		any = w->wait_since != 0;
+	if (!any)
+		return -1;
+	if (now < W.next_check)
+		return W.next_check;
+	W.next_check = now + CHECK_MS;
+	if ((n = sample_sockets(&v)) == -1)
+		n = 0;
 	for (struct wcall *w = W.list; w != NULL; w = w->next) {
-		if (w->wait_until == 0)
+		unsigned long long b;
+
+		if (w->wait_since == 0)
 			continue;
-		if (w->wait_until <= now) {
-			w->wait_until = 0;
-			if (w->up != NULL)
-				grpc_call_cancel_with_status(w->up, GRPC_STATUS_UNAVAILABLE,
-				    "the manager did not answer in time", NULL);
-			continue;
+		if (peer_bytes(w, v, n, &b)) {
+			if (!w->have_mark) {
+				w->have_mark = true;
+				w->mark_bytes = b;
+			} else if (b < w->mark_bytes || b - w->mark_bytes >= PROGRESS_MIN) {
+				w->mark_bytes = b;
+				w->mark_ms = now;
+			}
 		}
-		if (next == -1 || w->wait_until < next)
-			next = w->wait_until;
+		if (now - w->mark_ms < W.stall_ms)
+			continue;
+		w->wait_since = 0;
+		if (w->up != NULL) {
+			char why[128];
+
+			snprintf(why, sizeof(why), "no data moved to or from the manager for %lld s"
+			    " (network.light_stall_timeout)", W.stall_ms / 1000);
+			grpc_call_cancel_with_status(w->up, GRPC_STATUS_UNAVAILABLE, why, NULL);
+		}
 	}
-	return next;
+	free(v);
+	return W.next_check;
 }
 
 static int
@@ -542,24 +794,38 @@ ss_start(struct wcall *w, const char *method, grpc_byte_buffer *bb)
 	ss_recv(w);
 }
 
+/* ResultQuery for the manager, written here rather than by protobuf-c:
+ * the SDK's "all results" is size = -1 (int32), which the reference's
+ * encoder writes into the uint32 field as any negative integer, sign
+ * extended to 64 bits: a 10-byte varint of 2^64 - 1 (WIRE.md section 7).
+ * Fields in number order, defaults left out, as both encoders do. */
+static grpc_byte_buffer *
+result_query(struct lcall *c, const Node__LightService__LightResultQuery *r,
+    struct manta_id node)
+{
+	struct wout o;
+
+	wout_init(&o);
+	wout_pair(&o, 1, c->swarm);
+	wout_pair(&o, 2, c->task);
+	wout_pair(&o, 3, node);
+	wout_varint_field(&o, 4, c->who.iteration);
+	wout_string(&o, 5, r->tag, strlen(r->tag));
+	wout_varint_field(&o, 6, (uint64_t)(int64_t)r->size);
+	wout_varint_field(&o, 7, (uint64_t)(int64_t)r->method);
+	return wout_finish(&o);
+}
+
 static void
 get_result_go(struct lcall *c, bool ok)
 {
 	struct wcall *w = c->st;
 	const Node__LightService__LightResultQuery *r = (const void *)w->req;
-	Common__Results__ResultQuery q = COMMON__RESULTS__RESULT_QUERY__INIT;
-	struct ids p;
+	struct manta_id node;
 
-	if (!task_ids(w, &p))
+	if (!need_node(w, &node))
 		return;
-	q.swarm_id = &p.swarm;
-	q.task_id = &p.task;
-	q.node_id = &p.node;
-	q.iteration = c->who.iteration;
-	q.tag = r->tag;
-	q.size = r->size < 0 ? 0 : (uint32_t)r->size;
-	q.method = r->method;
-	ss_start(w, "/node.node_service.Node/GetTaskResult", wire_pack(&q.base));
+	ss_start(w, "/node.node_service.Node/GetTaskResult", result_query(c, r, node));
 }
 
 void
@@ -568,8 +834,14 @@ world_get_task_result(struct lcall *c)
 	Node__LightService__LightResultQuery *r;
 
 	if ((r = take_request(c, W_GET_RESULT,
-	    &node__light_service__light_result_query__descriptor)) != NULL)
-		authorize(c, r->swarm_id, r->task_id, r->tag, get_result_go);
+	    &node__light_service__light_result_query__descriptor)) == NULL)
+		return;
+	if (strlen(r->tag) > LIGHT_TAG_MAX) {
+		call_finish(c, GRPC_STATUS_INVALID_ARGUMENT, NULL, "tag longer than %d bytes",
+		    LIGHT_TAG_MAX);
+		return;
+	}
+	authorize(c, r->swarm_id, r->task_id, r->tag, get_result_go);
 }
 
 static void

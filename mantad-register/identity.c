@@ -1,18 +1,17 @@
-/* identity: the node id (WIRE.md section 1), kept in <state_dir>/identity
- * (32 hex digits and a newline) so that a restart keeps it.
+/* identity: the node id (WIRE.md section 1), written to <state_dir>/identity
+ * (32 hex digits and a newline) for the other daemons and for operators.
  *
- *   identity.alias set      id_from_string(alias); an alias always wins and
- *                           rewrites the file.
- *   identity.random_id      a random UUID4, drawn once, then kept.
- *   neither                 BLAKE3-16 of the MAC address (below), computed
- *                           once, then kept even if the interfaces change.
+ * The reference's `manta_node start` always sets identity.alias before the
+ * node starts (to metadata.name when unset, and metadata.name defaults to
+ * "default"), so through its CLI every id is alias-derived; the same file
+ * must give the same id here: id_from_string(cfg_alias(c)) at every start.
+ * identity.random_id and the MAC address rule are never reached that way,
+ * so random_id is ignored, with a warning.
  *
- * register.db remembers which rule wrote the file (meta id_source), so that
- * switching rules in the config (dropping an alias, turning random_id on or
- * off) draws a new id, while restarts under the same rule keep the old one.
- * A file without that record (restored from a backup, written by hand) is
- * trusted as is. */
-#include <dirent.h>
+ * The id follows the config: when the file already holds another id (the
+ * alias or metadata.name changed, or a state_dir from an earlier version
+ * that used the MAC address), the new id wins and the change is logged
+ * with both ids. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,100 +19,21 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blake3.h"
 #include "log.h"
 #include "register.h"
-
-#define ARPHRD_LOOPBACK_TYPE 772
-
-static int
-parse_mac(const char *s, uint8_t mac[6])
-{
-	unsigned v[6];
-	char tail;
-
-	if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
-	    &v[4], &v[5], &tail) != 6)
-		return -1;
-	for (int i = 0; i < 6; i++)
-		mac[i] = (uint8_t)v[i];
-	return 0;
-}
-
-static int
-name_filter(const struct dirent *de)
-{
-	return de->d_name[0] != '.' && strcmp(de->d_name, "lo") != 0;
-}
-
-/* The reference takes Python's uuid.getnode(): libuuid's pick (the first
- * interface holding an IPv4 address, in kernel order), else the first
- * universally administered address that `ip link` lists, else a random
- * number drawn anew at every start. We want the same answer on the common
- * single-NIC host and a stable one everywhere: interfaces sorted by name,
- * loopback and all-zero addresses skipped, the first universally
- * administered unicast address (bridges, veth and docker0 carry locally
- * administered ones) else the first address at all. */
-int
-identity_from_mac(struct manta_id *id, char *ifname, size_t len)
-{
-	struct dirent **names = NULL;
-	uint8_t best[6], d[16], le[8];
-	int n, found = 0;
-	uint64_t v = 0;
-
-	if ((n = scandir("/sys/class/net", &names, name_filter, alphasort)) == -1) {
-		log_warn("unable to list /sys/class/net");
-		return -1;
-	}
-	for (int i = 0; i < n; i++) {
-		char path[512], buf[128];
-		uint8_t mac[6];
-		int universal;
-
-		snprintf(path, sizeof(path), "/sys/class/net/%s/type", names[i]->d_name);
-		if (read_text(path, buf, sizeof(buf)) > 0 && atoi(buf) == ARPHRD_LOOPBACK_TYPE)
-			continue;
-		snprintf(path, sizeof(path), "/sys/class/net/%s/address", names[i]->d_name);
-		if (read_text(path, buf, sizeof(buf)) <= 0 || parse_mac(buf, mac) == -1)
-			continue;
-		if ((mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) == 0)
-			continue;
-		universal = (mac[0] & 0x03) == 0;	/* not local, not multicast */
-		if (found == 0 || (found == 1 && universal)) {
-			memcpy(best, mac, sizeof(best));
-			snprintf(ifname, len, "%s", names[i]->d_name);
-			found = universal ? 2 : 1;
-		}
-	}
-	for (int i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
-	if (!found)
-		return -1;
-	/* The 48-bit address as an unsigned 64-bit integer, 8 bytes
-	 * little-endian: Python's node.to_bytes(8, sys.byteorder). */
-	for (int i = 0; i < 6; i++)
-		v = (v << 8) | best[i];
-	for (int i = 0; i < 8; i++)
-		le[i] = (uint8_t)(v >> (8 * i));
-	blake3_hash(le, sizeof(le), d, sizeof(d));
-	*id = id_from_bytes(d);
-	return 0;
-}
 
 static int
 read_identity(const char *path, struct manta_id *id)
 {
 	char buf[80];
 
-	if (read_text(path, buf, sizeof(buf)) == -1) {
+	if (read_small(path, buf, sizeof(buf)) == -1) {
 		if (errno != ENOENT)
 			log_warn("unable to read %s", path);
 		return -1;
 	}
 	if (id_parse_hex(buf, id) == -1) {
-		log_warnx("%s does not hold a 32-digit hex id; making a new one", path);
+		log_warnx("%s does not hold a 32-digit hex id; writing it anew", path);
 		return -1;
 	}
 	return 0;
@@ -132,7 +52,7 @@ write_identity(const char *path, struct manta_id id)
 	snprintf(tmp, len, "%s.new", path);
 	id_to_hex(id, hex);
 	strcat(hex, "\n");
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1) {
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) == -1) {
 		log_warn("unable to create %s", tmp);
 		goto out;
 	}
@@ -155,50 +75,36 @@ out:
 }
 
 int
-identity_load(const struct manta_cfg *c, sqlite3 *db, struct manta_id *id,
-    const char **how)
+identity_load(const struct manta_cfg *c, struct manta_id *id, const char **how)
 {
 	struct manta_id file_id = MANTA_ID_ZERO;
-	char *path, stored[32] = "", ifname[64] = "";
-	const char *rule;
-	int have_file, have_rule, rc = -1;
+	char *path, old[ID_HEX_LEN + 1], new[ID_HEX_LEN + 1];
+	const char *alias = cfg_alias(c);
+	int have_file, rc = -1;
 
 	if ((path = path_join(c->state_dir, "identity")) == NULL)
 		return -1;
 	have_file = read_identity(path, &file_id) == 0;
-	if ((have_rule = store_meta_get(db, "id_source", stored, sizeof(stored))) == -1)
-		goto out;
-	rule = c->alias && c->alias[0] ? "alias" : c->random_id ? "random" : "mac";
-
-	if (strcmp(rule, "alias") == 0) {
-		id_from_string(c->alias, id);
+	id_from_string(alias, id);
+	if (c->alias != NULL)
 		*how = "from identity.alias";
-	} else if (have_file && (!have_rule || strcmp(stored, rule) == 0)) {
-		*id = file_id;
-		*how = "kept from state_dir/identity";
-	} else if (strcmp(rule, "random") == 0) {
-		if (id_random(id) == -1) {
-			log_warn("unable to draw a random id");
-			goto out;
-		}
-		*how = "random (identity.random_id)";
-	} else if (identity_from_mac(id, ifname, sizeof(ifname)) == 0) {
-		log_info("node id from the MAC address of %s", ifname);
-		*how = "from the MAC address";
-	} else {
-		/* No usable interface: the reference would draw a random node
-		 * number at every start; we draw once and keep it. */
-		log_warnx("no network interface with a MAC address; using a random id");
-		if (id_random(id) == -1) {
-			log_warn("unable to draw a random id");
-			goto out;
-		}
-		*how = "random (no MAC address)";
+	else if (c->meta_name_set)
+		*how = "from metadata.name, as the reference's start sets the alias";
+	else
+		*how = "from \"default\" (no alias, no metadata.name), as the reference";
+	if (c->random_id)
+		log_warnx("identity.random_id = true is ignored: as with the reference's"
+		    " manta_node start, the node id comes from the alias \"%s\"", alias);
+	if (have_file && !id_equal(file_id, *id)) {
+		id_to_hex(file_id, old);
+		id_to_hex(*id, new);
+		log_warnx("the node id changes from %s (%s) to %s (alias \"%s\"): the"
+		    " manager sees a new node; tasks kept in %s are reported under"
+		    " the new id, and messages already queued for the manager and"
+		    " the broker go out as they are, naming %s", old, path, new,
+		    alias, c->state_dir, old);
 	}
 	if ((!have_file || !id_equal(file_id, *id)) && write_identity(path, *id) == -1)
-		goto out;
-	if ((!have_rule || strcmp(stored, rule) != 0) &&
-	    store_meta_set(db, "id_source", rule) == -1)
 		goto out;
 	rc = 0;
 out:

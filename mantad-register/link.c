@@ -26,6 +26,7 @@
 #include <time.h>
 
 #include "daemon.h"
+#include "db.h"
 #include "ipc.h"
 #include "log.h"
 #include "register.h"
@@ -57,7 +58,7 @@
 
 /* WIRE.md section 9 */
 #define ERROR_ID_RESOURCE	12
-#define ERROR_ID_VALIDATION	9
+#define ERROR_ID_MQTT		22	/* a bad collect_information text, as the reference */
 
 enum job_kind { JOB_NODE_STATUS, JOB_SUMMARY, JOB_OVERVIEWS, JOB_ERROR };
 
@@ -78,6 +79,9 @@ struct link {
 
 	pthread_mutex_t lock;	/* guards everything down to the jobs */
 	pthread_cond_t cond;
+	pthread_cond_t flushed_cond;
+	bool closing;		/* link_stop: send what is queued, nothing new */
+	bool flushed;		/* ... and that is done */
 	bool stop;
 	bool registered;
 	bool ever_registered;
@@ -167,6 +171,7 @@ enqueue(struct link *l, enum job_kind kind, uint8_t *buf, size_t len)
 	j->kind = kind;
 	j->buf = buf;
 	j->len = len;
+	l->flushed = false;
 	if (l->tail)
 		l->tail->next = j;
 	else
@@ -266,7 +271,7 @@ link_collect(struct link *l, const uint8_t *payload, size_t len)
 		}
 	snprintf(msg, sizeof(msg), "collect_information: unknown request \"%s\"", s);
 	log_warnx("%s", msg);
-	report_local(l, ERROR_ID_VALIDATION, msg);
+	report_local(l, ERROR_ID_MQTT, msg);
 	free(text);
 }
 
@@ -629,6 +634,7 @@ do_job(struct link *l, struct job *j)
 {
 	const char *what = "call";
 	char err[512];
+	bool stopping;
 	int rc;
 
 	rc = run_job(l, j, &what, err, sizeof(err));
@@ -652,7 +658,13 @@ do_job(struct link *l, struct job *j)
 		go_offline(l, daemon_now_ms());
 		return;
 	}
-	log_warnx("manager refused %s: %s; dropping it", what, err);
+	pthread_mutex_lock(&l->lock);
+	stopping = l->stop;
+	pthread_mutex_unlock(&l->lock);
+	if (rc == 1 && stopping)	/* CANCELLED: ours, by link_stop */
+		log_info("%s cancelled: stopping", what);
+	else
+		log_warnx("manager refused %s: %s; dropping it", what, err);
 	job_free(j);
 }
 
@@ -774,6 +786,14 @@ worker(void *arg)
 	while (!l->stop) {
 		long long now = daemon_now_ms(), next = -1;
 
+		if (l->closing && !(l->registered && l->head != NULL)) {
+			/* Queued calls sent (or no manager to send them to):
+			 * nothing new starts, link_stop may cancel. */
+			l->flushed = true;
+			pthread_cond_broadcast(&l->flushed_cond);
+			pthread_cond_wait(&l->cond, &l->lock);
+			continue;
+		}
 		if (l->registered && l->head != NULL) {
 			struct job *j = l->head;
 
@@ -823,7 +843,7 @@ worker(void *arg)
 }
 
 struct link *
-link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
+link_start(const struct manta_cfg *c, struct mgr *m,
     struct manta_id id, const struct platform *p, const struct reg *stored)
 {
 	pthread_condattr_t ca;
@@ -833,7 +853,13 @@ link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
 	if ((l = calloc(1, sizeof(*l))) == NULL)
 		return NULL;
 	l->cfg = c;
-	l->db = db;
+	/* The thread's own connection: a SQLite connection is used by one
+	 * thread at a time (SQLITE_OPEN_NOMUTEX), and each keeps its own
+	 * transactions; the main thread has another. */
+	if ((l->db = store_open(c->state_dir)) == NULL) {
+		free(l);
+		return NULL;
+	}
 	l->mgr = m;
 	l->id = id;
 	l->plat = p;
@@ -850,27 +876,64 @@ link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cond, &ca);
+	pthread_cond_init(&l->flushed_cond, &ca);
 	pthread_condattr_destroy(&ca);
 	if ((e = pthread_create(&l->thread, NULL, worker, l)) != 0) {
 		errno = e;
 		log_warn("unable to start the manager thread");
 		pthread_cond_destroy(&l->cond);
+		pthread_cond_destroy(&l->flushed_cond);
 		pthread_mutex_destroy(&l->lock);
 		reg_free(&l->reg);
+		db_close(l->db);
 		free(l);
 		return NULL;
 	}
 	return l;
 }
 
+/* The calls queued last (the DISCONNECTED of a stop's drain, an error
+ * report) still go out; nothing new starts (registration, probes, logs):
+ * cancelling them would leave the manager without the node's last word. */
 void
-link_stop(struct link *l)
+link_close(struct link *l)
+{
+	pthread_mutex_lock(&l->lock);
+	l->closing = true;
+	pthread_cond_signal(&l->cond);
+	pthread_mutex_unlock(&l->lock);
+}
+
+bool
+link_flushed(struct link *l)
+{
+	bool f;
+
+	pthread_mutex_lock(&l->lock);
+	f = l->flushed;
+	pthread_mutex_unlock(&l->lock);
+	return f;
+}
+
+void
+link_stop(struct link *l, int wait_ms)
 {
 	struct job *j;
+	long long end;
 
 	if (l == NULL)
 		return;
+	link_close(l);
 	pthread_mutex_lock(&l->lock);
+	end = daemon_now_ms() + (long long)wait_ms;
+	while (!l->flushed && daemon_now_ms() < end) {
+		struct timespec ts = { (time_t)(end / 1000), (long)(end % 1000) * 1000000 };
+
+		(void)pthread_cond_timedwait(&l->flushed_cond, &l->lock, &ts);
+	}
+	if (!l->flushed)
+		log_warnx("the manager did not take the last call%s in time: cancelling",
+		    l->njobs > 1 ? "s" : "");
 	l->stop = true;
 	pthread_cond_signal(&l->cond);
 	pthread_mutex_unlock(&l->lock);
@@ -884,7 +947,9 @@ link_stop(struct link *l)
 		job_free(j);
 	}
 	reg_free(&l->reg);
+	db_close(l->db);
 	pthread_cond_destroy(&l->cond);
+	pthread_cond_destroy(&l->flushed_cond);
 	pthread_mutex_destroy(&l->lock);
 	free(l);
 }

@@ -36,7 +36,7 @@ le16(const uint8_t *p)
 	return (uint16_t)(p[0] | (p[1] << 8));
 }
 
-int
+enum logs_accept
 logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
     char *err, size_t errlen)
 {
@@ -58,22 +58,22 @@ logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
 	htask.tail = le64(c + 40);
 	if (!id_equal(hswarm, swarm) || !id_equal(htask, task)) {
 		snprintf(err, errlen, "task_logs: the frame's header names another task");
-		return -1;
+		return LOGS_REFUSED;
 	}
 	if (le16(c + 48) != (tl->iteration & 0xffff) || le16(c + 50) != (tl->circular & 0xffff)) {
 		snprintf(err, errlen, "task_logs: the frame's header names another round");
-		return -1;
+		return LOGS_REFUSED;
 	}
 	if (!id_is_zero(hnode) && !id_equal(hnode, node)) {
 		id_to_hex(hnode, hex);
 		snprintf(err, errlen, "task_logs: the frame names node %s, not this one", hex);
-		return -1;
+		return LOGS_REFUSED;
 	}
 	if (id_is_zero(hnode)) {
 		/* exec may not know the node id: it is ours to fill in. */
 		if ((copy = malloc(tl->content.len)) == NULL) {
 			snprintf(err, errlen, "out of memory");
-			return -1;
+			return LOGS_REFUSED;
 		}
 		memcpy(copy, c, tl->content.len);
 		put_le64(copy + 16, node.head);
@@ -95,11 +95,12 @@ logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
 	rc = store_logs_add(db, &r, LOGS_OUTBOX_MAX, err, errlen);
 	free(copy);
 	if (rc == -1)
-		return -2;	/* full, or the database: not the frame's fault */
-	if (rc == 1)
-		log_debug("task %s: %zu bytes of logs queued for the manager (%s)", task_hex,
-		    r.len, tl->key);
-	else if (rc == 0)
+		return LOGS_BUSY;	/* full, or the database: not the frame's fault */
+	if (rc == 0) {
 		log_debug("task %s: logs %s already queued or sent", task_hex, tl->key);
-	return rc;
+		return LOGS_DUPLICATE;
+	}
+	log_debug("task %s: %zu bytes of logs queued for the manager (%s)", task_hex,
+	    r.len, tl->key);
+	return LOGS_STORED;
 }

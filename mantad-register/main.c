@@ -42,7 +42,7 @@ answer_status(const struct state *st, struct ipc_server *srv, struct ipc_req *re
 
 	link_status(st->link, &ls);
 	rs.node_id = (char *)(uintptr_t)st->hex;
-	rs.alias = st->cfg->alias ? st->cfg->alias : (char *)(uintptr_t)"";
+	rs.alias = (char *)(uintptr_t)cfg_alias(st->cfg);
 	rs.manager_host = st->cfg->manager_host;
 	rs.manager_port = (uint32_t)st->cfg->manager_port;
 	rs.registered = ls.registered;
@@ -139,18 +139,27 @@ handle(struct state *st, struct ipc_server *srv, struct ipc_req *req)
 	}
 	case MANTA__IPC__MSG__BODY_TASK_LOGS: {
 		char err[256];
-		int rc;
 
 		/* Acknowledged once stored: from then on it is ours to deliver. */
-		if ((rc = logs_accept(st->db, st->id, m->task_logs, err, sizeof(err))) < 0) {
+		switch (logs_accept(st->db, st->id, m->task_logs, err, sizeof(err))) {
+		case LOGS_STORED:
+			link_logs_notify(st->link);
+			ipc_reply_ok(srv, req);
+			break;
+		case LOGS_DUPLICATE:
+			ipc_reply_ok(srv, req);
+			break;
+		case LOGS_REFUSED:
 			log_warnx("refusing task logs %s: %s", m->task_logs->key, err);
-			/* Full: mantad-exec keeps the frame and tries again. */
-			ipc_reply_error(srv, req, rc == -2 ? IPC_CODE_BUSY : 1, "%s", err);
+			ipc_reply_error(srv, req, 1, "%s", err);
+			break;
+		case LOGS_BUSY:
+			log_warnx("refusing task logs %s for now: %s", m->task_logs->key,
+			    err);
+			/* mantad-exec keeps the frame and tries again. */
+			ipc_reply_error(srv, req, IPC_CODE_BUSY, "%s", err);
 			break;
 		}
-		if (rc == 1)
-			link_logs_notify(st->link);
-		ipc_reply_ok(srv, req);
 		break;
 	}
 	default:
@@ -160,21 +169,38 @@ handle(struct state *st, struct ipc_server *srv, struct ipc_req *req)
 	}
 }
 
+/* SIGTERM: requests keep being served while the calls queued last go
+ * out (link_close), since the drain of a graceful stop reaches us from
+ * mantad-exec while the supervisor signals every daemon; we exit once the
+ * link is flushed and no request came for STOP_QUIET_MS, or after
+ * STOP_FLUSH_MS. SIGINT, or a second signal: at once. */
+#define STOP_FLUSH_MS	3000
+#define STOP_QUIET_MS	300
+
 static int
 serve(struct state *st, struct ipc_server *srv, int sfd)
 {
 	zmq_pollitem_t items[2];
+	long long closing_end = -1, quiet_end = -1;
 
 	for (;;) {
 		struct ipc_req *req;
-		int sig;
+		long long now = daemon_now_ms();
+		int sig, timeout = -1;
 
+		if (closing_end >= 0) {
+			if (now >= closing_end || (now >= quiet_end && link_flushed(st->link)))
+				return 0;
+			timeout = (int)((now < quiet_end ? quiet_end : closing_end) - now);
+			if (now >= quiet_end)
+				timeout = 50;	/* polling the link's flush */
+		}
 		memset(items, 0, sizeof(items));
 		items[0].socket = ipc_server_socket(srv);
 		items[0].events = ZMQ_POLLIN;
 		items[1].fd = sfd;
 		items[1].events = ZMQ_POLLIN;
-		if (zmq_poll(items, 2, -1) == -1) {
+		if (zmq_poll(items, 2, timeout) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_error("zmq_poll");
@@ -185,7 +211,13 @@ serve(struct state *st, struct ipc_server *srv, int sfd)
 			case SIGTERM:
 			case SIGINT:
 				log_info("stopping on signal %d", sig);
-				return 0;
+				if (sig == SIGINT || closing_end >= 0)
+					return 0;
+				link_close(st->link);
+				now = daemon_now_ms();
+				closing_end = now + STOP_FLUSH_MS;
+				quiet_end = now + STOP_QUIET_MS;
+				break;
 			case SIGHUP: {
 				/* Only the log level applies while running. */
 				struct manta_cfg *n = daemon_reload(st->opts);
@@ -202,21 +234,27 @@ serve(struct state *st, struct ipc_server *srv, int sfd)
 				break;
 			}
 		}
-		while (ipc_server_recv(srv, &req) == 1)
+		while (ipc_server_recv(srv, &req) == 1) {
 			handle(st, srv, req);
+			if (closing_end >= 0)
+				quiet_end = daemon_now_ms() + STOP_QUIET_MS;
+		}
 	}
 }
 
 int
 main(int argc, char **argv)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = {
-		MANTA__IPC__MSG__BODY_STATUS_REQ,
-		MANTA__IPC__MSG__BODY_REGISTRATION_REQ,
-		MANTA__IPC__MSG__BODY_COMMAND,
-		MANTA__IPC__MSG__BODY_REPORT_ERROR,
-		MANTA__IPC__MSG__BODY_TASK_LOGS,
-		MANTA__IPC__MSG__BODY_DRAIN,
+	/* Who may ask what (issue 13): mantad-beat asks for the
+	 * registration and hands over collect_information and errors;
+	 * task logs, errors and drains come from mantad-exec. */
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+		{ MANTA__IPC__MSG__BODY_REGISTRATION_REQ, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
+		{ MANTA__IPC__MSG__BODY_COMMAND, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
+		{ MANTA__IPC__MSG__BODY_REPORT_ERROR, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
+		{ MANTA__IPC__MSG__BODY_TASK_LOGS, IPC_FROM_OWNER, NULL },
+		{ MANTA__IPC__MSG__BODY_DRAIN, IPC_FROM_OWNER, NULL },
 	};
 	struct daemon_opts opts;
 	struct manta_cfg *cfg;
@@ -227,7 +265,7 @@ main(int argc, char **argv)
 	sqlite3 *db = NULL;
 	const char *how = "";
 	int sfd = -1, have_stored, rc = 1;
-	struct confine_user user = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
 
 	memset(&st, 0, sizeof(st));
 	daemon_args(argc, argv, PROG, &opts);
@@ -235,13 +273,16 @@ main(int argc, char **argv)
 	st.cfg = cfg;
 	st.opts = &opts;
 
-	if (confine_user_lookup(cfg, &user) == -1)
-		log_fatalx(1, "unable to find security.daemon_user");
+	if (confine_accounts(cfg, &user, &light) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
+	if (confine_root_check(cfg, &user, "security.daemon_user") == -1)
+		exit(100);
 	umask(077);
-	if (daemon_mkdirs(cfg->state_dir, 0700) == -1)
-		log_fatal(1, "unable to create state dir %s", cfg->state_dir);
+	if (confine_state_dir(cfg) == -1)
+		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	daemon_lock(cfg, PROG, IPC_REGISTER);
 	/* No capability is needed past this point (our files are uid 0's and
 	 * opened before the uid switch), and none may reach the threads
 	 * ZeroMQ and gRPC start: drop them all first. */
@@ -258,7 +299,7 @@ main(int argc, char **argv)
 			    (unsigned long long)nlogs, nlogs == 1 ? "" : "s",
 			    (unsigned long long)bytes);
 	}
-	if (identity_load(cfg, db, &st.id, &how) == -1)
+	if (identity_load(cfg, &st.id, &how) == -1)
 		log_fatalx(1, "unable to load or create the node identity in %s", cfg->state_dir);
 	id_to_hex(st.id, st.hex);
 	log_info("node id %s (%s)", st.hex, how);
@@ -282,7 +323,7 @@ main(int argc, char **argv)
 		log_errorx("unable to set up a channel to the manager");
 		goto out;
 	}
-	st.link = link_start(cfg, db, mgr, st.id, &st.plat, have_stored == 1 ? &stored : NULL);
+	st.link = link_start(cfg, mgr, st.id, &st.plat, have_stored == 1 ? &stored : NULL);
 	if (have_stored == 1)
 		reg_free(&stored);
 	have_stored = 0;
@@ -313,7 +354,7 @@ main(int argc, char **argv)
 out:
 	if (have_stored == 1)
 		reg_free(&stored);
-	link_stop(st.link);
+	link_stop(st.link, STOP_FLUSH_MS / 3);
 	mgr_close(mgr);
 	grpc_shutdown_blocking();
 	if (srv != NULL)

@@ -1,5 +1,6 @@
 /* overview: one Overview per datasets.mappings entry (WIRE.md section 7),
  * sent with RegisterNode and SetOverviews. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -46,23 +47,49 @@ resolve(const struct manta_cfg *c, const char *path)
 	return strdup(path);
 }
 
-/* Python's Path(p).stem for files, Path(p).name for folders. */
-static char *
-display_name(const char *path, bool is_dir)
+/* The last component of path (Python's Path(p).name): its start, and its
+ * length in *n; trailing slashes are not part of it. */
+static const char *
+last_name(const char *path, size_t *n)
 {
 	size_t len = strlen(path);
 	const char *base;
-	char *s, *dot;
 
 	while (len > 1 && path[len - 1] == '/')
 		len--;
 	base = path + len;
 	while (base > path && base[-1] != '/')
 		base--;
-	if ((s = strndup(base, (size_t)(path + len - base))) == NULL)
+	*n = (size_t)(path + len - base);
+	return base;
+}
+
+/* Python's Path(p).stem for files, Path(p).name for folders. */
+static char *
+display_name(const char *path, bool is_dir)
+{
+	size_t n;
+	const char *base = last_name(path, &n);
+	char *s, *dot;
+
+	if ((s = strndup(base, n)) == NULL)
 		return NULL;
 	if (!is_dir && (dot = strrchr(s, '.')) != NULL && dot != s)
 		*dot = '\0';
+	return s;
+}
+
+/* WIRE.md section 7: "File in <file name>" (the name with its suffix,
+ * Python's Path(p).name), "Folder in <folder name>". */
+static char *
+describe(const char *path, bool is_dir)
+{
+	size_t n;
+	const char *base = last_name(path, &n);
+	char *s;
+
+	if (asprintf(&s, "%s in %.*s", is_dir ? "Folder" : "File", (int)n, base) == -1)
+		return NULL;
 	return s;
 }
 
@@ -94,7 +121,7 @@ overviews_build(const struct manta_cfg *c)
 		common__informations__overview__init(ov);
 		o->content[o->n_content++] = ov;
 		ov->name = display_name(full, dir);
-		ov->description = strdup("");
+		ov->description = describe(full, dir);
 		ov->dtype = strdup(overview_dtype(full, dir));
 		free(full);
 		if (ov->name == NULL || ov->description == NULL || ov->dtype == NULL)

@@ -165,17 +165,17 @@ gpu_discover(struct platform *p)
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/vendor", de->d_name);
-			if (read_text(path, buf, sizeof(buf)) <= 0)
+			if (read_small(path, buf, sizeof(buf)) <= 0)
 				continue;
 			vendor = strtoul(buf, NULL, 16);
 			snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/class", de->d_name);
-			if (read_text(path, buf, sizeof(buf)) <= 0)
+			if (read_small(path, buf, sizeof(buf)) <= 0)
 				continue;
 			class = strtoul(buf, NULL, 16);
 			if (vendor != NVIDIA_VENDOR || (class >> 16) != PCI_CLASS_DISPLAY)
 				continue;
 			snprintf(path, sizeof(path), "/sys/bus/pci/devices/%s/device", de->d_name);
-			if (read_text(path, buf, sizeof(buf)) > 0)
+			if (read_small(path, buf, sizeof(buf)) > 0)
 				device = strtoul(buf, NULL, 16);
 			if ((g = gpu_add(p, de->d_name)) != NULL && g->name[0] == '\0')
 				snprintf(g->name, sizeof(g->name), "NVIDIA device %04lx", device);

@@ -12,6 +12,7 @@
 #include <sqlite3.h>
 
 #include "cfg.h"
+#include "file.h"
 #include "id.h"
 #include "common/informations.pb-c.h"
 #include "common/system.pb-c.h"
@@ -105,19 +106,19 @@ void logrow_free(struct logrow *r);
 
 /* ---- logs.c: TaskLogs from mantad-exec (IPC side) ---- */
 /* Checks the frame's header against the message (ids; a zero node id is
- * filled in with ours), then stores it. 1 stored, 0 duplicate, -1 refused
- * (a bad frame) or -2 refused for now (the outbox full, the database), with
- * err filled. */
-int logs_accept(sqlite3 *db, struct manta_id node, const Manta__Ipc__TaskLogs *tl,
-    char *err, size_t errlen);
+ * filled in with ours), then stores it. */
+enum logs_accept {
+	LOGS_STORED,		/* in the outbox: the link thread sends it */
+	LOGS_DUPLICATE,		/* its key is queued or was sent: nothing done */
+	LOGS_REFUSED,		/* a bad frame, for good (err filled) */
+	LOGS_BUSY,		/* the outbox full, the database: exec retries (err) */
+};
+enum logs_accept logs_accept(sqlite3 *db, struct manta_id node,
+    const Manta__Ipc__TaskLogs *tl, char *err, size_t errlen);
 
-/* ---- identity.c: WIRE.md section 1, persisted in <state_dir>/identity ---- */
-/* Loads or creates the node id; *how names the rule used, for logs. */
-int identity_load(const struct manta_cfg *c, sqlite3 *db, struct manta_id *id,
-    const char **how);
-/* BLAKE3-16 of the MAC of the first suitable interface; the interface name
- * goes to ifname. -1 when the machine has none. */
-int identity_from_mac(struct manta_id *id, char *ifname, size_t len);
+/* ---- identity.c: WIRE.md section 1, written to <state_dir>/identity ---- */
+/* The node id from cfg_alias(c); *how names its source, for logs. */
+int identity_load(const struct manta_cfg *c, struct manta_id *id, const char **how);
 
 /* ---- manager.c: gRPC client of node.node_service.Node (libgrpc core) ---- */
 struct mgr;
@@ -160,9 +161,16 @@ struct link_status {
 	char broker[300];	/* host:port, empty before any Registration */
 };
 
-struct link *link_start(const struct manta_cfg *c, sqlite3 *db, struct mgr *m,
+/* Starts the link thread with its own connection to register.db (the
+ * caller keeps its own: one connection per thread). NULL on error. */
+struct link *link_start(const struct manta_cfg *c, struct mgr *m,
     struct manta_id id, const struct platform *p, const struct reg *stored);
-void link_stop(struct link *l);
+/* At stop: calls already queued go out, nothing new starts. */
+void link_close(struct link *l);
+/* Closing, and nothing queued is left to send (or no manager to take it). */
+bool link_flushed(struct link *l);
+/* Waits up to wait_ms for link_flushed, then cancels what is in flight. */
+void link_stop(struct link *l, int wait_ms);
 void link_status(struct link *l, struct link_status *st);
 /* Deep copy of the last Registration: 1 when there is one, 0 none. */
 int link_registration(struct link *l, struct reg *out);
@@ -184,10 +192,6 @@ void reg_to_notice(const struct reg *r, Manta__Ipc__RegistrationNotice *n,
  * bytes other than tab and newline (invalid bytes become '?'), at most max
  * bytes long. Python's protobuf refuses strings that are not UTF-8. */
 char *utf8_clean(const char *s, size_t len, size_t max);
-/* Reads a small text file into buf, NUL-terminated, trailing newline
- * removed. Length or -1. */
-ssize_t read_text(const char *path, char *buf, size_t len);
-char *path_join(const char *a, const char *b);
 
 /* ---- sandbox.c: the seccomp allowlist, loaded before the loop ---- */
 int sandbox_enter(void);

@@ -9,8 +9,8 @@
  * named.
  *
  * A call outside the list kills the process (SCMP_ACT_KILL_PROCESS; the
- * supervisor sees SIGSYS and restarts it). MANTA_SECCOMP=errno makes it
- * fail with EPERM instead, to find what a new path needs; =off loads no
+ * supervisor sees SIGSYS and restarts it). security.seccomp = "errno" makes it
+ * fail with EPERM instead, to find what a new path needs; "off" loads no
  * filter. */
 #include "confine.h"
 #include "register.h"
@@ -40,5 +40,5 @@ static const char *const allowed[] = {
 int
 sandbox_enter(void)
 {
-	return confine_sandbox(allowed, sizeof(allowed) / sizeof(allowed[0]), NULL);
+	return confine_sandbox(allowed, sizeof(allowed) / sizeof(allowed[0]));
 }

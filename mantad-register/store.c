@@ -3,9 +3,9 @@
  * manager is away, DESIGN.md "Start"), a few facts about the identity, and
  * the outbox of task logs not yet acknowledged by the manager (AddTaskLogs).
  *
- * The main thread (IPC) and the link thread share the one connection; a
- * mutex keeps their statements and transactions apart. */
-#include <pthread.h>
+ * The main thread (IPC) and the link thread each have their own connection
+ * (store_open twice): SQLite orders their transactions (BEGIN IMMEDIATE,
+ * the busy timeout), and no connection is ever used by two threads. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,8 +49,6 @@ static const char *const migrations[] = {
 
 #define SENT_KEYS_KEEP_S	"10000"	/* remembered keys of sent logs */
 
-static pthread_mutex_t store_lock = PTHREAD_MUTEX_INITIALIZER;
-
 sqlite3 *
 store_open(const char *state_dir)
 {
@@ -61,6 +59,11 @@ store_open(const char *state_dir)
 		return NULL;
 	db = db_open(path, migrations, (int)(sizeof(migrations) / sizeof(migrations[0])));
 	free(path);
+	/* FULL: task logs acknowledged to mantad-exec survive a power loss. */
+	if (db != NULL && db_durable(db) == -1) {
+		db_close(db);
+		return NULL;
+	}
 	return db;
 }
 
@@ -210,11 +213,8 @@ store_reg_save(sqlite3 *db, const struct reg *r)
 	int rc;
 
 	id_to_hex(r->node_id, hex);
-	pthread_mutex_lock(&store_lock);
-	if (db_begin(db) == -1) {
-		pthread_mutex_unlock(&store_lock);
+	if (db_begin(db) == -1)
 		return -1;
-	}
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO registration (id, node_id,"
 	    " broker_host, broker_port, generation, registered_at)"
 	    " VALUES (1, ?, ?, ?, ?, ?)", -1, &st, NULL) != SQLITE_OK)
@@ -242,13 +242,11 @@ store_reg_save(sqlite3 *db, const struct reg *r)
 	}
 	sqlite3_finalize(st);
 	rc = db_commit(db);
-	pthread_mutex_unlock(&store_lock);
 	return rc;
 err:
 	log_warnx("sqlite: saving the registration: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
 	db_rollback(db);
-	pthread_mutex_unlock(&store_lock);
 	return -1;
 }
 
@@ -262,10 +260,8 @@ store_logs_add(sqlite3 *db, const struct logrow *r, uint64_t max_total,
 	sqlite3_int64 total = 0;
 	int rc = -1, s;
 
-	pthread_mutex_lock(&store_lock);
 	if (db_begin(db) == -1) {
 		snprintf(err, errlen, "database busy");
-		pthread_mutex_unlock(&store_lock);
 		return -1;
 	}
 	if (sqlite3_prepare_v2(db, "SELECT 1 FROM task_logs WHERE key = ?1"
@@ -314,7 +310,6 @@ done:
 		db_rollback(db);
 		rc = -1;
 	}
-	pthread_mutex_unlock(&store_lock);
 	return rc;
 dberr:
 	log_warnx("sqlite: storing task logs: %s", sqlite3_errmsg(db));
@@ -322,7 +317,6 @@ dberr:
 fail:
 	sqlite3_finalize(st);
 	db_rollback(db);
-	pthread_mutex_unlock(&store_lock);
 	return -1;
 }
 
@@ -352,7 +346,6 @@ store_logs_next(sqlite3 *db, struct logrow *r)
 	int rc = -1, s;
 
 	memset(r, 0, sizeof(*r));
-	pthread_mutex_lock(&store_lock);
 	if (sqlite3_prepare_v2(db, "SELECT seq, key, swarm_id, task_id, iteration, circular,"
 	    " created_ms, content FROM task_logs ORDER BY seq LIMIT 1", -1, &st,
 	    NULL) != SQLITE_OK)
@@ -384,7 +377,6 @@ out:
 	if (rc == -1)
 		log_warnx("sqlite: reading the task log outbox: %s", sqlite3_errmsg(db));
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&store_lock);
 	return rc;
 }
 
@@ -401,11 +393,8 @@ store_logs_sent(sqlite3 *db, int64_t seq, int64_t now_ms)
 	sqlite3_stmt *st = NULL;
 	int rc = -1;
 
-	pthread_mutex_lock(&store_lock);
-	if (db_begin(db) == -1) {
-		pthread_mutex_unlock(&store_lock);
+	if (db_begin(db) == -1)
 		return -1;
-	}
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
 		if (sqlite3_prepare_v2(db, sql[i], -1, &st, NULL) != SQLITE_OK)
 			goto out;
@@ -425,7 +414,6 @@ out:
 		sqlite3_finalize(st);
 		db_rollback(db);
 	}
-	pthread_mutex_unlock(&store_lock);
 	return rc;
 }
 
@@ -436,7 +424,6 @@ store_logs_count(sqlite3 *db, uint64_t *count, uint64_t *bytes)
 	int rc = -1;
 
 	*count = *bytes = 0;
-	pthread_mutex_lock(&store_lock);
 	if (sqlite3_prepare_v2(db, "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM task_logs",
 	    -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
 		*count = (uint64_t)sqlite3_column_int64(st, 0);
@@ -444,6 +431,5 @@ store_logs_count(sqlite3 *db, uint64_t *count, uint64_t *bytes)
 		rc = 0;
 	}
 	sqlite3_finalize(st);
-	pthread_mutex_unlock(&store_lock);
 	return rc;
 }

@@ -145,17 +145,19 @@ loop(struct res *r, struct ipc_server *srv, int sfd, const struct daemon_opts *o
 int
 main(int argc, char **argv)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = {
-		MANTA__IPC__MSG__BODY_STATUS_REQ,
-		MANTA__IPC__MSG__BODY_SNAPSHOT_REQ,
-		MANTA__IPC__MSG__BODY_CAPACITY_REQ,
+	/* Who may ask what (issue 13): snapshots for mantad-beat and
+	 * mantad-register, capacity for mantad-exec; nothing for light. */
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+		{ MANTA__IPC__MSG__BODY_SNAPSHOT_REQ, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
+		{ MANTA__IPC__MSG__BODY_CAPACITY_REQ, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
 	};
 	struct daemon_opts opts;
 	struct manta_cfg *cfg;
 	struct ipc_server *srv = NULL;
 	struct res r;
 	char dbpath[PATH_MAX];
-	struct confine_user user = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
 	int sfd, rc = 1;
 
 	daemon_args(argc, argv, PROG, &opts);
@@ -172,14 +174,19 @@ main(int argc, char **argv)
 		log_errorx("paths.state_dir and paths.run_dir must be set");
 		goto out;
 	}
-	if (daemon_mkdirs(cfg->state_dir, 0700) == -1) {
-		log_error("unable to create %s", cfg->state_dir);
+	if (confine_state_dir(cfg) == -1) {
+		log_errorx("unable to prepare %s", cfg->state_dir);
 		goto out;
 	}
-	if (confine_user_lookup(cfg, &user) == -1)
+	if (confine_accounts(cfg, &user, &light) == -1)
 		goto out;
+	if (confine_root_check(cfg, &user, "security.daemon_user") == -1) {
+		rc = 100;
+		goto out;
+	}
 	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
 		goto out;
+	daemon_lock(cfg, PROG, IPC_RES);
 	if (res_init(&r, cfg->state_dir, cfg->base_path) == -1)
 		goto out;
 	if (snprintf(dbpath, sizeof(dbpath), "%s/res.db", cfg->state_dir) >= (int)sizeof(dbpath)) {

@@ -84,38 +84,6 @@ lsrc_next(struct lsrc *s)
 	return s->line;
 }
 
-ssize_t
-read_small(const char *path, char *buf, size_t len)
-{
-	ssize_t n, got = 0;
-	int fd;
-
-	if (len == 0)
-		return -1;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	while ((size_t)got < len - 1) {
-		n = read(fd, buf + got, len - 1 - (size_t)got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int saved = errno;
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		got += n;
-	}
-	close(fd);
-	buf[got] = '\0';
-	if (got > 0 && buf[got - 1] == '\n')
-		buf[--got] = '\0';
-	return got;
-}
-
 const char *
 parse_u64(const char *p, uint64_t *v)
 {

@@ -9,6 +9,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include "file.h"
+
 /* Where the host is read. */
 #define PROC_STAT "/proc/stat"
 #define PROC_MEMINFO "/proc/meminfo"
@@ -41,9 +43,6 @@ void lsrc_close(struct lsrc *s);
 /* The next line without its newline, NUL-terminated; NULL at the end. */
 const char *lsrc_next(struct lsrc *s);
 
-/* Reads at most len-1 bytes of a small file, NUL-terminates, strips one
- * trailing newline. Length or -1. */
-ssize_t read_small(const char *path, char *buf, size_t len);
 /* Skips blanks; parses an unsigned decimal. Returns the end, NULL if none. */
 const char *parse_u64(const char *p, uint64_t *v);
 

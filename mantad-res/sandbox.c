@@ -8,8 +8,8 @@
  * calls, bpf, keyctl, chmod/chown of paths, and every call not named.
  *
  * A call outside the list kills the process (SCMP_ACT_KILL_PROCESS; the
- * supervisor sees SIGSYS and restarts it). MANTA_SECCOMP=errno makes it
- * fail with EPERM instead, to find what a new path needs; =off loads no
+ * supervisor sees SIGSYS and restarts it). security.seccomp = "errno" makes it
+ * fail with EPERM instead, to find what a new path needs; "off" loads no
  * filter. */
 #include "confine.h"
 #include "res.h"
@@ -32,5 +32,5 @@ static const char *const allowed[] = {
 int
 sandbox_enter(void)
 {
-	return confine_sandbox(allowed, sizeof(allowed) / sizeof(allowed[0]), NULL);
+	return confine_sandbox(allowed, sizeof(allowed) / sizeof(allowed[0]));
 }

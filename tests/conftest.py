@@ -50,6 +50,17 @@ def _failed(request):
     return rep is None or rep.failed
 
 
+@pytest.fixture(autouse=True)
+def tsan_clean():
+    """Under MANTA_TEST_TSAN, a ThreadSanitizer report from any process the
+    test started fails it (checked after every other fixture stopped its
+    processes)."""
+    yield
+    reports = nodelib.tsan_reports()
+    if reports:
+        pytest.fail("ThreadSanitizer:\n" + reports[-30000:], pytrace=False)
+
+
 def need_bins(*names):
     """Fails (not skips: `make check` builds them first) when a program is missing."""
     missing = [n for n in names if not os.access(os.path.join(nodelib.BIN, n), os.X_OK)]
@@ -199,13 +210,17 @@ def make_node(request):
                 sys.stderr.write("---- node %s: mantactl.log ----\n%s\n"
                                  % (n.dir, n.log_tail(200)))
             n.cleanup(remove=False)
+            # libcommon/db.c: a SQLite connection used by two threads.
+            if "used by two threads" in n.log():
+                errors.append("node %s: %s" % (n.dir, "\n".join(
+                    ln for ln in n.log().splitlines() if "used by two threads" in ln)))
             if nodelib.VALGRIND:
                 v = n.valgrind_errors()
                 if v:
-                    errors.append(v)
+                    errors.append("valgrind:\n" + v)
             n.remove()
         if errors:
-            pytest.fail("valgrind:\n" + "\n".join(errors)[-20000:], pytrace=False)
+            pytest.fail("\n".join(errors)[-20000:], pytrace=False)
 
 
 @pytest.fixture

@@ -176,7 +176,9 @@ class Record(object):
         elif self.request is not None:
             d["request"] = msg_to_dict(self.request)
         for k, v in self.extra.items():
-            if isinstance(v, bytes):
+            if k == "raw":
+                v = v.hex()
+            elif isinstance(v, bytes):
                 v = v.decode("utf-8", "replace")
             d[k] = v
         return d
@@ -184,6 +186,135 @@ class Record(object):
     def __repr__(self):
         return "Record(%s %s%s)" % (self.kind, self.method,
                                    " rejected" if self.rejected else "")
+
+
+class _RawRequest(object):
+    """A request as received: its bytes and the decoded message."""
+
+    __slots__ = ("raw", "msg")
+
+    def __init__(self, raw, msg):
+        self.raw = raw
+        self.msg = msg
+
+    @staticmethod
+    def parser(cls):
+        return lambda b: _RawRequest(bytes(b), cls.FromString(b))
+
+
+class Throttle(object):
+    """A TCP relay in front of the manager's gRPC port that moves bytes at
+    a set rate in each direction, as a slow link would: a message of any
+    size arrives in pieces at that pace (libgrpc and grpcio only ever see
+    whole messages, so a slow manager is made here, below HTTP/2).
+
+    down: bytes/s from the manager to the node (None: unlimited);
+    up: bytes/s from the node to the manager (a slow receiver);
+    frozen: when set, nothing moves either way and the connections stay
+    open (a link that went silent). Point the node at host:.port."""
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, target_port, target_host="127.0.0.1", down=None, up=None,
+                 host="127.0.0.1"):
+        import socket
+        self.target = (target_host, target_port)
+        self.down = down
+        self.up = up
+        self.frozen = False
+        self.moved = {"down": 0, "up": 0}
+        self._lsn = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        self._lsn.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._lsn.bind((host, 0))
+        self._lsn.listen(64)
+        self._lsn.settimeout(0.2)
+        self.port = self._lsn.getsockname()[1]
+        self._stop = threading.Event()
+        self._socks = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self):
+        import socket
+        while not self._stop.is_set():
+            try:
+                a, _ = self._lsn.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                a.close()
+                continue
+            for s in (a, b):
+                s.settimeout(None)
+                s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                # Small buffers, as a slow link has: what the node sees
+                # acknowledged is about what went through.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 * 1024)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 128 * 1024)
+            self._socks += [a, b]
+            for src, dst, way in ((a, b, "up"), (b, a, "down")):
+                t = threading.Thread(target=self._pump, args=(src, dst, way), daemon=True)
+                t.start()
+                self._threads.append(t)
+
+    def _pump(self, src, dst, way):
+        import select
+        import socket
+        t0, sent = time.monotonic(), 0
+        while not self._stop.is_set():
+            if self.frozen:
+                time.sleep(0.05)
+                t0, sent = time.monotonic(), 0
+                continue
+            rate = getattr(self, way)
+            n = self.CHUNK if rate is None else max(1, min(self.CHUNK, rate // 20))
+            try:
+                if not select.select([src], [], [], 0.2)[0]:
+                    continue
+                data = src.recv(n)
+            except (OSError, ValueError):
+                break
+            if not data:
+                break
+            if rate is not None:
+                # Paced from the start of the stream: no burst after a pause.
+                sent += len(data)
+                ahead = t0 + sent / float(rate) - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+                elif ahead < -1:
+                    t0, sent = time.monotonic(), 0
+            try:
+                dst.sendall(data)
+            except OSError:
+                break
+            self.moved[way] += len(data)
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        import socket
+        self._stop.set()
+        try:
+            self._lsn.close()
+        except OSError:
+            pass
+        for s in self._socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        for t in self._threads:
+            t.join(2)
+        for s in self._socks:
+            s.close()
 
 
 class DevManager(object):
@@ -228,6 +359,15 @@ class DevManager(object):
         self.nodes = {}             # node hex -> NodeOverview of its last RegisterNode
         # Per-method behaviour overrides: method -> grpc.StatusCode to fail with.
         self.fail = {}
+        # method name -> seconds the answer is held back (a slow manager)
+        self.answer_delay = {}
+        # A manager built against the reference advances a swarm's task graph
+        # on a task's logs upload, its only end-of-task signal (WIRE.md
+        # section 6): callable(decoded frame dict) run on each AddTaskLogs.
+        self.on_task_end = None
+        # method -> seconds the handler waits, sending nothing, before it
+        # answers (a stalled manager; it gives up early if the call ends).
+        self.stall = {}
 
         self._server = None
         self._mqtt = None
@@ -322,6 +462,17 @@ class DevManager(object):
             out.append(r)
         return out
 
+    def task_ends(self, task_hex=None):
+        """The AddTaskLogs uploads, which a manager built against the
+        reference reads as the ends of tasks (one per run): [(task hex,
+        iteration, circular, monotonic time)] from the frames' headers (the
+        counters' low 16 bits), in arrival order."""
+        return [(r.extra["log"]["task_id"], r.extra["log"]["iteration"],
+                 r.extra["log"]["circular"], r.time)
+                for r in self.calls("AddTaskLogs", accepted_only=True)
+                if "log" in r.extra and (task_hex is None
+                                         or r.extra["log"]["task_id"] == task_hex)]
+
     @property
     def node_statuses(self):
         return self.messages("manager/set_node_status")
@@ -394,6 +545,10 @@ class DevManager(object):
             wrapped = self._wrap(name, kind, impl)
             args = dict(request_deserializer=req_cls.FromString,
                         response_serializer=resp_cls.SerializeToString)
+            if kind != "su":
+                # Single requests keep their bytes too (Record.extra["raw"]):
+                # what a reference-built manager would have to parse.
+                args["request_deserializer"] = _RawRequest.parser(req_cls)
             if kind == "uu":
                 handlers[name] = grpc.unary_unary_rpc_method_handler(wrapped, **args)
             elif kind == "us":
@@ -439,6 +594,9 @@ class DevManager(object):
             else:
                 reqs = None
                 req = request_or_iter
+            raw = None
+            if isinstance(req, _RawRequest):
+                raw, req = req.raw, req.msg
             auth = md.get("authorization")
             if self.token is not None and auth != self.token:
                 self._record(Record("grpc", name, md, req, reqs, peer, rejected=True))
@@ -450,6 +608,13 @@ class DevManager(object):
                                     extra={"failed_with": code.name}))
                 context.abort(code, "dev manager: %s set to fail" % name)
             rec = Record("grpc", name, md, req, reqs, peer)
+            held = self.answer_delay.get(name)
+            if held:
+                time.sleep(held)        # the slow manager itself, not a test wait
+                rec.extra["cancelled"] = not context.is_active()
+            if raw is not None:
+                rec.extra["raw"] = raw
+            self._stall(name, context)
             if self.tls:
                 # The client certificate's CN when mutual TLS (else None).
                 cn = context.auth_context().get("x509_common_name") or [b""]
@@ -459,6 +624,14 @@ class DevManager(object):
             finally:
                 self._record(rec)
         return handler
+
+    def _stall(self, name, context):
+        t = self.stall.get(name)
+        if not t:
+            return
+        end = time.monotonic() + t
+        while context.is_active() and time.monotonic() < end:
+            time.sleep(0.05)
 
     def _rpc_IsAvailable(self, req, ctx, rec):
         return system_pb.Ok()
@@ -509,6 +682,11 @@ class DevManager(object):
         rec.extra["log"] = {k: v for k, v in d.items() if k not in ("raw", "timestamp")}
         with self.lock:
             self.logs.append(d)
+        if self.on_task_end is not None:
+            try:
+                self.on_task_end(d)
+            except Exception:
+                pass
         return system_pb.Ok()
 
     def _rpc_SetGlobal(self, reqs, ctx, rec):

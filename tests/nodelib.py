@@ -7,6 +7,8 @@ Environment:
   MANTA_TEST_TIMEOUT_SCALE=N   multiply every deadline by N
   MANTA_TEST_KEEP=1       keep each node's temp dir (config, logs, state)
   MANTA_TEST_LOGLEVEL=L   logging.level in the generated configs (INFO)
+  MANTA_TEST_TSAN=1       use the ThreadSanitizer programs of build/tsan/bin
+                          (make check-tsan); any report fails the test
 """
 
 import json
@@ -21,7 +23,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-BIN = os.path.join(ROOT, "bin")
+TSAN = bool(os.environ.get("MANTA_TEST_TSAN"))
+BIN = os.path.join(ROOT, "build", "tsan", "bin") if TSAN else os.path.join(ROOT, "bin")
 PYGEN = os.path.join(ROOT, "build", "py")
 if PYGEN not in sys.path:
     sys.path.insert(0, PYGEN)
@@ -31,14 +34,13 @@ if HERE not in sys.path:
 MANTACTL = os.path.join(BIN, "mantactl")
 MOSQUITTO = "/usr/sbin/mosquitto"
 TOKEN = "aaa.bbb.ccc"
-# The daemons an instance runs: the supervisor starts mantad-exec and
-# mantad-light too once they are built.
-DAEMONS = ("mantad-res", "mantad-register", "mantad-beat") + tuple(
-    d for d in ("mantad-exec", "mantad-light")
-    if os.access(os.path.join(BIN, d), os.X_OK))
+# The daemons an instance runs: all five are required (issue 15).
+DAEMONS = ("mantad-res", "mantad-register", "mantad-beat", "mantad-exec",
+           "mantad-light")
 
 VALGRIND = bool(os.environ.get("MANTA_TEST_VALGRIND"))
-SCALE = float(os.environ.get("MANTA_TEST_TIMEOUT_SCALE", "4" if VALGRIND else "1"))
+SCALE = float(os.environ.get("MANTA_TEST_TIMEOUT_SCALE",
+                             "4" if VALGRIND else "3" if TSAN else "1"))
 KEEP = bool(os.environ.get("MANTA_TEST_KEEP"))
 LOGLEVEL = os.environ.get("MANTA_TEST_LOGLEVEL", "INFO")
 
@@ -490,11 +492,44 @@ def default_sections(d, manager_port, token=TOKEN, alias=None, name="node",
         "logging": {"level": LOGLEVEL, "filename": os.path.join(d, "node.log"),
                     "log_to_file": False, "log_to_console": True,
                     "debug_mode": False, "max_file_size": "100M", "backup_count": 5},
+        # allow_root_daemons: this machine has no manta/manta-light
+        # accounts, and creating them would change every other node's
+        # default; the tests of the accounts name test accounts instead.
         "security": {"use_tls": False, "cert_folder": os.path.join(d, "certs"),
-                     "verify_ssl": True, "token_refresh_interval": 3600},
+                     "verify_ssl": True, "token_refresh_interval": 3600,
+                     "allow_root_daemons": True},
         "paths": {"run_dir": os.path.join(d, "run"),
                   "state_dir": os.path.join(d, "state")},
     }
+
+
+# ---- ThreadSanitizer (issue 15) ----
+
+if TSAN:
+    # Every process started from here on (supervisor, daemons, shims,
+    # mantactl commands) writes its reports to TSAN_DIR/tsan.PID.
+    TSAN_DIR = tempfile.mkdtemp(prefix="manta-tsan-", dir="/tmp")
+    import atexit
+    atexit.register(shutil.rmtree, TSAN_DIR, True)
+    os.environ["TSAN_OPTIONS"] = (
+        "log_path=%s/tsan exitcode=66 second_deadlock_stack=1 suppressions=%s"
+        % (TSAN_DIR, os.path.join(HERE, "tsan.supp")))
+    # The TSAN runtime makes system calls of its own that no daemon's
+    # seccomp allowlist has: the filters stay off in these runs.
+    os.environ["MANTA_SECCOMP"] = "off"
+
+
+def tsan_reports():
+    """The reports written since the last call (then removed), as text."""
+    if not TSAN:
+        return ""
+    out = []
+    for f in sorted(os.listdir(TSAN_DIR)):
+        path = os.path.join(TSAN_DIR, f)
+        with open(path, errors="replace") as fh:
+            out.append("---- %s ----\n%s" % (f, fh.read()))
+        os.unlink(path)
+    return "\n".join(out)
 
 
 # ---- a node instance ----
@@ -1075,21 +1110,36 @@ def light_port(run_dir):
 DAEMON_USER = "mantad-test"
 
 
-def daemon_account(name=DAEMON_USER):
-    """The pwd entry of a system account for security.daemon_user tests,
-    made when missing and then kept (no home, no shell, no password)."""
+def _system_account(name, group_args):
+    """The pwd entry of system account name, made when missing and then
+    kept (no home, no shell, no password); group_args: useradd's."""
     import pwd
     try:
         return pwd.getpwnam(name)
     except KeyError:
         pass
-    r = subprocess.run(["useradd", "--system", "--no-create-home", "--user-group",
-                        "--shell", "/usr/sbin/nologin", name],
+    r = subprocess.run(["useradd", "--system", "--no-create-home"] + group_args +
+                       ["--shell", "/usr/sbin/nologin", name],
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        universal_newlines=True)
     if r.returncode != 0 and "already exists" not in r.stderr:
         raise RuntimeError("useradd %s: %s" % (name, r.stderr))
     return pwd.getpwnam(name)
+
+
+def daemon_account(name=DAEMON_USER):
+    """The account for security.daemon_user tests, with its own group."""
+    return _system_account(name, ["--user-group"])
+
+
+LIGHT_USER = "mantad-test-light"
+
+
+def light_account(name=LIGHT_USER, group=DAEMON_USER):
+    """The account for security.light_user tests, in the group of the
+    daemon_user test account (issue 13)."""
+    daemon_account(group)
+    return _system_account(name, ["--gid", group])
 
 
 def status_file(path):
@@ -1165,13 +1215,34 @@ def audit_show(node):
     return json.loads(r.stdout)
 
 
+def audit_keys(state_dir):
+    """The audit chain's keys (mantactl(8) AUDIT) known from state_dir, by
+    id: K = BLAKE2b-256 keyed with the secret key (secret.key there) or the
+    32 bytes of audit.key, of "manta-node audit chain v1"."""
+    import hashlib
+    keys = {}
+    for name in ("secret.key", "audit.key"):
+        try:
+            with open(os.path.join(state_dir, name), "rb") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        raw = bytes.fromhex(raw.decode().strip()) if len(raw.strip()) == 64 else raw
+        k = hashlib.blake2b(b"manta-node audit chain v1", key=raw, digest_size=32).digest()
+        kid = hashlib.blake2b(b"manta-node audit key id", key=k, digest_size=8).hexdigest()
+        keys[kid] = k
+    return keys
+
+
 def audit_chain_ok(path):
     """The audit trail's documented hash chain (mantactl(8) AUDIT), from a
     second implementation: every line's members start with seq, time,
-    event and end with prev, hash; seq counts from 1; hash is BLAKE2b-256
-    over prev (64 hex) then the line without its last member, closed by
-    '}'; prev is the hash before (64 zeros first). Returns the line count."""
+    event and end with chain_key (the key's id), prev, hash; seq counts
+    from 1; hash is BLAKE2b-256 keyed with the chain key over prev (64 hex)
+    then the line without its last member, closed by '}'; prev is the hash
+    before (64 zeros first). Returns the line count."""
     import hashlib
+    keys = audit_keys(os.path.dirname(path))
     suffix = len(',"hash":"') + 64 + len('"}')
     prev = "0" * 64
     with open(path, "rb") as f:
@@ -1179,11 +1250,14 @@ def audit_chain_ok(path):
     assert lines[-1] == b"", "the file ends with a newline"
     for i, line in enumerate(lines[:-1], 1):
         o = json.loads(line)
-        assert list(o)[:3] == ["seq", "time", "event"] and list(o)[-2:] == ["prev", "hash"]
+        assert list(o)[:3] == ["seq", "time", "event"]
+        assert list(o)[-3:] == ["chain_key", "prev", "hash"], list(o)
+        assert o["chain_key"] in keys, "line %d: unknown key %s" % (i, o["chain_key"])
         assert o["seq"] == i and o["prev"] == prev
         assert line.endswith(b',"hash":"' + o["hash"].encode() + b'"}')
         body = line[:-suffix] + b"}"
-        h = hashlib.blake2b(prev.encode() + body, digest_size=32).hexdigest()
+        h = hashlib.blake2b(prev.encode() + body, digest_size=32,
+                            key=keys[o["chain_key"]]).hexdigest()
         assert h == o["hash"], "line %d: hash" % i
         prev = h
     return len(lines) - 1

@@ -1,6 +1,7 @@
 """`mantactl status --json`: exactly the INTERFACE.md keys plus the
-documented additive ones (mantactl(8): "refusing", and "outbox" in
-"manager" and "mqtt", issue 6), consistent with the processes and the
+documented additive ones (mantactl(8): "refusing", "waiting", and "outbox" in
+"manager" and "mqtt", issue 6; "security" and each daemon's "uid", issue 13),
+consistent with the processes and the
 machine; "online" once registered and connected; exit 3 when the node is
 not running."""
 
@@ -9,10 +10,11 @@ import os
 import nodelib
 
 TOP = {"node_id", "alias", "state", "manager", "mqtt", "daemons", "tasks", "resources",
-       "refusing"}
+       "refusing", "waiting", "security"}
+SECURITY = {"seccomp", "allow_root_daemons", "root_daemons"}
 MANAGER = {"host", "port", "registered", "outbox"}
-MQTT = {"broker", "connected", "outbox"}
-DAEMON = {"name", "pid", "state", "restarts", "uptime_s"}
+MQTT = {"broker", "connected", "outbox", "commands_waiting"}
+DAEMON = {"name", "pid", "state", "restarts", "uptime_s", "uid"}
 TASKS = {"queued", "pending", "running", "completed", "failed", "stopped"}
 RESOURCES = {"cpu_count", "mem_total_bytes", "mem_available_bytes", "gpus"}
 STATES = {"starting", "registering", "online", "offline", "draining", "drained",
@@ -33,6 +35,8 @@ def test_status_keys(manager, broker, node):
     assert set(st["mqtt"]) == MQTT, sorted(st["mqtt"])
     assert set(st["tasks"]) == TASKS, sorted(st["tasks"])
     assert set(st["resources"]) == RESOURCES, sorted(st["resources"])
+    assert set(st["security"]) == SECURITY, sorted(st["security"])
+    assert st["security"]["seccomp"] == "kill"
     assert st["daemons"], "no daemons listed"
     for d in st["daemons"]:
         assert set(d) == DAEMON, sorted(d)
@@ -42,7 +46,7 @@ def test_status_keys(manager, broker, node):
     assert st["manager"] == {"host": "127.0.0.1", "port": manager.grpc_port,
                              "registered": True, "outbox": 0}
     assert st["mqtt"] == {"broker": "127.0.0.1:%d" % broker.port, "connected": True,
-                          "outbox": 0}
+                          "outbox": 0, "commands_waiting": 0}
     assert st["refusing"] is None
     for k in TASKS:
         assert st["tasks"][k] == 0, st["tasks"]

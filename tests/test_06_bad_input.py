@@ -41,7 +41,7 @@ def test_bad_input(manager, node):
             ("stop_swarm", GARBAGE),
             ("stop_swarm", TRUNCATED),
         ]
-    missing = []
+    missing, wrong = [], []
     for cmd, payload in cases:
         t0 = time.monotonic()
         manager.raw("node/%s/%s" % (node_id, cmd), payload)
@@ -52,6 +52,13 @@ def test_bad_input(manager, node):
             continue
         assert pair_to_hex(r.request.node_id) == node_id
         assert r.request.content
+        # WIRE.md sections 5 and 9: an unparsable payload or an unknown
+        # command is an MQTT error (22), as the reference reports it.
+        if r.request.error_id != 22:
+            wrong.append((cmd, payload[:16], r.request.error_id))
+        if cmd == "no_such_command" and not r.request.content.startswith(
+                "Not allowed method"):
+            wrong.append((cmd, payload[:16], r.request.content))
 
     # Nothing that reached the manager was a crash.
     st = node.wait_ready(10)
@@ -66,6 +73,7 @@ def test_bad_input(manager, node):
                               and pair_to_hex(r.request.node_id) == node_id],
                      10, "a heartbeat after the bad input")
     assert not missing, "no SendError for: %r" % missing
+    assert not wrong, "SendError not as the reference's: %r" % wrong
 
 
 def test_unparsable_commands_without_exec(manager, node):

@@ -83,7 +83,7 @@ def test_refused_deploys(manager, make_node, bbroot, runtime):
                                                            gpu=True))
         nodelib.wait_task_status(manager, gpu, FAILED)
         e = errors_for(manager, gpu)
-        assert len(e) == 1 and e[0].error_id == 12 and "GPU" in e[0].content, e
+        assert len(e) == 1 and e[0].error_id == 18 and "GPU" in e[0].content, e
     nodelib.wait_task_status(manager, noimg, FAILED)
     nodelib.wait_task_status(manager, net, FAILED)
     nodelib.wait_task_status(manager, dup, COMPLETED)
@@ -96,9 +96,9 @@ def test_refused_deploys(manager, make_node, bbroot, runtime):
     e = errors_for(manager, noimg)
     assert len(e) == 1 and e[0].error_id == 18 and "no-such-image" in e[0].content, e
     e = errors_for(manager, net)
-    assert len(e) == 1 and e[0].error_id == 9 and "network" in e[0].content, e
+    assert len(e) == 1 and e[0].error_id == 18 and "network" in e[0].content, e
     e = errors_for(manager, dup)
-    assert len(e) == 1 and e[0].error_id == 9 and "already" in e[0].content, e
+    assert len(e) == 1 and e[0].error_id == 19 and "already" in e[0].content, e
     assert [u[3] for u in nodelib.task_updates(manager, noimg)] == [FAILED]
     assert [u[3] for u in nodelib.task_updates(manager, dup)] == [RUNNING, COMPLETED]
     nodelib.wait_for(lambda: nodelib.task_log_text(manager, dup) == "once\n", 15,
@@ -125,11 +125,12 @@ def test_refused_deploys(manager, make_node, bbroot, runtime):
 
 
 def test_streamed_and_capped_logs(manager, make_node, bbroot, runtime):
-    """tasks.stream_logs: output reaches the manager while the task runs, in
-    frames that add up to the whole; the local log is capped at
-    containers.log_config max-size, with a note."""
+    """tasks.live_logs_to_manager (node-only): output reaches the manager
+    while the task runs, in frames that add up to the whole; the local log
+    is capped at containers.log_config max-size, with a note."""
     node = nodelib.exec_node(manager, make_node, bbroot, runtime, containers={
-        "log_config": {"type": "json-file", "config": {"max-size": "4k", "max-file": "1"}}})
+        "log_config": {"type": "json-file", "config": {"max-size": "4k", "max-file": "1"}}},
+        tasks={"live_logs_to_manager": True})
     slow, big = "c5" * 16, "c6" * 16
     manager.deploy_task(node.node_id, nodelib.task_msg(
         slow, "#!/bin/sh\necho first\nsleep 3\necho second\n"))

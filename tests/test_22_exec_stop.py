@@ -60,8 +60,12 @@ def test_stop_task_and_swarm(manager, make_node, bbroot, runtime):
                                                     task_id=hex_to_pair(a)))
     nodelib.wait_task_status(manager, a, STOPPED, timeout=10)
     assert statuses(manager, a) == [RUNNING, STOPPED]
-    nodelib.wait_for(lambda: "got TERM" in nodelib.task_log_text(manager, a), 10,
+    nodelib.wait_for(lambda: "got TERM" in nodelib.mantactl("logs", a, "-c",
+                                                          node.config).stdout, 10,
                      "the task saw SIGTERM")
+    # A stopped run's output stays here: the reference sends none, and a
+    # manager built against it reads an upload as the task's natural end.
+    assert not [d for d in manager.logs if d["task_id"] in (a, b, c, q)]
     clean(node, runtime)
     rc, tasks = nodelib.tasks_json(node.config)
     assert rc == 0 and sorted(t["status"] for t in tasks) == ["STOPPED"] * 4, tasks
@@ -82,9 +86,16 @@ def test_timeout(manager, make_node, bbroot, runtime):
     err = manager.wait_call("SendError", timeout=nodelib.deadline(10),
                             pred=lambda r: pair_to_hex(r.request.task_id) == t)
     assert err.request.error_id == 11 and "timeout" in err.request.content
+    # The end of the run for the manager: its one upload, with the reason.
+    text = nodelib.wait_for(lambda: "task_timeout" in nodelib.task_log_text(manager, t)
+                            and nodelib.task_log_text(manager, t), 10,
+                            "the logs with the timeout's reason")
+    assert text.startswith("up\n") and "reported FAILED" in text, text
     rc, tasks = nodelib.tasks_json(node.config)
     assert [x["status"] for x in tasks] == ["FAILED"]
     clean(node, runtime)
+    assert len([c for c in manager.calls("AddTaskLogs")
+                if c.extra.get("log", {}).get("task_id") == t]) == 1
 
 
 def test_node_stop_stops_tasks(manager, make_node, bbroot, runtime):

@@ -70,7 +70,8 @@ def run_probe(manager, node, task):
     """Deploys PROBE, looks at its init from the host while it waits, lets
     it finish; returns (probe output, host view) once COMPLETED."""
     manager.deploy_task(node.node_id, nodelib.task_msg(task, PROBE, alias="userns"))
-    pidfile = os.path.join(node.state_dir, "tasks", "%s-0-0" % task, "init.pid")
+    pidfile = os.path.join(node.state_dir, "tasks", "%s-%s-0-0" % ("5a" * 16, task),
+                           "init.pid")
 
     def init_pid():
         try:
@@ -80,7 +81,8 @@ def run_probe(manager, node, task):
             return None
         return pid if nodelib.alive(pid) else None
     pid = nodelib.wait_for(init_pid, 30, "the container's init.pid")
-    nodelib.wait_for(lambda: "ready\n" in nodelib.task_log_text(manager, task), 15,
+    nodelib.wait_for(lambda: "ready\n" in nodelib.mantactl("logs", task, "-c",
+                                                           node.config).stdout, 15,
                      "the probe's first lines")
     host = {"status": nodelib.proc_status(pid)}
     with open("/proc/%d/uid_map" % pid) as f:

@@ -26,7 +26,8 @@ while :; do sleep 0.05; done
 
 def task_token(node, task):
     """(init pid, MANTA_TASK_TOKEN) of task's running container."""
-    pidfile = os.path.join(node.state_dir, "tasks", "%s-0-0" % task, "init.pid")
+    pidfile = os.path.join(node.state_dir, "tasks", "%s-%s-0-0" % ("5a" * 16, task),
+                           "init.pid")
 
     def get():
         try:

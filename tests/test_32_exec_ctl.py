@@ -19,7 +19,7 @@ from common import tasks_pb2 as tasks_pb  # noqa: E402
 pytestmark = nodelib.skip_unless_built("mantad-exec")
 
 KEYS = {"swarm_id", "task_id", "status", "iteration", "circular", "image",
-        "exit_code", "started_at", "finished_at"}
+        "exit_code", "started_at", "finished_at", "reason"}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 SWARM = "5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a"
 COMPLETED = tasks_pb.COMPLETED

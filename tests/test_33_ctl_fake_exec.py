@@ -20,7 +20,7 @@ import ipc_pb2  # noqa: E402  (build/py, on sys.path through nodelib)
 zmq = pytest.importorskip("zmq")
 
 KEYS = ["swarm_id", "task_id", "status", "iteration", "circular", "image",
-        "exit_code", "started_at", "finished_at"]
+        "exit_code", "started_at", "finished_at", "reason"]
 T1 = "0000000000000000000000000000b001"
 T2 = "0000000000000000000000000000b002"
 SW = "0000000000000000000000000000aaaa"
@@ -122,7 +122,8 @@ def test_tasks_json(running):
         assert arr[0] == {"swarm_id": SW, "task_id": T1, "status": "RUNNING",
                           "iteration": 3, "circular": 1, "image": "busybox",
                           "exit_code": None, "started_at": "2026-01-02T03:04:05Z",
-                          "finished_at": None}
+                          "finished_at": None, "reason": None}
+        assert arr[1]["reason"] == "exit 7"
         assert arr[1]["exit_code"] == 7 and arr[1]["finished_at"] == "2026-01-02T03:05:00Z"
         assert arr[2]["started_at"] is None and arr[2]["exit_code"] is None
         # Not a terminal: JSON without --json too; the NAME-less forms too.

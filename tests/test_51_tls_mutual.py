@@ -46,7 +46,7 @@ def test_mutual_tls(request, pki, make_node):
     assert call.extra["peer_cn"] == "node-client"
 
     log = n.log()
-    assert "TLS to the manager: CA from ca.crt, client certificate node.crt" in log
+    assert "TLS to the manager: system CA roots and ca.crt, client certificate node.crt" in log
     assert ("TLS to the broker 127.0.0.1:%d: CA from ca.crt, client certificate mqtt.crt"
             % broker.port) in log
     assert "certificate is refused" not in log

@@ -43,7 +43,7 @@ def test_server_auth_only(request, pki, make_node):
     assert m.wait_call("RegisterNode").extra["peer_cn"] is None
     assert "as %s" % st["node_id"] in broker.log()
     log = n.log()
-    assert ("TLS to the manager: CA from ca.crt, no client certificate "
+    assert ("TLS to the manager: system CA roots and ca.crt, no client certificate "
             "(no node.crt and node.key)") in log
     assert "client certificate (no mqtt.crt and mqtt.key)" in log
 

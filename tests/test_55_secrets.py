@@ -101,7 +101,7 @@ def test_sealed_secrets_end_to_end(request, pki, make_node):
                    and pair_to_hex(r.request.node_id) == node_id)
     assert "as %s" % node_id in broker.log()
     log = n.log()
-    assert ("TLS to the manager: CA from ca.crt, client certificate node.crt "
+    assert ("TLS to the manager: system CA roots and ca.crt, client certificate node.crt "
             "(key sealed in node.key.sbox)") in log, log
     assert ("TLS to the broker 127.0.0.1:%d: CA from ca.crt, client certificate "
             "mqtt.crt (key sealed in mqtt.key.sbox)" % broker.port) in log, log

@@ -10,7 +10,8 @@ the supervisor, only the capabilities runc and crun need: bounding set
 included, with no_new_privs.
 
 The table the closing note needs (daemon x uid, CapEff, seccomp mode,
-system calls allowed) is printed (pytest -s) and written to
+system calls allowed, and the peers its endpoint accepts per message type,
+issue 13) is printed (pytest -s) and written to
 build/confine-table-{root,daemon_user}.txt: once with the four daemons at
 uid 0, once with security.daemon_user, where they switch to that account."""
 
@@ -44,6 +45,28 @@ RUNTIME = ("chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill
 RUNTIME_MASK = sum(1 << n for n, c in CAPS.items() if c in RUNTIME)
 
 
+# Each endpoint's table of rules (issue 13): where it is, and the kinds.
+RULES_SRC = {"mantactl start": "mantactl/supervise.c", "mantad-res": "mantad-res/main.c",
+             "mantad-register": "mantad-register/main.c", "mantad-beat": "mantad-beat/main.c",
+             "mantad-exec": "mantad-exec/main.c", "mantad-light": "mantad-light/main.c"}
+KINDS = {"IPC_FROM_OWNER": "owner", "IPC_FROM_DAEMON": "daemon", "IPC_FROM_LIGHT": "light"}
+
+
+def accepts(daemon):
+    """'type(callers) ...' from the daemon's ipc_rule table, as built."""
+    with open(os.path.join(nodelib.ROOT, RULES_SRC[daemon])) as f:
+        src = f.read()
+    m = re.search(r"struct ipc_rule allowed\[\] = \{(.*?)\n\s*\};", src, re.S)
+    out = []
+    for body, frm, prog in re.findall(r"\{ MANTA__IPC__MSG__BODY_([A-Z_]+), ([A-Z_| ]+), "
+                                      r"(NULL|\"[a-z-]+\") \}", m.group(1)):
+        who = [KINDS[k.strip()] for k in frm.split("|")]
+        if prog != "NULL":
+            who = [w if w == "owner" else "%s as %s" % (w, prog.strip('"')) for w in who]
+        out.append("%s(%s)" % (body.lower(), ",".join(who)))
+    return " ".join(out)
+
+
 def cap_names(mask):
     return [CAPS.get(n, str(n)) for n in range(64) if mask >> n & 1]
 
@@ -60,14 +83,19 @@ def cnode(request, manager, make_node):
     """A started node: the four daemons stay uid 0 (security.daemon_user
     = ""), or switch to a test account."""
     if request.param == "root":
-        n = make_node(manager.grpc_port, overrides={"security": {"daemon_user": ""}})
-        n.uid = 0
+        n = make_node(manager.grpc_port, overrides={"security": {"daemon_user": "",
+                                                                 "light_user": ""}})
+        n.uid = n.light_uid = 0
     else:
         acct = nodelib.daemon_account()
+        light = nodelib.light_account()
         n = make_node(manager.grpc_port,
-                      overrides={"security": {"daemon_user": acct.pw_name}})
+                      overrides={"security": {"daemon_user": acct.pw_name,
+                                              "light_user": light.pw_name,
+                                              "allow_root_daemons": False}})
         os.chmod(n.dir, 0o711)      # the run dir's parent: searchable
         n.uid = acct.pw_uid
+        n.light_uid = light.pw_uid
     n.variant = request.param
     n.start()
     n.wait_ready(30)
@@ -89,10 +117,12 @@ def test_daemons_confined(cnode):
         rows.append((d, pid, st["Uid"].split()[1], st["CapEff"], st["CapBnd"],
                      st["NoNewPrivs"], SECCOMP_MODES.get(st["Seccomp"], st["Seccomp"]),
                      len(threads),
-                     ("%s (else %s)" % allowed) if allowed else "all (no filter)"))
+                     ("%s (else %s)" % allowed) if allowed else "all (no filter)",
+                     accepts(d)))
         if d in CONFINED:
-            if st["Uid"].split() != [str(node.uid)] * 4:
-                problems.append("%s: Uid %s, not %d" % (d, st["Uid"], node.uid))
+            want = node.light_uid if d == "mantad-light" else node.uid
+            if st["Uid"].split() != [str(want)] * 4:
+                problems.append("%s: Uid %s, not %d" % (d, st["Uid"], want))
             for tid, t in sorted(threads.items()):
                 for k in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"):
                     if t.get(k, ZERO) != ZERO:
@@ -132,9 +162,10 @@ def test_daemons_confined(cnode):
         st = nodelib.proc_status(sup)
         rows.append(("mantactl start", sup, st["Uid"].split()[1], st["CapEff"], st["CapBnd"],
                      st["NoNewPrivs"], SECCOMP_MODES.get(st["Seccomp"], st["Seccomp"]),
-                     len(nodelib.threads_status(sup)), "all (no filter)"))
+                     len(nodelib.threads_status(sup)), "all (no filter)",
+                     accepts("mantactl start")))
     head = ("daemon", "pid", "uid", "CapEff", "CapBnd", "NoNewPrivs", "seccomp",
-            "threads", "syscalls allowed")
+            "threads", "syscalls allowed", "accepts (endpoint rules)")
     widths = [max(len(str(r[i])) for r in rows + [head]) for i in range(len(head))]
     lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
              for r in [head] + rows]

@@ -34,12 +34,20 @@ def account():
     return nodelib.daemon_account(USER)
 
 
-def test_daemons_run_as_user(request, account, pki, make_node, bbroot):
+@pytest.fixture(scope="module")
+def light():
+    """mantad-light's own account, in USER's group (issue 13)."""
+    return nodelib.light_account()
+
+
+def test_daemons_run_as_user(request, account, light, pki, make_node, bbroot):
     ca = pki["ca"]
     broker, m = nodelib.mutual_tls_stack(request, pki)
 
     ov = nodelib.exec_sections("runc")
-    ov.setdefault("security", {}).update({"use_tls": True, "daemon_user": USER})
+    ov.setdefault("security", {}).update({"use_tls": True, "daemon_user": USER,
+                                          "light_user": light.pw_name,
+                                          "allow_root_daemons": False})
     n = make_node(m.grpc_port, overrides=ov)
     # The daemons reach the run dir through its parent: searchable, not
     # readable (mkdtemp made it 0700).
@@ -63,8 +71,9 @@ def test_daemons_run_as_user(request, account, pki, make_node, bbroot):
     problems = []
     for d in CONFINED:
         pid = pids[d]
+        uid = light.pw_uid if d == "mantad-light" else account.pw_uid
         for tid, st in nodelib.threads_status(pid).items():
-            if st["Uid"].split() != [str(account.pw_uid)] * 4:
+            if st["Uid"].split() != [str(uid)] * 4:
                 problems.append("%s/%s Uid %s" % (d, tid, st["Uid"]))
             if st["Gid"].split() != [str(account.pw_gid)] * 4:
                 problems.append("%s/%s Gid %s" % (d, tid, st["Gid"]))
@@ -144,7 +153,7 @@ def test_unknown_user_refused(manager, make_node):
     assert stat.S_IMODE(os.stat(n2.run_dir).st_mode) == 0o700
 
 
-def test_refusals_explained_after_the_switch(request, account, pki, make_node):
+def test_refusals_explained_after_the_switch(request, account, light, pki, make_node):
     """A refused manager certificate is still explained with OpenSSL's
     reason once mantad-register runs as the user: its probe handshake reads
     the copies of cert_folder's files it made before the switch, not the
@@ -154,7 +163,8 @@ def test_refusals_explained_after_the_switch(request, account, pki, make_node):
     m = nodelib.tls_manager(request, expired, ca=ca.crt,
                             registration_broker_port=nodelib.free_port())
     n = make_node(m.grpc_port, overrides={"security": {"use_tls": True,
-                                                       "daemon_user": USER}})
+                                                       "daemon_user": USER,
+                                                       "light_user": light.pw_name}})
     os.chmod(n.dir, 0o711)
     folder = n.sections["security"]["cert_folder"]
     ca.cert_folder(folder, node=pki["node"], mqtt=pki["mqtt"])

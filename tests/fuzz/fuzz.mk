@@ -37,7 +37,7 @@ FUZZ_SRC_wire := mantad-light/wire.c
 FUZZ_LIBS_wire := $(call pl,grpc)
 
 FUZZ_COMMON_SRC := $(addprefix libcommon/,ipc.c ipc_validate.c daemon.c log.c \
-	cfg.c secret.c id.c blake3.c toml_shim.cpp)
+	cfg.c cfg_notes.c file.c secret.c id.c blake3.c toml_shim.cpp)
 
 FZR := build/fuzz/replay
 FZL := build/fuzz/libfuzzer

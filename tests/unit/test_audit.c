@@ -40,9 +40,32 @@ setup(void **state)
 static int
 teardown(void **state)
 {
+	char key[160];
+
+	snprintf(key, sizeof(key), "%s/%s", dir, AUDIT_KEY_FILE);
 	unlink(path);
+	unlink(key);
 	rmdir(dir);
 	return 0;
+}
+
+/* K as audit.h defines it, computed here from audit.key's hex digits. */
+static void
+chain_key(unsigned char k[32], char id[17])
+{
+	unsigned char raw[32], i8[8];
+	char name[160], hex[80];
+	FILE *f;
+
+	snprintf(name, sizeof(name), "%s/%s", dir, AUDIT_KEY_FILE);
+	assert_non_null(f = fopen(name, "r"));
+	assert_non_null(fgets(hex, sizeof(hex), f));
+	fclose(f);
+	assert_int_equal(sodium_hex2bin(raw, 32, hex, 64, NULL, NULL, NULL), 0);
+	crypto_generichash(k, 32, (const unsigned char *)"manta-node audit chain v1", 25,
+	    raw, 32);
+	crypto_generichash(i8, 8, (const unsigned char *)"manta-node audit key id", 23, k, 32);
+	sodium_bin2hex(id, 17, i8, 8);
 }
 
 /* ---- helpers ---- */
@@ -121,11 +144,12 @@ static void
 test_format_and_hash(void **state)
 {
 	char prev[AUDIT_HASH_HEX + 1], err[256];
-	unsigned char h[32];
-	char hex[AUDIT_HASH_HEX + 1];
+	unsigned char h[32], key[32];
+	char hex[AUDIT_HASH_HEX + 1], id[17];
 	struct lines ls;
 
 	fill(NLINES);
+	chain_key(key, id);
 	read_lines(&ls);
 	assert_int_equal(ls.n, NLINES);
 	memset(prev, '0', AUDIT_HASH_HEX);
@@ -133,7 +157,7 @@ test_format_and_hash(void **state)
 	for (size_t i = 0; i < ls.n; i++) {
 		size_t len = strlen(ls.l[i]);
 		const char *keys[] = { "seq", "time", "event", "topic", "bytes", "text",
-		    "prev", "hash" };
+		    "chain_key", "prev", "hash" };
 		const char *k, *t;
 		json_t *o, *v;
 		size_t ki = 0;
@@ -146,11 +170,12 @@ test_format_and_hash(void **state)
 			assert_true(ls.l[i][c] >= 0x20 && ls.l[i][c] < 0x7f);
 		assert_non_null(o = json_loadb(ls.l[i], len - 1, 0, NULL));
 		json_object_foreach(o, k, v) {
-			assert_true(ki < 8);
+			assert_true(ki < 9);
 			assert_string_equal(k, keys[ki]);
 			ki++;
 		}
-		assert_int_equal(ki, 8);
+		assert_int_equal(ki, 9);
+		assert_string_equal(json_string_value(json_object_get(o, "chain_key")), id);
 		assert_int_equal(json_integer_value(json_object_get(o, "seq")), (json_int_t)i + 1);
 		assert_string_equal(json_string_value(json_object_get(o, "prev")), prev);
 		assert_string_equal(json_string_value(json_object_get(o, "text")),
@@ -160,14 +185,14 @@ test_format_and_hash(void **state)
 		assert_int_equal(strlen(t), 24);
 		assert_true(t[4] == '-' && t[10] == 'T' && t[19] == '.' && t[23] == 'Z');
 
-		/* hash = BLAKE2b-256(prev || line without ,"hash":"..." + "}") */
+		/* hash = BLAKE2b-256_K(prev || line without ,"hash":"..." + "}") */
 		assert_non_null(b = strdup(ls.l[i]));
 		k = strstr(b, ",\"hash\":\"");
 		assert_non_null(k);
 		assert_int_equal(len - 1 - (size_t)(k - b), 9 + 64 + 2);
 		b[k - b] = '}';
 		b[k - b + 1] = '\0';
-		crypto_generichash_init(&st, NULL, 0, 32);
+		crypto_generichash_init(&st, key, 32, 32);
 		crypto_generichash_update(&st, (const unsigned char *)prev, 64);
 		crypto_generichash_update(&st, (const unsigned char *)b, strlen(b));
 		crypto_generichash_final(&st, h, 32);
@@ -302,15 +327,161 @@ test_reorder(void **state)
 	free_lines(&ls);
 }
 
-/* An attacker who edits line 3 and recomputes its hash is found at line 4. */
+/* Writes ls back, frees it: verify must fail at line with why in err. */
+static void
+found_at(struct lines *ls, long line, const char *why)
+{
+	char err[256];
+
+	write_lines(ls);
+	assert_int_equal(verify(err, sizeof(err)), -line);
+	assert_non_null(strstr(err, why));
+	free_lines(ls);
+}
+
+/* Rewrites line i (0-based) with its hash recomputed, keyed with k (NULL:
+ * unkeyed, its chain_key member taken out), chained to prev when not NULL;
+ * its new hash into out. */
+static void
+rehash(struct lines *ls, size_t i, const struct audit_key *k, const char *prev, char *out)
+{
+	char *l = ls->l[i], *h, *ck, *nl;
+	json_t *o;
+
+	if (prev != NULL) {
+		char *p = strstr(l, ",\"prev\":\"");
+
+		assert_non_null(p);
+		memcpy(p + 9, prev, AUDIT_HASH_HEX);
+	}
+	if (k == NULL && (ck = strstr(l, ",\"chain_key\":\"")) != NULL)
+		memmove(ck, ck + 14 + AUDIT_KEY_ID_HEX + 1, strlen(ck + 14 + AUDIT_KEY_ID_HEX + 1) + 1);
+	nl = strchr(l, '\n');
+	assert_non_null(o = json_loadb(l, nl ? (size_t)(nl - l) : strlen(l), 0, NULL));
+	h = strstr(l, ",\"hash\":\"");
+	*h = '}';
+	audit_hash(k, json_string_value(json_object_get(o, "prev")), l, (size_t)(h - l) + 1, out);
+	*h = ',';
+	memcpy(h + 9, out, AUDIT_HASH_HEX);
+	json_decref(o);
+}
+
+/* A chain of NLINES rewritten whole with unkeyed hashes, chain_key out. */
+static void
+unkeyed_chain(void)
+{
+	char prev[AUDIT_HASH_HEX + 1];
+	struct lines ls;
+
+	fill(NLINES);
+	read_lines(&ls);
+	memset(prev, '0', AUDIT_HASH_HEX);
+	prev[AUDIT_HASH_HEX] = '\0';
+	for (size_t i = 0; i < ls.n; i++)
+		rehash(&ls, i, NULL, prev, prev);
+	write_lines(&ls);
+	free_lines(&ls);
+}
+
+/* Issue 13: the whole chain rewritten with unkeyed hashes (chain_key taken
+ * out), as anyone who can write the file could: refused. So is one
+ * rewritten under another key, and an unkeyed line after keyed ones. */
+static void
+test_unkeyed_rewrite(void **state)
+{
+	char err[256], prev[AUDIT_HASH_HEX + 1];
+	struct audit_key other;
+	unsigned char raw[32];
+	struct lines ls;
+
+	unkeyed_chain();
+	assert_true(verify(err, sizeof(err)) < 0);
+	assert_non_null(strstr(err, "no entry is keyed"));
+
+	fill(NLINES);
+	read_lines(&ls);
+	randombytes_buf(raw, sizeof(raw));
+	audit_key_derive(raw, sizeof(raw), "attacker", &other);
+	memset(prev, '0', AUDIT_HASH_HEX);
+	for (size_t i = 0; i < ls.n; i++) {
+		char *ck = strstr(ls.l[i], ",\"chain_key\":\"");
+
+		memcpy(ck + 14, other.id, AUDIT_KEY_ID_HEX);
+		rehash(&ls, i, &other, prev, prev);
+	}
+	found_at(&ls, 1, "unknown key");
+
+	/* a downgrade at line 4 (its successors chained to it) */
+	fill(NLINES);
+	read_lines(&ls);
+	rehash(&ls, 3, NULL, NULL, prev);
+	found_at(&ls, 4, "not keyed after keyed entries");
+}
+
+/* A trail written before keys (unkeyed) goes on keyed after an upgrade:
+ * the old lines verify as they are, chained into the keyed ones. */
+static void
+test_legacy_prefix(void **state)
+{
+	char err[256];
+	struct audit *a;
+
+	unkeyed_chain();
+	assert_true(verify(err, sizeof(err)) < 0);	/* nothing keyed yet */
+	assert_non_null(a = audit_open(dir));
+	assert_int_equal(audit_append(a, "upgraded", NULL), 0);
+	audit_close(a);
+	assert_int_equal(verify(err, sizeof(err)), NLINES + 1);
+}
+
+/* Issue 13: cut from the end, the chain is still whole; only against a
+ * head anchored elsewhere does it show. */
+static void
+test_anchored_head(void **state)
+{
+	char err[256], last[AUDIT_HASH_HEX + 1], head[100], id[AUDIT_KEY_ID_HEX + 1];
+	uint64_t n, badl;
+	struct lines ls;
+
+	fill(NLINES);
+	assert_int_equal(audit_verify_head(path, NULL, &n, &badl, last, id, err,
+	    sizeof(err)), 0);
+	assert_int_equal(n, NLINES);
+	assert_int_equal(strlen(id), AUDIT_KEY_ID_HEX);
+	snprintf(head, sizeof(head), "%d:%s", NLINES, last);
+	assert_int_equal(audit_verify_head(path, head, &n, &badl, NULL, NULL, err,
+	    sizeof(err)), 0);
+	assert_int_equal(audit_verify_head(path, last, &n, &badl, NULL, NULL, err,
+	    sizeof(err)), 0);
+	read_lines(&ls);
+	free(ls.l[--ls.n]);
+	write_lines(&ls);
+	free_lines(&ls);
+	assert_int_equal(verify(err, sizeof(err)), NLINES - 1);
+	assert_int_equal(audit_verify_head(path, head, &n, &badl, NULL, NULL, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "is not in the chain"));
+	/* the right hash at the wrong seq, and a malformed head */
+	snprintf(head, sizeof(head), "%d:%s", NLINES + 1, last);
+	assert_int_equal(audit_verify_head(path, head, &n, &badl, NULL, NULL, err,
+	    sizeof(err)), -1);
+	assert_int_equal(audit_verify_head(path, "xyz", &n, &badl, NULL, NULL, err,
+	    sizeof(err)), -1);
+	assert_non_null(strstr(err, "not a hash"));
+}
+
+/* An attacker who edits line 3 and recomputes its hash (with the key) is
+ * found at line 4. */
 static void
 test_rehashed_edit(void **state)
 {
-	char err[256], hash[AUDIT_HASH_HEX + 1], *p, *h;
+	char hash[AUDIT_HASH_HEX + 1], *p, *h;
+	struct audit_key k;
 	json_t *o;
 	struct lines ls;
 
 	fill(NLINES);
+	assert_int_equal(audit_key_file(dir, false, &k), 1);
 	read_lines(&ls);
 	p = strstr(ls.l[2], "\"bytes\":102");
 	assert_non_null(p);
@@ -318,15 +489,12 @@ test_rehashed_edit(void **state)
 	assert_non_null(o = json_loads(ls.l[2], 0, NULL));
 	h = strstr(ls.l[2], ",\"hash\":\"");
 	*h = '}';
-	audit_hash(json_string_value(json_object_get(o, "prev")), ls.l[2],
+	audit_hash(&k, json_string_value(json_object_get(o, "prev")), ls.l[2],
 	    (size_t)(h - ls.l[2]) + 1, hash);
 	*h = ',';
 	memcpy(h + 9, hash, AUDIT_HASH_HEX);
 	json_decref(o);
-	write_lines(&ls);
-	assert_int_equal(verify(err, sizeof(err)), -4);
-	assert_non_null(strstr(err, "prev"));
-	free_lines(&ls);
+	found_at(&ls, 4, "prev");
 }
 
 static void
@@ -440,6 +608,9 @@ main(void)
 		cmocka_unit_test(test_remove_line),
 		cmocka_unit_test(test_reorder),
 		cmocka_unit_test(test_rehashed_edit),
+		cmocka_unit_test(test_unkeyed_rewrite),
+		cmocka_unit_test(test_anchored_head),
+		cmocka_unit_test(test_legacy_prefix),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_concurrent),
 	};

@@ -86,7 +86,7 @@ test_deploy_task(void **state)
 	/* Missing ids, empty payload, garbage, truncation. */
 	len = pack_task(buf, 7, 0, 0);
 	assert_int_equal(classify("node/x/deploy_task", buf, len, &d), -1);
-	assert_int_equal(d.error_id, ERR_ID_VALIDATION);
+	assert_int_equal(d.error_id, ERR_ID_MQTT);
 	assert_int_equal(classify("node/x/deploy_task", "", 0, &d), -1);
 	assert_int_equal(classify("node/x/deploy_task",
 	    "\xff\xff\xff\xff\xff\xff\xff\xff\x0f", 9, &d), -1);
@@ -146,7 +146,7 @@ test_collect_information(void **state)
 	assert_non_null(big);
 	memset(big, 'x', 70000);
 	assert_int_equal(classify("n/collect_information", big, 70000, &d), -1);
-	assert_int_equal(d.error_id, ERR_ID_VALIDATION);
+	assert_int_equal(d.error_id, ERR_ID_MQTT);
 	free(big);
 }
 
@@ -163,7 +163,7 @@ test_unknown_and_oversize(void **state)
 	/* Too big: refused on the length alone, the bytes are not read. */
 	assert_int_equal(dispatch_classify("n/deploy_task", 13, NULL,
 	    (size_t)MAX + 1, MAX, &d), -1);
-	assert_int_equal(d.error_id, ERR_ID_VALIDATION);
+	assert_int_equal(d.error_id, ERR_ID_MQTT);
 	assert_non_null(strstr(d.reason, "too large"));
 	/* A topic with control bytes is named printably. */
 	assert_int_equal(dispatch_classify("a\nb/zz", 6, (const uint8_t *)"", 0,
@@ -214,6 +214,26 @@ test_printable(void **state)
 	assert_string_equal(out, "abcdefg");
 }
 
+/* WIRE.md section 1: the reference's text form of an id. */
+static void
+test_client_id(void **state)
+{
+	char out[DISPATCH_CLIENT_ID_LEN + 1];
+
+	dispatch_client_id(0, 0xcafe, out);
+	assert_string_equal(out, "0cafe");
+	dispatch_client_id(0, 0, out);
+	assert_string_equal(out, "00");
+	dispatch_client_id(0xf78761cf8c3621e8ULL, 0x51097dff9a4b0463ULL, out);
+	assert_string_equal(out, "f78761cf8c3621e851097dff9a4b0463");
+	/* 31 significant digits: one zero makes 32, as padding would. */
+	dispatch_client_id(0x0f78761cf8c3621eULL, 0x851097dff9a4b046ULL, out);
+	assert_string_equal(out, "0f78761cf8c3621e851097dff9a4b046");
+	/* 30 digits: still exactly one zero. */
+	dispatch_client_id(0x00f78761cf8c3621ULL, 0xe851097dff9a4b04ULL, out);
+	assert_string_equal(out, "0f78761cf8c3621e851097dff9a4b04");
+}
+
 int
 main(void)
 {
@@ -227,6 +247,7 @@ main(void)
 		cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_topics),
 		cmocka_unit_test(test_printable),
+		cmocka_unit_test(test_client_id),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

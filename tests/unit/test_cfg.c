@@ -196,9 +196,12 @@ test_defaults(void **state)
 
 	assert_defaults(c);
 	assert_string_equal(c->secured_token, TOKEN);
-	/* No metadata.name: the instance is the file's stem. */
+	/* No metadata.name: the instance is the file's stem, but the alias
+	 * (the node id's source) is the reference's default name. */
 	assert_string_equal(c->instance, "mynode");
 	assert_string_equal(c->meta_name, "mynode");
+	assert_false(c->meta_name_set);
+	assert_string_equal(cfg_alias(c), "default");
 	assert_null(c->meta_created_at);
 	assert_true(c->file[0] == '/');
 	assert_non_null(strstr(c->file, "/mynode.toml"));
@@ -849,11 +852,59 @@ teardown(void **state)
 	return rmdir(tmpdir);
 }
 
+/* cfg_alias: what the reference's `manta_node start` makes the alias. */
+static void
+test_alias(void **state)
+{
+	struct manta_cfg *c;
+
+	c = load_ok(write_text("a.toml", MINIMAL "[metadata]\nname = \"edge-7\"\n"));
+	assert_true(c->meta_name_set);
+	assert_string_equal(cfg_alias(c), "edge-7");
+	cfg_free(c);
+	c = load_ok(write_text("b.toml", "[identity]\nsecured_token = \"" TOKEN "\"\n"
+	    "alias = \"cafe\"\n[metadata]\nname = \"edge-7\"\n"));
+	assert_string_equal(cfg_alias(c), "cafe");
+	cfg_free(c);
+}
+
+/* containers.registries and insecure_registries: arrays of non-empty
+ * strings; registry_auth a path. */
+static void
+test_registries(void **state)
+{
+	struct manta_cfg *c;
+
+	(void)state;
+	c = load_ok(write_text("x.toml", MINIMAL "[containers]\n"
+	    "registries = [\"r.example:5000\", \"docker.io\"]\n"
+	    "insecure_registries = [\"127.0.0.1:5000\"]\n"
+	    "registry_auth = \"/etc/manta/auth.json\"\n"));
+	assert_int_equal(c->registries.n, 2);
+	assert_string_equal(c->registries.v[0], "r.example:5000");
+	assert_string_equal(c->registries.v[1], "docker.io");
+	assert_int_equal(c->insecure_registries.n, 1);
+	assert_string_equal(c->insecure_registries.v[0], "127.0.0.1:5000");
+	assert_string_equal(c->registry_auth, "/etc/manta/auth.json");
+	cfg_free(c);
+	c = load_ok(write_text("w.toml", MINIMAL));
+	assert_int_equal(c->registries.n, 0);
+	assert_null(c->registry_auth);
+	cfg_free(c);
+	expect_text_error(MINIMAL "[containers]\nregistries = \"x\"\n", 4,
+	    "containers.registries", "expected an array of strings");
+	expect_text_error(MINIMAL "[containers]\ninsecure_registries = [\"a\", \"\"]\n", 4,
+	    "containers.insecure_registries[1]", "must not be empty");
+	expect_text_error(MINIMAL "[containers]\nregistries = [1]\n", 4,
+	    "containers.registries[0]", NULL);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_alias),
 		cmocka_unit_test(test_reference),
 		cmocka_unit_test(test_paths_and_extras),
 		cmocka_unit_test(test_bad_files),
@@ -866,6 +917,7 @@ main(void)
 		cmocka_unit_test(test_print),
 		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_helpers),
+		cmocka_unit_test(test_registries),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

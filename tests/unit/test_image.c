@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "image.h"
+#include "imgstore.h"
 
 static void
 test_examples(void **state)
@@ -130,6 +131,38 @@ test_exhaustive(void **state)
 	}
 }
 
+/* imgstore_registry: Docker's rule for the registry of a reference. */
+static void
+test_registry(void **state)
+{
+	static const char *const cases[][2] = {
+		{ "busybox", "docker.io" },
+		{ "python:3.11-slim", "docker.io" },
+		{ "team/worker:1.2", "docker.io" },
+		{ "registry.example:5000/team/fl-worker:1.2", "registry.example:5000" },
+		{ "127.0.0.1:5000/x", "127.0.0.1:5000" },
+		{ "localhost/x:1", "localhost" },
+		{ "ghcr.io/a/b@sha256:0123", "ghcr.io" },
+	};
+	static const char *const bad[] = {
+		"", "docker://busybox", "a b", ".hidden", "x\ny", "/abs",
+	};
+	char host[256], *list[] = { "Registry.Example:5000", "127.0.0.1:5000" };
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		assert_int_equal(imgstore_registry(cases[i][0], host, sizeof(host)), 0);
+		assert_string_equal(host, cases[i][1]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(imgstore_registry(bad[i], host, sizeof(host)), -1);
+	assert_int_equal(imgstore_registry("registry.example:5000/x", host, 10), -1);
+	assert_true(imgstore_host_listed("registry.example:5000", list, 2));
+	assert_true(imgstore_host_listed("127.0.0.1:5000", list, 2));
+	assert_false(imgstore_host_listed("127.0.0.1:5001", list, 2));
+	assert_false(imgstore_host_listed("docker.io", list, 0));
+}
+
 int
 main(void)
 {
@@ -138,6 +171,7 @@ main(void)
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_too_long_encoded),
 		cmocka_unit_test(test_exhaustive),
+		cmocka_unit_test(test_registry),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -166,7 +166,7 @@ test_validate(void **state)
 struct server_arg {
 	struct ipc_server *srv;
 	int nreq;		/* requests that reached the serving loop */
-	volatile int stop;
+	int stop;		/* atomic: set by the test, read by the server */
 };
 
 static void *
@@ -174,7 +174,7 @@ serve(void *arg)
 {
 	struct server_arg *sa = arg;
 
-	while (!sa->stop) {
+	while (!__atomic_load_n(&sa->stop, __ATOMIC_ACQUIRE)) {
 		zmq_pollitem_t pi = { .socket = ipc_server_socket(sa->srv), .events = ZMQ_POLLIN };
 		struct ipc_req *req;
 
@@ -191,7 +191,9 @@ serve(void *arg)
 static void
 test_roundtrip_and_allowlist(void **state)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_SNAPSHOT_REQ };
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_SNAPSHOT_REQ, IPC_FROM_OWNER, NULL },
+	};
 	struct server_arg sa;
 	pthread_t t;
 	ipc_msg req = MANTA__IPC__MSG__INIT, *rep = NULL;
@@ -220,7 +222,7 @@ test_roundtrip_and_allowlist(void **state)
 	assert_int_equal(rep->reply->code, 3);
 	ipc_msg_free(rep);
 	assert_int_equal(ipc_call_ok(run_dir, "t1", &req, 3000), -1);
-	sa.stop = 1;
+	__atomic_store_n(&sa.stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	assert_int_equal(sa.nreq, 1);
 	ipc_server_close(sa.srv);
@@ -229,7 +231,7 @@ test_roundtrip_and_allowlist(void **state)
 static void
 test_oversized_on_socket(void **state)
 {
-	static const Manta__Ipc__Msg__BodyCase allowed[] = { MANTA__IPC__MSG__BODY_PUBLISH };
+	static const struct ipc_rule allowed[] = { { MANTA__IPC__MSG__BODY_PUBLISH, IPC_FROM_OWNER, NULL } };
 	struct ipc_server *srv = ipc_server_open(run_dir, "t2", allowed, 1);
 	char ep[256];
 	void *s;
