@@ -72,3 +72,29 @@ def test_sigterm_stops_everything(node):
             pass
         finally:
             c.close()
+
+
+def _vol_switches(pid):
+    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches for %d" % pid)
+
+
+def test_idle_supervisor_does_not_wake(node):
+    """Issue 14: an idle supervisor sleeps until a child, a signal or a
+    request needs it (it used to wake every second)."""
+    node.wait_ready()
+    import time
+    sup = node.proc.pid
+    w0 = _vol_switches(sup)
+    time.sleep(3.5)                     # the measurement window
+    w1 = _vol_switches(sup)
+    assert w1 - w0 <= 1, "supervisor main thread woke %d times in 3.5 s" % (w1 - w0)
+    # Still event-driven: a killed daemon is restarted at once.
+    pid = node.pids()["mantad-res"]
+    os.kill(pid, signal.SIGKILL)
+    node.wait_status(lambda s: node.daemon("mantad-res", s)["pid"] != pid
+                     and node.daemon("mantad-res", s)["state"] == "up", 15,
+                     "mantad-res restarted")
