@@ -34,6 +34,10 @@ parse_fd(const char *s)
 	return (int)v;
 }
 
+/* daemon_trim: at most once a second, and only when malloc holds this much free. */
+#define TRIM_EVERY_MS 1000
+#define TRIM_FREE_BYTES (128 * 1024)
+
 /* Every daemon idles most of its life between small bursts of work, and
  * what glibc keeps after a burst counts as the daemon's own memory (issue
  * 14, measured with make bench):
@@ -44,10 +48,6 @@ parse_fd(const char *s)
  *   stay in the heap; fixed, large blocks are mmap'd and given back at
  *   free, and a free top of the heap is trimmed past 128 KiB.
  * Runs first in main, before any library starts a thread. */
-/* daemon_trim: at most once a second, and only when malloc holds this much free. */
-#define TRIM_EVERY_MS 1000
-#define TRIM_FREE_BYTES (128 * 1024)
-
 static void
 tune_malloc(void)
 {

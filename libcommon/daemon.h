@@ -33,7 +33,8 @@ int daemon_signal_read(int sfd);
 /* After a burst of work: gives the pages malloc holds free back to the
  * system (malloc_trim) when they exceed 128 KiB, at most once a second.
  * daemon_ready and daemon_signal_read call it; a daemon may call it when
- * it has finished something large (a task, a stream). */
+ * it has finished something large (a task, a stream). From the main
+ * thread only. */
 void daemon_trim(void);
 /* Tells the supervisor we are ready and closes the fd; no-op for -1. */
 void daemon_ready(int *notify_fd);

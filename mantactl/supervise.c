@@ -22,6 +22,7 @@
  * deadline. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -559,7 +560,12 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 	for (;;) {
 		zmq_pollitem_t items[2 + 5];
 		struct svc *idx[5];
-		long long now = daemon_now_ms(), next = now + 1000;
+		/* No periodic wake-up (issue 14): SIGCHLD, readiness and
+		 * requests come through the poll set; only a deadline due
+		 * (stop grace, drain poll, ready timeout, backoff end) sets a
+		 * timeout. */
+		long long now = daemon_now_ms(), next = LLONG_MAX;
+		long timeout;
 		int n = 0, nready = 0;
 
 		if (sv.stopping && all_down(&sv))
@@ -572,6 +578,8 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 				}
 			sv.stop_deadline = now + STOP_GRACE_MS;
 		}
+		if (sv.stopping)
+			next = sv.stop_deadline;
 		drain_tick(&sv, now);
 		if (sv.draining && sv.next_drain_poll < next)
 			next = sv.next_drain_poll;
@@ -598,7 +606,11 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 				idx[nready++] = &sv.svcs[i];
 				items[n++] = (zmq_pollitem_t){ .fd = sv.svcs[i].ready_fd, .events = ZMQ_POLLIN };
 			}
-		if (zmq_poll(items, n, next > now ? (long)(next - now) : 0) == -1 && errno != EINTR) {
+		if (next == LLONG_MAX)
+			timeout = -1;
+		else
+			timeout = next > now ? (long)(next - now) : 0;
+		if (zmq_poll(items, n, timeout) == -1 && errno != EINTR) {
 			log_warnx("poll: %s", zmq_strerror(errno));
 			rc = 1;
 			break;

@@ -16,6 +16,7 @@
  * privileges, a seccomp allowlist. */
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -351,6 +352,20 @@ timers(struct exec *x, long long now)
 	}
 }
 
+/* A run whose output logs_stream_tick would send (live_logs_to_manager). */
+static bool
+streaming(const struct exec *x)
+{
+	const struct run *r;
+
+	if (!x->cfg->live_logs_to_manager)
+		return false;
+	TAILQ_FOREACH(r, &x->runs, all)
+		if (r->state == RS_RUNNING)
+			return true;
+	return false;
+}
+
 static bool
 adopted_left(const struct exec *x)
 {
@@ -545,12 +560,19 @@ poll_round(struct exec *x, long long now)
 	static zmq_pollitem_t items[MAX_FDS];
 	static struct run *owner[MAX_FDS];
 	struct run *r;
+	long long wake;
 	int n, timeout;
 
 	n = poll_items(x, items, owner);
-	timeout = (int)(x->next_stream - now);
-	if (adopted_left(x) && x->next_adopt_poll - now < timeout)
-		timeout = (int)(x->next_adopt_poll - now);
+	/* Only timers with work due set the timeout (issue 14): the log
+	 * stream's tick while a run can stream, capacity, the adopted
+	 * shims' poll. */
+	wake = x->next_capacity;
+	if (streaming(x) && x->next_stream < wake)
+		wake = x->next_stream;
+	if (adopted_left(x) && x->next_adopt_poll < wake)
+		wake = x->next_adopt_poll;
+	timeout = wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 	if (x->stopping && timeout > 100)
 		timeout = 100;
 	if (timeout < 0)

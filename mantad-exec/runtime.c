@@ -484,6 +484,9 @@ runtime_finish(struct exec *x, struct run *r)
 		finish(x, r, RS_FAILED, reason, 128 + res.sig, 0);
 	} else
 		finish(x, r, RS_FAILED, "exit status unknown", -1, ERR_NODE);
+	/* The run's result and status buffers are freed by now: give the
+	 * pages back before the idle that follows (issue 14). */
+	daemon_trim();
 }
 
 /* In a child of the cleaner: runs argv and waits for it. Async-signal-safe

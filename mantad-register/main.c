@@ -239,6 +239,9 @@ serve(struct state *st, struct ipc_server *srv, int sfd)
 			if (closing_end >= 0)
 				quiet_end = daemon_now_ms() + STOP_QUIET_MS;
 		}
+		/* After a burst of calls (a large status or log batch): give
+		 * freed pages back (issue 14; at most once a second). */
+		daemon_trim();
 	}
 }
 

@@ -102,7 +102,7 @@ cpu_stat_read(const char *path, struct cpu_stat *st)
 	struct lsrc s;
 	int rc;
 
-	if (lsrc_open(&s, path) < 0)
+	if (lsrc_open_kept(&s, path) < 0)
 		return -1;
 	rc = cpu_stat_parse(&s, st);
 	lsrc_close(&s);

@@ -85,7 +85,7 @@ mem_read(const char *path, struct mem_info *m)
 	struct lsrc s;
 	int rc;
 
-	if (lsrc_open(&s, path) < 0)
+	if (lsrc_open_kept(&s, path) < 0)
 		return -1;
 	rc = mem_parse(&s, m);
 	lsrc_close(&s);

@@ -64,7 +64,7 @@ net_read(const char *path, struct net_info *n)
 	int rc;
 
 	memset(n, 0, sizeof(*n));
-	if (lsrc_open(&s, path) < 0)
+	if (lsrc_open_kept(&s, path) < 0)
 		return -1;
 	rc = net_parse(&s, n);
 	lsrc_close(&s);
@@ -83,12 +83,17 @@ uptime_parse(const char *buf, uint64_t *secs)
 int
 uptime_read(const char *path, uint64_t *secs)
 {
-	char buf[64];
+	struct lsrc s;
+	const char *line;
+	int rc;
 
 	*secs = 0;
-	if (read_small(path, buf, sizeof(buf)) < 0)
+	if (lsrc_open_kept(&s, path) < 0)
 		return -1;
-	if (uptime_parse(buf, secs) < 0) {
+	line = lsrc_next(&s);
+	rc = line != NULL ? uptime_parse(line, secs) : -1;
+	lsrc_close(&s);
+	if (rc < 0) {
 		errno = EINVAL;
 		return -1;
 	}

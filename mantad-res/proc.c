@@ -3,6 +3,7 @@
  * the same few kilobytes as on a laptop. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -14,6 +15,47 @@ lsrc_open(struct lsrc *s, const char *path)
 	memset(s, 0, offsetof(struct lsrc, chunk));
 	s->fd = open(path, O_RDONLY | O_CLOEXEC);
 	return s->fd < 0 ? -1 : 0;
+}
+
+/* /proc's seq_files (stat, meminfo, net/dev, uptime) are generated
+ * afresh when read from offset 0, so a rewind stands for a new open. A
+ * regular file could have been replaced since: those are never kept. */
+#define KEPT_MAX 4
+
+static struct {
+	char path[32];
+	int fd;
+} kept[KEPT_MAX];
+static size_t nkept;
+
+int
+lsrc_open_kept(struct lsrc *s, const char *path)
+{
+	size_t i;
+
+	if (strncmp(path, "/proc/", 6) != 0 || strlen(path) >= sizeof(kept[0].path))
+		return lsrc_open(s, path);
+	for (i = 0; i < nkept; i++)
+		if (strcmp(kept[i].path, path) == 0)
+			break;
+	if (i < nkept && lseek(kept[i].fd, 0, SEEK_SET) == -1) {
+		close(kept[i].fd);
+		kept[i] = kept[--nkept];
+		i = nkept;
+	}
+	if (i == nkept) {
+		if (nkept == KEPT_MAX)
+			return lsrc_open(s, path);
+		if (lsrc_open(s, path) < 0)
+			return -1;
+		snprintf(kept[nkept].path, sizeof(kept[nkept].path), "%s", path);
+		kept[nkept++].fd = s->fd;
+	} else {
+		memset(s, 0, offsetof(struct lsrc, chunk));
+		s->fd = kept[i].fd;
+	}
+	s->kept = 1;
+	return 0;
 }
 
 void
@@ -28,7 +70,7 @@ lsrc_mem(struct lsrc *s, const char *buf, size_t len)
 void
 lsrc_close(struct lsrc *s)
 {
-	if (s->fd >= 0)
+	if (s->fd >= 0 && !s->kept)
 		close(s->fd);
 	s->fd = -1;
 	s->eof = 1;

@@ -32,12 +32,17 @@ struct lsrc {
 	size_t memlen, mempos;
 	size_t cpos, clen;	/* in chunk */
 	int eof;
+	int kept;		/* fd stays open for the next lsrc_open_kept */
 	char chunk[LSRC_CHUNK];	/* buffers last: lsrc_open clears up to here */
 	char line[LSRC_LINE];
 };
 
 /* 0 or -1 (errno set, not logged: callers decide how loud to be). */
 int lsrc_open(struct lsrc *s, const char *path);
+/* As lsrc_open, but a file under /proc/ stays open and is read again
+ * from its start next time (issue 14: the heartbeat's files without an
+ * open and a close each time). Other paths are opened as lsrc_open does. */
+int lsrc_open_kept(struct lsrc *s, const char *path);
 void lsrc_mem(struct lsrc *s, const char *buf, size_t len);
 void lsrc_close(struct lsrc *s);
 /* The next line without its newline, NUL-terminated; NULL at the end. */

@@ -72,3 +72,33 @@ def test_sigterm_stops_everything(node):
             pass
         finally:
             c.close()
+
+
+def _vol_switches(pid):
+    with open("/proc/%d/task/%d/status" % (pid, pid)) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError("no voluntary_ctxt_switches for %d" % pid)
+
+
+def test_idle_supervisor_does_not_wake(node):
+    """Issue 14: an idle supervisor sleeps until a child, a signal or a
+    request needs it (it used to wake every second); so does an idle
+    mantad-exec (its log-stream tick woke it every second with nothing
+    to stream)."""
+    node.wait_ready()
+    import time
+    pids = {"supervisor": node.proc.pid, "mantad-exec": node.pids()["mantad-exec"]}
+    w0 = {n: _vol_switches(p) for n, p in pids.items()}
+    time.sleep(3.5)                     # the measurement window
+    w1 = {n: _vol_switches(p) for n, p in pids.items()}
+    for n in pids:
+        assert w1[n] - w0[n] <= 1, "%s main thread woke %d times in 3.5 s" % (
+            n, w1[n] - w0[n])
+    # Still event-driven: a killed daemon is restarted at once.
+    pid = node.pids()["mantad-res"]
+    os.kill(pid, signal.SIGKILL)
+    node.wait_status(lambda s: node.daemon("mantad-res", s)["pid"] != pid
+                     and node.daemon("mantad-res", s)["state"] == "up", 15,
+                     "mantad-res restarted")

@@ -1,6 +1,8 @@
 /* test_res: mantad-res's parsers on fixture text (normal, truncated, odd),
  * its sysfs scans on a fake tree, and res.db retention. The daemon's files
  * are compiled in here; none of them defines main. */
+#include <dirent.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -97,6 +99,75 @@ test_lsrc_file(void **state)
 	unlink(path);
 	assert_int_equal(lsrc_open(&s, path), -1);
 	assert_int_equal(read_small(path, buf, sizeof(buf)), -1);
+}
+
+static int
+nfds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	assert_non_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+static int
+fd_open_on(const char *path)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char to[PATH_MAX];
+	ssize_t n;
+	int found = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		if ((n = readlinkat(dirfd(d), e->d_name, to, sizeof(to) - 1)) > 0) {
+			to[n] = '\0';
+			found |= strcmp(to, path) == 0;
+		}
+	}
+	closedir(d);
+	return found;
+}
+
+/* Issue 14: the heartbeat's /proc files are opened once and rewound;
+ * other paths are opened and closed as before. */
+static void
+test_lsrc_kept(void **state)
+{
+	struct mem_info m;
+	uint64_t up = 0;
+	struct lsrc s;
+	int before;
+
+	(void)state;
+	assert_int_equal(mem_read(PROC_MEMINFO, &m), 0);
+	assert_int_equal(uptime_read(PROC_UPTIME, &up), 0);
+	before = nfds();
+	for (int i = 0; i < 5; i++) {
+		memset(&m, 0, sizeof(m));
+		assert_int_equal(mem_read(PROC_MEMINFO, &m), 0);
+		assert_true(m.total > 0);
+		up = 0;
+		assert_int_equal(uptime_read(PROC_UPTIME, &up), 0);
+		assert_true(up > 0);
+	}
+	assert_int_equal(nfds(), before);
+	assert_true(fd_open_on(PROC_MEMINFO));
+	assert_true(fd_open_on(PROC_UPTIME));
+	/* Kept: the same descriptor each time, still open after close. */
+	assert_int_equal(lsrc_open_kept(&s, PROC_UPTIME), 0);
+	assert_true(s.kept);
+	lsrc_close(&s);
+	assert_int_equal(nfds(), before);
+	/* Not under /proc/: an ordinary open and close. */
+	assert_int_equal(lsrc_open_kept(&s, "/etc/hostname") == 0 ? s.kept : 0, 0);
+	lsrc_close(&s);
+	assert_int_equal(nfds(), before);
 }
 
 /* ---- /proc/stat ---- */
@@ -587,6 +658,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lsrc),
 		cmocka_unit_test(test_lsrc_file),
+		cmocka_unit_test(test_lsrc_kept),
 		cmocka_unit_test(test_cpu_stat),
 		cmocka_unit_test(test_cpu_stat_odd),
 		cmocka_unit_test(test_cpuinfo_x86),
