@@ -178,8 +178,10 @@ def python_image():
     return root, ""
 
 
-def running_pid(node, task):
-    d = os.path.join(node.state_dir, "tasks", "%s-0-0" % task)
+def running_pid(node, swarm, task):
+    # exec's bundle: <state_dir>/tasks/<swarm>-<task>-<iteration>-<circular>
+    # (keyed on the swarm too since one task id may run in two swarms).
+    d = os.path.join(node.state_dir, "tasks", "%s-%s-0-0" % (swarm, task))
 
     def ready():
         try:
@@ -217,7 +219,7 @@ def workload(mgr, broker, node, pyroot):
     tasks = []
     waiter = nodelib.random_hex()
     mgr.deploy_task(node.node_id, nodelib.task_msg(waiter, WAITER, swarm_hex=swarm))
-    pid = running_pid(node, waiter)
+    pid = running_pid(node, swarm, waiter)
     n, rate = stream(node, swarm, waiter)
 
     def waiter_ended():

@@ -81,7 +81,9 @@ def template_bundle(mgr, node):
     """The config.json mantad-exec writes, taken from a running task."""
     task = nodelib.random_hex()
     mgr.deploy_task(node.node_id, nodelib.task_msg(task, WAITER))
-    d = os.path.join(node.state_dir, "tasks", "%s-0-0" % task)
+    # exec's bundle: tasks/<swarm>-<task>-<iteration>-<circular> (task_msg's
+    # default swarm).
+    d = os.path.join(node.state_dir, "tasks", "%s-%s-0-0" % ("5a" * 16, task))
 
     def ready():
         try:
