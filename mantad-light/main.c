@@ -197,6 +197,8 @@ main(int argc, char **argv)
 	}
 	if (ident_start(cfg->run_dir) == -1)
 		goto out;
+	if (netep_start(cfg->run_dir, server_grpc()) == -1)
+		goto out;
 	if ((it.stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
 		log_error("eventfd");
 		goto out;
@@ -240,6 +242,7 @@ out:
 			log_warn("unable to stop the IPC thread");
 		pthread_join(it.th, NULL);
 	}
+	netep_stop();
 	ident_stop();
 	server_free();
 	grpc_shutdown_blocking();
