@@ -98,3 +98,55 @@ def test_own_endpoint_in_own_namespace(manager, broker, make_node, bbroot, runti
     mounts = open("/proc/self/mountinfo").read()
     for f in files.values():
         assert f not in mounts
+
+
+def test_endpoint_back_after_light_restart(manager, make_node, bbroot):
+    """kill -9 of mantad-light: the supervisor restarts it and mantad-exec
+    hands it the running task's endpoint again; a uid other than exec's
+    (and Light's) cannot hand it one."""
+    import signal
+    runtime = nodelib.pick_runtime(bbroot)
+    n = make_node(manager.grpc_port, overrides=nodelib.exec_sections(
+        runtime, containers={"network": "none"}, security={"task_token_required": True},
+        datasets={"mappings": {"d": "d"}}))
+    os.makedirs(os.path.join(n.dir, "datasets", "d"))
+    assert nodelib.image_import(n.config, "busybox", bbroot).returncode == 0
+    n.start()
+    node_id = n.wait_online(30)["node_id"]
+    nodelib.wait_for(lambda: os.path.exists(os.path.join(n.run_dir, "light.port")), 15,
+                     "mantad-light up")
+    port = nodelib.light_port(n.run_dir)
+    swarm, task = nodelib.random_hex(), nodelib.random_hex()
+    manager.deploy_task(node_id, nodelib.task_msg(task, "#!/bin/sh\nsleep 120\n",
+                                                  swarm_hex=swarm))
+    nodelib.wait_task_status(manager, task, tasks_pb.RUNNING, timeout=60)
+    path = nodelib.wait_for(lambda: netns_files(n), 15, "the task's namespace")[0]
+    other = nodelib.random_hex()
+    assert probe(path, port, swarm, task, other)["self"] == "OK"
+
+    old = n.pids()["mantad-light"]
+    os.kill(old, signal.SIGKILL)
+    nodelib.wait_for(lambda: n.pids().get("mantad-light") not in (None, old), 15,
+                     "mantad-light restarted")
+    n.wait_status(lambda s: n.daemon("mantad-light", s)["state"] == "up", 15,
+                  "mantad-light up again")
+    nodelib.wait_for(lambda: probe(path, port, swarm, task, other)["self"] == "OK", 15,
+                     "the task's endpoint served again")
+
+    # Another uid: refused by Light even where the socket's mode lets it in.
+    sock = os.path.join(n.run_dir, "light-netns.sock")
+    for d in (n.dir, n.run_dir):
+        os.chmod(d, os.stat(d).st_mode | 0o011)
+    os.chmod(sock, 0o666)
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         "/usr/bin/python3", "-c",
+         "import socket,sys\n"
+         "s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)\n"
+         "s.connect(sys.argv[1])\n"
+         "s.settimeout(10)\n"
+         "print('closed' if s.recv(1) == b'' else 'open')\n", sock],
+        capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stdout.strip() == "closed", (r.stdout, r.stderr)
+    nodelib.wait_for(lambda: "refused a task endpoint connection from uid 65534" in n.log(),
+                     10, "the refusal logged")
