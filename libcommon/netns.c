@@ -26,13 +26,19 @@
 
 /* The child: async-signal-safe calls only (the parent may have threads). */
 static void __attribute__((noreturn))
-child(int sp, uint16_t port, int want_listen)
+child(int sp, uint16_t port, int want_listen, int nsfd)
 {
 	struct sockaddr_in sin;
 	struct ifreq ifr;
 	int s = -1, one = 1, e = 0;
 	char c = 0;
 
+	/* An existing namespace (nsfd) already has its lo up. */
+	if (nsfd != -1) {
+		if (setns(nsfd, CLONE_NEWNET) == -1)
+			goto fail;
+		goto listen;
+	}
 	if (unshare(CLONE_NEWNET) == -1)
 		goto fail;
 	if ((s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
@@ -46,6 +52,7 @@ child(int sp, uint16_t port, int want_listen)
 		goto fail;
 	close(s);
 	s = -1;
+listen:
 	if (want_listen) {
 		if ((s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC |
 		    SOCK_NONBLOCK, 0)) == -1)
@@ -71,40 +78,93 @@ fail:
 	_exit(1);
 }
 
+static void
+reap(pid_t pid)
+{
+	int st;
+
+	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
+		;
+}
+
+/* Starts the child; once it has answered, *pid (alive until a byte on
+ * *sp), *sp and, when want_listen, *fd. 0, or -1 with errno set and the
+ * child gone. */
+static int
+spawn(uint16_t port, int want_listen, int nsfd, pid_t *pid, int *sp, int *fd)
+{
+	char buf[sizeof(int)];
+	int p[2], e = 0;
+	ssize_t n;
+
+	*fd = -1;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, p) == -1)
+		return -1;
+	if ((*pid = fork()) == -1) {
+		e = errno;
+		close(p[0]);
+		close(p[1]);
+		errno = e;
+		return -1;
+	}
+	if (*pid == 0) {
+		close(p[0]);
+		child(p[1], port, want_listen, nsfd);
+	}
+	close(p[1]);
+	memset(buf, 0, sizeof(buf));
+	n = fd_recv(p[0], fd, buf, sizeof(buf));
+	if (n == (ssize_t)sizeof(int))
+		memcpy(&e, buf, sizeof(e));
+	else if (n != 1 || (want_listen && *fd == -1))
+		e = n == -1 ? errno : EPROTO;
+	if (e != 0) {
+		if (*fd != -1)
+			close(*fd);
+		*fd = -1;
+		close(p[0]);
+		(void)kill(*pid, SIGKILL);
+		reap(*pid);
+		errno = e;
+		return -1;
+	}
+	*sp = p[0];
+	return 0;
+}
+
+int
+netns_listen(const char *path, uint16_t port, int *lfd)
+{
+	int nsfd, sp, e;
+	pid_t pid;
+
+	*lfd = -1;
+	if ((nsfd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	if (spawn(port, 1, nsfd, &pid, &sp, lfd) == -1) {
+		e = errno;
+		close(nsfd);
+		errno = e;
+		return -1;
+	}
+	close(nsfd);
+	(void)write(sp, "", 1);
+	close(sp);
+	reap(pid);
+	return 0;
+}
+
 int
 netns_create(const char *path, uint16_t port, int *lfd)
 {
-	char nspath[64], buf[sizeof(int)];
-	int sp[2], fd = -1, tfd = -1, e = 0, st;
-	ssize_t n;
+	char nspath[64];
+	int sp, fd = -1, tfd = -1, e = 0;
 	pid_t pid;
 
 	if (lfd != NULL)
 		*lfd = -1;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1)
+	if (spawn(port, lfd != NULL, -1, &pid, &sp, &fd) == -1)
 		return -1;
-	if ((pid = fork()) == -1) {
-		e = errno;
-		close(sp[0]);
-		close(sp[1]);
-		errno = e;
-		return -1;
-	}
-	if (pid == 0) {
-		close(sp[0]);
-		child(sp[1], port, lfd != NULL);
-	}
-	close(sp[1]);
-	memset(buf, 0, sizeof(buf));
-	n = fd_recv(sp[0], &fd, buf, sizeof(buf));
-	if (n == (ssize_t)sizeof(int)) {
-		memcpy(&e, buf, sizeof(e));
-		goto fail;
-	}
-	if (n != 1 || (lfd != NULL && fd == -1)) {
-		e = n == -1 ? errno : EPROTO;
-		goto fail;
-	}
 	snprintf(nspath, sizeof(nspath), "/proc/%ld/ns/net", (long)pid);
 	if ((tfd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
 	    0400)) == -1) {
@@ -117,20 +177,18 @@ netns_create(const char *path, uint16_t port, int *lfd)
 		(void)unlink(path);
 		goto fail;
 	}
-	(void)write(sp[0], "", 1);
-	close(sp[0]);
-	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
-		;
+	(void)write(sp, "", 1);
+	close(sp);
+	reap(pid);
 	if (lfd != NULL)
 		*lfd = fd;
 	return 0;
 fail:
 	if (fd != -1)
 		close(fd);
-	close(sp[0]);
+	close(sp);
 	(void)kill(pid, SIGKILL);
-	while (waitpid(pid, &st, 0) == -1 && errno == EINTR)
-		;
+	reap(pid);
 	errno = e ? e : EIO;
 	return -1;
 }

@@ -16,6 +16,10 @@
  * non-blocking). Needs CAP_SYS_ADMIN and CAP_NET_ADMIN. 0, or -1 with
  * errno set and nothing left behind (nothing logged). */
 int netns_create(const char *path, uint16_t port, int *lfd);
+/* A new socket listening on 127.0.0.1:port inside the namespace kept at
+ * path (one netns_create made): for a run adopted after a restart. 0 or -1
+ * (errno set; EADDRINUSE while the old socket still listens). */
+int netns_listen(const char *path, uint16_t port, int *lfd);
 /* Unmounts and unlinks a namespace file; an absent one is not an error.
  * 0 or -1 (errno set). */
 int netns_remove(const char *path);

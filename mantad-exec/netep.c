@@ -163,26 +163,45 @@ netep_pending(const struct exec *x)
 {
 	const struct run *r;
 
-	if (x->light_ep != -1)
-		return false;
 	TAILQ_FOREACH(r, &x->runs, all)
-		if (r->netns_lfd != -1)
+		if ((r->netns_lfd != -1 && x->light_ep == -1) ||
+		    (r->netns != NULL && r->netns_lfd == -1))
 			return true;
 	return false;
+}
+
+/* An adopted run's endpoint: a new socket in its namespace, once the one
+ * the earlier exec made is closed (Light closes it when that exec's
+ * connection ends). */
+static void
+relisten(struct exec *x, struct run *r)
+{
+	if (netns_listen(r->netns, (uint16_t)bundle_rpc_port(x),
+	    &r->netns_lfd) == -1) {
+		if (errno != EADDRINUSE)
+			log_warn("unable to listen in %s", r->netns);
+		return;
+	}
+	if (x->light_ep != -1 && send_one(x, r, true) == -1)
+		disconnect(x);
 }
 
 void
 netep_tick(struct exec *x, long long now)
 {
+	struct run *r;
+
 	if (now < x->next_netep || !netep_pending(x))
 		return;
+	TAILQ_FOREACH(r, &x->runs, all)
+		if (r->netns != NULL && r->netns_lfd == -1)
+			relisten(x, r);
 	(void)connect_light(x);
 	x->next_netep = now + RECONNECT_MS;
 }
 
-/* At start: namespaces of runs an earlier life left. Adopted runs keep
- * their namespace (their processes are in it anyway) but not their
- * endpoint: the socket died with that exec. */
+/* At start: namespaces of runs an earlier life left go. Adopted runs keep
+ * theirs and get a new endpoint in it (netep_tick). */
 void
 netep_sweep(struct exec *x)
 {
@@ -203,10 +222,13 @@ netep_sweep(struct exec *x)
 		TAILQ_FOREACH(r, &x->runs, all)
 			if (strcmp(r->cid, de->d_name) == 0)
 				break;
-		if (r != NULL)
+		if ((p = path_join(dir, de->d_name)) == NULL)
 			continue;
-		if ((p = path_join(dir, de->d_name)) != NULL &&
-		    netns_remove(p) == -1)
+		if (r != NULL && r->netns == NULL) {
+			r->netns = p;	/* its endpoint: netep_tick */
+			continue;
+		}
+		if (netns_remove(p) == -1)
 			log_warn("unable to remove %s", p);
 		free(p);
 	}

@@ -5,6 +5,7 @@
 #ifndef MANTAD_LIGHT_H
 #define MANTAD_LIGHT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -279,6 +280,9 @@ grpc_completion_queue *server_cq(void);
 grpc_server *server_grpc(void);
 grpc_call *call_parent(struct lcall *c);
 long long light_now_ms(void);
+/* pthread_create with every signal blocked in the new thread (they go to
+ * the signalfd); pthread_create's answer. */
+int light_thread(pthread_t *th, void *(*fn)(void *), void *arg);
 
 /* ---- local.c: node.light_service.Local ---- */
 /* d and c (datasets.permissions, mappings) are kept until exit. */

@@ -17,7 +17,6 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -259,7 +258,6 @@ int
 netep_start(const char *run_dir, grpc_server *server)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	sigset_t all, old;
 	int rc;
 
 	for (int ci = 0; ci < MAX_CONN; ci++)
@@ -281,11 +279,7 @@ netep_start(const char *run_dir, grpc_server *server)
 		log_warn("eventfd");
 		return -1;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&N.th, NULL, netep_main, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
+	if ((rc = light_thread(&N.th, netep_main, NULL)) != 0) {
 		log_warnx("unable to start the task endpoint thread: %s", strerror(rc));
 		return -1;
 	}

@@ -43,18 +43,23 @@ def probe(path, port, swarm, task, other, *ports):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def test_own_endpoint_in_own_namespace(manager, broker, make_node, bbroot, runtime):
+def isolated_node(manager, make_node, bbroot, runtime):
+    """A started node: network none, tokens required, dataset "d"; with
+    the Light port tasks are given."""
     n = make_node(manager.grpc_port, overrides=nodelib.exec_sections(
         runtime, containers={"network": "none"}, security={"task_token_required": True},
         datasets={"mappings": {"d": "d"}}))
     os.makedirs(os.path.join(n.dir, "datasets", "d"))
-    r = nodelib.image_import(n.config, "busybox", bbroot)
-    assert r.returncode == 0, r.stderr
+    assert nodelib.image_import(n.config, "busybox", bbroot).returncode == 0
     n.start()
     n.node_id = n.wait_online(30)["node_id"]
     nodelib.wait_for(lambda: os.path.exists(os.path.join(n.run_dir, "light.port")), 15,
                      "mantad-light up")
-    port = nodelib.light_port(n.run_dir)
+    return n, nodelib.light_port(n.run_dir)
+
+
+def test_own_endpoint_in_own_namespace(manager, broker, make_node, bbroot, runtime):
+    n, port = isolated_node(manager, make_node, bbroot, runtime)
     swarm = nodelib.random_hex()
     tasks = [nodelib.random_hex(), nodelib.random_hex()]
     for t in tasks:
@@ -105,17 +110,8 @@ def test_endpoint_back_after_light_restart(manager, make_node, bbroot):
     hands it the running task's endpoint again; a uid other than exec's
     (and Light's) cannot hand it one."""
     import signal
-    runtime = nodelib.pick_runtime(bbroot)
-    n = make_node(manager.grpc_port, overrides=nodelib.exec_sections(
-        runtime, containers={"network": "none"}, security={"task_token_required": True},
-        datasets={"mappings": {"d": "d"}}))
-    os.makedirs(os.path.join(n.dir, "datasets", "d"))
-    assert nodelib.image_import(n.config, "busybox", bbroot).returncode == 0
-    n.start()
-    node_id = n.wait_online(30)["node_id"]
-    nodelib.wait_for(lambda: os.path.exists(os.path.join(n.run_dir, "light.port")), 15,
-                     "mantad-light up")
-    port = nodelib.light_port(n.run_dir)
+    n, port = isolated_node(manager, make_node, bbroot, nodelib.pick_runtime(bbroot))
+    node_id = n.node_id
     swarm, task = nodelib.random_hex(), nodelib.random_hex()
     manager.deploy_task(node_id, nodelib.task_msg(task, "#!/bin/sh\nsleep 120\n",
                                                   swarm_hex=swarm))
@@ -150,3 +146,28 @@ def test_endpoint_back_after_light_restart(manager, make_node, bbroot):
     assert r.returncode == 0 and r.stdout.strip() == "closed", (r.stdout, r.stderr)
     nodelib.wait_for(lambda: "refused a task endpoint connection from uid 65534" in n.log(),
                      10, "the refusal logged")
+
+
+def test_endpoint_back_after_exec_restart(manager, make_node, bbroot):
+    """kill -9 of mantad-exec: the task runs on (adopted), its namespace is
+    kept and it gets a new endpoint there; the namespace goes when it ends."""
+    import signal
+    n, port = isolated_node(manager, make_node, bbroot, nodelib.pick_runtime(bbroot))
+    swarm, task = nodelib.random_hex(), nodelib.random_hex()
+    manager.deploy_task(n.node_id, nodelib.task_msg(task, "#!/bin/sh\nsleep 120\n",
+                                                    swarm_hex=swarm))
+    nodelib.wait_task_status(manager, task, tasks_pb.RUNNING, timeout=60)
+    path = nodelib.wait_for(lambda: netns_files(n), 15, "the task's namespace")[0]
+    other = nodelib.random_hex()
+    assert probe(path, port, swarm, task, other)["self"] == "OK"
+    pid = n.pids()["mantad-exec"]
+    os.kill(pid, signal.SIGKILL)
+    n.wait_status(lambda s: any(d["name"] == "mantad-exec" and d["state"] == "up"
+                                and d["pid"] != pid for d in s["daemons"]), 30,
+                  "mantad-exec restarted")
+    assert netns_files(n) == [path]
+    nodelib.wait_for(lambda: probe(path, port, swarm, task, other)["self"] == "OK", 15,
+                     "the adopted task's endpoint served")
+    manager.stop_swarm(n.node_id, swarm)
+    nodelib.wait_task_status(manager, task, (tasks_pb.STOPPED, tasks_pb.FAILED), timeout=60)
+    nodelib.wait_for(lambda: not netns_files(n), 15, "namespace file removed")

@@ -131,6 +131,16 @@ test_netns_isolated(void **state)
 	close(c);
 	assert_int_equal(pending(lfd, 0), 0);
 
+	/* A new endpoint in the kept namespace (an adopted run): not while
+	 * the first listens, then in the same namespace. */
+	assert_int_equal(netns_listen(path, port, &c), -1);
+	assert_int_equal(errno, EADDRINUSE);
+	close(lfd);
+	assert_int_equal(netns_listen(path, port, &lfd), 0);
+	assert_int_equal(connect_from(path, port), 0);
+	assert_int_equal(pending(lfd, 5000), 1);
+	assert_int_equal(connect_from(path, other), ECONNREFUSED);
+
 	/* A second namespace on the same path is refused, the first kept. */
 	assert_int_equal(netns_create(path, port, NULL), -1);
 	assert_int_equal(errno, EEXIST);
@@ -157,6 +167,13 @@ test_netns_bad_path(void **state)
 	snprintf(path, sizeof(path), "%s/missing/net", dir);
 	assert_int_equal(netns_create(path, 1, &lfd), -1);
 	assert_int_equal(errno, ENOENT);
+	assert_int_equal(lfd, -1);
+	assert_int_equal(netns_listen(path, 1, &lfd), -1);
+	assert_int_equal(errno, ENOENT);
+	/* Not a namespace: setns fails in the child, which is reaped. */
+	snprintf(path, sizeof(path), "%s", dir);
+	assert_int_equal(netns_listen(path, 1, &lfd), -1);
+	assert_int_equal(errno, EINVAL);
 	assert_int_equal(lfd, -1);
 	/* The helper child was reaped. */
 	assert_int_equal(waitpid(-1, &st, WNOHANG), -1);
