@@ -105,20 +105,26 @@ def test_own_endpoint_in_own_namespace(manager, broker, make_node, bbroot, runti
         assert f not in mounts
 
 
+def one_task(manager, make_node, bbroot):
+    """An isolated node running one long task whose endpoint serves it:
+    (node, port, swarm, task, namespace file)."""
+    n, port = isolated_node(manager, make_node, bbroot, nodelib.pick_runtime(bbroot))
+    swarm, task = nodelib.random_hex(), nodelib.random_hex()
+    manager.deploy_task(n.node_id, nodelib.task_msg(task, "#!/bin/sh\nsleep 120\n",
+                                                    swarm_hex=swarm))
+    nodelib.wait_task_status(manager, task, tasks_pb.RUNNING, timeout=60)
+    path = nodelib.wait_for(lambda: netns_files(n), 15, "the task's namespace")[0]
+    assert probe(path, port, swarm, task, nodelib.random_hex())["self"] == "OK"
+    return n, port, swarm, task, path
+
+
 def test_endpoint_back_after_light_restart(manager, make_node, bbroot):
     """kill -9 of mantad-light: the supervisor restarts it and mantad-exec
     hands it the running task's endpoint again; a uid other than exec's
     (and Light's) cannot hand it one."""
     import signal
-    n, port = isolated_node(manager, make_node, bbroot, nodelib.pick_runtime(bbroot))
-    node_id = n.node_id
-    swarm, task = nodelib.random_hex(), nodelib.random_hex()
-    manager.deploy_task(node_id, nodelib.task_msg(task, "#!/bin/sh\nsleep 120\n",
-                                                  swarm_hex=swarm))
-    nodelib.wait_task_status(manager, task, tasks_pb.RUNNING, timeout=60)
-    path = nodelib.wait_for(lambda: netns_files(n), 15, "the task's namespace")[0]
+    n, port, swarm, task, path = one_task(manager, make_node, bbroot)
     other = nodelib.random_hex()
-    assert probe(path, port, swarm, task, other)["self"] == "OK"
 
     old = n.pids()["mantad-light"]
     os.kill(old, signal.SIGKILL)
@@ -152,14 +158,8 @@ def test_endpoint_back_after_exec_restart(manager, make_node, bbroot):
     """kill -9 of mantad-exec: the task runs on (adopted), its namespace is
     kept and it gets a new endpoint there; the namespace goes when it ends."""
     import signal
-    n, port = isolated_node(manager, make_node, bbroot, nodelib.pick_runtime(bbroot))
-    swarm, task = nodelib.random_hex(), nodelib.random_hex()
-    manager.deploy_task(n.node_id, nodelib.task_msg(task, "#!/bin/sh\nsleep 120\n",
-                                                    swarm_hex=swarm))
-    nodelib.wait_task_status(manager, task, tasks_pb.RUNNING, timeout=60)
-    path = nodelib.wait_for(lambda: netns_files(n), 15, "the task's namespace")[0]
+    n, port, swarm, task, path = one_task(manager, make_node, bbroot)
     other = nodelib.random_hex()
-    assert probe(path, port, swarm, task, other)["self"] == "OK"
     pid = n.pids()["mantad-exec"]
     os.kill(pid, signal.SIGKILL)
     n.wait_status(lambda s: any(d["name"] == "mantad-exec" and d["state"] == "up"
