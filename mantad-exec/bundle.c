@@ -102,7 +102,7 @@ out:
 void
 bundle_remove(struct exec *x, struct run *r)
 {
-	(void)x;
+	netep_run_end(x, r);
 	if (r->dir != NULL && r->dir[0] != '\0' && rm_rf(r->dir) == -1 &&
 	    errno != ENOENT)
 		log_warn("unable to remove bundle %s", r->dir);
@@ -135,33 +135,42 @@ mount(const char *dest, const char *type, const char *src,
 
 /* RPC_HOST and RPC_PORT: where task code reaches the Light service. */
 static void
-rpc_endpoint(const struct exec *x, char *host, size_t hlen, char *port,
-    size_t plen)
+rpc_endpoint(const struct exec *x, const struct run *r, char *host,
+    size_t hlen, char *port, size_t plen)
 {
 	const char *h = x->cfg->light_service_host;
-	char buf[32], *path;
 
-	if (strcmp(x->cfg->network ? x->cfg->network : "host", "none") == 0)
+	if (r->netns != NULL)
+		/* Its own endpoint in its own namespace (netep.c). */
+		snprintf(host, hlen, "127.0.0.1");
+	else if (strcmp(x->cfg->network ? x->cfg->network : "host", "none") == 0)
 		snprintf(host, hlen, "unix:/run/manta/light.sock");
 	else if (h == NULL || *h == '\0' || strcmp(h, "0.0.0.0") == 0 ||
 	    strcmp(h, "::") == 0)
 		snprintf(host, hlen, "127.0.0.1");
 	else
 		snprintf(host, hlen, "%s", h);
-	if (x->cfg->light_service_port > 0) {
-		snprintf(port, plen, "%d", x->cfg->light_service_port);
-		return;
-	}
+	snprintf(port, plen, "%d", bundle_rpc_port(x));
+}
+
+int
+bundle_rpc_port(const struct exec *x)
+{
+	char buf[32], *path;
+	int port = 50051;
+
+	if (x->cfg->light_service_port > 0)
+		return x->cfg->light_service_port;
 	/* Unset: mantad-light picks the first free port from 50051 and
 	 * writes it to <run_dir>/light.port. */
-	snprintf(port, plen, "50051");
 	if ((path = path_join(x->cfg->run_dir, "light.port")) != NULL &&
 	    read_small(path, buf, sizeof(buf)) > 0) {
 		long v = strtol(buf, NULL, 10);
 		if (v > 0 && v < 65536)
-			snprintf(port, plen, "%ld", v);
+			port = (int)v;
 	}
 	free(path);
+	return port;
 }
 
 static json_t *
@@ -177,7 +186,7 @@ process(struct exec *x, struct run *r)
 
 	id_to_hex(r->task, th);
 	id_to_hex(r->swarm, sh);
-	rpc_endpoint(x, host, sizeof(host), port, sizeof(port));
+	rpc_endpoint(x, r, host, sizeof(host), port, sizeof(port));
 	json_object_set_new(p, "terminal", json_false());
 	json_object_set_new(user, "uid", json_integer(0));
 	json_object_set_new(user, "gid", json_integer(0));
@@ -388,7 +397,10 @@ linux_section(struct exec *x, struct run *r, json_t *devices, json_t *allow)
 
 	for (size_t i = 0; i < N(kinds); i++)
 		json_array_append_new(ns, json_pack("{ss}", "type", kinds[i]));
-	if (strcmp(x->cfg->network ? x->cfg->network : "host", "none") == 0)
+	if (r->netns != NULL)
+		json_array_append_new(ns, json_pack("{ssss}", "type", "network",
+		    "path", r->netns));
+	else if (strcmp(x->cfg->network ? x->cfg->network : "host", "none") == 0)
 		json_array_append_new(ns, json_pack("{ss}", "type", "network"));
 	if (x->cgroup2)
 		json_array_append_new(ns, json_pack("{ss}", "type", "cgroup"));

@@ -22,6 +22,7 @@ run_new(void)
 		return NULL;
 	r->status_fd = -1;
 	r->pidfd = -1;
+	r->netns_lfd = -1;
 	return r;
 }
 
@@ -34,6 +35,9 @@ run_free(struct run *r)
 		close(r->status_fd);
 	if (r->pidfd >= 0)
 		close(r->pidfd);
+	if (r->netns_lfd >= 0)
+		close(r->netns_lfd);
+	free(r->netns);
 	free(r->image);
 	free(r->alias);
 	free(r->dir);

@@ -95,6 +95,8 @@ struct run {
 	bool adopted;			/* started by an earlier mantad-exec */
 	int status_fd;			/* own shim: its status pipe, else -1 */
 	int pidfd;			/* adopted shim: pidfd, else -1 */
+	char *netns;			/* own network namespace (netep.c) */
+	int netns_lfd;			/* its Light endpoint, else -1 */
 	char sbuf[64];
 	size_t slen;
 	bool shim_done;			/* own shim reaped */
@@ -170,6 +172,8 @@ struct exec {
 	long long next_stream;
 	long long next_capacity;
 	long long next_adopt_poll;
+	int light_ep;			/* to mantad-light's task endpoints */
+	long long next_netep;
 	struct hist launch;		/* PENDING -> RUNNING (mantactl metrics) */
 };
 
@@ -326,6 +330,20 @@ int bundle_prepare(struct exec *x, struct run *r, const uint8_t *payload,
 /* config.json for r. 0, or -1 with err. */
 int bundle_write_config(struct exec *x, struct run *r, char *err, size_t errlen);
 void bundle_remove(struct exec *x, struct run *r);
+/* RPC_PORT: light.service_port, else the port mantad-light wrote. */
+int bundle_rpc_port(const struct exec *x);
+
+/* netep.c: a network namespace of its own per run, with its Light
+ * endpoint (containers.network = "none", issue 13). */
+bool netep_wanted(const struct exec *x);
+int netep_run_begin(struct exec *x, struct run *r);
+void netep_run_end(struct exec *x, struct run *r);
+int netep_fd(const struct exec *x);
+void netep_input(struct exec *x);
+bool netep_pending(const struct exec *x);
+void netep_tick(struct exec *x, long long now);
+void netep_sweep(struct exec *x);
+void netep_close(struct exec *x);
 /* The image's rootfs, malloc'd; NULL if the name is refused. */
 char *bundle_rootfs(const struct exec *x, const char *image);
 

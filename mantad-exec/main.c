@@ -350,6 +350,7 @@ timers(struct exec *x, long long now)
 		}
 		x->next_adopt_poll = now + ADOPT_POLL_MS;
 	}
+	netep_tick(x, now);
 }
 
 /* A run whose output logs_stream_tick would send (live_logs_to_manager). */
@@ -521,6 +522,7 @@ startup(struct exec *x, struct daemon_opts *opts)
 		log_fatalx(1, "unable to load the tasks from exec.db");
 	(void)announce_replay(x);
 	recover_runs(x);
+	netep_sweep(x);
 	store_prune(x->db);
 	logstore_init(x);
 	x->srv = ipc_server_open(x->cfg->run_dir, IPC_EXEC, allowed,
@@ -541,6 +543,9 @@ poll_items(struct exec *x, zmq_pollitem_t *items, struct run **owner)
 	items[n++] = (zmq_pollitem_t){ ipc_server_socket(x->srv), 0, ZMQ_POLLIN, 0 };
 	items[n++] = (zmq_pollitem_t){ NULL, x->sfd, ZMQ_POLLIN, 0 };
 	items[n++] = (zmq_pollitem_t){ NULL, evq_fd(x->q), ZMQ_POLLIN, 0 };
+	/* mantad-light's end of the task endpoints (-1: none, ignored). */
+	items[n++] = (zmq_pollitem_t){ NULL, netep_fd(x), netep_fd(x) == -1 ?
+	    0 : ZMQ_POLLIN, 0 };
 	TAILQ_FOREACH(r, &x->runs, all) {
 		int fd = r->status_fd >= 0 ? r->status_fd : r->pidfd;
 
@@ -572,6 +577,8 @@ poll_round(struct exec *x, long long now)
 		wake = x->next_stream;
 	if (adopted_left(x) && x->next_adopt_poll < wake)
 		wake = x->next_adopt_poll;
+	if (netep_pending(x) && x->next_netep < wake)
+		wake = x->next_netep;
 	timeout = wake - now > INT_MAX ? INT_MAX : (int)(wake - now);
 	if (x->stopping && timeout > 100)
 		timeout = 100;
@@ -587,7 +594,9 @@ poll_round(struct exec *x, long long now)
 		begin_stop(x);
 	if (items[2].revents & ZMQ_POLLIN)
 		(void)evq_run(x->q, apply_event, x);
-	for (int i = 3; i < n; i++) {
+	if (items[3].revents && items[3].fd == netep_fd(x))
+		netep_input(x);
+	for (int i = 4; i < n; i++) {
 		if (!(items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
 			continue;
 		/* The run may have ended in this round: look it up. */
@@ -617,6 +626,7 @@ teardown(struct exec *x)
 	log_info("stopping");
 	sender_stop(x->to_beat);
 	sender_stop(x->to_register);
+	netep_close(x);
 	jobs_stop(x->jobs);
 	pulls_stop(x->pulls);
 	(void)evq_run(x->q, apply_event, x);
@@ -644,6 +654,7 @@ main(int argc, char **argv)
 		pull_main(argc - 2, argv + 2);
 
 	memset(&x, 0, sizeof(x));
+	x.light_ep = -1;
 	TAILQ_INIT(&x.runs);
 	TAILQ_INIT(&x.queue);
 	log_init(PROG, LOG_LVL_INFO);

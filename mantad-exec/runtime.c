@@ -159,6 +159,10 @@ runtime_launch(struct exec *x, struct run *r)
 	r->attempts++;
 	snprintf(r->cid, sizeof(r->cid), "manta-%s-%.12s-%" PRId64 "-%d",
 	    x->inst, th, r->id, r->attempts);
+	/* A namespace per attempt, named after its container. */
+	netep_run_end(x, r);
+	if (netep_run_begin(x, r) == -1)
+		return -1;
 	if (bundle_write_config(x, r, err, sizeof(err)) == -1) {
 		log_warnx("task %s: %s", th, err);
 		return -1;
@@ -396,6 +400,7 @@ finish(struct exec *x, struct run *r, enum run_state st, const char *reason,
 
 	(void)announce_transition(x, r, st, reason, code, error_id);
 	queue_release(x, r);
+	netep_run_end(x, r);
 	if (!keep)
 		bundle_remove(x, r);
 	logs_end(x, r);

@@ -130,17 +130,12 @@ worker(void *arg)
 int
 ident_start(const char *run_dir)
 {
-	sigset_t all, old;
 	int rc;
 
 	if ((I.run_dir = strdup(run_dir)) == NULL)
 		return -1;
 	/* Signals go to the signalfd, never to this thread. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&I.th, NULL, worker, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
+	if ((rc = light_thread(&I.th, worker, NULL)) != 0) {
 		log_warnx("unable to start the lookup thread: %s", strerror(rc));
 		return -1;
 	}

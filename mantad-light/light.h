@@ -5,6 +5,7 @@
 #ifndef MANTAD_LIGHT_H
 #define MANTAD_LIGHT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -211,6 +212,8 @@ struct lcall {
 	bool has_token, token_bad;
 	struct manta_id swarm, task;	/* as the request names them */
 	struct ident who;
+	bool bound;			/* on a task's own endpoint (netep.c) */
+	struct manta_id bswarm, btask;	/* that endpoint's task */
 	step_fn resume;			/* after an identity lookup */
 	struct lcall *wait_next;	/* ident.c's waiter list */
 
@@ -262,12 +265,24 @@ void call_resume(struct lcall *c);
 /* Checks the caller (ids set in c->swarm/c->task) then runs next; on a
  * refusal the call is finished. */
 void call_authorize(struct lcall *c, step_fn next);
+
+/* netep.c: Light endpoints in tasks' own network namespaces, handed over
+ * by mantad-exec on <run_dir>/light-netns.sock (issue 13). */
+int netep_start(const char *run_dir, grpc_server *server);
+void netep_stop(void);
+/* 1 with the run's ids when peer (grpc_call_get_peer) is a connection
+ * accepted on a task's endpoint, else 0. Any thread. */
+int netep_who(const char *peer, struct manta_id *swarm, struct manta_id *task);
 /* A token from the call's metadata, if any (sets c->token/has_token). */
 void call_read_token(struct lcall *c);
 void call_set_audit(struct lcall *c, const char *dataset, const char *path);
 grpc_completion_queue *server_cq(void);
+grpc_server *server_grpc(void);
 grpc_call *call_parent(struct lcall *c);
 long long light_now_ms(void);
+/* pthread_create with every signal blocked in the new thread (they go to
+ * the signalfd); pthread_create's answer. */
+int light_thread(pthread_t *th, void *(*fn)(void *), void *arg);
 
 /* ---- local.c: node.light_service.Local ---- */
 /* d and c (datasets.permissions, mappings) are kept until exit. */

@@ -142,7 +142,6 @@ main(int argc, char **argv)
 	struct datasets ds;
 	struct ipc_thread it;
 	bool ipc_started = false;
-	sigset_t all, old;
 	int port = 0, rc = 1;
 	struct confine_user user = CONFINE_USER_ZERO, daemon = CONFINE_USER_ZERO;
 
@@ -197,6 +196,8 @@ main(int argc, char **argv)
 	}
 	if (ident_start(cfg->run_dir) == -1)
 		goto out;
+	if (netep_start(cfg->run_dir, server_grpc()) == -1)
+		goto out;
 	if ((it.stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
 		log_error("eventfd");
 		goto out;
@@ -205,10 +206,7 @@ main(int argc, char **argv)
 	snprintf(it.sock, sizeof(it.sock), "%s/%s", cfg->run_dir, LIGHT_UNIX_SOCK);
 	it.ndatasets = (uint32_t)ds.n;
 	it.token_required = light_token_required(cfg);
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	rc = pthread_create(&it.th, NULL, ipc_main, &it);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	rc = light_thread(&it.th, ipc_main, &it);
 	if (rc != 0) {
 		log_errorx("unable to start the IPC thread: %s", strerror(rc));
 		rc = 1;
@@ -240,6 +238,7 @@ out:
 			log_warn("unable to stop the IPC thread");
 		pthread_join(it.th, NULL);
 	}
+	netep_stop();
 	ident_stop();
 	server_free();
 	grpc_shutdown_blocking();

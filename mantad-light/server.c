@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 #include <grpc/grpc.h>
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
+#include <grpc/support/alloc.h>
 #include <grpc/support/log.h>
 #include <grpc/support/time.h>
 
@@ -108,6 +110,25 @@ grpc_completion_queue *
 server_cq(void)
 {
 	return S.cq;
+}
+
+int
+light_thread(pthread_t *th, void *(*fn)(void *), void *arg)
+{
+	sigset_t all, old;
+	int rc;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	rc = pthread_create(th, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+grpc_server *
+server_grpc(void)
+{
+	return S.server;
 }
 
 grpc_call *
@@ -518,7 +539,23 @@ call_authorize(struct lcall *c, step_fn next)
 		call_finish(c, GRPC_STATUS_UNAUTHENTICATED, NULL, "malformed task token");
 		return;
 	}
-	if (!c->has_token && S.token_required) {
+	if (c->bound) {
+		/* Only its task reaches its endpoint: the caller is that task. */
+		struct manta_id none = MANTA_ID_ZERO;
+		char sw[ID_HEX_LEN + 1], tk[ID_HEX_LEN + 1];
+
+		if (id_equal(c->task, none) && id_equal(c->swarm, c->bswarm))
+			c->task = c->btask;
+		if (!id_equal(c->swarm, c->bswarm) || !id_equal(c->task, c->btask)) {
+			id_to_hex(c->swarm, sw);
+			id_to_hex(c->task, tk);
+			call_finish(c, GRPC_STATUS_PERMISSION_DENIED, NULL,
+			    "the request names swarm %s task %s, not the task of this endpoint",
+			    sw, tk);
+			return;
+		}
+	}
+	if (!c->has_token && S.token_required && !c->bound) {
 		call_finish(c, GRPC_STATUS_UNAUTHENTICATED, NULL,
 		    "this node requires a task token (manta-task-token metadata)");
 		return;
@@ -593,6 +630,7 @@ static void
 call_new(struct lcall *c, bool ok)
 {
 	grpc_op op;
+	char *peer;
 
 	if (!ok || c->call == NULL) {
 		/* The server is shutting down: this slot is done. */
@@ -619,6 +657,10 @@ call_new(struct lcall *c, bool ok)
 		return;
 	}
 	call_read_token(c);
+	if ((peer = grpc_call_get_peer(c->call)) != NULL) {
+		c->bound = netep_who(peer, &c->bswarm, &c->btask) == 1;
+		gpr_free(peer);
+	}
 	if (S.nlive > S.max_calls) {
 		call_finish(c, GRPC_STATUS_RESOURCE_EXHAUSTED, NULL,
 		    "%zu Light calls in progress (network.light_max_calls)", S.max_calls);

@@ -223,3 +223,21 @@ def test_config_init_output_checks(cfgdir):
     assert pos == sorted(pos), "sections out of the reference order:\n" + text
     r = mantactl("config", "check", "-c", p)
     assert r.returncode == 0, "config init output refused:\n%s\n%s" % (r.stderr, text)
+
+
+def test_config_init_isolates_tasks(cfgdir):
+    """Issue 13: new configs run tasks in a network namespace of their own
+    (containers.network = "none"); a file without the key keeps the
+    reference's host network."""
+    p = os.path.join(cfgdir, "init.toml")
+    r = mantactl("config", "init", "-c", p)
+    assert r.returncode == 0, r.stderr
+    r = mantactl("config", "show", "-c", p)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r'(?m)^network = "none"', r.stdout), r.stdout
+    with open(p) as f:
+        text = re.sub(r'(?m)^network = "none".*$', "", f.read())
+    p2 = write(cfgdir, text, "nokey.toml")
+    r = mantactl("config", "show", "-c", p2)
+    assert r.returncode == 0, r.stderr
+    assert re.search(r'(?m)^network = "host"', r.stdout), r.stdout
