@@ -110,24 +110,18 @@ cleanup_after(struct pulls *ps, pid_t pid)
 	imgstore_clean(&s);
 }
 
-static void
-run_pull(struct evq_worker *th, void *job, void *arg)
+/*
+ * Starts the pull child (mantad-exec --pull ...) with its stdout on a pipe;
+ * returns its pid and the read end in *rfd, or -1 with *err set.
+ */
+static pid_t
+spawn_pull(struct pulls *ps, struct pull_job *j, int *rfd, const char **err)
 {
-	struct pulls *ps = arg;
-	struct pull_job *j = job;
-	char out[OUT_MAX + 1], pct[16], reason[OUT_MAX + 160], *nl;
+	char pct[16];
 	const char *argv[10];
-	size_t nout = 0;
-	long long deadline = daemon_now_ms() + j->timeout_ms;
 	int p[2], n = 0;
-	bool timed_out = false, killed = false;
 	pid_t pid, parent;
 
-	(void)th;
-	if (j->err != NULL) {
-		push_result(ps, j->image, -1, j->err);
-		return;
-	}
 	snprintf(pct, sizeof(pct), "%d", ps->max_disk);
 	argv[n++] = PROG;
 	argv[n++] = "--pull";
@@ -139,15 +133,15 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 	argv[n++] = j->authfd >= 0 ? "/proc/self/fd/3" : "";
 	argv[n] = NULL;
 	if (pipe2(p, O_CLOEXEC) == -1) {
-		push_result(ps, j->image, -1, "node error: unable to create a pipe");
-		return;
+		*err = "node error: unable to create a pipe";
+		return -1;
 	}
 	parent = getpid();
 	if ((pid = fork()) == -1) {
 		close(p[0]);
 		close(p[1]);
-		push_result(ps, j->image, -1, "node error: unable to fork");
-		return;
+		*err = "node error: unable to fork";
+		return -1;
 	}
 	if (pid == 0) {
 		/* Child of a threaded process: async-signal-safe calls only. */
@@ -174,22 +168,36 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		_exit(111);
 	}
 	close(p[1]);
-	log_info("pulling %s (pid %d)", j->image, (int)pid);
+	*rfd = p[0];
+	return pid;
+}
+
+/*
+ * Reads the pull child's output into out (its end, when longer than
+ * OUT_MAX) until it closes; kills its group when exec stops (*killed) or
+ * at the deadline (*killed and *timed_out).  Returns the length read.
+ */
+static size_t
+read_pull(struct pulls *ps, pid_t pid, int fd, long long deadline, char *out,
+    bool *killed, bool *timed_out)
+{
+	size_t nout = 0;
+
 	for (;;) {
-		struct pollfd pf = { p[0], POLLIN, 0 };
+		struct pollfd pf = { fd, POLLIN, 0 };
 		ssize_t r;
 
-		if (!killed && atomic_load(&ps->stopping)) {
+		if (!*killed && atomic_load(&ps->stopping)) {
 			(void)kill(-pid, SIGKILL);
-			killed = true;
+			*killed = true;
 		}
-		if (!killed && daemon_now_ms() >= deadline) {
+		if (!*killed && daemon_now_ms() >= deadline) {
 			(void)kill(-pid, SIGKILL);
-			killed = timed_out = true;
+			*killed = *timed_out = true;
 		}
 		if (poll(&pf, 1, POLL_MS) <= 0)
 			continue;
-		if ((r = read(p[0], out + nout, OUT_MAX - nout)) == -1 && errno == EINTR)
+		if ((r = read(fd, out + nout, OUT_MAX - nout)) == -1 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			break;
@@ -197,8 +205,35 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		if (nout == OUT_MAX)	/* keep the end: the result is last */
 			nout = 0;
 	}
-	close(p[0]);
+	close(fd);
 	out[nout] = '\0';
+	return nout;
+}
+
+static void
+run_pull(struct evq_worker *th, void *job, void *arg)
+{
+	struct pulls *ps = arg;
+	struct pull_job *j = job;
+	char out[OUT_MAX + 1], reason[OUT_MAX + 160], *nl;
+	const char *err = NULL;
+	size_t nout;
+	long long deadline = daemon_now_ms() + j->timeout_ms;
+	int fd = -1;
+	bool timed_out = false, killed = false;
+	pid_t pid;
+
+	(void)th;
+	if (j->err != NULL) {
+		push_result(ps, j->image, -1, j->err);
+		return;
+	}
+	if ((pid = spawn_pull(ps, j, &fd, &err)) == -1) {
+		push_result(ps, j->image, -1, err);
+		return;
+	}
+	log_info("pulling %s (pid %d)", j->image, (int)pid);
+	nout = read_pull(ps, pid, fd, deadline, out, &killed, &timed_out);
 	while (nout > 0 && out[nout - 1] == '\n')
 		out[--nout] = '\0';
 	nl = strrchr(out, '\n');
