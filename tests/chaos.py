@@ -304,6 +304,20 @@ class Chaos(object):
             out[d["task_id"]] = out.get(d["task_id"], "") + d["text"]
         return out
 
+    def resent(self, task):
+        """Why a task's log lines came twice: the same AddTaskLogs frame
+        (same collection timestamp, same bytes) received twice is a re-send
+        by mantad-register of a frame the manager had answered before
+        register recorded it (killed in between: the at-least-once window
+        of an upload that carries no id); anything else is not."""
+        with self.manager.lock:
+            frames = [(d.get("timestamp"), d["raw"]) for d in self.manager.logs
+                      if d["task_id"] == task]
+        again = len(frames) - len(set(frames))
+        return (" (%d AddTaskLogs frame(s) received twice whole: re-sent by"
+                " mantad-register)" % again if again else
+                " (no frame received twice whole)")
+
     def logs_whole(self):
         texts = self.texts()
         for t, info in self.tasks.items():
@@ -346,7 +360,8 @@ class Chaos(object):
                 problems.append("%s: RUNNING %d times" % (t, ups[t].count(faultlib.RUNNING)))
             lo, du = faultlib.check_lines(texts.get(t, ""), info["lines"])
             if lo or du:
-                problems.append("%s: log lines lost %r duplicated %r" % (t, lo, du))
+                problems.append("%s: log lines lost %r duplicated %r%s" % (
+                    t, lo, du, self.resent(t) if du else ""))
             lost += len(lo)
             dup += len(du)
         leftovers = {}
