@@ -11,7 +11,8 @@
  *   - a run admitted but never given a shim: started now.
  *
  * A final state reached here is announced like any other: stored, then
- * sent, once. Containers in our runtime root that no run owns (left by an
+ * sent, once. A run stored final whose bundle is still there (killed
+ * between the two) loses its bundle now. Containers in our runtime root that no run owns (left by an
  * older crash) are killed and deleted. */
 #include <errno.h>
 #include <stdio.h>
@@ -110,6 +111,10 @@ recover_runs(struct exec *x)
 			runtime_finish(x, r);
 			break;
 		default:
+			/* Stored final, but killed before its bundle was
+			 * removed: remove it now, unless kept on purpose. */
+			if (r->state != RS_FAILED || x->cfg->cleanup_on_failure)
+				bundle_remove(x, r);
 			logs_end(x, r);
 			run_maybe_forget(x, r);
 			break;

@@ -6,6 +6,7 @@ behind."""
 
 import os
 import signal
+import sqlite3
 
 import nodelib
 from common import tasks_pb2 as tasks_pb
@@ -60,3 +61,48 @@ def test_kill9_exec(manager, make_node, bbroot, runtime):
 
 def manager_updates_since(manager, n):
     return nodelib.task_updates(manager)[n:]
+
+
+def test_final_run_bundle_removed_at_recovery(manager, make_node, bbroot, runtime):
+    """A run stored final whose bundle was not yet removed when mantad-exec
+    was killed (the window between the two, seen as bundles left behind by
+    the chaos run): the restarted exec removes it. The window is rebuilt
+    while the supervisor is held (SIGSTOP) so exec stays down: the run's
+    row is put back to "logs not yet handed over" and its bundle back in
+    place, as a kill there leaves them."""
+    node = nodelib.exec_node(manager, make_node, bbroot, runtime)
+    t = "9d" * 16
+    tasks = os.path.join(node.state_dir, "tasks")
+    manager.deploy_task(node.node_id, nodelib.task_msg(t, "#!/bin/sh\nsleep 1\n"))
+    nodelib.wait_task_status(manager, t, RUNNING)
+    bundle = nodelib.wait_for(lambda: [b for b in os.listdir(tasks) if t in b],
+                              10, "the run's bundle")[0]
+    nodelib.wait_task_status(manager, t, COMPLETED, timeout=20)
+    db = os.path.join(node.state_dir, "exec.db")
+
+    def logs_done():
+        with sqlite3.connect(db) as c:
+            return c.execute("SELECT count(*) FROM run WHERE logs_done = 1").fetchone()[0]
+    nodelib.wait_for(logs_done, 15, "the run's logs handed over")
+    assert not os.path.exists(os.path.join(tasks, bundle))
+    pids = node.pids()
+    sup, ex = pids["mantactl"], pids["mantad-exec"]
+    os.kill(sup, signal.SIGSTOP)
+    try:
+        os.kill(ex, signal.SIGKILL)
+        nodelib.wait_for(lambda: nodelib.proc_state(ex) in (None, "Z") or None, 10,
+                         "mantad-exec killed")
+        with sqlite3.connect(db) as c:
+            assert c.execute("UPDATE run SET logs_done = 0").rowcount == 1
+        c.close()
+        os.makedirs(os.path.join(tasks, bundle, "rootfs"))
+        with open(os.path.join(tasks, bundle, "config.json"), "w") as f:
+            f.write("{}\n")
+    finally:
+        os.kill(sup, signal.SIGCONT)
+    node.wait_status(lambda s: any(d["name"] == "mantad-exec" and d["state"] == "up"
+                                   and d["pid"] != ex for d in s["daemons"]), 30,
+                     "mantad-exec restarted")
+    nodelib.wait_for(lambda: not os.path.exists(os.path.join(tasks, bundle)) or None,
+                     15, "the left bundle removed by the restarted exec")
+    assert [u[3] for u in nodelib.task_updates(manager, t)] == [RUNNING, COMPLETED]
