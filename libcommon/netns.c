@@ -69,12 +69,15 @@ listen:
 			_exit(1);
 	} else if (write(sp, &c, 1) != 1)
 		_exit(1);
-	/* Alive until the parent has mounted our namespace. */
-	(void)read(sp, &c, 1);
+	/* Alive until the parent has mounted our namespace and closed its
+	 * end. */
+	while (read(sp, &c, 1) == -1 && errno == EINTR)
+		continue;
 	_exit(0);
 fail:
 	e = errno;
-	(void)write(sp, &e, sizeof(e));
+	if (write(sp, &e, sizeof(e)) != (ssize_t)sizeof(e))
+		_exit(2);
 	_exit(1);
 }
 
@@ -148,8 +151,7 @@ netns_listen(const char *path, uint16_t port, int *lfd)
 		return -1;
 	}
 	close(nsfd);
-	(void)write(sp, "", 1);
-	close(sp);
+	close(sp);		/* the child's read ends: it exits */
 	reap(pid);
 	return 0;
 }
@@ -177,8 +179,7 @@ netns_create(const char *path, uint16_t port, int *lfd)
 		(void)unlink(path);
 		goto fail;
 	}
-	(void)write(sp, "", 1);
-	close(sp);
+	close(sp);		/* the child's read ends: it exits */
 	reap(pid);
 	if (lfd != NULL)
 		*lfd = fd;
