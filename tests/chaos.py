@@ -246,7 +246,7 @@ class Chaos(object):
         else:
             log(self.verbose, "manager restart")
             self.manager.stop_grpc()
-            time.sleep(self.rng.uniform(0.2, 3.0))
+            time.sleep(self.rng.uniform(0.2, 3.0))      # an outage of some length
             self.manager.start_grpc()
         self.restarts += 1
 

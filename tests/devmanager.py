@@ -221,6 +221,7 @@ class Throttle(object):
         self.target = (target_host, target_port)
         self.down = down
         self.up = up
+        self._moving = threading.Event()    # clear while frozen
         self.frozen = False
         self.moved = {"down": 0, "up": 0}
         self._lsn = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
@@ -233,6 +234,17 @@ class Throttle(object):
         self._socks = []
         self._threads = [threading.Thread(target=self._accept, daemon=True)]
         self._threads[0].start()
+
+    @property
+    def frozen(self):
+        return not self._moving.is_set()
+
+    @frozen.setter
+    def frozen(self, value):
+        if value:
+            self._moving.clear()
+        else:
+            self._moving.set()
 
     def _accept(self):
         import socket
@@ -267,7 +279,7 @@ class Throttle(object):
         t0, sent = time.monotonic(), 0
         while not self._stop.is_set():
             if self.frozen:
-                time.sleep(0.05)
+                self._moving.wait()         # until thawed, or closed
                 t0, sent = time.monotonic(), 0
                 continue
             rate = getattr(self, way)
@@ -302,6 +314,7 @@ class Throttle(object):
     def close(self):
         import socket
         self._stop.set()
+        self._moving.set()                  # a frozen pump sees the stop
         try:
             self._lsn.close()
         except OSError:
