@@ -602,8 +602,22 @@ class DevManager(object):
                 md[k] = v
             peer = context.peer()
             if kind == "su":
-                reqs = list(request_or_iter)
+                # A client stream the node cancelled is no call the manager
+                # acted on: recorded as rejected, whether the cancel reached
+                # grpc as an error or as an early end of the stream.
+                try:
+                    reqs = list(request_or_iter)
+                except grpc.RpcError:
+                    self._record(Record("grpc", name, md, None, [], peer, rejected=True,
+                                        extra={"cancelled": True}))
+                    raise
                 req = reqs[-1] if reqs else None
+                if not reqs or not context.is_active():
+                    self._record(Record("grpc", name, md, req, reqs, peer, rejected=True,
+                                        extra={"cancelled": not context.is_active()}))
+                    context.abort(grpc.StatusCode.INVALID_ARGUMENT
+                                  if context.is_active() else grpc.StatusCode.CANCELLED,
+                                  "dev manager: empty or cancelled %s stream" % name)
             else:
                 reqs = None
                 req = request_or_iter

@@ -146,6 +146,20 @@ def test_streams(manager, channel):
     assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
+def test_cancelled_or_empty_stream_is_not_accepted(manager, channel):
+    """A client stream that carried nothing is no call the manager acted
+    on: a test that asks for accepted calls must not find it. (A Light
+    proxy cancels a stream it refuses halfway, and grpc may end such a
+    stream for the handler as if it had carried no message: test_41 found
+    that record among the accepted SetGlobals.)"""
+    with pytest.raises(grpc.RpcError) as e:
+        call(channel, "SetGlobal", [])
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    rec = manager.wait_call("SetGlobal", timeout=5, accepted_only=False)
+    assert rec.rejected and rec.request is None
+    assert manager.calls("SetGlobal", accepted_only=True) == []
+
+
 def test_fail_switch(manager, channel):
     manager.fail["IsAvailable"] = grpc.StatusCode.UNAVAILABLE
     with pytest.raises(grpc.RpcError) as e:

@@ -69,7 +69,8 @@ def test_impersonation_refused_on_world(env):
     assert env.manager.calls("SetGlobal", accepted_only=True) == []
     # As itself it works, and the manager sees our swarm.
     assert set_global(env, token=env.token) == C.OK
-    rec = env.manager.wait_call("SetGlobal", timeout=5)
+    rec = env.manager.wait_call("SetGlobal", timeout=5, pred=lambda r: r.request is not None)
+    assert rec.request.data == b"v"
     assert nodelib.pair_hex(rec.request.swarm_id) == env.swarm
 
 
