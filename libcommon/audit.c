@@ -451,16 +451,108 @@ struct chain {
 	char key_id[AUDIT_KEY_ID_HEX + 1];	/* of the last good line */
 };
 
+/* The members every line has, well formed. */
+static bool
+line_members_ok(json_t *o)
+{
+	json_t *s = json_object_get(o, "seq"), *p = json_object_get(o, "prev");
+
+	return json_is_object(o) && json_is_integer(s) && json_integer_value(s) > 0 &&
+	    json_is_string(json_object_get(o, "time")) &&
+	    json_is_string(json_object_get(o, "event")) && json_is_string(p) &&
+	    hex64(json_string_value(p), json_string_length(p));
+}
+
+/* The key the line names in chain_key into *key (NULL: unkeyed): 0, or -1
+ * when it names a key this verification lacks or is unkeyed after keyed ones. */
+static int
+line_key(const struct chain *ch, json_t *o, const struct audit_key **key,
+    uint64_t lineno, uint64_t *bad_line, char *err, size_t errlen)
+{
+	json_t *kid = json_object_get(o, "chain_key");
+
+	*key = NULL;
+	if (kid == NULL) {
+		if (ch->keyed_seen)
+			return bad(lineno, bad_line, err, errlen, "line %" PRIu64 ": not"
+			    " keyed after keyed entries: rewritten without the key", lineno);
+		return 0;
+	}
+	for (size_t i = 0; i < ch->nkeys && json_is_string(kid); i++)
+		if (strcmp(ch->keys[i].id, json_string_value(kid)) == 0)
+			*key = &ch->keys[i];
+	if (*key == NULL)
+		return bad(lineno, bad_line, err, errlen, "line %" PRIu64 ": keyed with an"
+		    " unknown key (chain_key %s): not this node's secret key nor its %s",
+		    lineno, json_is_string(kid) ? json_string_value(kid) : "malformed",
+		    AUDIT_KEY_FILE);
+	return 0;
+}
+
+/* Where the line's hash is, when it is the last member ,"hash":"<hex>"}. */
+static const char *
+line_hash_at(const char *line, size_t len)
+{
+	const char *hash_at;
+
+	if (len < SUFFIX_LEN + 2)
+		return NULL;
+	hash_at = line + len - SUFFIX_LEN + HASH_KEY_LEN;
+	if (memcmp(line + len - SUFFIX_LEN, HASH_KEY, HASH_KEY_LEN) != 0 ||
+	    !hex64(hash_at, AUDIT_HASH_HEX) || memcmp(line + len - 2, "\"}", 2) != 0)
+		return NULL;
+	return hash_at;
+}
+
+/* The hash the line should have: of B, the line with ,"hash":"..."} replaced
+ * by }, chained to prev. 0, or -1 when out of memory. */
+static int
+line_hash(const struct audit_key *key, const char *prev, const char *line, size_t len,
+    char *computed)
+{
+	char *body;
+
+	if ((body = malloc(len - SUFFIX_LEN + 1)) == NULL)
+		return -1;
+	memcpy(body, line, len - SUFFIX_LEN);
+	body[len - SUFFIX_LEN] = '}';
+	audit_hash(key, prev, body, len - SUFFIX_LEN + 1, computed);
+	free(body);
+	return 0;
+}
+
+/* A line whose hash is right against the one before: seq follows *seq, prev
+ * is last. */
+static int
+line_follows(uint64_t got, const char *prev, uint64_t seq, const char *last,
+    uint64_t lineno, uint64_t *bad_line, char *err, size_t errlen)
+{
+	if (got > seq + 1)
+		return bad(lineno, bad_line, err, errlen,
+		    "line %" PRIu64 ": seq %" PRIu64 " follows %" PRIu64 ": %" PRIu64
+		    " entr%s missing (removed or moved)", lineno, got, seq,
+		    got - seq - 1, got - seq - 1 == 1 ? "y" : "ies");
+	if (got != seq + 1)
+		return bad(lineno, bad_line, err, errlen,
+		    "line %" PRIu64 ": seq %" PRIu64 " follows %" PRIu64
+		    ": entries moved or repeated", lineno, got, seq);
+	if (strcmp(prev, last) != 0)
+		return bad(lineno, bad_line, err, errlen,
+		    "line %" PRIu64 ": prev is not the hash of the entry before:"
+		    " an entry was removed, replaced or moved", lineno);
+	return 0;
+}
+
 /* One line (no newline) against the chain so far. */
 static int
 check_line(struct chain *ch, const char *line, size_t len, uint64_t lineno, uint64_t *seq,
     char *last, uint64_t *bad_line, char *err, size_t errlen)
 {
-	const struct audit_key *key = NULL;
-	const char *hash_at;
-	char computed[AUDIT_HASH_HEX + 1], *body;
+	const struct audit_key *key;
+	const char *hash_at, *prev;
+	char computed[AUDIT_HASH_HEX + 1];
 	json_error_t je;
-	json_t *o, *s, *p, *kid;
+	json_t *o;
 	uint64_t got;
 	int rc = -1;
 
@@ -470,68 +562,29 @@ check_line(struct chain *ch, const char *line, size_t len, uint64_t lineno, uint
 		return bad(lineno, bad_line, err, errlen,
 		    "line %" PRIu64 ": not a JSON object (truncated or edited): %s",
 		    lineno, je.text);
-	s = json_object_get(o, "seq");
-	p = json_object_get(o, "prev");
-	if (!json_is_object(o) || !json_is_integer(s) || json_integer_value(s) <= 0 ||
-	    !json_is_string(json_object_get(o, "time")) ||
-	    !json_is_string(json_object_get(o, "event")) || !json_is_string(p) ||
-	    !hex64(json_string_value(p), json_string_length(p))) {
+	if (!line_members_ok(o)) {
 		bad(lineno, bad_line, err, errlen,
 		    "line %" PRIu64 ": seq, time, event or prev missing or malformed"
 		    " (edited)", lineno);
 		goto out;
 	}
-	kid = json_object_get(o, "chain_key");
-	if (kid != NULL) {
-		for (size_t i = 0; i < ch->nkeys && json_is_string(kid); i++)
-			if (strcmp(ch->keys[i].id, json_string_value(kid)) == 0)
-				key = &ch->keys[i];
-		if (key == NULL) {
-			bad(lineno, bad_line, err, errlen, "line %" PRIu64 ": keyed with an"
-			    " unknown key (chain_key %s): not this node's secret key nor"
-			    " its %s", lineno, json_is_string(kid) ? json_string_value(kid) :
-			    "malformed", AUDIT_KEY_FILE);
-			goto out;
-		}
-	} else if (ch->keyed_seen) {
-		bad(lineno, bad_line, err, errlen, "line %" PRIu64 ": not keyed after keyed"
-		    " entries: rewritten without the key", lineno);
+	if (line_key(ch, o, &key, lineno, bad_line, err, errlen) == -1)
 		goto out;
-	}
-	hash_at = len < SUFFIX_LEN + 2 ? NULL : line + len - SUFFIX_LEN + HASH_KEY_LEN;
-	if (hash_at == NULL || memcmp(line + len - SUFFIX_LEN, HASH_KEY, HASH_KEY_LEN) != 0 ||
-	    !hex64(hash_at, AUDIT_HASH_HEX) || memcmp(line + len - 2, "\"}", 2) != 0) {
+	if ((hash_at = line_hash_at(line, len)) == NULL) {
 		bad(lineno, bad_line, err, errlen,
 		    "line %" PRIu64 ": hash missing or not the last member (edited)", lineno);
 		goto out;
 	}
-	/* B: the line with ,"hash":"..."} replaced by } */
-	if ((body = malloc(len - SUFFIX_LEN + 1)) == NULL) {
+	prev = json_string_value(json_object_get(o, "prev"));
+	if (line_hash(key, prev, line, len, computed) == -1) {
 		bad(lineno, bad_line, err, errlen, "line %" PRIu64 ": out of memory", lineno);
 		goto out;
 	}
-	memcpy(body, line, len - SUFFIX_LEN);
-	body[len - SUFFIX_LEN] = '}';
-	audit_hash(key, json_string_value(p), body, len - SUFFIX_LEN + 1, computed);
-	free(body);
-	got = (uint64_t)json_integer_value(s);
+	got = (uint64_t)json_integer_value(json_object_get(o, "seq"));
 	if (memcmp(computed, hash_at, AUDIT_HASH_HEX) != 0)
 		bad(lineno, bad_line, err, errlen,
 		    "line %" PRIu64 ": hash mismatch: the entry was edited", lineno);
-	else if (got > *seq + 1)
-		bad(lineno, bad_line, err, errlen,
-		    "line %" PRIu64 ": seq %" PRIu64 " follows %" PRIu64 ": %" PRIu64
-		    " entr%s missing (removed or moved)", lineno, got, *seq,
-		    got - *seq - 1, got - *seq - 1 == 1 ? "y" : "ies");
-	else if (got != *seq + 1)
-		bad(lineno, bad_line, err, errlen,
-		    "line %" PRIu64 ": seq %" PRIu64 " follows %" PRIu64
-		    ": entries moved or repeated", lineno, got, *seq);
-	else if (strcmp(json_string_value(p), last) != 0)
-		bad(lineno, bad_line, err, errlen,
-		    "line %" PRIu64 ": prev is not the hash of the entry before:"
-		    " an entry was removed, replaced or moved", lineno);
-	else {
+	else if (line_follows(got, prev, *seq, last, lineno, bad_line, err, errlen) == 0) {
 		*seq = got;
 		memcpy(last, hash_at, AUDIT_HASH_HEX);
 		last[AUDIT_HASH_HEX] = '\0';
@@ -592,29 +645,125 @@ audit_verify(const char *path, uint64_t *n, uint64_t *bad_line,
 	return audit_verify_head(path, NULL, n, bad_line, last_hash, NULL, err, errlen);
 }
 
+/* One verification of a file, against an anchored head when one is given. */
+struct verify {
+	struct chain ch;
+	char last[AUDIT_HASH_HEX + 1];	/* hash of the last good line */
+	char anchor[AUDIT_HASH_HEX + 1];
+	uint64_t anchor_seq;	/* 0: any */
+	bool anchor_found;
+	uint64_t lineno, seq;
+	const char *path, *head;
+	uint64_t *n, *bad_line;
+	char *err;
+	size_t errlen;
+};
+
+/* Opens v->path and takes its settled size: 1 with *fp and *size, 0 when it
+ * is missing and may be (no head), -1 with v->err. */
+static int
+verify_open(struct verify *v, FILE **fp, long long *size)
+{
+	FILE *f;
+
+	if ((f = fopen(v->path, "re")) == NULL) {
+		if (errno == ENOENT && v->head == NULL)
+			return 0;
+		if (errno == ENOENT)
+			snprintf(v->err, v->errlen, "%s is missing: the anchored head %s"
+			    " is not in it", v->path, v->head);
+		else
+			snprintf(v->err, v->errlen, "unable to open %s: %s", v->path,
+			    strerror(errno));
+		return -1;
+	}
+	if ((*size = audit_settled_size(fileno(f))) == -1) {
+		snprintf(v->err, v->errlen, "unable to lock %s: %s", v->path, strerror(errno));
+		fclose(f);
+		return -1;
+	}
+	*fp = f;
+	return 1;
+}
+
+/* Each line of f up to size (what a writer appends meanwhile is not read):
+ * 0, or -1 with v->err and *v->bad_line. */
+static int
+verify_lines(struct verify *v, FILE *f, long long size)
+{
+	char *line = NULL;
+	long long done = 0;
+	size_t cap = 0;
+	ssize_t len;
+	int rc = 0;
+
+	while (done < size && (len = getline(&line, &cap, f)) != -1) {
+		v->lineno++;
+		done += len;
+		if (line[len - 1] != '\n') {
+			rc = bad(v->lineno, v->bad_line, v->err, v->errlen,
+			    "line %" PRIu64 ": truncated line (no end of line)", v->lineno);
+			break;
+		}
+		if (check_line(&v->ch, line, (size_t)len - 1, v->lineno, &v->seq, v->last,
+		    v->bad_line, v->err, v->errlen) == -1) {
+			rc = -1;
+			break;
+		}
+		if (v->head != NULL && strcmp(v->last, v->anchor) == 0 &&
+		    (v->anchor_seq == 0 || v->anchor_seq == v->seq))
+			v->anchor_found = true;
+		(*v->n)++;
+	}
+	if (rc == 0 && ferror(f)) {
+		snprintf(v->err, v->errlen, "unable to read %s: %s", v->path, strerror(errno));
+		*v->bad_line = 0;
+		rc = -1;
+	}
+	free(line);
+	return rc;
+}
+
+/* What the whole chain must show once each line is good: keyed entries when
+ * this node has a key, and the anchored head. */
+static int
+verify_whole(struct verify *v)
+{
+	if (*v->n > 0 && v->ch.nkeys > 0 && !v->ch.keyed_seen) {
+		/* Anyone who can write the file could have written this. */
+		return bad(v->lineno, v->bad_line, v->err, v->errlen, "no entry is keyed"
+		    " (chain_key), while this node has a key: the chain may have been"
+		    " rewritten without it");
+	}
+	if (v->head != NULL && !v->anchor_found) {
+		snprintf(v->err, v->errlen, "the anchored head %s is not in the chain (%"
+		    PRIu64 " entries): entries were cut from its end, or it was rewritten",
+		    v->head, *v->n);
+		*v->bad_line = 0;
+		return -1;
+	}
+	return 0;
+}
+
 int
 audit_verify_head(const char *path, const char *head, uint64_t *n, uint64_t *bad_line,
     char *last_hash, char *key_id, char *err, size_t errlen)
 {
-	char last[AUDIT_HASH_HEX + 1], anchor[AUDIT_HASH_HEX + 1], *line = NULL;
-	uint64_t lineno = 0, seq = 0, anchor_seq = 0;
-	long long size, done = 0;
-	bool anchor_found = false;
-	struct chain ch;
-	size_t cap = 0;
-	ssize_t len;
+	struct verify v = { .path = path, .head = head, .n = n, .bad_line = bad_line,
+	    .err = err, .errlen = errlen };
+	long long size;
 	FILE *f;
-	int rc = 0;
+	int rc;
 
 	*n = 0;
 	*bad_line = 0;
-	memcpy(last, zero_hash, sizeof(last));
+	memcpy(v.last, zero_hash, sizeof(v.last));
 	if (last_hash != NULL)
-		memcpy(last_hash, zero_hash, sizeof(last));
+		memcpy(last_hash, zero_hash, sizeof(v.last));
 	if (key_id != NULL)
 		key_id[0] = '\0';
 	snprintf(err, errlen, "ok");
-	if (head != NULL && parse_head(head, &anchor_seq, anchor) == -1) {
+	if (head != NULL && parse_head(head, &v.anchor_seq, v.anchor) == -1) {
 		snprintf(err, errlen, "--head %s: not a hash (64 hex digits) or SEQ:HASH", head);
 		return -1;
 	}
@@ -622,63 +771,17 @@ audit_verify_head(const char *path, const char *head, uint64_t *n, uint64_t *bad
 		snprintf(err, errlen, "unable to initialize libsodium");
 		return -1;
 	}
-	chain_keys(path, &ch);
-	if ((f = fopen(path, "re")) == NULL) {
-		if (errno == ENOENT && head == NULL)
-			return 0;
-		if (errno == ENOENT)
-			snprintf(err, errlen, "%s is missing: the anchored head %s is not in it",
-			    path, head);
-		else
-			snprintf(err, errlen, "unable to open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if ((size = audit_settled_size(fileno(f))) == -1) {
-		snprintf(err, errlen, "unable to lock %s: %s", path, strerror(errno));
-		fclose(f);
-		return -1;
-	}
-	while (done < size && (len = getline(&line, &cap, f)) != -1) {
-		lineno++;
-		done += len;
-		if (line[len - 1] != '\n') {
-			rc = bad(lineno, bad_line, err, errlen,
-			    "line %" PRIu64 ": truncated line (no end of line)", lineno);
-			break;
-		}
-		if (check_line(&ch, line, (size_t)len - 1, lineno, &seq, last, bad_line,
-		    err, errlen) == -1) {
-			rc = -1;
-			break;
-		}
-		if (head != NULL && strcmp(last, anchor) == 0 &&
-		    (anchor_seq == 0 || anchor_seq == seq))
-			anchor_found = true;
-		(*n)++;
-	}
-	if (rc == 0 && ferror(f)) {
-		snprintf(err, errlen, "unable to read %s: %s", path, strerror(errno));
-		*bad_line = 0;
-		rc = -1;
-	}
-	if (rc == 0 && *n > 0 && ch.nkeys > 0 && !ch.keyed_seen) {
-		/* Anyone who can write the file could have written this. */
-		rc = bad(lineno, bad_line, err, errlen, "no entry is keyed (chain_key),"
-		    " while this node has a key: the chain may have been rewritten"
-		    " without it");
-	}
-	if (rc == 0 && head != NULL && !anchor_found) {
-		snprintf(err, errlen, "the anchored head %s is not in the chain (%" PRIu64
-		    " entries): entries were cut from its end, or it was rewritten", head, *n);
-		*bad_line = 0;
-		rc = -1;
-	}
+	chain_keys(path, &v.ch);
+	if ((rc = verify_open(&v, &f, &size)) <= 0)
+		return rc;
+	rc = verify_lines(&v, f, size);
+	if (rc == 0)
+		rc = verify_whole(&v);
 	if (key_id != NULL)
-		memcpy(key_id, ch.key_id, sizeof(ch.key_id));
-	sodium_memzero(&ch, sizeof(ch));
+		memcpy(key_id, v.ch.key_id, sizeof(v.ch.key_id));
+	sodium_memzero(&v.ch, sizeof(v.ch));
 	if (last_hash != NULL)
-		memcpy(last_hash, last, sizeof(last));
-	free(line);
+		memcpy(last_hash, v.last, sizeof(v.last));
 	fclose(f);
 	return rc;
 }
