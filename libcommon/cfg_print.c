@@ -183,6 +183,113 @@ cfg_print(FILE *f, const struct manta_cfg *c, bool mask)
 	}
 }
 
+/* The default configuration's [network] and [mqtt]. */
+static void
+default_network(FILE *f)
+{
+	fputs("\n[network]\n"
+	    "manager_host = \"localhost\"\n"
+	    "manager_port = 50051\n"
+	    "light_service_host = \"0.0.0.0\"\t# where tasks reach the Light service\n"
+	    "# light_service_port = 50052\t\t# unset: the first free port from 50051\n"
+	    "# light_max_calls = 256\t\t# Light calls at once, all tasks; more: RESOURCE_EXHAUSTED\n"
+	    "# light_max_calls_per_task = 32\t# the same, per task\n"
+	    "# light_max_message_mb = 1024\t# largest message one Light call carries (0: no limit)\n"
+	    "# light_stall_timeout = 60\t# a World call whose manager moves no bytes this long fails\n"
+	    "\n[mqtt]\n"
+	    "ping_interval = 1\t\t# seconds between system summaries\n"
+	    "reconnect_attempts = 5\n"
+	    "reconnect_delay = 5.0\n"
+	    "# broker_host, broker_port: given by the manager at registration\n"
+	    "topics = []\n", f);
+}
+
+/* The default configuration's [containers] and its log_config. */
+static void
+default_containers(FILE *f)
+{
+	fputs("\n[containers]\n"
+	    "# gpu_enabled = false\t\t# unset: detected\n"
+	    "default_memory_limit = \"4G\"\n"
+	    "default_cpu_limit = \"2.0\"\n"
+	    "docker_network = \"host\"\n"
+	    "runtime = \"runc\"\t\t# runc, crun or a path; \"docker\" reads as runc\n"
+	    "pull_timeout = 300\n"
+	    "# image_dir = \"<state_dir>/images\"\n"
+	    "# registries = []\t\t# registries a deploy may pull from (empty: any)\n"
+	    "# insecure_registries = []\t# reached over plain HTTP\n"
+	    "# registry_auth = \"~/.manta/registry-auth.json\"\t# Docker config.json, 0600\n"
+	    "network = \"none\"\t\t# a namespace of its own: loopback and its Light endpoint only\n"
+	    "\t\t\t\t# (\"host\": the host's network; unset: as docker_network)\n"
+	    "# userns = false\t\t# true: task root is an unprivileged host user\n"
+	    "# userns_base = 100000\t# unset: root's range in /etc/subuid, else 100000\n"
+	    "# userns_size = 65536\n"
+	    "\n[containers.log_config]\n"
+	    "type = \"json-file\"\n"
+	    "\n[containers.log_config.config]\n"
+	    "max-size = \"10m\"\n"
+	    "max-file = \"3\"\n", f);
+}
+
+/* The default configuration's [datasets], [tasks] and [resources]. */
+static void
+default_datasets_tasks(FILE *f)
+{
+	fputs("\n[datasets]\n"
+	    "base_path = \"/data/datasets\"\n"
+	    "mount_readonly = true\n"
+	    "cache_metadata = true\n"
+	    "\n[datasets.mappings]\n"
+	    "# name = \"/path/to/dataset\"\n"
+	    "\n[tasks]\n"
+	    "max_concurrent = 2\n"
+	    "task_timeout = 3600\t\t# seconds\n"
+	    "retry_attempts = 3\n"
+	    "# temp_folder = \"/tmp\"\n"
+	    "cleanup_on_failure = true\n"
+	    "stream_logs = true\t\t# no effect, as in the reference\n"
+	    "# live_logs_to_manager = false\t# true: output sent while a task runs (see\n"
+	    "\t\t\t\t# manta.toml(5): a reference-built manager takes it as the end)\n"
+	    "# log_store_max_size = \"1G\"\t# task output kept in <state_dir>/logs\n"
+	    "\n[resources]\n"
+	    "reserve_cpu_percent = 10\t# 0-50\n"
+	    "reserve_memory_mb = 512\n"
+	    "max_disk_usage_percent = 90\n"
+	    "monitor_interval = 30\t\t# seconds\n"
+	    "# reserve_cpu = false\t\t# true: admit a task only if its CPU limit fits\n", f);
+}
+
+/* The default configuration's [logging], [security] and the commented-out [paths]. */
+static void
+default_security(FILE *f)
+{
+	fputs("\n[logging]\n"
+	    "level = \"INFO\"\t\t\t# DEBUG, INFO, WARNING, ERROR or CRITICAL\n"
+	    "filename = \"manta_node.log\"\n"
+	    "log_to_file = true\n"
+	    "log_to_console = false\n"
+	    "debug_mode = true\n"
+	    "max_file_size = \"100M\"\n"
+	    "backup_count = 5\n"
+	    "\n[security]\n"
+	    "use_tls = false\n"
+	    "cert_folder = \"~/.manta/certs\"\t# ca.crt, node.crt, node.key, mqtt.crt, mqtt.key\n"
+	    "verify_ssl = true\n"
+	    "token_refresh_interval = 3600\n"
+	    "# task_token_required = true\t# refuse Light calls without a task token\n"
+	    "\t\t\t\t# (unset: only with containers.network = \"none\")\n"
+	    "# secret_key_file = \"<state_dir>/secret.key\"\t# opens \"sbox:\" values and *.sbox keys\n"
+	    "# daemon_user = \"manta\"\t# res, beat, register and light run as this user\n"
+	    "\t\t\t\t# (unset: \"manta\" if it exists; \"\": stay uid 0)\n"
+	    "# light_user = \"manta-light\"\t# mantad-light runs as this user, in daemon_user's group\n"
+	    "\t\t\t\t# (unset: \"manta-light\" if it exists; \"\": stay uid 0)\n"
+	    "# allow_root_daemons = false\t# true: start even if a daemon above stays uid 0\n"
+	    "# seccomp = \"kill\"\t\t# a call outside a daemon's allowlist: kill, errno, off\n"
+	    "\n# [paths]\n"
+	    "# run_dir = \"$XDG_RUNTIME_DIR/manta/NAME\"\t# /run/manta/NAME as root\n"
+	    "# state_dir = \"~/.manta/state/NAME\"\t# /var/lib/manta/NAME as root\n", f);
+}
+
 int
 cfg_write_default(FILE *f, const char *name, const char *token)
 {
@@ -217,89 +324,10 @@ cfg_write_default(FILE *f, const char *name, const char *token)
 	fputs("\t\t# the instance: run and state directories are named after it\ncreated_at = ", f);
 	put_str(f, created);
 	fputs("\nversion = \"1.0.0\"\n"
-	    "description = \"\"\n"
-	    "\n[network]\n"
-	    "manager_host = \"localhost\"\n"
-	    "manager_port = 50051\n"
-	    "light_service_host = \"0.0.0.0\"\t# where tasks reach the Light service\n"
-	    "# light_service_port = 50052\t\t# unset: the first free port from 50051\n"
-	    "# light_max_calls = 256\t\t# Light calls at once, all tasks; more: RESOURCE_EXHAUSTED\n"
-	    "# light_max_calls_per_task = 32\t# the same, per task\n"
-	    "# light_max_message_mb = 1024\t# largest message one Light call carries (0: no limit)\n"
-	    "# light_stall_timeout = 60\t# a World call whose manager moves no bytes this long fails\n"
-	    "\n[mqtt]\n"
-	    "ping_interval = 1\t\t# seconds between system summaries\n"
-	    "reconnect_attempts = 5\n"
-	    "reconnect_delay = 5.0\n"
-	    "# broker_host, broker_port: given by the manager at registration\n"
-	    "topics = []\n"
-	    "\n[containers]\n"
-	    "# gpu_enabled = false\t\t# unset: detected\n"
-	    "default_memory_limit = \"4G\"\n"
-	    "default_cpu_limit = \"2.0\"\n"
-	    "docker_network = \"host\"\n"
-	    "runtime = \"runc\"\t\t# runc, crun or a path; \"docker\" reads as runc\n"
-	    "pull_timeout = 300\n"
-	    "# image_dir = \"<state_dir>/images\"\n"
-	    "# registries = []\t\t# registries a deploy may pull from (empty: any)\n"
-	    "# insecure_registries = []\t# reached over plain HTTP\n"
-	    "# registry_auth = \"~/.manta/registry-auth.json\"\t# Docker config.json, 0600\n"
-	    "network = \"none\"\t\t# a namespace of its own: loopback and its Light endpoint only\n"
-	    "\t\t\t\t# (\"host\": the host's network; unset: as docker_network)\n"
-	    "# userns = false\t\t# true: task root is an unprivileged host user\n"
-	    "# userns_base = 100000\t# unset: root's range in /etc/subuid, else 100000\n"
-	    "# userns_size = 65536\n"
-	    "\n[containers.log_config]\n"
-	    "type = \"json-file\"\n"
-	    "\n[containers.log_config.config]\n"
-	    "max-size = \"10m\"\n"
-	    "max-file = \"3\"\n"
-	    "\n[datasets]\n"
-	    "base_path = \"/data/datasets\"\n"
-	    "mount_readonly = true\n"
-	    "cache_metadata = true\n"
-	    "\n[datasets.mappings]\n"
-	    "# name = \"/path/to/dataset\"\n"
-	    "\n[tasks]\n"
-	    "max_concurrent = 2\n"
-	    "task_timeout = 3600\t\t# seconds\n"
-	    "retry_attempts = 3\n"
-	    "# temp_folder = \"/tmp\"\n"
-	    "cleanup_on_failure = true\n"
-	    "stream_logs = true\t\t# no effect, as in the reference\n"
-	    "# live_logs_to_manager = false\t# true: output sent while a task runs (see\n"
-	    "\t\t\t\t# manta.toml(5): a reference-built manager takes it as the end)\n"
-	    "# log_store_max_size = \"1G\"\t# task output kept in <state_dir>/logs\n"
-	    "\n[resources]\n"
-	    "reserve_cpu_percent = 10\t# 0-50\n"
-	    "reserve_memory_mb = 512\n"
-	    "max_disk_usage_percent = 90\n"
-	    "monitor_interval = 30\t\t# seconds\n"
-	    "# reserve_cpu = false\t\t# true: admit a task only if its CPU limit fits\n"
-	    "\n[logging]\n"
-	    "level = \"INFO\"\t\t\t# DEBUG, INFO, WARNING, ERROR or CRITICAL\n"
-	    "filename = \"manta_node.log\"\n"
-	    "log_to_file = true\n"
-	    "log_to_console = false\n"
-	    "debug_mode = true\n"
-	    "max_file_size = \"100M\"\n"
-	    "backup_count = 5\n"
-	    "\n[security]\n"
-	    "use_tls = false\n"
-	    "cert_folder = \"~/.manta/certs\"\t# ca.crt, node.crt, node.key, mqtt.crt, mqtt.key\n"
-	    "verify_ssl = true\n"
-	    "token_refresh_interval = 3600\n"
-	    "# task_token_required = true\t# refuse Light calls without a task token\n"
-	    "\t\t\t\t# (unset: only with containers.network = \"none\")\n"
-	    "# secret_key_file = \"<state_dir>/secret.key\"\t# opens \"sbox:\" values and *.sbox keys\n"
-	    "# daemon_user = \"manta\"\t# res, beat, register and light run as this user\n"
-	    "\t\t\t\t# (unset: \"manta\" if it exists; \"\": stay uid 0)\n"
-	    "# light_user = \"manta-light\"\t# mantad-light runs as this user, in daemon_user's group\n"
-	    "\t\t\t\t# (unset: \"manta-light\" if it exists; \"\": stay uid 0)\n"
-	    "# allow_root_daemons = false\t# true: start even if a daemon above stays uid 0\n"
-	    "# seccomp = \"kill\"\t\t# a call outside a daemon's allowlist: kill, errno, off\n"
-	    "\n# [paths]\n"
-	    "# run_dir = \"$XDG_RUNTIME_DIR/manta/NAME\"\t# /run/manta/NAME as root\n"
-	    "# state_dir = \"~/.manta/state/NAME\"\t# /var/lib/manta/NAME as root\n", f);
+	    "description = \"\"\n", f);
+	default_network(f);
+	default_containers(f);
+	default_datasets_tasks(f);
+	default_security(f);
 	return ferror(f) ? -1 : 0;
 }
