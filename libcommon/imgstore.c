@@ -128,15 +128,81 @@ tick(struct child *c)
 	c->s->progress(c->s->arg, &c->p);
 }
 
+/* In the child after fork: stdin from /dev/null, stdout and stderr to the
+ * pipes' write ends, the auth file kept open across exec, then argv. */
+static void __attribute__((noreturn))
+child_exec(const struct child *c, char *const argv[], int outw, int errw)
+{
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+	/* A helper does not outlive the fill it works for. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (null != -1)
+		dup2(null, STDIN_FILENO);
+	dup2(outw, STDOUT_FILENO);
+	dup2(errw, STDERR_FILENO);
+	if (c->s->authfile != NULL && c->s->authfd > STDERR_FILENO)
+		(void)fcntl(c->s->authfd, F_SETFD, 0);
+	signal(SIGPIPE, SIG_DFL);
+	execvp(argv[0], argv);
+	fprintf(stderr, "unable to run %s: %s\n", argv[0], strerror(errno));
+	_exit(127);
+}
+
+/* Reads the child's stdout (fd[0]: its progress lines) and stderr (fd[1]:
+ * its end kept) until both close, ticking the progress while they are
+ * quiet. Closes both. */
+static void
+child_read(struct child *c, int fd[2])
+{
+	char buf[4096];
+	int open_fds = 2;
+
+	while (open_fds > 0) {
+		struct pollfd pf[2] = {
+			{ fd[0], POLLIN, 0 }, { fd[1], POLLIN, 0 },
+		};
+		int n = poll(pf, 2, TICK_MS);
+
+		if (n == -1 && errno != EINTR)
+			break;
+		if (n == 0) {
+			tick(c);
+			continue;
+		}
+		for (int i = 0; i < 2; i++) {
+			ssize_t r;
+
+			if (pf[i].fd == -1 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			r = read(pf[i].fd, buf, sizeof(buf));
+			if (r == -1 && errno == EINTR)
+				continue;
+			if (r <= 0) {
+				close(fd[i]);
+				fd[i] = -1;
+				open_fds--;
+				continue;
+			}
+			if (i == 0)
+				read_stdout(c, buf, (size_t)r);
+			else
+				keep_tail(c, buf, (size_t)r);
+		}
+	}
+	for (int i = 0; i < 2; i++)
+		if (fd[i] != -1)
+			close(fd[i]);
+}
+
 /* Runs argv (PATH searched) with stdin from /dev/null, its stdout and
  * stderr read here: the stderr's end kept for the reason of a failure.
  * Its exit status, 128 + signal, or -1 when it could not run. */
 static int
 run_child(struct child *c, char *const argv[])
 {
-	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, st, open_fds = 2;
+	int out[2] = { -1, -1 }, errp[2] = { -1, -1 }, rd[2], st;
 	pid_t pid;
-	char buf[4096];
 
 	c->ntail = 0;
 	c->tail[0] = '\0';
@@ -157,65 +223,13 @@ run_child(struct child *c, char *const argv[])
 		keep_tail(c, "unable to fork", 14);
 		return -1;
 	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-
-		/* A helper does not outlive the fill it works for. */
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (null != -1)
-			dup2(null, STDIN_FILENO);
-		dup2(out[1], STDOUT_FILENO);
-		dup2(errp[1], STDERR_FILENO);
-		if (c->s->authfile != NULL && c->s->authfd > STDERR_FILENO)
-			(void)fcntl(c->s->authfd, F_SETFD, 0);
-		signal(SIGPIPE, SIG_DFL);
-		execvp(argv[0], argv);
-		fprintf(stderr, "unable to run %s: %s\n", argv[0], strerror(errno));
-		_exit(127);
-	}
+	if (pid == 0)
+		child_exec(c, argv, out[1], errp[1]);
 	close(out[1]);
 	close(errp[1]);
-	while (open_fds > 0) {
-		struct pollfd pf[2] = {
-			{ out[0], POLLIN, 0 }, { errp[0], POLLIN, 0 },
-		};
-		int n = poll(pf, 2, TICK_MS);
-
-		if (n == -1 && errno != EINTR)
-			break;
-		if (n == 0) {
-			tick(c);
-			continue;
-		}
-		for (int i = 0; i < 2; i++) {
-			ssize_t r;
-
-			if (pf[i].fd == -1 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR)))
-				continue;
-			r = read(pf[i].fd, buf, sizeof(buf));
-			if (r == -1 && errno == EINTR)
-				continue;
-			if (r <= 0) {
-				if (i == 0) {
-					close(out[0]);
-					out[0] = -1;
-				} else {
-					close(errp[0]);
-					errp[0] = -1;
-				}
-				open_fds--;
-				continue;
-			}
-			if (i == 0)
-				read_stdout(c, buf, (size_t)r);
-			else
-				keep_tail(c, buf, (size_t)r);
-		}
-	}
-	if (out[0] != -1)
-		close(out[0]);
-	if (errp[0] != -1)
-		close(errp[0]);
+	rd[0] = out[0];
+	rd[1] = errp[0];
+	child_read(c, rd);
 	while (waitpid(pid, &st, 0) == -1)
 		if (errno != EINTR)
 			return -1;
