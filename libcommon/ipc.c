@@ -453,19 +453,80 @@ drain(void *sock)
 	}
 }
 
+/* The rest of an envelope after its routing id: [empty][body], body
+ * received into *body. 0, or -1 when it is malformed: then logged and the
+ * message's remaining frames drained. */
+static int
+recv_envelope(struct ipc_server *s, zmq_msg_t *body)
+{
+	zmq_msg_t delim;
+	int more;
+	size_t sz = sizeof(more);
+
+	zmq_msg_init(&delim);
+	if (zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) == -1 || !more ||
+	    zmq_msg_recv(&delim, s->sock, ZMQ_DONTWAIT) == -1 ||
+	    zmq_msg_size(&delim) != 0 ||
+	    zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) == -1 || !more ||
+	    zmq_msg_recv(body, s->sock, ZMQ_DONTWAIT) == -1) {
+		log_warnx("ipc %s: dropped a message with a bad envelope", s->path);
+		drain(s->sock);
+		zmq_msg_close(&delim);
+		return -1;
+	}
+	zmq_msg_close(&delim);
+	return 0;
+}
+
+/* Whether this endpoint takes req's message type from the caller uid, pid
+ * ((uid_t)-1: unknown). 1, or 0 when refused: then logged and answered,
+ * and req is gone. */
+static int
+caller_admitted(struct ipc_server *s, struct ipc_req *req, uid_t uid, long pid)
+{
+	int type = (int)req->msg->body_case;
+	unsigned from, kind;
+	const char *prog;
+
+	from = allowed_from(s, req->msg->body_case, &prog);
+	if (from == 0) {
+		log_warnx("ipc %s: refused message type %d", s->path, type);
+		ipc_reply_error(s, req, 3, "message type %d not accepted here", type);
+		return 0;
+	}
+	kind = uid == (uid_t)-1 ? 0 : ipc_caller_kind(uid, s->owner);
+	if ((from & kind) && kind != IPC_FROM_OWNER && prog != NULL &&
+	    !peer_is(pid, prog)) {
+		log_warnx("ipc %s: refused message type %d from uid %ld pid %ld"
+		    " (%s): only %s may send it", s->path, type, (long)uid, pid,
+		    kind_name(kind), prog);
+		ipc_reply_error(s, req, 3, "message type %d not accepted from"
+		    " pid %ld", type, pid);
+		return 0;
+	}
+	if (!(from & kind)) {
+		/* Who is calling, not only what (issue 13). */
+		log_warnx("ipc %s: refused message type %d from uid %ld pid %ld (%s):"
+		    " not accepted from that caller", s->path, type,
+		    uid == (uid_t)-1 ? -1L : (long)uid, pid, kind_name(kind));
+		ipc_reply_error(s, req, 3, "message type %d not accepted from uid %ld",
+		    type, uid == (uid_t)-1 ? -1L : (long)uid);
+		return 0;
+	}
+	return 1;
+}
+
 int
 ipc_server_recv(struct ipc_server *s, struct ipc_req **out)
 {
 	for (;;) {
 		struct ipc_req *req;
-		zmq_msg_t delim, body;
+		zmq_msg_t body;
 		char err[256];
 		int more;
 		size_t sz = sizeof(more);
 		uid_t uid;
 		long pid;
-		unsigned from, kind;
-		const char *prog;
 
 		if ((req = calloc(1, sizeof(*req))) == NULL)
 			return -1;
@@ -479,21 +540,12 @@ ipc_server_recv(struct ipc_server *s, struct ipc_req **out)
 			return -1;
 		}
 		/* Envelope: [routing id][empty][body]. */
-		zmq_msg_init(&delim);
 		zmq_msg_init(&body);
-		if (zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) == -1 || !more ||
-		    zmq_msg_recv(&delim, s->sock, ZMQ_DONTWAIT) == -1 ||
-		    zmq_msg_size(&delim) != 0 ||
-		    zmq_getsockopt(s->sock, ZMQ_RCVMORE, &more, &sz) == -1 || !more ||
-		    zmq_msg_recv(&body, s->sock, ZMQ_DONTWAIT) == -1) {
-			log_warnx("ipc %s: dropped a message with a bad envelope", s->path);
-			drain(s->sock);
-			zmq_msg_close(&delim);
+		if (recv_envelope(s, &body) == -1) {
 			zmq_msg_close(&body);
 			ipc_req_free(req);
 			continue;
 		}
-		zmq_msg_close(&delim);
 		if (peer_cred(&body, &uid, &pid) == -1) {
 			uid = (uid_t)-1;
 			pid = -1;
@@ -511,33 +563,8 @@ ipc_server_recv(struct ipc_server *s, struct ipc_req **out)
 			ipc_reply_error(s, req, 2, "bad message: %s", err);
 			continue;
 		}
-		from = allowed_from(s, req->msg->body_case, &prog);
-		if (from == 0) {
-			log_warnx("ipc %s: refused message type %d", s->path, (int)req->msg->body_case);
-			ipc_reply_error(s, req, 3, "message type %d not accepted here",
-			    (int)req->msg->body_case);
+		if (!caller_admitted(s, req, uid, pid))
 			continue;
-		}
-		kind = uid == (uid_t)-1 ? 0 : ipc_caller_kind(uid, s->owner);
-		if ((from & kind) && kind != IPC_FROM_OWNER && prog != NULL &&
-		    !peer_is(pid, prog)) {
-			log_warnx("ipc %s: refused message type %d from uid %ld pid %ld"
-			    " (%s): only %s may send it", s->path, (int)req->msg->body_case,
-			    (long)uid, pid, kind_name(kind), prog);
-			ipc_reply_error(s, req, 3, "message type %d not accepted from"
-			    " pid %ld", (int)req->msg->body_case, pid);
-			continue;
-		}
-		if (!(from & kind)) {
-			/* Who is calling, not only what (issue 13). */
-			log_warnx("ipc %s: refused message type %d from uid %ld pid %ld (%s):"
-			    " not accepted from that caller", s->path,
-			    (int)req->msg->body_case, uid == (uid_t)-1 ? -1L : (long)uid, pid,
-			    kind_name(kind));
-			ipc_reply_error(s, req, 3, "message type %d not accepted from uid %ld",
-			    (int)req->msg->body_case, uid == (uid_t)-1 ? -1L : (long)uid);
-			continue;
-		}
 		*out = req;
 		return 1;
 	}
