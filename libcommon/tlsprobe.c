@@ -170,38 +170,26 @@ describe_cert(const char *peer, X509 *c, long vr, char *why, size_t len)
 	    X509_verify_cert_error_string(vr), subj, iss, until);
 }
 
-int
-tls_probe(const struct tls_probe *p, char *why, size_t len)
+/* What the probe trusts and presents: the CA roots, this node's certificate
+ * when it has one, the name or address to verify, ALPN. 0, or -1 with why. */
+static int
+probe_configure(SSL_CTX *ctx, SSL *ssl, const struct tls_probe *p, char *why, size_t len)
 {
-	long long deadline = now_ms() + p->timeout_ms;
 	unsigned char addr[16];
-	SSL_CTX *ctx = NULL;
-	SSL *ssl = NULL;
-	X509 *peer = NULL;
-	char buf[1];
-	int fd, rc, ret = 1;
 	bool is_ip = inet_pton(AF_INET, p->host, addr) == 1 ||
 	    inet_pton(AF_INET6, p->host, addr) == 1;
 
-	if ((fd = tcp_connect(p->host, p->port, deadline, why, len)) == -1)
-		return -1;
-	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
-	    (ssl = SSL_new(ctx)) == NULL) {
-		ssl_err(why, len, "unable to set up TLS");
-		ret = -1;
-		goto out;
-	}
 	if (p->ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1 :
 	    SSL_CTX_set_default_verify_paths(ctx) != 1) {
 		ssl_err(why, len, "unable to load %s", p->ca_file ? p->ca_file :
 		    "the system CA roots");
-		goto out;
+		return -1;
 	}
 	if (p->cert_file != NULL &&
 	    (SSL_use_certificate_chain_file(ssl, p->cert_file) != 1 ||
 	    use_key(ssl, p) != 1 || SSL_check_private_key(ssl) != 1)) {
 		ssl_err(why, len, "unable to use %s and its key", p->cert_name);
-		goto out;
+		return -1;
 	}
 	/* Verification runs but does not stop the handshake: its result is
 	 * what we want to read. */
@@ -220,6 +208,58 @@ tls_probe(const struct tls_probe *p, char *why, size_t len)
 		memcpy(protos + 1, p->alpn, protos[0]);
 		SSL_set_alpn_protos(ssl, protos, protos[0] + 1U);
 	}
+	return 0;
+}
+
+/* TLS 1.3: a server that refuses our certificate (or its absence) says so
+ * after the handshake, with an alert; silence is success. 0, or 1 with why. */
+static int
+probe_refusal(SSL *ssl, const struct tls_probe *p, long long deadline, char *why, size_t len)
+{
+	char buf[1];
+	int rc, e;
+
+	if (deadline > now_ms() + PEEK_MS)
+		deadline = now_ms() + PEEK_MS;
+	for (;;) {
+		if ((rc = SSL_peek(ssl, buf, sizeof(buf))) > 0)
+			return 0;
+		e = SSL_get_error(ssl, rc);
+		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+			if (!ssl_wait(ssl, rc, deadline))
+				return 0;
+			continue;
+		}
+		if (p->cert_file != NULL)
+			ssl_err(why, len, "the %s refused this node's certificate (%s)",
+			    p->peer, p->cert_name);
+		else
+			ssl_err(why, len, "the %s ended the session: it may require"
+			    " a client certificate (%s), and there is none", p->peer,
+			    p->cert_name);
+		return 1;
+	}
+}
+
+int
+tls_probe(const struct tls_probe *p, char *why, size_t len)
+{
+	long long deadline = now_ms() + p->timeout_ms;
+	SSL_CTX *ctx = NULL;
+	SSL *ssl = NULL;
+	X509 *peer = NULL;
+	int fd, rc, ret = 1;
+
+	if ((fd = tcp_connect(p->host, p->port, deadline, why, len)) == -1)
+		return -1;
+	if ((ctx = SSL_CTX_new(TLS_client_method())) == NULL ||
+	    (ssl = SSL_new(ctx)) == NULL) {
+		ssl_err(why, len, "unable to set up TLS");
+		ret = -1;
+		goto out;
+	}
+	if (probe_configure(ctx, ssl, p, why, len) == -1)
+		goto out;
 	SSL_set_fd(ssl, fd);
 	while ((rc = SSL_connect(ssl)) != 1)
 		if (!ssl_wait(ssl, rc, deadline)) {
@@ -234,35 +274,7 @@ tls_probe(const struct tls_probe *p, char *why, size_t len)
 		describe_cert(p->peer, peer, SSL_get_verify_result(ssl), why, len);
 		goto out;
 	}
-	/* TLS 1.3: a server that refuses our certificate (or its absence)
-	 * says so after the handshake, with an alert; silence is success. */
-	if (deadline > now_ms() + PEEK_MS)
-		deadline = now_ms() + PEEK_MS;
-	for (;;) {
-		int e;
-
-		if ((rc = SSL_peek(ssl, buf, sizeof(buf))) > 0) {
-			ret = 0;
-			break;
-		}
-		e = SSL_get_error(ssl, rc);
-		if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
-			if (!ssl_wait(ssl, rc, deadline)) {
-				ret = 0;
-				break;
-			}
-			continue;
-		}
-		if (p->cert_file != NULL)
-			ssl_err(why, len, "the %s refused this node's certificate (%s)",
-			    p->peer, p->cert_name);
-		else
-			ssl_err(why, len, "the %s ended the session: it may require"
-			    " a client certificate (%s), and there is none", p->peer,
-			    p->cert_name);
-		break;
-	}
-	if (ret == 0)
+	if ((ret = probe_refusal(ssl, p, deadline, why, len)) == 0)
 		snprintf(why, len, "TLS handshake and certificate check succeed");
 out:
 	X509_free(peer);
