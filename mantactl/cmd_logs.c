@@ -49,27 +49,23 @@ write_all(const uint8_t *p, size_t n)
 	return 0;
 }
 
-int
-cmd_logs(int argc, char **argv)
+/* [NODE] TASK_ID (ctl_parse took the first positional as NODE): 0 with the
+ * task id in hex, or the exit status of a usage error. */
+static int
+logs_args(int argc, char **argv, struct ctl_args *a, char *hex)
 {
-	ipc_msg req = MANTA__IPC__MSG__INIT, *rep = NULL;
-	Manta__Ipc__LogsRequest lr = MANTA__IPC__LOGS_REQUEST__INIT;
-	struct ctl_args a;
-	struct manta_cfg *c;
 	struct manta_id id;
-	char hex[ID_HEX_LEN + 1];
 	const char *task;
-	int rc, wait_ms = POLL_MIN_MS;
+	int rc;
 
 	ctl_options_first(argc, argv);
-	if ((rc = ctl_parse(argc, argv, LOGS_USAGE, 1, &a)) != 0)
+	if ((rc = ctl_parse(argc, argv, LOGS_USAGE, 1, a)) != 0)
 		return rc;
-	/* [NODE] TASK_ID: ctl_parse took the first positional as NODE. */
-	if (a.npos == 1) {
-		task = a.pos[0];
-	} else if (a.name != NULL) {
-		task = a.name;
-		a.name = NULL;
+	if (a->npos == 1) {
+		task = a->pos[0];
+	} else if (a->name != NULL) {
+		task = a->name;
+		a->name = NULL;
 	} else {
 		fprintf(stderr, "usage: mantactl %s\n", LOGS_USAGE);
 		return CTL_USAGE;
@@ -79,12 +75,49 @@ cmd_logs(int argc, char **argv)
 		return CTL_USAGE;
 	}
 	id_to_hex(id, hex);
-	if ((c = ctl_load_config(&a)) == NULL)
+	return 0;
+}
+
+/* mantad-exec's answer to a LogsRequest at *offset: its bytes written out
+ * and *offset moved past them (CTL_OK), or CTL_FAIL, said. */
+static int
+logs_chunk(const ipc_msg *rep, const char *hex, uint64_t *offset)
+{
+	const Manta__Ipc__LogsChunk *ch;
+
+	if (rep->body_case == MANTA__IPC__MSG__BODY_REPLY) {
+		fprintf(stderr, "mantactl: task %s: %s\n", hex,
+		    rep->reply->error && *rep->reply->error ? rep->reply->error :
+		    "unknown task");
 		return CTL_FAIL;
-	if (ctl_running_pid(c) == 0) {
-		rc = ctl_exec_unreachable(c);
-		goto out;
 	}
+	if (rep->body_case != MANTA__IPC__MSG__BODY_LOGS) {
+		fprintf(stderr, "mantactl: mantad-exec answered something else than logs\n");
+		return CTL_FAIL;
+	}
+	ch = rep->logs;
+	if (ch->data.len > 0 && write_all(ch->data.data, ch->data.len) == -1) {
+		log_error("unable to write the logs");
+		return CTL_FAIL;
+	}
+	if (ch->next_offset < *offset + ch->data.len) {
+		/* A bad offset would loop forever. */
+		fprintf(stderr, "mantactl: mantad-exec went back in the log of %s\n", hex);
+		return CTL_FAIL;
+	}
+	*offset = ch->next_offset;
+	return CTL_OK;
+}
+
+/* Asks mantad-exec for the task's output from offset 0 until all of it
+ * is read, or with follow until the task has ended too. */
+static int
+logs_read(struct manta_cfg *c, char *hex, bool follow)
+{
+	ipc_msg req = MANTA__IPC__MSG__INIT, *rep = NULL;
+	Manta__Ipc__LogsRequest lr = MANTA__IPC__LOGS_REQUEST__INIT;
+	int rc, wait_ms = POLL_MIN_MS;
+
 	lr.task_id = hex;
 	lr.offset = 0;
 	lr.max = CHUNK_MAX;
@@ -93,41 +126,16 @@ cmd_logs(int argc, char **argv)
 	for (;;) {
 		const Manta__Ipc__LogsChunk *ch;
 
-		if (ipc_call(c->run_dir, IPC_EXEC, &req, &rep, ASK_MS) == -1) {
-			rep = NULL;
-			rc = ctl_exec_unreachable(c);
-			goto out;
-		}
-		if (rep->body_case == MANTA__IPC__MSG__BODY_REPLY) {
-			fprintf(stderr, "mantactl: task %s: %s\n", hex,
-			    rep->reply->error && *rep->reply->error ? rep->reply->error :
-			    "unknown task");
-			rc = CTL_FAIL;
-			goto out;
-		}
-		if (rep->body_case != MANTA__IPC__MSG__BODY_LOGS) {
-			fprintf(stderr, "mantactl: mantad-exec answered something else than logs\n");
-			rc = CTL_FAIL;
-			goto out;
-		}
+		if (ipc_call(c->run_dir, IPC_EXEC, &req, &rep, ASK_MS) == -1)
+			return ctl_exec_unreachable(c);
+		if ((rc = logs_chunk(rep, hex, &lr.offset)) != CTL_OK)
+			break;
 		ch = rep->logs;
-		if (ch->data.len > 0 && write_all(ch->data.data, ch->data.len) == -1) {
-			log_error("unable to write the logs");
-			rc = CTL_FAIL;
-			goto out;
-		}
-		if (ch->next_offset < lr.offset + ch->data.len) {
-			/* A bad offset would loop forever. */
-			fprintf(stderr, "mantactl: mantad-exec went back in the log of %s\n", hex);
-			rc = CTL_FAIL;
-			goto out;
-		}
-		lr.offset = ch->next_offset;
 		if (ch->finished && ch->data.len == 0)
 			break;
 		if (ch->data.len > 0) {
 			wait_ms = POLL_MIN_MS;
-		} else if (!a.follow) {
+		} else if (!follow) {
 			break;
 		} else {
 			pause_ms(wait_ms);
@@ -136,9 +144,26 @@ cmd_logs(int argc, char **argv)
 		ipc_msg_free(rep);
 		rep = NULL;
 	}
-	rc = CTL_OK;
-out:
 	ipc_msg_free(rep);
+	return rc;
+}
+
+int
+cmd_logs(int argc, char **argv)
+{
+	struct ctl_args a;
+	struct manta_cfg *c;
+	char hex[ID_HEX_LEN + 1];
+	int rc;
+
+	if ((rc = logs_args(argc, argv, &a, hex)) != 0)
+		return rc;
+	if ((c = ctl_load_config(&a)) == NULL)
+		return CTL_FAIL;
+	if (ctl_running_pid(c) == 0)
+		rc = ctl_exec_unreachable(c);
+	else
+		rc = logs_read(c, hex, a.follow);
 	cfg_free(c);
 	ipc_context_term();
 	return rc;
