@@ -206,6 +206,59 @@ read_stdin_token(void)
 	return buf;
 }
 
+/* A temporary file beside file, with st's mode and owner, open for writing
+ * in *out; *tmp is its name. 0, or -1 said: then *tmp is NULL, or the name
+ * of a file left for the caller to remove. */
+static int
+open_beside(const char *file, const struct stat *st, char **tmp, FILE **out)
+{
+	int fd;
+
+	if (asprintf(tmp, "%s.XXXXXX", file) < 0) {
+		*tmp = NULL;
+		return -1;
+	}
+	if ((fd = mkstemp(*tmp)) == -1) {
+		log_warn("unable to create %s", *tmp);
+		free(*tmp);
+		*tmp = NULL;
+		return -1;
+	}
+	if (fchmod(fd, st->st_mode & 07777) == -1 ||
+	    (fchown(fd, st->st_uid, st->st_gid) == -1 && errno != EPERM) ||
+	    (*out = fdopen(fd, "w")) == NULL) {
+		log_warn("unable to write %s", *tmp);
+		close(fd);
+		return -1;
+	}
+	return 0;
+}
+
+/* The config line buf again, with value in place of its token, when it
+ * reads `secured_token = "..."` (or '...') on one line: 0, or -1. */
+static int
+put_token_line(FILE *out, const char *buf, const char *value)
+{
+	const char *p, *q, *end;
+
+	p = buf + strspn(buf, " \t");
+	if (strncmp(p, "secured_token", 13) != 0)
+		return -1;
+	q = p + 13 + strspn(p + 13, " \t");
+	if (*q != '=')
+		return -1;
+	q += 1 + strspn(q + 1, " \t");
+	if ((*q != '"' && *q != '\'') || q[1] == *q)
+		return -1;	/* a multi-line or empty string: by hand */
+	for (end = q + 1; *end != '\0' && *end != *q; end++)
+		if (*q == '"' && *end == '\\' && end[1] != '\0')
+			end++;
+	if (*end != *q)
+		return -1;
+	fprintf(out, "%.*ssecured_token = \"%s\"%s", (int)(p - buf), buf, value, end + 1);
+	return 0;
+}
+
 /* Replaces line `line` (1-based) of the config, which must read
  * `secured_token = "..."` (or '...'), keeping indentation and a trailing
  * comment, with value; atomically, keeping mode and owner. */
@@ -214,54 +267,25 @@ rewrite_token(const char *file, int line, const char *value)
 {
 	struct stat st;
 	FILE *in = NULL, *out = NULL;
-	char *buf = NULL, *tmp = NULL, *p, *q, *end;
+	char *buf = NULL, *tmp = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	int fd = -1, ln = 0, rc = CTL_FAIL;
+	int ln = 0, rc = CTL_FAIL;
 	bool done = false;
 
 	if ((in = fopen(file, "re")) == NULL || fstat(fileno(in), &st) == -1) {
 		log_warn("unable to open %s", file);
 		goto out;
 	}
-	if (asprintf(&tmp, "%s.XXXXXX", file) < 0) {
-		tmp = NULL;
+	if (open_beside(file, &st, &tmp, &out) == -1)
 		goto out;
-	}
-	if ((fd = mkstemp(tmp)) == -1) {
-		log_warn("unable to create %s", tmp);
-		free(tmp);
-		tmp = NULL;
-		goto out;
-	}
-	if (fchmod(fd, st.st_mode & 07777) == -1 ||
-	    (fchown(fd, st.st_uid, st.st_gid) == -1 && errno != EPERM) ||
-	    (out = fdopen(fd, "w")) == NULL) {
-		log_warn("unable to write %s", tmp);
-		goto out;
-	}
-	fd = -1;
 	while ((len = getline(&buf, &cap, in)) != -1) {
 		if (++ln != line) {
 			fwrite(buf, 1, (size_t)len, out);
 			continue;
 		}
-		p = buf + strspn(buf, " \t");
-		if (strncmp(p, "secured_token", 13) != 0)
+		if (put_token_line(out, buf, value) == -1)
 			break;
-		q = p + 13 + strspn(p + 13, " \t");
-		if (*q != '=')
-			break;
-		q += 1 + strspn(q + 1, " \t");
-		if ((*q != '"' && *q != '\'') || q[1] == *q)
-			break;		/* a multi-line or empty string: by hand */
-		for (end = q + 1; *end != '\0' && *end != *q; end++)
-			if (*q == '"' && *end == '\\' && end[1] != '\0')
-				end++;
-		if (*end != *q)
-			break;
-		fprintf(out, "%.*ssecured_token = \"%s\"%s", (int)(p - buf), buf, value,
-		    end + 1);
 		/* the old (plaintext) line is wiped from our memory */
 		explicit_bzero(buf, (size_t)len);
 		done = true;
@@ -291,8 +315,6 @@ out:
 		fclose(in);
 	if (out != NULL)
 		fclose(out);
-	if (fd != -1)
-		close(fd);
 	if (tmp != NULL) {
 		unlink(tmp);
 		free(tmp);
