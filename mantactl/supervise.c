@@ -510,6 +510,177 @@ add_svc(struct sv *sv, const char *bindir, const char *name)
 	return 0;
 }
 
+/* Each daemon's program, all required: 0, or -1 once the parent was told
+ * which one is missing. */
+static int
+add_daemons(struct sv *sv)
+{
+	static const char *const daemons[] = { "mantad-res", "mantad-register",
+	    "mantad-beat", "mantad-exec", "mantad-light" };
+	const char *missing = NULL;
+	char *bindir = ctl_bin_dir();
+
+	for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++)
+		if (add_svc(sv, bindir, daemons[i]) == -1)
+			missing = daemons[i];
+	free(bindir);
+	if (missing == NULL)
+		return 0;
+	log_errorx("not starting: every daemon is required");
+	tell_parent_failure(sv, "missing program", missing);
+	for (size_t i = 0; i < sv->nsvcs; i++)
+		free(sv->svcs[i].path);
+	return -1;
+}
+
+/* Acts on the deadlines now past (a stop grace: kill what outlived it; a
+ * readiness timeout: kill; an end of backoff: start again) and gives the
+ * next one, LLONG_MAX when none. */
+static long long
+next_deadline(struct sv *sv, long long now)
+{
+	long long next = LLONG_MAX;
+
+	if (sv->stopping && now >= sv->stop_deadline) {
+		for (size_t i = 0; i < sv->nsvcs; i++)
+			if (sv->svcs[i].pid > 0) {
+				log_warnx("%s did not stop in time; killing it", sv->svcs[i].name);
+				kill(sv->svcs[i].pid, SIGKILL);
+			}
+		sv->stop_deadline = now + STOP_GRACE_MS;
+	}
+	if (sv->stopping)
+		next = sv->stop_deadline;
+	drain_tick(sv, now);
+	if (sv->draining && sv->next_drain_poll < next)
+		next = sv->next_drain_poll;
+	/* Deadlines: readiness timeouts and ends of backoff. */
+	for (size_t i = 0; i < sv->nsvcs && !sv->stopping; i++) {
+		struct svc *s = &sv->svcs[i];
+
+		if (s->state == SV_STARTING && now >= s->deadline_ms && s->pid > 0) {
+			log_warnx("%s not ready after %d ms; killing it", s->name, READY_TIMEOUT_MS);
+			kill(s->pid, SIGKILL);
+			s->deadline_ms = now + READY_TIMEOUT_MS;
+		} else if (s->state == SV_BACKOFF && now >= s->deadline_ms) {
+			if (spawn(sv, s) == -1) {
+				s->deadline_ms = now + BACKOFF_MAX_MS;
+			}
+		}
+		if ((s->state == SV_STARTING || s->state == SV_BACKOFF) && s->deadline_ms < next)
+			next = s->deadline_ms;
+	}
+	return next;
+}
+
+/* The poll set: requests, signals, then the readiness pipes of the daemons
+ * in idx (*nready of them). Its size. */
+static int
+poll_set(struct sv *sv, int sfd, zmq_pollitem_t *items, struct svc **idx, int *nready)
+{
+	int n = 0;
+
+	*nready = 0;
+	items[n++] = (zmq_pollitem_t){ .socket = ipc_server_socket(sv->ipc), .events = ZMQ_POLLIN };
+	items[n++] = (zmq_pollitem_t){ .fd = sfd, .events = ZMQ_POLLIN };
+	for (size_t i = 0; i < sv->nsvcs; i++)
+		if (sv->svcs[i].ready_fd >= 0) {
+			idx[(*nready)++] = &sv->svcs[i];
+			items[n++] = (zmq_pollitem_t){ .fd = sv->svcs[i].ready_fd, .events = ZMQ_POLLIN };
+		}
+	return n;
+}
+
+/* What each signal read from sfd asks for. */
+static void
+on_signals(struct sv *sv, int sfd)
+{
+	int sig;
+
+	while ((sig = daemon_signal_read(sfd)) > 0) {
+		/* SIGTERM drains first; SIGINT, or a second
+		 * SIGTERM during the drain, stops at once. */
+		if (sig == SIGTERM && !sv->draining)
+			begin_drain(sv, DRAIN_DEFAULT_S);
+		else if (sig == SIGTERM || sig == SIGINT)
+			begin_stop(sv);
+		else if (sig == SIGHUP)
+			reload(sv);
+		else if (sig == SIGUSR2 && !sv->stopping) {
+			sv->keep_tasks = 1;
+			begin_stop(sv);
+		}
+		else if (sig == SIGCHLD)
+			reap(sv);
+	}
+}
+
+/* A daemon failed before all were up: start-up fails, stopping the rest. */
+static int
+startup_failed(struct sv *sv)
+{
+	int failed = 0;
+
+	if (sv->stopping || sv->all_up_told)
+		return 0;
+	for (size_t i = 0; i < sv->nsvcs; i++)
+		failed |= sv->svcs[i].state == SV_FAILED;
+	if (!failed)
+		return 0;
+	log_errorx("start-up failed; stopping");
+	begin_stop(sv);
+	return 1;
+}
+
+/* Until every daemon is down after a stop: 0, or 1 when start-up failed
+ * or polling did. */
+static int
+supervise_loop(struct sv *sv, int sfd)
+{
+	int rc = 0;
+
+	for (;;) {
+		zmq_pollitem_t items[2 + 5];
+		struct svc *idx[5];
+		/* No periodic wake-up (issue 14): SIGCHLD, readiness and
+		 * requests come through the poll set; only a deadline due
+		 * (stop grace, drain poll, ready timeout, backoff end) sets a
+		 * timeout. */
+		long long now = daemon_now_ms(), next;
+		long timeout;
+		int n, nready;
+
+		if (sv->stopping && all_down(sv))
+			break;
+		next = next_deadline(sv, now);
+		n = poll_set(sv, sfd, items, idx, &nready);
+		if (next == LLONG_MAX)
+			timeout = -1;
+		else
+			timeout = next > now ? (long)(next - now) : 0;
+		if (zmq_poll(items, n, timeout) == -1 && errno != EINTR) {
+			log_warnx("poll: %s", zmq_strerror(errno));
+			rc = 1;
+			break;
+		}
+		if (items[1].revents & ZMQ_POLLIN)
+			on_signals(sv, sfd);
+		for (int i = 0; i < nready; i++)
+			if (items[2 + i].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+				on_ready_fd(sv, idx[i]);
+		if (items[0].revents & ZMQ_POLLIN) {
+			struct ipc_req *req;
+			while (ipc_server_recv(sv->ipc, &req) == 1)
+				answer(sv, req);
+		}
+		/* A child may have exited between polls without a SIGCHLD read yet. */
+		reap(sv);
+		if (startup_failed(sv))
+			rc = 1;
+	}
+	return rc;
+}
+
 int
 supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int ready_fd)
 {
@@ -517,29 +688,16 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 	static const struct ipc_rule allowed[] = {
 		{ MANTA__IPC__MSG__BODY_SHUTDOWN, IPC_FROM_OWNER, NULL },
 	};
-	static const char *const daemons[] = { "mantad-res", "mantad-register",
-	    "mantad-beat", "mantad-exec", "mantad-light" };
-	const char *missing = NULL;
 	struct sv sv;
-	char *bindir = ctl_bin_dir();
-	int sfd, rc = 0;
+	int sfd, rc;
 
 	(void)lock_fd;
 	memset(&sv, 0, sizeof(sv));
 	sv.cfg = cfg;
 	sv.cfg_path = cfg_path;
 	sv.ready_fd = ready_fd;
-	for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++)
-		if (add_svc(&sv, bindir, daemons[i]) == -1)
-			missing = daemons[i];
-	free(bindir);
-	if (missing != NULL) {
-		log_errorx("not starting: every daemon is required");
-		tell_parent_failure(&sv, "missing program", missing);
-		for (size_t i = 0; i < sv.nsvcs; i++)
-			free(sv.svcs[i].path);
+	if (add_daemons(&sv) == -1)
 		return 1;
-	}
 
 	/* The daemons and the runtime mantad-exec starts can never hold more
 	 * than this (the bounding set is inherited). Before zmq's thread. */
@@ -556,105 +714,7 @@ supervise_run(struct manta_cfg *cfg, const char *cfg_path, int lock_fd, int read
 	}
 	log_info("supervising node %s (config %s)", cfg->instance, cfg_path);
 	start_next(&sv);
-
-	for (;;) {
-		zmq_pollitem_t items[2 + 5];
-		struct svc *idx[5];
-		/* No periodic wake-up (issue 14): SIGCHLD, readiness and
-		 * requests come through the poll set; only a deadline due
-		 * (stop grace, drain poll, ready timeout, backoff end) sets a
-		 * timeout. */
-		long long now = daemon_now_ms(), next = LLONG_MAX;
-		long timeout;
-		int n = 0, nready = 0;
-
-		if (sv.stopping && all_down(&sv))
-			break;
-		if (sv.stopping && now >= sv.stop_deadline) {
-			for (size_t i = 0; i < sv.nsvcs; i++)
-				if (sv.svcs[i].pid > 0) {
-					log_warnx("%s did not stop in time; killing it", sv.svcs[i].name);
-					kill(sv.svcs[i].pid, SIGKILL);
-				}
-			sv.stop_deadline = now + STOP_GRACE_MS;
-		}
-		if (sv.stopping)
-			next = sv.stop_deadline;
-		drain_tick(&sv, now);
-		if (sv.draining && sv.next_drain_poll < next)
-			next = sv.next_drain_poll;
-		/* Deadlines: readiness timeouts and ends of backoff. */
-		for (size_t i = 0; i < sv.nsvcs && !sv.stopping; i++) {
-			struct svc *s = &sv.svcs[i];
-
-			if (s->state == SV_STARTING && now >= s->deadline_ms && s->pid > 0) {
-				log_warnx("%s not ready after %d ms; killing it", s->name, READY_TIMEOUT_MS);
-				kill(s->pid, SIGKILL);
-				s->deadline_ms = now + READY_TIMEOUT_MS;
-			} else if (s->state == SV_BACKOFF && now >= s->deadline_ms) {
-				if (spawn(&sv, s) == -1) {
-					s->deadline_ms = now + BACKOFF_MAX_MS;
-				}
-			}
-			if ((s->state == SV_STARTING || s->state == SV_BACKOFF) && s->deadline_ms < next)
-				next = s->deadline_ms;
-		}
-		items[n++] = (zmq_pollitem_t){ .socket = ipc_server_socket(sv.ipc), .events = ZMQ_POLLIN };
-		items[n++] = (zmq_pollitem_t){ .fd = sfd, .events = ZMQ_POLLIN };
-		for (size_t i = 0; i < sv.nsvcs; i++)
-			if (sv.svcs[i].ready_fd >= 0) {
-				idx[nready++] = &sv.svcs[i];
-				items[n++] = (zmq_pollitem_t){ .fd = sv.svcs[i].ready_fd, .events = ZMQ_POLLIN };
-			}
-		if (next == LLONG_MAX)
-			timeout = -1;
-		else
-			timeout = next > now ? (long)(next - now) : 0;
-		if (zmq_poll(items, n, timeout) == -1 && errno != EINTR) {
-			log_warnx("poll: %s", zmq_strerror(errno));
-			rc = 1;
-			break;
-		}
-		if (items[1].revents & ZMQ_POLLIN) {
-			int sig;
-			while ((sig = daemon_signal_read(sfd)) > 0) {
-				/* SIGTERM drains first; SIGINT, or a second
-				 * SIGTERM during the drain, stops at once. */
-				if (sig == SIGTERM && !sv.draining)
-					begin_drain(&sv, DRAIN_DEFAULT_S);
-				else if (sig == SIGTERM || sig == SIGINT)
-					begin_stop(&sv);
-				else if (sig == SIGHUP)
-					reload(&sv);
-				else if (sig == SIGUSR2 && !sv.stopping) {
-					sv.keep_tasks = 1;
-					begin_stop(&sv);
-				}
-				else if (sig == SIGCHLD)
-					reap(&sv);
-			}
-		}
-		for (int i = 0; i < nready; i++)
-			if (items[2 + i].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
-				on_ready_fd(&sv, idx[i]);
-		if (items[0].revents & ZMQ_POLLIN) {
-			struct ipc_req *req;
-			while (ipc_server_recv(sv.ipc, &req) == 1)
-				answer(&sv, req);
-		}
-		/* A child may have exited between polls without a SIGCHLD read yet. */
-		reap(&sv);
-		if (!sv.stopping && !sv.all_up_told) {
-			int failed = 0;
-			for (size_t i = 0; i < sv.nsvcs; i++)
-				failed |= sv.svcs[i].state == SV_FAILED;
-			if (failed) {
-				log_errorx("start-up failed; stopping");
-				rc = 1;
-				begin_stop(&sv);
-			}
-		}
-	}
+	rc = supervise_loop(&sv, sfd);
 	log_info("stopped");
 	if (sv.keep_tasks && rc == 0)
 		rc = EXIT_RESTART;
