@@ -134,6 +134,103 @@ write_port(const char *run_dir, int port)
 	return 0;
 }
 
+/* Start-up as uid 0, before any thread: state and run dirs, the lock, the
+ * datasets' dirfds and the audit trail. Fatal on failure. */
+static void
+open_privileged(struct manta_cfg *cfg, struct datasets *ds, struct confine_user *user)
+{
+	struct confine_user daemon = CONFINE_USER_ZERO;
+
+	umask(077);
+	if (confine_state_dir(cfg) == -1)
+		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
+	/* Its own account, in the daemons' group: the others tell it
+	 * apart by its uid and accept next to nothing from it. */
+	if (confine_accounts(cfg, &daemon, user) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
+	if (confine_root_check(cfg, user, "security.light_user") == -1)
+		exit(100);
+	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(user)) == -1)
+		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	daemon_lock(cfg, PROG, IPC_LIGHT);
+	/* Privileged opens: whatever the datasets need is opened now. */
+	if (datasets_open(ds, cfg) == -1)
+		log_fatalx(1, "unable to set up the datasets");
+	local_init(ds, cfg);
+	if (light_audit_open(cfg->state_dir) == -1)
+		log_fatalx(1, "unable to open the audit trail in %s", cfg->state_dir);
+}
+
+/* With the gRPC server up on port: the channel to the manager, light.port,
+ * the light IPC endpoint, the identity and network endpoints, then the IPC
+ * thread. 0, or -1 (logged) with the thread not started. */
+static int
+start_services(struct ipc_thread *it, struct manta_cfg *cfg, const struct datasets *ds,
+    int port)
+{
+	static const struct ipc_rule allowed[] = {
+		{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
+	};
+	int e;
+
+	if (world_open(cfg) == -1) {
+		log_errorx("unable to set up a channel to the manager");
+		return -1;
+	}
+	/* node.key.sbox is opened: the key goes before the seccomp filter,
+	 * which would not let sodium_free unlock its pages at exit. */
+	cfg_drop_secret_key(cfg);
+	if (write_port(cfg->run_dir, port) == -1)
+		log_warn("unable to write %s/%s", cfg->run_dir, LIGHT_PORT_FILE);
+	if ((it->srv = ipc_server_open(cfg->run_dir, IPC_LIGHT, allowed, 1)) == NULL) {
+		log_errorx("unable to bind the light endpoint in %s", cfg->run_dir);
+		return -1;
+	}
+	if (ident_start(cfg->run_dir) == -1)
+		return -1;
+	if (netep_start(cfg->run_dir, server_grpc()) == -1)
+		return -1;
+	if ((it->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
+		log_error("eventfd");
+		return -1;
+	}
+	it->port = port;
+	snprintf(it->sock, sizeof(it->sock), "%s/%s", cfg->run_dir, LIGHT_UNIX_SOCK);
+	it->ndatasets = (uint32_t)ds->n;
+	it->token_required = light_token_required(cfg);
+	if ((e = light_thread(&it->th, ipc_main, it)) != 0) {
+		log_errorx("unable to start the IPC thread: %s", strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+/* Stops the IPC thread when it runs, and closes what start-up opened. */
+static void
+light_close(struct ipc_thread *it, struct datasets *ds, bool ipc_started)
+{
+	if (ipc_started) {
+		uint64_t one = 1;
+
+		if (write(it->stopfd, &one, sizeof(one)) != sizeof(one))
+			log_warn("unable to stop the IPC thread");
+		pthread_join(it->th, NULL);
+	}
+	netep_stop();
+	ident_stop();
+	server_free();
+	grpc_shutdown_blocking();
+	if (it->srv != NULL)
+		ipc_server_close(it->srv);
+	ipc_context_term();
+	if (it->stopfd != -1)
+		close(it->stopfd);
+	if (it->sfd != -1)
+		close(it->sfd);
+	light_audit_close();
+	datasets_close(ds);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -143,32 +240,14 @@ main(int argc, char **argv)
 	struct ipc_thread it;
 	bool ipc_started = false;
 	int port = 0, rc = 1;
-	struct confine_user user = CONFINE_USER_ZERO, daemon = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO;
 
 	memset(&it, 0, sizeof(it));
 	it.sfd = it.stopfd = -1;
 	daemon_args(argc, argv, PROG, &opts);
 	cfg = daemon_config(&opts);
 	it.cfg = cfg;
-
-	umask(077);
-	if (confine_state_dir(cfg) == -1)
-		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
-	/* Its own account, in the daemons' group: the others tell it
-	 * apart by its uid and accept next to nothing from it. */
-	if (confine_accounts(cfg, &daemon, &user) == -1)
-		log_fatalx(1, "unable to find the node's accounts");
-	if (confine_root_check(cfg, &user, "security.light_user") == -1)
-		exit(100);
-	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
-		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
-	daemon_lock(cfg, PROG, IPC_LIGHT);
-	/* Privileged opens: whatever the datasets need is opened now. */
-	if (datasets_open(&ds, cfg) == -1)
-		log_fatalx(1, "unable to set up the datasets");
-	local_init(&ds, cfg);
-	if (light_audit_open(cfg->state_dir) == -1)
-		log_fatalx(1, "unable to open the audit trail in %s", cfg->state_dir);
+	open_privileged(cfg, &ds, &user);
 
 	/* No capability past this point, in any thread: drop them all while
 	 * this is the only one (gRPC and ZeroMQ start theirs below). */
@@ -178,42 +257,9 @@ main(int argc, char **argv)
 		log_fatal(1, "unable to set up signals");
 	if (server_start(cfg, &port) == -1)
 		log_fatalx(1, "unable to start the gRPC server");
-	if (world_open(cfg) == -1) {
-		log_errorx("unable to set up a channel to the manager");
+	if (start_services(&it, cfg, &ds, port) == -1)
 		goto out;
-	}
-	/* node.key.sbox is opened: the key goes before the seccomp filter,
-	 * which would not let sodium_free unlock its pages at exit. */
-	cfg_drop_secret_key(cfg);
-	if (write_port(cfg->run_dir, port) == -1)
-		log_warn("unable to write %s/%s", cfg->run_dir, LIGHT_PORT_FILE);
-	static const struct ipc_rule allowed[] = {
-		{ MANTA__IPC__MSG__BODY_STATUS_REQ, IPC_FROM_OWNER, NULL },
-	};
-	if ((it.srv = ipc_server_open(cfg->run_dir, IPC_LIGHT, allowed, 1)) == NULL) {
-		log_errorx("unable to bind the light endpoint in %s", cfg->run_dir);
-		goto out;
-	}
-	if (ident_start(cfg->run_dir) == -1)
-		goto out;
-	if (netep_start(cfg->run_dir, server_grpc()) == -1)
-		goto out;
-	if ((it.stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) == -1) {
-		log_error("eventfd");
-		goto out;
-	}
-	it.port = port;
-	snprintf(it.sock, sizeof(it.sock), "%s/%s", cfg->run_dir, LIGHT_UNIX_SOCK);
-	it.ndatasets = (uint32_t)ds.n;
-	it.token_required = light_token_required(cfg);
-	rc = light_thread(&it.th, ipc_main, &it);
-	if (rc != 0) {
-		log_errorx("unable to start the IPC thread: %s", strerror(rc));
-		rc = 1;
-		goto out;
-	}
 	ipc_started = true;
-	rc = 1;
 
 	/* The sockets are bound and light.port written: nothing left needs
 	 * uid 0. Datasets are read beneath their dirfds as this user. */
@@ -231,26 +277,7 @@ main(int argc, char **argv)
 	server_run();
 	rc = 0;
 out:
-	if (ipc_started) {
-		uint64_t one = 1;
-
-		if (write(it.stopfd, &one, sizeof(one)) != sizeof(one))
-			log_warn("unable to stop the IPC thread");
-		pthread_join(it.th, NULL);
-	}
-	netep_stop();
-	ident_stop();
-	server_free();
-	grpc_shutdown_blocking();
-	if (it.srv != NULL)
-		ipc_server_close(it.srv);
-	ipc_context_term();
-	if (it.stopfd != -1)
-		close(it.stopfd);
-	if (it.sfd != -1)
-		close(it.sfd);
-	light_audit_close();
-	datasets_close(&ds);
+	light_close(&it, &ds, ipc_started);
 	cfg_free(cfg);
 	return rc;
 }
