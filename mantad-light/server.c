@@ -792,8 +792,9 @@ add_port(const char *host, int port)
 	return got;
 }
 
-int
-server_start(const struct manta_cfg *c, int *port)
+/* The gRPC server and its completion queue, each method registered. */
+static int
+server_create(const struct manta_cfg *c)
 {
 	/* Globals and results come as one message however large (WIRE.md
 	 * section 2): the cap is network.light_max_message_mb (one message
@@ -811,13 +812,7 @@ server_start(const struct manta_cfg *c, int *port)
 		{ .type = GRPC_ARG_INTEGER, .key = GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, .value.integer = 1 },
 	};
 	grpc_channel_args cargs = { sizeof(args) / sizeof(args[0]), args };
-	grpc_channel_credentials *ic;
-	char sock[4096], bell[4200];
-	int got = 0, last;
 
-	S.token_required = light_token_required(c);
-	S.max_calls = (size_t)c->light_max_calls;
-	S.max_per_task = (size_t)c->light_max_calls_per_task;
 	gpr_set_log_function(grpc_log);
 	grpc_init();
 	S.cq = grpc_completion_queue_create_for_next(NULL);
@@ -832,46 +827,61 @@ server_start(const struct manta_cfg *c, int *port)
 			return -1;
 		}
 	}
+	return 0;
+}
+
+/* The TCP port: network.light_service_port, else the last run's, else the
+ * first free one from LIGHT_FIRST_PORT. 0 (logged) when none is bound. */
+static int
+bind_tcp(const struct manta_cfg *c)
+{
+	int got = 0, last;
+
 	if (c->light_service_port != 0) {
 		got = add_port(c->light_service_host, c->light_service_port);
-		if (got == 0) {
+		if (got == 0)
 			log_warnx("unable to bind %s:%d", c->light_service_host,
 			    c->light_service_port);
-			return -1;
-		}
-	} else {
-		/* The port of the last run first: tasks still running were
-		 * given it in RPC_PORT. */
-		if ((last = read_port_file(c->run_dir)) != 0)
-			got = add_port(c->light_service_host, last);
-		for (int p = LIGHT_FIRST_PORT; got == 0 && p <= LIGHT_LAST_PORT; p++)
-			got = add_port(c->light_service_host, p);
-		if (got == 0) {
-			log_warnx("no free port on %s from %d to %d", c->light_service_host,
-			    LIGHT_FIRST_PORT, LIGHT_LAST_PORT);
-			return -1;
-		}
+		return got;
 	}
-	*port = got;
-	/* The unix socket for tasks without a network (containers.network =
-	 * "none"): exec bind-mounts it into their container. */
-	snprintf(sock, sizeof(sock), "%s/%s", c->run_dir, LIGHT_UNIX_SOCK);
+	/* The port of the last run first: tasks still running were
+	 * given it in RPC_PORT. */
+	if ((last = read_port_file(c->run_dir)) != 0)
+		got = add_port(c->light_service_host, last);
+	for (int p = LIGHT_FIRST_PORT; got == 0 && p <= LIGHT_LAST_PORT; p++)
+		got = add_port(c->light_service_host, p);
+	if (got == 0)
+		log_warnx("no free port on %s from %d to %d", c->light_service_host,
+		    LIGHT_FIRST_PORT, LIGHT_LAST_PORT);
+	return got;
+}
+
+/* The unix socket for tasks without a network (containers.network =
+ * "none"): exec bind-mounts it into their container. Its path in sock. */
+static void
+bind_unix(const struct manta_cfg *c, char *sock, size_t len)
+{
+	grpc_server_credentials *creds;
+	char addr[4200];
+
+	snprintf(sock, len, "%s/%s", c->run_dir, LIGHT_UNIX_SOCK);
 	if (unlink(sock) == -1 && errno != ENOENT)
 		log_warn("unable to remove %s", sock);
-	snprintf(bell, sizeof(bell), "unix:%s", sock);
-	{
-		grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+	snprintf(addr, sizeof(addr), "unix:%s", sock);
+	creds = grpc_insecure_server_credentials_create();
+	if (grpc_server_add_http2_port(S.server, addr, creds) == 0)
+		log_warnx("unable to bind %s", sock);
+	grpc_server_credentials_release(creds);
+}
 
-		if (grpc_server_add_http2_port(S.server, bell, creds) == 0)
-			log_warnx("unable to bind %s", sock);
-		grpc_server_credentials_release(creds);
-	}
-	grpc_server_start(S.server);
-	/* Containers run as their own users: anyone who can reach the socket
-	 * may connect, and who they are is checked per call. */
-	(void)chmod(sock, 0666);
+/* The doorbell: a channel that is never used for a call. Then each
+ * method's calls armed. */
+static int
+open_bell(const struct manta_cfg *c)
+{
+	grpc_channel_credentials *ic;
+	char bell[4200];
 
-	/* The doorbell: a channel that is never used for a call. */
 	snprintf(bell, sizeof(bell), "unix:%s/light-bell.invalid", c->run_dir);
 	ic = grpc_insecure_credentials_create();
 	S.bell_ch = grpc_channel_create(bell, ic, NULL);
@@ -883,6 +893,28 @@ server_start(const struct manta_cfg *c, int *port)
 			if (arm(&methods[i]) == -1)
 				return -1;
 	return 0;
+}
+
+int
+server_start(const struct manta_cfg *c, int *port)
+{
+	char sock[4096];
+	int got;
+
+	S.token_required = light_token_required(c);
+	S.max_calls = (size_t)c->light_max_calls;
+	S.max_per_task = (size_t)c->light_max_calls_per_task;
+	if (server_create(c) == -1)
+		return -1;
+	if ((got = bind_tcp(c)) == 0)
+		return -1;
+	*port = got;
+	bind_unix(c, sock, sizeof(sock));
+	grpc_server_start(S.server);
+	/* Containers run as their own users: anyone who can reach the socket
+	 * may connect, and who they are is checked per call. */
+	(void)chmod(sock, 0666);
+	return open_bell(c);
 }
 
 void

@@ -23,7 +23,6 @@ KNOWN = {
     ("mantad-exec/command.c", "command_handle"),
     ("mantad-exec/runtime.c", "runtime_finish"),
     ("mantad-light/local.c", "listdir_go"),
-    ("mantad-light/server.c", "server_start"),
     ("mantad-register/main.c", "main"),
     ("mantad-register/manager.c", "mgr_call_stream"),
     ("mantad-res/answer.c", "answer_snapshot"),
