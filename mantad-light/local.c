@@ -302,38 +302,42 @@ cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void
-listdir_go(struct lcall *c, bool ok)
+/* The folder path of dataset name, opened beneath the dataset's dirfd;
+ * NULL once the call is finished with the reason. */
+static DIR *
+open_dir(struct lcall *c, const char *name, const char *path)
 {
-	Node__LightService__DirRequest *r = c->st;
-	Node__LightService__ListDirResponse resp = NODE__LIGHT_SERVICE__LIST_DIR_RESPONSE__INIT;
-	Node__LightService__ProtoPath *pp = NULL, **ptrs = NULL;
-	char err[512], rel[4096], sub[8192];
-	const char *why, *name;
-	char **names = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
+	char err[512];
 	DIR *dir;
 	bool rf;
 	int fd, code;
 
-	name = r->data_request ? str(r->data_request->name) : "";
-	if (perm_check(c, name, str(r->path)) == -1)
-		return;
-	if ((code = paths_open(D, name, str(r->path), O_RDONLY | O_DIRECTORY, &fd, &rf, err,
+	if ((code = paths_open(D, name, path, O_RDONLY | O_DIRECTORY, &fd, &rf, err,
 	    sizeof(err))) != 0) {
 		if (rf && code == GRPC_STATUS_NOT_FOUND)
 			code = GRPC_STATUS_INVALID_ARGUMENT;
 		call_finish(c, code, NULL, "%s", err);
-		return;
+		return NULL;
 	}
 	if ((dir = fdopendir(fd)) == NULL) {
 		close(fd);
 		call_finish(c, GRPC_STATUS_INTERNAL, NULL, "unable to read the folder");
-		return;
+		return NULL;
 	}
-	path_normalize(str(r->path), strlen(str(r->path)), rel, sizeof(rel), &why);
-	code = GRPC_STATUS_OK;
+	return dir;
+}
+
+/* The folder's entries into *namesp (*np of them, to free either way),
+ * each name after one byte for its kind. GRPC_STATUS_OK, or
+ * RESOURCE_EXHAUSTED past LIGHT_LISTDIR_MAX entries or out of memory. */
+static int
+read_names(DIR *dir, char ***namesp, size_t *np)
+{
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	struct dirent *de;
+	int code = GRPC_STATUS_OK;
+
 	errno = 0;
 	while ((de = readdir(dir)) != NULL) {
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
@@ -367,12 +371,20 @@ listdir_go(struct lcall *c, bool ok)
 		strcpy(names[n] + 1, de->d_name);
 		n++;
 	}
-	closedir(dir);
-	if (code != GRPC_STATUS_OK) {
-		call_finish(c, code, NULL, "folder too large or out of memory (%zu entries)", n);
-		goto out;
-	}
-	qsort(names, n, sizeof(*names), cmp_names);
+	*namesp = names;
+	*np = n;
+	return code;
+}
+
+/* The ListDir answer for the n sorted names read in folder rel of dataset
+ * name. */
+static void
+answer_names(struct lcall *c, const char *name, const char *rel, char **names, size_t n)
+{
+	Node__LightService__ListDirResponse resp = NODE__LIGHT_SERVICE__LIST_DIR_RESPONSE__INIT;
+	Node__LightService__ProtoPath *pp, **ptrs;
+	char sub[8192];
+
 	pp = calloc(n ? n : 1, sizeof(*pp));
 	ptrs = calloc(n ? n : 1, sizeof(*ptrs));
 	if (pp == NULL || ptrs == NULL) {
@@ -395,11 +407,38 @@ listdir_go(struct lcall *c, bool ok)
 	resp.paths = ptrs;
 	call_finish(c, GRPC_STATUS_OK, wire_pack(&resp.base), NULL);
 out:
+	free(pp);
+	free(ptrs);
+}
+
+static void
+listdir_go(struct lcall *c, bool ok)
+{
+	Node__LightService__DirRequest *r = c->st;
+	char rel[4096];
+	const char *why, *name;
+	char **names;
+	size_t n;
+	DIR *dir;
+	int code;
+
+	name = r->data_request ? str(r->data_request->name) : "";
+	if (perm_check(c, name, str(r->path)) == -1)
+		return;
+	if ((dir = open_dir(c, name, str(r->path))) == NULL)
+		return;
+	path_normalize(str(r->path), strlen(str(r->path)), rel, sizeof(rel), &why);
+	code = read_names(dir, &names, &n);
+	closedir(dir);
+	if (code != GRPC_STATUS_OK)
+		call_finish(c, code, NULL, "folder too large or out of memory (%zu entries)", n);
+	else {
+		qsort(names, n, sizeof(*names), cmp_names);
+		answer_names(c, name, rel, names, n);
+	}
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
-	free(pp);
-	free(ptrs);
 }
 
 void
