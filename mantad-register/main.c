@@ -245,8 +245,63 @@ serve(struct state *st, struct ipc_server *srv, int sfd)
 	}
 }
 
-int
-main(int argc, char **argv)
+/* Start-up as uid 0: the accounts, state and run dirs, the lock; then every
+ * capability dropped, before any thread. Fatal on failure. */
+static void
+open_privileged(struct manta_cfg *cfg, struct confine_user *user)
+{
+	struct confine_user light = CONFINE_USER_ZERO;
+
+	if (confine_accounts(cfg, user, &light) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
+	if (confine_root_check(cfg, user, "security.daemon_user") == -1)
+		exit(100);
+	umask(077);
+	if (confine_state_dir(cfg) == -1)
+		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
+	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(user)) == -1)
+		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
+	daemon_lock(cfg, PROG, IPC_REGISTER);
+	/* No capability is needed past this point (our files are uid 0's and
+	 * opened before the uid switch), and none may reach the threads
+	 * ZeroMQ and gRPC start: drop them all first. */
+	if (confine_drop(user) == -1)
+		log_fatalx(1, "unable to drop capabilities");
+}
+
+/* register.db, the node's identity and platform into st, and the last
+ * registration into *stored: 1 when there is one. Fatal on failure. */
+static int
+load_state(struct state *st, struct reg *stored)
+{
+	const char *how = "";
+	uint64_t nlogs, bytes;
+	int have_stored;
+
+	if ((st->db = store_open(st->cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/register.db", st->cfg->state_dir);
+	if (store_logs_count(st->db, &nlogs, &bytes) == 0 && nlogs > 0)
+		log_info("%llu task log message%s (%llu bytes) waiting for the manager",
+		    (unsigned long long)nlogs, nlogs == 1 ? "" : "s",
+		    (unsigned long long)bytes);
+	if (identity_load(st->cfg, &st->id, &how) == -1)
+		log_fatalx(1, "unable to load or create the node identity in %s",
+		    st->cfg->state_dir);
+	id_to_hex(st->id, st->hex);
+	log_info("node id %s (%s)", st->hex, how);
+	if (platform_discover(&st->plat, st->cfg->state_dir) == -1)
+		log_fatalx(1, "unable to read this machine's platform");
+	platform_log(&st->plat);
+	if ((have_stored = store_reg_load(st->db, stored)) == 1)
+		log_debug("last registration: broker %s:%u, generation %llu",
+		    stored->broker_host, stored->broker_port,
+		    (unsigned long long)stored->generation);
+	return have_stored;
+}
+
+/* The register endpoint. Fatal on failure. */
+static struct ipc_server *
+open_endpoint(const struct manta_cfg *cfg)
 {
 	/* Who may ask what (issue 13): mantad-beat asks for the
 	 * registration and hands over collect_information and errors;
@@ -259,87 +314,66 @@ main(int argc, char **argv)
 		{ MANTA__IPC__MSG__BODY_TASK_LOGS, IPC_FROM_OWNER, NULL },
 		{ MANTA__IPC__MSG__BODY_DRAIN, IPC_FROM_OWNER, NULL },
 	};
+	struct ipc_server *srv;
+
+	if ((srv = ipc_server_open(cfg->run_dir, IPC_REGISTER, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]))) == NULL)
+		log_fatalx(1, "unable to bind the register endpoint in %s", cfg->run_dir);
+	return srv;
+}
+
+/* The link to the manager, from the last registration when there is one
+ * (stored, freed here); draining again when a drain was on at the last
+ * stop. 0, or -1. */
+static int
+start_link(struct state *st, struct mgr *mgr, struct reg *stored)
+{
+	char v[8];
+
+	st->link = link_start(st->cfg, mgr, st->id, &st->plat, stored);
+	if (stored != NULL)
+		reg_free(stored);
+	if (st->link == NULL)
+		return -1;
+	/* A drain (mantactl drain) outlives a restart of ours. */
+	if (store_meta_get(st->db, "draining", v, sizeof(v)) == 1 && strcmp(v, "1") == 0)
+		link_drain(st->link, true);
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
 	struct daemon_opts opts;
 	struct manta_cfg *cfg;
 	struct state st;
 	struct ipc_server *srv = NULL;
 	struct mgr *mgr = NULL;
 	struct reg stored;
-	sqlite3 *db = NULL;
-	const char *how = "";
-	int sfd = -1, have_stored, rc = 1;
-	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
+	int sfd = -1, have_stored, linked, rc = 1;
+	struct confine_user user = CONFINE_USER_ZERO;
 
 	memset(&st, 0, sizeof(st));
 	daemon_args(argc, argv, PROG, &opts);
 	cfg = daemon_config(&opts);
 	st.cfg = cfg;
 	st.opts = &opts;
-
-	if (confine_accounts(cfg, &user, &light) == -1)
-		log_fatalx(1, "unable to find the node's accounts");
-	if (confine_root_check(cfg, &user, "security.daemon_user") == -1)
-		exit(100);
-	umask(077);
-	if (confine_state_dir(cfg) == -1)
-		log_fatalx(1, "unable to prepare state dir %s", cfg->state_dir);
-	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
-		log_fatalx(1, "unable to prepare run dir %s", cfg->run_dir);
-	daemon_lock(cfg, PROG, IPC_REGISTER);
-	/* No capability is needed past this point (our files are uid 0's and
-	 * opened before the uid switch), and none may reach the threads
-	 * ZeroMQ and gRPC start: drop them all first. */
-	if (confine_drop(&user) == -1)
-		log_fatalx(1, "unable to drop capabilities");
-	if ((db = store_open(cfg->state_dir)) == NULL)
-		log_fatalx(1, "unable to open %s/register.db", cfg->state_dir);
-	st.db = db;
-	{
-		uint64_t nlogs, bytes;
-
-		if (store_logs_count(db, &nlogs, &bytes) == 0 && nlogs > 0)
-			log_info("%llu task log message%s (%llu bytes) waiting for the manager",
-			    (unsigned long long)nlogs, nlogs == 1 ? "" : "s",
-			    (unsigned long long)bytes);
-	}
-	if (identity_load(cfg, &st.id, &how) == -1)
-		log_fatalx(1, "unable to load or create the node identity in %s", cfg->state_dir);
-	id_to_hex(st.id, st.hex);
-	log_info("node id %s (%s)", st.hex, how);
-	if (platform_discover(&st.plat, cfg->state_dir) == -1)
-		log_fatalx(1, "unable to read this machine's platform");
-	platform_log(&st.plat);
-	if ((have_stored = store_reg_load(db, &stored)) == 1)
-		log_debug("last registration: broker %s:%u, generation %llu",
-		    stored.broker_host, stored.broker_port,
-		    (unsigned long long)stored.generation);
+	open_privileged(cfg, &user);
+	have_stored = load_state(&st, &stored);
 
 	/* Signals blocked before any thread starts, so that all inherit it. */
 	if ((sfd = daemon_signalfd()) == -1)
 		log_fatal(1, "unable to set up signals");
-	if ((srv = ipc_server_open(cfg->run_dir, IPC_REGISTER, allowed,
-	    sizeof(allowed) / sizeof(allowed[0]))) == NULL)
-		log_fatalx(1, "unable to bind the register endpoint in %s", cfg->run_dir);
-
+	srv = open_endpoint(cfg);
 	mgr_init();
 	if ((mgr = mgr_open(cfg)) == NULL) {
 		log_errorx("unable to set up a channel to the manager");
 		goto out;
 	}
-	st.link = link_start(cfg, mgr, st.id, &st.plat, have_stored == 1 ? &stored : NULL);
-	if (have_stored == 1)
-		reg_free(&stored);
-	have_stored = 0;
-	if (st.link == NULL)
+	linked = start_link(&st, mgr, have_stored == 1 ? &stored : NULL);
+	have_stored = 0;	/* freed there */
+	if (linked == -1)
 		goto out;
-	{
-		char v[8];
-
-		/* A drain (mantactl drain) outlives a restart of ours. */
-		if (store_meta_get(db, "draining", v, sizeof(v)) == 1 &&
-		    strcmp(v, "1") == 0)
-			link_drain(st.link, true);
-	}
 	/* For every thread (gRPC's, the link's, zmq's) and those to come;
 	 * the credentials are in memory already (mgr_open). */
 	if (user.set && mgr_hold_tls(mgr) == -1)
@@ -365,7 +399,7 @@ out:
 	ipc_context_term();
 	if (sfd != -1)
 		close(sfd);
-	db_close(db);
+	db_close(st.db);
 	platform_free(&st.plat);
 	cfg_free(cfg);
 	return rc;
