@@ -320,6 +320,76 @@ pack_bb(const ProtobufCMessage *msg)
 	return bb;
 }
 
+/* A call of method on m's channel, in flight for mgr_cancel: 0 with *callp,
+ * or -1 when m is cancelled (shutting down). */
+static int
+call_open(struct mgr *m, const char *method, gpr_timespec deadline, grpc_call **callp)
+{
+	grpc_slice msl;
+
+	pthread_mutex_lock(&m->lock);
+	if (m->cancelled) {
+		pthread_mutex_unlock(&m->lock);
+		return -1;
+	}
+	msl = grpc_slice_from_copied_string(method);
+	*callp = grpc_channel_create_call(m->mc.ch, NULL, GRPC_PROPAGATE_DEFAULTS, m->cq,
+	    msl, NULL, deadline, NULL);
+	grpc_slice_unref(msl);
+	m->inflight = *callp;
+	pthread_mutex_unlock(&m->lock);
+	return 0;
+}
+
+/* One batch per message, each awaited before the next, the last one
+ * half-closing; no message at all is one batch that only half-closes.
+ * Stops when the server ends the call first (*end_done). 1 when all went,
+ * 0 when a send failed, -1 when the queue shut down. */
+static int
+send_all(struct mgr *m, grpc_call *call, const ProtobufCMessage *const *reqs, size_t n,
+    void *end_tag, bool *end_done, gpr_timespec deadline)
+{
+	grpc_op ops[6];
+	size_t nops;
+	int send_tag = 0, ok = 1;
+
+	for (size_t i = 0; i < (n > 0 ? n : 1) && ok == 1 && !*end_done; i++) {
+		grpc_byte_buffer *bb = i < n ? pack_bb(reqs[i]) : NULL;
+
+		nops = mgrconn_ops_send(ops, NULL, bb, i + 1 >= n);
+		if (grpc_call_start_batch(call, ops, nops, &send_tag, NULL) != GRPC_CALL_OK) {
+			grpc_call_cancel(call, NULL);
+			ok = 0;
+		} else
+			ok = wait_batch(m, call, &send_tag, end_tag, end_done, deadline);
+		if (bb != NULL)
+			grpc_byte_buffer_destroy(bb);
+	}
+	return ok;
+}
+
+/* What an ended call gave: 0 with *resp, the gRPC status code, or -1 when
+ * the answer does not decode; err says which. */
+static int
+call_result(struct mgr *m, const struct mgrconn_reply *rep,
+    const ProtobufCMessageDescriptor *rdesc, ProtobufCMessage **resp, char *err,
+    size_t errlen)
+{
+	if (rep->status != GRPC_STATUS_OK) {
+		char *d = grpc_slice_to_c_string(rep->details);
+
+		status_text(m, d, (int)rep->status, err, errlen);
+		gpr_free(d);
+		return (int)rep->status;
+	}
+	if (rep->msg == NULL || unpack_reply(rep->msg, rdesc, resp) == -1) {
+		snprintf(err, errlen, "undecodable %s in the answer", rdesc->name);
+		return -1;
+	}
+	snprintf(err, errlen, "ok");
+	return 0;
+}
+
 /* One batch that lasts the whole call (initial metadata out; everything
  * the server sends back), then one batch per message, each awaited before
  * the next (one send at a time), the last one half-closing. */
@@ -330,32 +400,22 @@ mgr_call_stream(struct mgr *m, const char *method,
     int timeout_ms, char *err, size_t errlen)
 {
 	struct mgrconn_reply rep;
-	grpc_slice msl;
 	grpc_op ops[6];
 	grpc_call *call;
 	grpc_call_error ce;
 	gpr_timespec deadline;
 	bool end_done = false;
 	size_t nops;
-	int rc = -1, end_tag = 0, send_tag = 0, ok = 1;
+	int rc = -1, end_tag = 0, ok;
 
 	*resp = NULL;
 	snprintf(err, errlen, "no answer");
 	deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
 	    gpr_time_from_millis(timeout_ms, GPR_TIMESPAN));
-	pthread_mutex_lock(&m->lock);
-	if (m->cancelled) {
-		pthread_mutex_unlock(&m->lock);
+	if (call_open(m, method, deadline, &call) == -1) {
 		snprintf(err, errlen, "shutting down");
 		return -1;
 	}
-	msl = grpc_slice_from_copied_string(method);
-	call = grpc_channel_create_call(m->mc.ch, NULL, GRPC_PROPAGATE_DEFAULTS, m->cq,
-	    msl, NULL, deadline, NULL);
-	grpc_slice_unref(msl);
-	m->inflight = call;
-	pthread_mutex_unlock(&m->lock);
-
 	mgrconn_reply_init(&rep);
 	nops = mgrconn_ops_send(ops, &m->mc.auth, NULL, false);
 	nops += mgrconn_ops_recv(ops + nops, &rep, MGRCONN_RECV_ALL);
@@ -365,38 +425,14 @@ mgr_call_stream(struct mgr *m, const char *method,
 		    ": identity.secured_token is not a valid header value" : "");
 		goto out;
 	}
-	/* No message at all is one batch that only half-closes. */
-	for (size_t i = 0; i < (n > 0 ? n : 1) && ok == 1 && !end_done; i++) {
-		grpc_byte_buffer *bb = i < n ? pack_bb(reqs[i]) : NULL;
-
-		nops = mgrconn_ops_send(ops, NULL, bb, i + 1 >= n);
-		if (grpc_call_start_batch(call, ops, nops, &send_tag, NULL) != GRPC_CALL_OK) {
-			grpc_call_cancel(call, NULL);
-			ok = 0;
-		} else
-			ok = wait_batch(m, call, &send_tag, &end_tag, &end_done, deadline);
-		if (bb != NULL)
-			grpc_byte_buffer_destroy(bb);
-	}
+	ok = send_all(m, call, reqs, n, &end_tag, &end_done, deadline);
 	/* A failed send means the call is ending: its status says why. */
 	if (ok == -1 || (!end_done && wait_batch(m, call, &end_tag, NULL, &end_done,
 	    deadline) == -1)) {
 		snprintf(err, errlen, "completion queue shut down");
 		goto out;
 	}
-	if (rep.status != GRPC_STATUS_OK) {
-		char *d = grpc_slice_to_c_string(rep.details);
-
-		status_text(m, d, (int)rep.status, err, errlen);
-		gpr_free(d);
-		rc = (int)rep.status;
-	} else if (rep.msg == NULL || unpack_reply(rep.msg, rdesc, resp) == -1) {
-		snprintf(err, errlen, "undecodable %s in the answer", rdesc->name);
-		rc = -1;
-	} else {
-		snprintf(err, errlen, "ok");
-		rc = 0;
-	}
+	rc = call_result(m, &rep, rdesc, resp, err, errlen);
 out:
 	pthread_mutex_lock(&m->lock);
 	m->inflight = NULL;

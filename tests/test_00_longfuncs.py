@@ -22,7 +22,6 @@ KNOWN = {
     ("mantad-beat/session.c", "session_registration"),
     ("mantad-exec/command.c", "command_handle"),
     ("mantad-exec/runtime.c", "runtime_finish"),
-    ("mantad-register/manager.c", "mgr_call_stream"),
     ("mantad-res/answer.c", "answer_snapshot"),
     ("mantad-res/main.c", "main"),
 }
