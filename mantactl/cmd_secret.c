@@ -296,7 +296,7 @@ rewrite_token(const char *file, int line, const char *value)
 		    "(`mantactl secret seal-token` prints it)", file, line);
 		goto out;
 	}
-	if (ferror(in) || fflush(out) != 0 || fsync(fileno(out)) == -1) {
+	if (ferror(in) || fflush(out) != 0 || ferror(out) || fsync(fileno(out)) == -1) {
 		log_warn("unable to write %s", tmp);
 		goto out;
 	}
