@@ -142,8 +142,35 @@ loop(struct res *r, struct ipc_server *srv, int sfd, const struct daemon_opts *o
 	}
 }
 
-int
-main(int argc, char **argv)
+/* Checks and prepares the paths and accounts, takes the lock: 0, else
+ * the exit status (logged). */
+static int
+prepare(struct manta_cfg *cfg, struct confine_user *user)
+{
+	struct confine_user light = CONFINE_USER_ZERO;
+
+	if (cfg->state_dir == NULL || cfg->run_dir == NULL) {
+		log_errorx("paths.state_dir and paths.run_dir must be set");
+		return 1;
+	}
+	if (confine_state_dir(cfg) == -1) {
+		log_errorx("unable to prepare %s", cfg->state_dir);
+		return 1;
+	}
+	if (confine_accounts(cfg, user, &light) == -1)
+		return 1;
+	if (confine_root_check(cfg, user, "security.daemon_user") == -1)
+		return 100;
+	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(user)) == -1)
+		return 1;
+	daemon_lock(cfg, PROG, IPC_RES);
+	return 0;
+}
+
+/* Drops the privileges around binding the endpoint: the endpoint, or NULL
+ * (logged). */
+static struct ipc_server *
+open_confined(const struct manta_cfg *cfg, struct confine_user *user)
 {
 	/* Who may ask what (issue 13): snapshots for mantad-beat and
 	 * mantad-register, capacity for mantad-exec; nothing for light. */
@@ -152,12 +179,43 @@ main(int argc, char **argv)
 		{ MANTA__IPC__MSG__BODY_SNAPSHOT_REQ, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
 		{ MANTA__IPC__MSG__BODY_CAPACITY_REQ, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
 	};
+	struct ipc_server *srv;
+
+	/* Nothing left needs a privilege: /proc, /sys are readable as is,
+	 * res.db and the disks are held open. Capabilities are per thread,
+	 * and zmq starts its I/O thread with the first socket, so this comes
+	 * first; only the uid switch, after the bind, keeps two of them. */
+	if (confine_drop(user) == -1) {
+		log_errorx("unable to drop capabilities");
+		return NULL;
+	}
+	srv = ipc_server_open(cfg->run_dir, IPC_RES, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
+	if (srv == NULL)
+		return NULL;
+	/* Every thread exists (zmq's I/O thread): the switch and the filter
+	 * cover them all. */
+	if (confine_user_enter(user) == -1)
+		goto fail;
+	if (sandbox_enter() == -1) {
+		log_errorx("unable to load the seccomp filter");
+		goto fail;
+	}
+	return srv;
+fail:
+	ipc_server_close(srv);
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
 	struct daemon_opts opts;
 	struct manta_cfg *cfg;
 	struct ipc_server *srv = NULL;
 	struct res r;
 	char dbpath[PATH_MAX];
-	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO;
 	int sfd, rc = 1;
 
 	daemon_args(argc, argv, PROG, &opts);
@@ -170,23 +228,9 @@ main(int argc, char **argv)
 		log_error("unable to set up signals");
 		goto out;
 	}
-	if (cfg->state_dir == NULL || cfg->run_dir == NULL) {
-		log_errorx("paths.state_dir and paths.run_dir must be set");
+	if ((rc = prepare(cfg, &user)) != 0)
 		goto out;
-	}
-	if (confine_state_dir(cfg) == -1) {
-		log_errorx("unable to prepare %s", cfg->state_dir);
-		goto out;
-	}
-	if (confine_accounts(cfg, &user, &light) == -1)
-		goto out;
-	if (confine_root_check(cfg, &user, "security.daemon_user") == -1) {
-		rc = 100;
-		goto out;
-	}
-	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
-		goto out;
-	daemon_lock(cfg, PROG, IPC_RES);
+	rc = 1;
 	if (res_init(&r, cfg->state_dir, cfg->base_path) == -1)
 		goto out;
 	if (snprintf(dbpath, sizeof(dbpath), "%s/res.db", cfg->state_dir) >= (int)sizeof(dbpath)) {
@@ -195,27 +239,8 @@ main(int argc, char **argv)
 	}
 	if ((r.store = store_open(dbpath, max_rows(cfg->monitor_interval))) == NULL)
 		goto out;
-
-	/* Nothing left needs a privilege: /proc, /sys are readable as is,
-	 * res.db and the disks are held open. Capabilities are per thread,
-	 * and zmq starts its I/O thread with the first socket, so this comes
-	 * first; only the uid switch, after the bind, keeps two of them. */
-	if (confine_drop(&user) == -1) {
-		log_errorx("unable to drop capabilities");
+	if ((srv = open_confined(cfg, &user)) == NULL)
 		goto out;
-	}
-	srv = ipc_server_open(cfg->run_dir, IPC_RES, allowed,
-	    sizeof(allowed) / sizeof(allowed[0]));
-	if (srv == NULL)
-		goto out;
-	/* Every thread exists (zmq's I/O thread): the switch and the filter
-	 * cover them all. */
-	if (confine_user_enter(&user) == -1)
-		goto out;
-	if (sandbox_enter() == -1) {
-		log_errorx("unable to load the seccomp filter");
-		goto out;
-	}
 	log_info("ready: sampling every %d s into %s", cfg->monitor_interval, dbpath);
 	daemon_ready(&opts.notify_fd);
 	rc = loop(&r, srv, sfd, &opts, cfg);

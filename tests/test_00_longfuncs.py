@@ -26,9 +26,6 @@ KNOWN = {
     ("mantactl/cmd_logs.c", "cmd_logs"),
     ("mantactl/cmd_secret.c", "rewrite_token"),
     ("mantactl/supervise.c", "supervise_run"),
-    ("mantad-beat/main.c", "main"),
-    ("mantad-beat/session.c", "session_event"),
-    ("mantad-beat/session.c", "session_registration"),
     ("mantad-exec/command.c", "command_handle"),
     ("mantad-exec/runtime.c", "runtime_finish"),
     ("mantad-light/local.c", "listdir_go"),
@@ -36,8 +33,6 @@ KNOWN = {
     ("mantad-light/server.c", "server_start"),
     ("mantad-register/main.c", "main"),
     ("mantad-register/manager.c", "mgr_call_stream"),
-    ("mantad-res/answer.c", "answer_snapshot"),
-    ("mantad-res/main.c", "main"),
 }
 
 
