@@ -141,6 +141,10 @@ int net_read(const char *path, struct net_info *n);
 /* /proc/uptime, whole seconds. 0 or -1. */
 int uptime_parse(const char *buf, uint64_t *secs);
 int uptime_read(const char *path, uint64_t *secs);
+/* The same figure from CLOCK_BOOTTIME, which /proc/uptime prints (time
+ * namespaces included): no file read per heartbeat. Falls back to
+ * uptime_read. 0 or -1. */
+int uptime_now(uint64_t *secs);
 
 /* ---- gpu.c ---- */
 

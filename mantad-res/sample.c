@@ -119,7 +119,7 @@ res_read(struct res *r, struct cpu_view *v, struct reading *rd)
 		rd->disk_ok[1] = 1;
 	if (net_read(PROC_NETDEV, &rd->net) < 0)
 		log_debug("unable to read %s: %s", PROC_NETDEV, strerror(errno));
-	if (uptime_read(PROC_UPTIME, &rd->uptime) < 0)
+	if (uptime_now(&rd->uptime) < 0)
 		log_debug("unable to read %s: %s", PROC_UPTIME, strerror(errno));
 	return 0;
 }
