@@ -7,6 +7,10 @@ switches) per second of every process and of every thread, and the CPU
 time per heartbeat of mantad-beat and mantad-res. CPU time is what counts
 here, not latency: it holds on a machine shared with other work.
 
+With BENCH_BASE_BIN=DIR (a bin/ of another build, e.g. /work/main/bin),
+a second node runs from there over the same window, with its own broker
+and manager, and is reported first: a before/after on the same load.
+
     /usr/bin/python3 bench/idle.py"""
 
 import glob
@@ -77,34 +81,62 @@ def report(pids, t0, t1, elapsed, hbs):
     return tot_ns
 
 
-def main():
+class BinNode(nodelib.Node):
+    """A node whose mantactl (and so its daemons, found beside it) comes
+    from another bin/."""
+
+    def __init__(self, bindir, *a, **kw):
+        self.bindir = bindir
+        super().__init__(*a, **kw)
+
+    def start_cmd(self):
+        return [os.path.join(self.bindir, "mantactl")] + super().start_cmd()[1:]
+
+
+def start_node(label, bindir):
     broker = nodelib.Broker().start()
     mgr = DevManager(broker_port=broker.port).start()
-    node = None
+    mgr.wait_mqtt(10)
+    kw = dict(alias="idle-bench", ping_interval=1, monitor_interval=MONITOR_S)
+    node = BinNode(bindir, mgr.grpc_port, **kw) if bindir else nodelib.Node(
+        mgr.grpc_port, **kw)
+    run = {"label": label, "broker": broker, "mgr": mgr, "node": node}
+    node.start()
+    node.wait_online(30)
+    return run
+
+
+def main():
+    runs = []
     try:
-        mgr.wait_mqtt(10)
-        node = nodelib.Node(mgr.grpc_port, alias="idle-bench", ping_interval=1,
-                            monitor_interval=MONITOR_S)
-        node.start()
-        node.wait_online(30)
-        hb = len(mgr.heartbeats)
-        nodelib.wait_for(lambda: len(mgr.heartbeats) >= hb + 5, 30, "5 heartbeats")
-        pids = node_pids(node)
-        t0 = {n: threads(p) for n, p in pids.items()}
-        hb0 = len(mgr.heartbeats)
+        base = os.environ.get("BENCH_BASE_BIN")
+        if base:
+            runs.append(start_node("baseline: %s" % base, base))
+        runs.append(start_node("this build: %s" % nodelib.BIN, None))
+        for r in runs:
+            hb = len(r["mgr"].heartbeats)
+            nodelib.wait_for(lambda: len(r["mgr"].heartbeats) >= hb + 5, 30, "5 heartbeats")
+            r["pids"] = node_pids(r["node"])
+        for r in runs:
+            r["t0"] = {n: threads(p) for n, p in r["pids"].items()}
+            r["hb0"] = len(r["mgr"].heartbeats)
         s0 = time.monotonic()
         end = s0 + IDLE_S
         nodelib.wait_for(lambda: time.monotonic() >= end, IDLE_S + 5, "the window",
                          interval=0.5)
         elapsed = time.monotonic() - s0
-        t1 = {n: threads(p) for n, p in pids.items()}
-        report(pids, t0, t1, elapsed, len(mgr.heartbeats) - hb0)
+        for r in runs:
+            r["t1"] = {n: threads(p) for n, p in r["pids"].items()}
+            r["hb1"] = len(r["mgr"].heartbeats)
+        for r in runs:
+            print("== %s" % r["label"])
+            report(r["pids"], r["t0"], r["t1"], elapsed, r["hb1"] - r["hb0"])
     finally:
-        if node is not None:
-            node.stop()
-            node.cleanup()
-        mgr.stop()
-        broker.cleanup()
+        for r in runs:
+            r["node"].stop()
+            r["node"].cleanup()
+            r["mgr"].stop()
+            r["broker"].cleanup()
 
 
 if __name__ == "__main__":
