@@ -249,7 +249,7 @@ struct beat {
 	bool beat_pending;	/* a SnapshotRequest awaits its answer */
 	uint64_t beat_t0_us;	/* hist_now_us() when the pending one was asked */
 	long long snap_deadline;	/* of the pending one */
-	void *snap_sock;	/* DEALER to res; NULL until needed */
+	int snap_fd;		/* to res's snapshot socket; -1 until needed */
 	uint8_t *hb_buf;	/* the packed heartbeat, reused */
 	size_t hb_cap;
 	struct hist beat_latency;	/* tick -> handed to paho (mantactl metrics) */
@@ -316,8 +316,8 @@ void beat_probe_free(struct beat_probe *bp);
 /* Sends a SnapshotRequest to res unless one is pending: 0, or -1 (this
  * heartbeat is skipped). */
 int heartbeat_ask(struct beat *b, long long now);
-/* The socket to poll (ZMQ_POLLIN) for the answer; NULL when none is due. */
-void *heartbeat_socket(const struct beat *b);
+/* The fd to poll (ZMQ_POLLIN) for the answer; -1 when none is due. */
+int heartbeat_fd(const struct beat *b);
 /* The socket is readable: publishes the heartbeat when connected. */
 void heartbeat_answer(struct beat *b);
 /* Gives up on an answer past its deadline. */

@@ -1,16 +1,21 @@
 /* heartbeat: one SetSystemSummaryRequest per mqtt.ping_interval, from
- * res's Snapshot. The main loop asks res itself, on a DEALER socket of its
- * own that it polls with the others: no worker thread and no event queue
- * between the tick and paho (issue 14: each hand-off is a wake-up and a
- * few context switches, every second). The socket stays connected from
- * one heartbeat to the next; one that timed out is closed, so that a late
- * answer never passes for the next one. A missed heartbeat is not worth
- * keeping: nothing here retries. */
+ * res's Snapshot. The main loop asks res itself, on res's snapshot socket
+ * (mantad-res/snapsock.c: SOCK_SEQPACKET, a packed Msg each way), which it
+ * polls with the others: no worker thread, no event queue and no ZeroMQ
+ * I/O thread between the tick and paho (issue 14: each hand-off is a
+ * wake-up and a few context switches, every second). The connection stays
+ * open from one heartbeat to the next; one that timed out is closed, so
+ * that a late answer never passes for the next one. A missed heartbeat is
+ * not worth keeping: nothing here retries. */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
-#include <zmq.h>
 
 #include "common/informations.pb-c.h"
 
@@ -18,35 +23,43 @@
 
 #include "beat.h"
 
-/* A Snapshot is a few hundred bytes; anything near this is not one. */
-#define SNAPSHOT_MAX (1024 * 1024)
+/* mantad-res's socket (mantad-res/snapsock.c). */
+#define SNAP_SOCK "res-snap.sock"
+/* A Snapshot is a few hundred bytes, some more per CPU; a packet longer
+ * than this is refused. */
+#define SNAPSHOT_MAX (256 * 1024)
 
 static void
 close_socket(struct beat *b)
 {
-	if (b->snap_sock != NULL)
-		zmq_close(b->snap_sock);
-	b->snap_sock = NULL;
+	if (b->snap_fd != -1)
+		close(b->snap_fd);
+	b->snap_fd = -1;
 }
 
-static void *
+static int
 open_socket(const struct beat *b)
 {
-	char ep[256];
-	int64_t max = SNAPSHOT_MAX;
-	int linger = 0;
-	void *s;
+	struct sockaddr_un sa;
+	int fd;
 
-	if (ipc_endpoint(ep, sizeof(ep), b->cfg->run_dir, IPC_RES) == -1 ||
-	    (s = zmq_socket(ipc_context(), ZMQ_DEALER)) == NULL)
-		return NULL;
-	if (zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max)) == -1 ||
-	    zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof(linger)) == -1 ||
-	    zmq_connect(s, ep) == -1) {
-		zmq_close(s);
-		return NULL;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", b->cfg->run_dir,
+	    SNAP_SOCK) >= (int)sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
 	}
-	return s;
+	if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) == -1)
+		return -1;
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
 }
 
 /* The request, packed once: it never changes. */
@@ -82,18 +95,25 @@ heartbeat_ask(struct beat *b, long long now)
 
 	if (b->beat_pending)
 		return 0;
-	if (request_bytes(&req, &len) == -1 ||
-	    (b->snap_sock == NULL && (b->snap_sock = open_socket(b)) == NULL)) {
-		log_warnx("unable to ask %s for a snapshot: %s", IPC_RES,
-		    zmq_strerror(errno));
+	if (request_bytes(&req, &len) == -1) {
+		log_warnx("unable to ask %s for a snapshot: out of memory", IPC_RES);
 		return -1;
 	}
-	if (zmq_send(b->snap_sock, "", 0, ZMQ_SNDMORE | ZMQ_DONTWAIT) == -1 ||
-	    zmq_send(b->snap_sock, req, len, ZMQ_DONTWAIT) == -1) {
-		log_debug("unable to ask %s for a snapshot: %s", IPC_RES,
-		    zmq_strerror(errno));
+	/* A connection res closed since (a restart) gets one new try; res
+	 * not there (yet, or restarting): skipped, as a late answer. */
+	for (int fresh = b->snap_fd == -1;; fresh = 1) {
+		if (b->snap_fd == -1 && (b->snap_fd = open_socket(b)) == -1) {
+			log_debug("no snapshot from %s: %s: skipping this heartbeat",
+			    IPC_RES, strerror(errno));
+			return -1;
+		}
+		if (send(b->snap_fd, req, len, MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)len)
+			break;
+		log_debug("unable to ask %s for a snapshot: %s%s", IPC_RES,
+		    strerror(errno), fresh ? ": skipping this heartbeat" : "");
 		close_socket(b);
-		return -1;
+		if (fresh)
+			return -1;
 	}
 	b->beat_pending = true;
 	b->beat_t0_us = hist_now_us();
@@ -101,10 +121,10 @@ heartbeat_ask(struct beat *b, long long now)
 	return 0;
 }
 
-void *
-heartbeat_socket(const struct beat *b)
+int
+heartbeat_fd(const struct beat *b)
 {
-	return b->beat_pending ? b->snap_sock : NULL;
+	return b->beat_pending ? b->snap_fd : -1;
 }
 
 /* Packs the heartbeat into b's buffer, grown as needed: its length, or 0. */
@@ -148,49 +168,44 @@ publish(struct beat *b, const Manta__Ipc__Snapshot *snap)
 	log_debug("heartbeat %" PRIu64 " (%zu bytes)", b->heartbeats, len);
 }
 
-/* The answer: an empty delimiter, then the Msg. 1 with *out set to a
- * Snapshot with metrics, 0 when nothing is there yet, -1 for anything
- * else (logged). */
+/* The answer: one packet holding a Msg. 1 with *out set to a Snapshot
+ * with metrics, 0 when nothing is there yet, -1 for anything else (logged
+ * when it is not res gone or refusing). */
 static int
 receive(struct beat *b, ipc_msg **out)
 {
-	zmq_msg_t part[2];
-	ipc_msg *m = NULL;
+	static uint8_t buf[SNAPSHOT_MAX];
+	ipc_msg *m;
 	char err[256];
-	int n = 0, more = 1;
-	size_t sz = sizeof(more);
+	ssize_t n;
 
 	*out = NULL;
-	zmq_msg_init(&part[0]);
-	zmq_msg_init(&part[1]);
-	while (more && n < 2 && zmq_msg_recv(&part[n], b->snap_sock, ZMQ_DONTWAIT) != -1) {
-		n++;
-		if (zmq_getsockopt(b->snap_sock, ZMQ_RCVMORE, &more, &sz) == -1)
-			more = 0;
-	}
-	if (n == 0 && errno == EAGAIN) {
-		zmq_msg_close(&part[0]);
-		zmq_msg_close(&part[1]);
+	n = recv(b->snap_fd, buf, sizeof(buf), MSG_DONTWAIT | MSG_TRUNC);
+	if (n == -1 && (errno == EAGAIN || errno == EINTR))
 		return 0;
+	if (n <= 0) {
+		/* res went away (a restart): connect again next time */
+		log_debug("no snapshot from %s: %s: skipping this heartbeat", IPC_RES,
+		    n == 0 ? "connection closed" : strerror(errno));
+		close_socket(b);
+		return -1;
 	}
-	if (n == 2 && !more && zmq_msg_size(&part[0]) == 0)
-		m = ipc_msg_decode(zmq_msg_data(&part[1]), zmq_msg_size(&part[1]),
-		    err, sizeof(err));
-	else
-		snprintf(err, sizeof(err), "not one answer");
-	zmq_msg_close(&part[0]);
-	zmq_msg_close(&part[1]);
-	if (m == NULL) {
+	if ((size_t)n > sizeof(buf))
+		snprintf(err, sizeof(err), "%zd bytes", n);
+	if ((size_t)n > sizeof(buf) ||
+	    (m = ipc_msg_decode(buf, (size_t)n, err, sizeof(err))) == NULL) {
 		log_warnx("bad answer from %s: %s", IPC_RES, err);
-		close_socket(b);	/* whatever is left of it goes too */
-	} else if (m->body_case != MANTA__IPC__MSG__BODY_SNAPSHOT ||
+		close_socket(b);
+		return -1;
+	}
+	if (m->body_case != MANTA__IPC__MSG__BODY_SNAPSHOT ||
 	    m->snapshot->metrics == NULL) {
 		log_debug("%s sent no metrics: skipping this heartbeat", IPC_RES);
 		ipc_msg_free(m);
-		m = NULL;
+		return -1;
 	}
 	*out = m;
-	return m != NULL ? 1 : -1;
+	return 1;
 }
 
 void
@@ -199,7 +214,7 @@ heartbeat_answer(struct beat *b)
 	ipc_msg *m;
 	int rc;
 
-	if (!b->beat_pending || b->snap_sock == NULL ||
+	if (!b->beat_pending || b->snap_fd == -1 ||
 	    (rc = receive(b, &m)) == 0)
 		return;
 	b->beat_pending = false;

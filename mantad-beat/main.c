@@ -288,8 +288,8 @@ run(struct beat *b, int sfd)
 
 		session_timers(b, now);
 		/* The heartbeat's socket while an answer is due (heartbeat.c). */
-		items[3].socket = heartbeat_socket(b);
-		if (zmq_poll(items, items[3].socket != NULL ? 4 : 3,
+		items[3].fd = heartbeat_fd(b);
+		if (zmq_poll(items, items[3].fd != -1 ? 4 : 3,
 		    session_timeout(b, now, 60000)) == -1) {
 			if (errno == EINTR)
 				continue;
@@ -302,7 +302,7 @@ run(struct beat *b, int sfd)
 			handle_events(b);
 		if (items[0].revents & ZMQ_POLLIN)
 			handle_ipc(b);
-		if (items[3].revents & ZMQ_POLLIN)
+		if (items[3].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
 			heartbeat_answer(b);
 	}
 }
@@ -337,6 +337,7 @@ main(int argc, char **argv)
 	int sfd, rc;
 
 	memset(&b, 0, sizeof(b));
+	b.snap_fd = -1;
 	log_init(PROG, LOG_LVL_INFO);
 	daemon_args(argc, argv, PROG, &opts);
 	b.opts = &opts;

@@ -119,7 +119,7 @@ fill_gpu(struct res *r, gpu_pb *gpus, gpu_pb **gpup,
 }
 
 int
-answer_snapshot(struct res *r, struct ipc_server *srv, struct ipc_req *req)
+snapshot_build(struct res *r, int (*send)(void *arg, const ipc_msg *m), void *arg)
 {
 	Common__Informations__CpuMetrics cpu = COMMON__INFORMATIONS__CPU_METRICS__INIT;
 	Common__Informations__MemoryMetrics mem = COMMON__INFORMATIONS__MEMORY_METRICS__INIT;
@@ -139,7 +139,7 @@ answer_snapshot(struct res *r, struct ipc_server *srv, struct ipc_req *req)
 	/* Always a new reading: a heartbeat's CPU figure covers the time
 	 * since the previous request (see CPU_MIN_INTERVAL_MS). */
 	if (res_read(r, &r->snap, &rd) < 0)
-		return ipc_reply_error(srv, req, 1, "unable to read /proc");
+		return SNAPSHOT_UNREAD;
 
 	fill_cpu(r, &rd, &cpu);
 	fill_mem(&rd, &mem);
@@ -157,7 +157,31 @@ answer_snapshot(struct res *r, struct ipc_server *srv, struct ipc_req *req)
 	reply.body_case = MANTA__IPC__MSG__BODY_SNAPSHOT;
 	reply.snapshot = &snap;
 	r->snapshots++;
-	return ipc_reply(srv, req, &reply);
+	return send(arg, &reply);
+}
+
+struct endpoint_reply {
+	struct ipc_server *srv;
+	struct ipc_req *req;
+};
+
+static int
+reply_on_endpoint(void *arg, const ipc_msg *m)
+{
+	struct endpoint_reply *er = arg;
+
+	return ipc_reply(er->srv, er->req, m);
+}
+
+int
+answer_snapshot(struct res *r, struct ipc_server *srv, struct ipc_req *req)
+{
+	struct endpoint_reply er = { srv, req };
+	int rc = snapshot_build(r, reply_on_endpoint, &er);
+
+	if (rc == SNAPSHOT_UNREAD)
+		return ipc_reply_error(srv, req, 1, "unable to read /proc");
+	return rc;
 }
 
 int
