@@ -433,7 +433,7 @@ def main():
             rates = [(r, t) for r, t in reversed(rates) if r > 0][:5]
             print("  %-16s %s" % (name, ", ".join("%s %.1f/s" % (t, r) for r, t in rates)
                                   or "none"))
-        print("\nwhere the CPU goes (%% of a core over the idle window, by thread;"
+        print("\nwhere the CPU goes (% of a core over the idle window, by thread;"
               " per heartbeat for beat and res):")
         for name in pids:
             use = sorted(((tc1[name].get(t, 0) - v, t) for t, v in tc0[name].items()),

@@ -119,7 +119,8 @@ fill_gpu(struct res *r, gpu_pb *gpus, gpu_pb **gpup,
 }
 
 int
-snapshot_build(struct res *r, int (*send)(void *arg, const ipc_msg *m), void *arg)
+snapshot_build(struct res *r, int full, int (*send)(void *arg, const ipc_msg *m),
+    void *arg)
 {
 	Common__Informations__CpuMetrics cpu = COMMON__INFORMATIONS__CPU_METRICS__INIT;
 	Common__Informations__MemoryMetrics mem = COMMON__INFORMATIONS__MEMORY_METRICS__INIT;
@@ -138,7 +139,7 @@ snapshot_build(struct res *r, int (*send)(void *arg, const ipc_msg *m), void *ar
 
 	/* Always a new reading: a heartbeat's CPU figure covers the time
 	 * since the previous request (see CPU_MIN_INTERVAL_MS). */
-	if (res_read(r, &r->snap, &rd) < 0)
+	if ((full ? res_read(r, &r->snap, &rd) : res_read_metrics(r, &r->snap, &rd)) < 0)
 		return SNAPSHOT_UNREAD;
 
 	fill_cpu(r, &rd, &cpu);
@@ -148,12 +149,13 @@ snapshot_build(struct res *r, int (*send)(void *arg, const ipc_msg *m), void *ar
 	metrics.cpu = &cpu;
 	metrics.memory = &mem;
 	metrics.timestamp = &ts;
-	fill_additional(&rd, disk, diskp, &net, &add);
-	fill_gpu(r, gpus, gpup, &gl, &gm);
-
 	snap.metrics = &metrics;
-	snap.additional = &add;
-	snap.gpu = &gm;
+	if (full) {
+		fill_additional(&rd, disk, diskp, &net, &add);
+		fill_gpu(r, gpus, gpup, &gl, &gm);
+		snap.additional = &add;
+		snap.gpu = &gm;
+	}
 	reply.body_case = MANTA__IPC__MSG__BODY_SNAPSHOT;
 	reply.snapshot = &snap;
 	r->snapshots++;
@@ -177,7 +179,7 @@ int
 answer_snapshot(struct res *r, struct ipc_server *srv, struct ipc_req *req)
 {
 	struct endpoint_reply er = { srv, req };
-	int rc = snapshot_build(r, reply_on_endpoint, &er);
+	int rc = snapshot_build(r, 1, reply_on_endpoint, &er);
 
 	if (rc == SNAPSHOT_UNREAD)
 		return ipc_reply_error(srv, req, 1, "unable to read /proc");

@@ -254,6 +254,9 @@ void res_free(struct res *r);
  * could not be read (logged). */
 #define CPU_MIN_INTERVAL_MS 250
 int res_read(struct res *r, struct cpu_view *v, struct reading *rd);
+/* Only what a heartbeat carries (MetricsSnapshot: CPU, memory, the
+ * time): rd's disks, network and uptime are left zero. */
+int res_read_metrics(struct res *r, struct cpu_view *v, struct reading *rd);
 /* The periodic sample: a reading, a GPU rescan and a row in res.db. */
 int res_sample(struct res *r);
 
@@ -263,10 +266,11 @@ struct ipc_server;
 struct ipc_req;
 /* Reads the host now and hands the Snapshot to send(arg, m): send's
  * result, or SNAPSHOT_UNREAD (send not called) when /proc could not be
- * read. */
+ * read. Without full, the Snapshot holds its MetricsSnapshot alone (all
+ * a heartbeat carries), and only that is read. */
 #define SNAPSHOT_UNREAD (-2)
-int snapshot_build(struct res *r, int (*send)(void *arg, const Manta__Ipc__Msg *m),
-    void *arg);
+int snapshot_build(struct res *r, int full,
+    int (*send)(void *arg, const Manta__Ipc__Msg *m), void *arg);
 int answer_snapshot(struct res *r, struct ipc_server *srv, struct ipc_req *req);
 int answer_capacity(struct res *r, struct ipc_server *srv, struct ipc_req *req);
 int answer_status(struct res *r, struct ipc_server *srv, struct ipc_req *req);

@@ -6,7 +6,10 @@
  * CPU. This is a SOCK_SEQPACKET unix socket beside the endpoint,
  * "<run_dir>/res-snap.sock", served by the main loop itself: one packet
  * in (a packed Msg holding a SnapshotRequest), one packet out (a packed
- * Msg holding the Snapshot, or a Reply with an error).
+ * Msg holding the Snapshot, or a Reply with an error). The Snapshot holds
+ * what a heartbeat carries, its MetricsSnapshot, and nothing else is read
+ * for it: no disks, network or GPUs (CapacityRequest and the endpoint's
+ * SnapshotRequest have those).
  *
  * The policy is the endpoint's for a SnapshotRequest: the connecting
  * process (SO_PEERCRED, recorded by the kernel at connect) must be uid 0,
@@ -176,7 +179,7 @@ serve_one(struct snapsock *ss, struct res *r, size_t i)
 	char err[128];
 	ipc_msg *m;
 	ssize_t n;
-	int fd = ss->cfd[i];
+	int fd = ss->cfd[i], rc;
 
 	n = recv(fd, req, sizeof(req), MSG_DONTWAIT | MSG_TRUNC);
 	if (n == -1 && (errno == EAGAIN || errno == EINTR))
@@ -197,8 +200,10 @@ serve_one(struct snapsock *ss, struct res *r, size_t i)
 		return;
 	}
 	ipc_msg_free(m);
-	if (snapshot_build(r, send_msg, &fd) == -1 &&
-	    send_error(fd, "unable to read /proc") == -1)
+	/* The heartbeat's: its MetricsSnapshot alone. */
+	if ((rc = snapshot_build(r, 0, send_msg, &fd)) == SNAPSHOT_UNREAD)
+		rc = send_error(fd, "unable to read /proc");
+	if (rc == -1)
 		drop_client(ss, i);
 }
 

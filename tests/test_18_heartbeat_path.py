@@ -97,6 +97,9 @@ def test_res_snapshot_socket(node):
     rep = ipc_pb2.Msg.FromString(_snap_call(path, req.SerializeToString()))
     assert rep.WhichOneof("body") == "snapshot", rep
     assert rep.snapshot.metrics.memory.total_bytes > 0
+    assert rep.snapshot.metrics.cpu.count == os.cpu_count()
+    # What a heartbeat carries, nothing more is read for it.
+    assert not rep.snapshot.HasField("additional") and not rep.snapshot.HasField("gpu")
     # Not a SnapshotRequest: no answer, the connection is closed.
     other = ipc_pb2.Msg(status_req=ipc_pb2.StatusRequest())
     assert _snap_call(path, other.SerializeToString()) == b""
