@@ -138,6 +138,20 @@ def wakeups(pid):
     return out
 
 
+def thread_cpu(pid):
+    """{thread name: CPU ns} of pid's threads (schedstat), summed by name."""
+    out = {}
+    for d in glob.glob("/proc/%d/task/*" % pid):
+        try:
+            with open(d + "/comm") as f:
+                comm = f.read().strip()
+            with open(d + "/schedstat") as f:
+                out[comm] = out.get(comm, 0) + int(f.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
 def node_pids(node):
     pids = {"supervisor": node.supervisor_pid}
     _, st = node.status()
@@ -372,12 +386,14 @@ def main():
         time.sleep(SETTLE_S)            # idle by definition: a measurement window
         after = {n: smaps(p) for n, p in pids.items()}
         w0 = {n: wakeups(p) for n, p in pids.items()}
+        tc0 = {n: thread_cpu(p) for n, p in pids.items()}
         c0 = {n: cpu_ns(p) for n, p in pids.items()}
         hb0 = len(mgr.heartbeats)
         t0 = time.monotonic()
         time.sleep(IDLE_S)              # the CPU window
         elapsed = time.monotonic() - t0
         c1 = {n: cpu_ns(p) for n, p in pids.items()}
+        tc1 = {n: thread_cpu(p) for n, p in pids.items()}
         w1 = {n: wakeups(p) for n, p in pids.items()}
         hbs = len(mgr.heartbeats) - hb0
         cpu = {n: 100.0 * (c1[n] - c0[n]) / 1e9 / elapsed for n in pids}
@@ -417,6 +433,17 @@ def main():
             rates = [(r, t) for r, t in reversed(rates) if r > 0][:5]
             print("  %-16s %s" % (name, ", ".join("%s %.1f/s" % (t, r) for r, t in rates)
                                   or "none"))
+        print("\nwhere the CPU goes (% of a core over the idle window, by thread;"
+              " per heartbeat for beat and res):")
+        for name in pids:
+            use = sorted(((tc1[name].get(t, 0) - v, t) for t, v in tc0[name].items()),
+                         reverse=True)
+            use = [(ns, t) for ns, t in use if ns > 0][:5]
+            each = name in ("mantad-beat", "mantad-res") and hbs
+            print("  %-16s %s" % (name, ", ".join(
+                "%s %.4f%%%s" % (t, 100.0 * ns / 1e9 / elapsed,
+                                  " (%.0f us/hb)" % (ns / 1e3 / hbs) if each else "")
+                for ns, t in use) or "none"))
     finally:
         if node is not None:
             node.stop()

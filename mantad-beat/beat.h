@@ -3,7 +3,8 @@
  * Threads: paho runs its own (send, receive); worker.c runs two (commands,
  * background requests). None of them touches daemon state: each hands an
  * event (events.c) to the main loop through an evq, and main.c applies
- * it. Only main.c's loop changes state. */
+ * it. Only main.c's loop changes state. The heartbeat's snapshot is asked
+ * for by the main loop itself (heartbeat.c). */
 #ifndef MANTA_BEAT_H
 #define MANTA_BEAT_H
 
@@ -52,7 +53,6 @@ enum ev_type {
 	EV_SEND_FAILED,		/* seq, code */
 	EV_SUBSCRIBE_FAILED,	/* gen, code */
 	EV_DISCONNECTED,	/* gen */
-	EV_HEARTBEAT,		/* data/len: packed SetSystemSummaryRequest, or NULL if skipped */
 	EV_REGISTRATION,	/* msg: a RegistrationNotice, or NULL when none */
 	EV_CMD_DONE,		/* seq: the command worker finished a Command (its inbox row) */
 };
@@ -162,7 +162,6 @@ int inbox_replay(struct inbox *in, void (*fn)(void *arg, uint64_t seq,
 enum job_type {
 	JOB_COMMAND,	/* Command{name, topic, payload} to dest; ReportError on failure */
 	JOB_REPORT,	/* ReportError to register */
-	JOB_SNAPSHOT,	/* SnapshotRequest to res -> EV_HEARTBEAT */
 	JOB_REGPOLL,	/* RegistrationRequest to register -> EV_REGISTRATION */
 	JOB_TLSPROBE,	/* after a failed TLS connection: log why (tlsprobe.c) */
 };
@@ -245,10 +244,14 @@ struct beat {
 	size_t ninflight;
 	bool replay;		/* a publication failed while connected */
 
-	/* heartbeat */
+	/* heartbeat (heartbeat.c) */
 	long long next_beat;
-	bool beat_pending;
-	uint64_t beat_t0_us;	/* hist_now_us() when the pending one was posted */
+	bool beat_pending;	/* a SnapshotRequest awaits its answer */
+	uint64_t beat_t0_us;	/* hist_now_us() when the pending one was asked */
+	long long snap_deadline;	/* of the pending one */
+	int snap_fd;		/* to res's snapshot socket; -1 until needed */
+	uint8_t *hb_buf;	/* the packed heartbeat, reused */
+	size_t hb_cap;
 	struct hist beat_latency;	/* tick -> handed to paho (mantactl metrics) */
 	uint64_t heartbeats;
 	uint64_t outbox_peak;	/* the most rows stored at once since start */
@@ -309,10 +312,18 @@ struct beat_probe {
 };
 void beat_probe_free(struct beat_probe *bp);
 
-/* ---- heartbeat.c ---- */
-/* The worker side of JOB_SNAPSHOT: packed SetSystemSummaryRequest or NULL. */
-uint8_t *heartbeat_build(const char *run_dir, struct manta_id node_id,
-    size_t *len);
+/* ---- heartbeat.c: res's Snapshot, asked for by the main loop ---- */
+/* Sends a SnapshotRequest to res unless one is pending: 0, or -1 (this
+ * heartbeat is skipped). */
+int heartbeat_ask(struct beat *b, long long now);
+/* The fd to poll (ZMQ_POLLIN) for the answer; -1 when none is due. */
+int heartbeat_fd(const struct beat *b);
+/* The socket is readable: publishes the heartbeat when connected. */
+void heartbeat_answer(struct beat *b);
+/* Gives up on an answer past its deadline. */
+void heartbeat_timers(struct beat *b, long long now);
+/* Closes the socket (before ipc_context_term) and frees the buffer. */
+void heartbeat_close(struct beat *b);
 
 /* ---- sandbox.c: the seccomp allowlist, loaded before the loop ---- */
 int sandbox_enter(void);

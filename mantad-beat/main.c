@@ -221,63 +221,130 @@ handle_signals(struct beat *b, int sfd)
 	return stop;
 }
 
+/* From root to a confined daemon, its files open, its endpoint bound, its
+ * workers started: the signalfd, or exits on any failure. */
+static int
+setup(struct beat *b, struct confine_user *user)
+{
+	struct confine_user light = CONFINE_USER_ZERO;
+	int sfd;
+
+	if (confine_accounts(b->cfg, user, &light) == -1)
+		log_fatalx(1, "unable to find the node's accounts");
+	if (confine_root_check(b->cfg, user, "security.daemon_user") == -1)
+		exit(100);
+	if ((sfd = daemon_signalfd()) == -1)
+		log_fatal(1, "unable to set up signals");
+	if (ipc_prepare_run_dir(b->cfg->run_dir, confine_user_group(user)) == -1)
+		log_fatalx(1, "unable to prepare %s", b->cfg->run_dir);
+	if (confine_state_dir(b->cfg) == -1)
+		log_fatalx(1, "unable to prepare %s", b->cfg->state_dir);
+	daemon_lock(b->cfg, PROG, IPC_BEAT);
+	/* Nothing below needs a capability; drop them before zmq, paho and
+	 * the workers start their threads (capabilities are per thread).
+	 * The files are ours (uid 0) and opened before the uid switch. */
+	if (confine_drop(user) == -1)
+		log_fatalx(1, "unable to drop capabilities");
+	if ((b->ob = outbox_open(b->cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/beat.db", b->cfg->state_dir);
+	if ((b->in = inbox_open(outbox_db(b->ob))) == NULL)
+		log_fatalx(1, "unable to open the inbox in %s/beat.db", b->cfg->state_dir);
+	if ((b->audit = audit_open(b->cfg->state_dir)) == NULL)
+		log_fatalx(1, "unable to open %s/%s", b->cfg->state_dir, AUDIT_FILE);
+	if ((b->q = evq_new(&event_ops)) == NULL)
+		log_fatal(1, "unable to create the event queue");
+	b->srv = ipc_server_open(b->cfg->run_dir, IPC_BEAT, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
+	if (b->srv == NULL)
+		log_fatalx(1, "unable to bind the %s endpoint in %s", IPC_BEAT,
+		    b->cfg->run_dir);
+	b->cmdw = worker_start("command", b->cfg->run_dir, b->q, CMD_QUEUE);
+	b->bgw = worker_start("background", b->cfg->run_dir, b->q, BG_QUEUE);
+	if (b->cmdw == NULL || b->bgw == NULL)
+		log_fatalx(1, "unable to start the workers");
+	if (user->set && session_hold_tls(b) == -1)
+		log_fatalx(1, "unable to read the TLS files in %s", b->cfg->cert_folder);
+	/* For every thread, those of paho to come included (they inherit
+	 * both): the uid switch, then the filter. */
+	if (confine_user_enter(user) == -1)
+		log_fatalx(1, "unable to switch to user %s", user->name);
+	if (sandbox_enter() == -1)
+		log_fatalx(1, "unable to load the seccomp filter");
+	return sfd;
+}
+
+/* Until a stop signal (0) or a broken poll (1). */
+static int
+run(struct beat *b, int sfd)
+{
+	for (;;) {
+		zmq_pollitem_t items[4] = {
+			{ ipc_server_socket(b->srv), 0, ZMQ_POLLIN, 0 },
+			{ NULL, sfd, ZMQ_POLLIN, 0 },
+			{ NULL, evq_fd(b->q), ZMQ_POLLIN, 0 },
+			{ NULL, -1, ZMQ_POLLIN, 0 },
+		};
+		long long now = daemon_now_ms();
+
+		session_timers(b, now);
+		/* The heartbeat's socket while an answer is due (heartbeat.c). */
+		items[3].fd = heartbeat_fd(b);
+		if (zmq_poll(items, items[3].fd != -1 ? 4 : 3,
+		    session_timeout(b, now, 60000)) == -1) {
+			if (errno == EINTR)
+				continue;
+			log_warn("zmq_poll");
+			return 1;
+		}
+		if ((items[1].revents & ZMQ_POLLIN) && handle_signals(b, sfd))
+			return 0;
+		if (items[2].revents & ZMQ_POLLIN)
+			handle_events(b);
+		if (items[0].revents & ZMQ_POLLIN)
+			handle_ipc(b);
+		if (items[3].revents & (ZMQ_POLLIN | ZMQ_POLLERR))
+			heartbeat_answer(b);
+	}
+}
+
+static void
+teardown(struct beat *b)
+{
+	session_close(b, STOP_WAIT_MS);
+	session_backlog_free(b);
+	worker_stop(b->cmdw);
+	worker_stop(b->bgw);
+	handle_events(b);	/* frees what the workers queued last */
+	heartbeat_close(b);
+	ipc_server_close(b->srv);
+	ipc_context_term();
+	evq_free(b->q);
+	inbox_close(b->in);
+	outbox_close(b->ob);
+	audit_close(b->audit);
+	free(b->host);
+	for (size_t i = 0; i < b->ntopics; i++)
+		free(b->topics[i]);
+	free(b->topics);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct daemon_opts opts;
-	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO;
 	struct beat b;
-	int sfd, rc = 0;
+	int sfd, rc;
 
 	memset(&b, 0, sizeof(b));
+	b.snap_fd = -1;
 	log_init(PROG, LOG_LVL_INFO);
 	daemon_args(argc, argv, PROG, &opts);
 	b.opts = &opts;
 	b.cfg = daemon_config(&opts);
 	if (opts.verbose)
 		log_set_level(LOG_LVL_DEBUG);
-
-	if (confine_accounts(b.cfg, &user, &light) == -1)
-		log_fatalx(1, "unable to find the node's accounts");
-	if (confine_root_check(b.cfg, &user, "security.daemon_user") == -1)
-		exit(100);
-	if ((sfd = daemon_signalfd()) == -1)
-		log_fatal(1, "unable to set up signals");
-	if (ipc_prepare_run_dir(b.cfg->run_dir, confine_user_group(&user)) == -1)
-		log_fatalx(1, "unable to prepare %s", b.cfg->run_dir);
-	if (confine_state_dir(b.cfg) == -1)
-		log_fatalx(1, "unable to prepare %s", b.cfg->state_dir);
-	daemon_lock(b.cfg, PROG, IPC_BEAT);
-	/* Nothing below needs a capability; drop them before zmq, paho and
-	 * the workers start their threads (capabilities are per thread).
-	 * The files are ours (uid 0) and opened before the uid switch. */
-	if (confine_drop(&user) == -1)
-		log_fatalx(1, "unable to drop capabilities");
-	if ((b.ob = outbox_open(b.cfg->state_dir)) == NULL)
-		log_fatalx(1, "unable to open %s/beat.db", b.cfg->state_dir);
-	if ((b.in = inbox_open(outbox_db(b.ob))) == NULL)
-		log_fatalx(1, "unable to open the inbox in %s/beat.db", b.cfg->state_dir);
-	if ((b.audit = audit_open(b.cfg->state_dir)) == NULL)
-		log_fatalx(1, "unable to open %s/%s", b.cfg->state_dir, AUDIT_FILE);
-	if ((b.q = evq_new(&event_ops)) == NULL)
-		log_fatal(1, "unable to create the event queue");
-	b.srv = ipc_server_open(b.cfg->run_dir, IPC_BEAT, allowed,
-	    sizeof(allowed) / sizeof(allowed[0]));
-	if (b.srv == NULL)
-		log_fatalx(1, "unable to bind the %s endpoint in %s", IPC_BEAT,
-		    b.cfg->run_dir);
-	b.cmdw = worker_start("command", b.cfg->run_dir, b.q, CMD_QUEUE);
-	b.bgw = worker_start("background", b.cfg->run_dir, b.q, BG_QUEUE);
-	if (b.cmdw == NULL || b.bgw == NULL)
-		log_fatalx(1, "unable to start the workers");
-	if (user.set && session_hold_tls(&b) == -1)
-		log_fatalx(1, "unable to read the TLS files in %s", b.cfg->cert_folder);
-	/* For every thread, those of paho to come included (they inherit
-	 * both): the uid switch, then the filter. */
-	if (confine_user_enter(&user) == -1)
-		log_fatalx(1, "unable to switch to user %s", user.name);
-	if (sandbox_enter() == -1)
-		log_fatalx(1, "unable to load the seccomp filter");
+	sfd = setup(&b, &user);
 	b.state = CONN_NONE;
 	session_replay(&b);
 	b.next_beat = daemon_now_ms();
@@ -286,46 +353,10 @@ main(int argc, char **argv)
 	    " the registration from %s", outbox_count(b.ob), IPC_REGISTER);
 	daemon_ready(&opts.notify_fd);
 
-	for (;;) {
-		zmq_pollitem_t items[3] = {
-			{ ipc_server_socket(b.srv), 0, ZMQ_POLLIN, 0 },
-			{ NULL, sfd, ZMQ_POLLIN, 0 },
-			{ NULL, evq_fd(b.q), ZMQ_POLLIN, 0 },
-		};
-		long long now = daemon_now_ms();
-
-		session_timers(&b, now);
-		if (zmq_poll(items, 3, session_timeout(&b, now, 60000)) == -1) {
-			if (errno == EINTR)
-				continue;
-			log_warn("zmq_poll");
-			rc = 1;
-			break;
-		}
-		if ((items[1].revents & ZMQ_POLLIN) && handle_signals(&b, sfd))
-			break;
-		if (items[2].revents & ZMQ_POLLIN)
-			handle_events(&b);
-		if (items[0].revents & ZMQ_POLLIN)
-			handle_ipc(&b);
-	}
+	rc = run(&b, sfd);
 
 	log_info("stopping");
-	session_close(&b, STOP_WAIT_MS);
-	session_backlog_free(&b);
-	worker_stop(b.cmdw);
-	worker_stop(b.bgw);
-	handle_events(&b);	/* frees what the workers queued last */
-	ipc_server_close(b.srv);
-	ipc_context_term();
-	evq_free(b.q);
-	inbox_close(b.in);
-	outbox_close(b.ob);
-	audit_close(b.audit);
-	free(b.host);
-	for (size_t i = 0; i < b.ntopics; i++)
-		free(b.topics[i]);
-	free(b.topics);
+	teardown(&b);
 	close(sfd);
 	cfg_free(b.cfg);
 	return rc;

@@ -40,6 +40,10 @@ struct outbox {
 	sqlite3_stmt *st_dup, *st_add, *st_next, *st_key, *st_del,
 	    *st_remember, *st_trim;
 	uint64_t count;
+	/* The highest seq stored so far (AUTOINCREMENT: never reused): no row
+	 * lies past it, so outbox_next asks SQLite nothing beyond it. The
+	 * heartbeat's tick pumps the outbox every second (issue 14). */
+	uint64_t last_seq;
 };
 
 static int
@@ -87,13 +91,14 @@ outbox_open(const char *state_dir)
 	    " VALUES (?, ?)") == -1 ||
 	    prep(ob, &ob->st_trim, "DELETE FROM delivered WHERE seq <="
 	    " (SELECT seq FROM delivered ORDER BY seq DESC LIMIT 1 OFFSET ?)") == -1 ||
-	    prep(ob, &st, "SELECT count(*) FROM outbox") == -1)
+	    prep(ob, &st, "SELECT count(*), coalesce(max(seq), 0) FROM outbox") == -1)
 		goto fail;
 	if (sqlite3_step(st) != SQLITE_ROW) {
 		log_warnx("unable to count the outbox: %s", sqlite3_errmsg(ob->db));
 		goto fail;
 	}
 	ob->count = (uint64_t)sqlite3_column_int64(st, 0);
+	ob->last_seq = (uint64_t)sqlite3_column_int64(st, 1);
 	sqlite3_finalize(st);
 	return ob;
 fail:
@@ -163,6 +168,7 @@ outbox_add(struct outbox *ob, const char *topic, const uint8_t *p, size_t len,
 		return OB_ERROR;
 	}
 	ob->count++;
+	ob->last_seq = (uint64_t)sqlite3_last_insert_rowid(ob->db);
 	return OB_STORED;
 }
 
@@ -180,6 +186,8 @@ outbox_next(struct outbox *ob, uint64_t after, struct ob_row *row)
 	int rc, ret = -1;
 
 	memset(row, 0, sizeof(*row));
+	if (ob->count == 0 || after >= ob->last_seq)
+		return 0;
 	sqlite3_bind_int64(ob->st_next, 1, (sqlite3_int64)after);
 	rc = sqlite3_step(ob->st_next);
 	if (rc == SQLITE_DONE)
@@ -209,6 +217,7 @@ outbox_next(struct outbox *ob, uint64_t after, struct ob_row *row)
 	return ret;
 }
 
+/* 1 deleted, 0 no such row, -1 error. */
 static int
 delete_row(struct outbox *ob, uint64_t seq)
 {
@@ -222,16 +231,23 @@ delete_row(struct outbox *ob, uint64_t seq)
 		step_warn(ob, "delete from the outbox");
 		return -1;
 	}
-	if (sqlite3_changes(ob->db) > 0 && ob->count > 0)
+	return sqlite3_changes(ob->db) > 0;
+}
+
+/* count is what outbox_next trusts: lowered only once the row is gone for
+ * good (its transaction committed). */
+static void
+count_gone(struct outbox *ob, int deleted)
+{
+	if (deleted > 0 && ob->count > 0)
 		ob->count--;
-	return 0;
 }
 
 int
 outbox_done(struct outbox *ob, uint64_t seq)
 {
 	char *key = NULL;
-	int rc, ret = 0;
+	int rc, ret = 0, deleted = 0;
 
 	if (db_begin(ob->db) == -1)
 		return -1;
@@ -264,10 +280,10 @@ outbox_done(struct outbox *ob, uint64_t seq)
 	}
 	free(key);
 	if (ret == 0)
-		ret = delete_row(ob, seq);
-	if (ret == 0)
-		ret = db_commit(ob->db);
-	else
+		ret = deleted = delete_row(ob, seq);
+	if (ret >= 0 && (ret = db_commit(ob->db)) == 0)
+		count_gone(ob, deleted);
+	else if (ret < 0)
 		db_rollback(ob->db);
 	return ret;
 }
@@ -275,7 +291,10 @@ outbox_done(struct outbox *ob, uint64_t seq)
 int
 outbox_drop(struct outbox *ob, uint64_t seq)
 {
-	return delete_row(ob, seq);
+	int deleted = delete_row(ob, seq);
+
+	count_gone(ob, deleted);
+	return deleted < 0 ? -1 : 0;
 }
 
 sqlite3 *

@@ -294,17 +294,12 @@ host_valid(const char *h)
 	return true;
 }
 
-int
-session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
-    bool pushed, char *err, size_t errlen)
+/* 0, or -1 with err when the notice cannot be used. */
+static int
+registration_check(const Manta__Ipc__RegistrationNotice *n, char *err,
+    size_t errlen)
 {
-	struct manta_id id = id_from_pair(n->node_id);
-	bool broker_changed, topics_changed;
-	char *host = NULL, **topics = NULL;
-
-	if (!pushed && b->have_reg)
-		return 0;	/* a late poll answer: a push came first */
-	if (n->node_id == NULL || id_is_zero(id)) {
+	if (n->node_id == NULL || id_is_zero(id_from_pair(n->node_id))) {
 		snprintf(err, errlen, "registration without a node id");
 		return -1;
 	}
@@ -325,6 +320,21 @@ session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
 			snprintf(err, errlen, "bad topic filter #%zu", i);
 			return -1;
 		}
+	return 0;
+}
+
+int
+session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
+    bool pushed, char *err, size_t errlen)
+{
+	struct manta_id id = id_from_pair(n->node_id);
+	bool broker_changed, topics_changed;
+	char *host = NULL, **topics = NULL;
+
+	if (!pushed && b->have_reg)
+		return 0;	/* a late poll answer: a push came first */
+	if (registration_check(n, err, errlen) == -1)
+		return -1;
 
 	broker_changed = !b->have_reg || strcmp(b->host, n->broker_host) != 0 ||
 	    b->port != (int)n->broker_port || !id_equal(b->node_id, id);
@@ -793,19 +803,6 @@ session_event(struct beat *b, struct event *ev)
 		if (current)
 			b->disconnected = true;
 		break;
-	case EV_HEARTBEAT:
-		b->beat_pending = false;
-		if (ev->data == NULL || b->state != CONN_CONNECTED || b->stopping)
-			break;
-		if (mq_publish(b->mq, TOPIC_SUMMARY, ev->data, ev->len, 0, false,
-		    0) == MQ_PUB_SENT) {
-			b->heartbeats++;
-			hist_observe(&b->beat_latency, hist_now_us() -
-			    b->beat_t0_us);
-			log_debug("heartbeat %" PRIu64 " (%zu bytes)",
-			    b->heartbeats, ev->len);
-		}
-		break;
 	case EV_CMD_DONE:
 		inbox_done(b->in, ev->seq);
 		if (b->cmd_handed > 0)
@@ -836,6 +833,7 @@ session_timers(struct beat *b, long long now)
 	if (b->stopping)
 		return;
 	drop_log_flush(b, now);
+	heartbeat_timers(b, now);
 	if (!b->have_reg && !b->regpoll_pending && now >= b->next_regpoll) {
 		if ((j = job_new(JOB_REGPOLL)) != NULL &&
 		    worker_post(b->bgw, j) == 0)
@@ -856,12 +854,7 @@ session_timers(struct beat *b, long long now)
 		if (b->next_beat <= now)
 			b->next_beat = now + iv;
 		if (b->state == CONN_CONNECTED) {
-			if (!b->beat_pending && (j = job_new(JOB_SNAPSHOT)) != NULL) {
-				j->node_id = b->node_id;
-				b->beat_t0_us = hist_now_us();
-				if (worker_post(b->bgw, j) == 0)
-					b->beat_pending = true;
-			}
+			(void)heartbeat_ask(b, now);
 			if (b->replay && b->ninflight == 0) {
 				b->replay = false;
 				b->sent_upto = 0;
@@ -880,6 +873,8 @@ session_timeout(const struct beat *b, long long now, int max)
 		return max;
 	if (b->next_beat < next)
 		next = b->next_beat;
+	if (b->beat_pending && b->snap_deadline < next)
+		next = b->snap_deadline;
 	if (!b->have_reg && !b->regpoll_pending && b->next_regpoll < next)
 		next = b->next_regpoll;
 	if (b->state == CONN_WAITING && b->next_connect < next)

@@ -173,22 +173,6 @@ run_regpoll(struct worker *w)
 	evq_push(w->q, ev);
 }
 
-static void
-run_snapshot(struct worker *w, struct job *j)
-{
-	struct event *ev;
-	size_t len = 0;
-	uint8_t *data = heartbeat_build(w->run_dir, j->node_id, &len);
-
-	if ((ev = event_new(EV_HEARTBEAT)) == NULL) {
-		free(data);
-		return;
-	}
-	ev->data = data;
-	ev->len = len;
-	evq_push(w->q, ev);
-}
-
 /* The same cause is logged once per failure streak, a new one at once. */
 static void
 run_probe(struct worker *w, const struct beat_probe *bp)
@@ -229,9 +213,6 @@ run_job(struct evq_worker *th, void *job, void *arg)
 		break;
 	case JOB_REPORT:
 		report(w, j, j->error_id, j->content);
-		break;
-	case JOB_SNAPSHOT:
-		run_snapshot(w, j);
 		break;
 	case JOB_REGPOLL:
 		run_regpoll(w);

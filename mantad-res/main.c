@@ -77,9 +77,36 @@ dispatch(struct res *r, struct ipc_server *srv)
 	}
 }
 
-/* 0 on SIGTERM/SIGINT, 1 on a broken poll. SIGHUP reloads the config:
- * the log level and resources.monitor_interval apply at once (the
- * retention of res.db at the next start). */
+/* SIGHUP reloads the config: the log level and resources.monitor_interval
+ * apply at once (the retention of res.db at the next start). 1 on
+ * SIGTERM/SIGINT, else 0. */
+static int
+handle_signals(int sfd, const struct daemon_opts *opts, struct manta_cfg *cfg,
+    long long now, long long *interval, long long *next)
+{
+	int sig;
+
+	while ((sig = daemon_signal_read(sfd)) > 0) {
+		struct manta_cfg *n;
+
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_info("stopping on signal %d", sig);
+			return 1;
+		}
+		if (sig != SIGHUP || (n = daemon_reload(opts)) == NULL)
+			continue;
+		cfg->monitor_interval = n->monitor_interval;
+		cfg_free(n);
+		*interval = (long long)cfg->monitor_interval * 1000;
+		if (*next > now + *interval)
+			*next = now + *interval;
+		log_info("SIGHUP: configuration reloaded: sampling"
+		    " every %d s", cfg->monitor_interval);
+	}
+	return 0;
+}
+
+/* 0 on SIGTERM/SIGINT, 1 on a broken poll. */
 static int
 loop(struct res *r, struct ipc_server *srv, int sfd, const struct daemon_opts *opts,
     struct manta_cfg *cfg)
@@ -89,11 +116,11 @@ loop(struct res *r, struct ipc_server *srv, int sfd, const struct daemon_opts *o
 	 * interval): its CPU figure then covers a second, not the few
 	 * ticks since res_init. */
 	long long next = daemon_now_ms() + (interval < 1000 ? interval : 1000);
-	zmq_pollitem_t pfd[PFD_N];
+	zmq_pollitem_t pfd[PFD_N + 1 + SNAPSOCK_CLIENTS];
 
 	for (;;) {
 		long long now = daemon_now_ms();
-		int sig;
+		size_t nsnap;
 
 		if (now >= next) {
 			if (res_sample(r) < 0)
@@ -110,40 +137,51 @@ loop(struct res *r, struct ipc_server *srv, int sfd, const struct daemon_opts *o
 		pfd[PFD_IPC].events = ZMQ_POLLIN;
 		pfd[PFD_SIG].fd = sfd;
 		pfd[PFD_SIG].events = ZMQ_POLLIN;
-		if (zmq_poll(pfd, PFD_N, (long)(next - now)) == -1) {
+		nsnap = snapsock_pollitems(&r->ss, &pfd[PFD_N]);
+		if (zmq_poll(pfd, (int)(PFD_N + nsnap), (long)(next - now)) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_errorx("unable to poll: %s", zmq_strerror(errno));
 			return 1;
 		}
-		if (pfd[PFD_SIG].revents & ZMQ_POLLIN) {
-			while ((sig = daemon_signal_read(sfd)) > 0) {
-				if (sig == SIGTERM || sig == SIGINT) {
-					log_info("stopping on signal %d", sig);
-					return 0;
-				}
-				if (sig == SIGHUP) {
-					struct manta_cfg *n = daemon_reload(opts);
-
-					if (n == NULL)
-						continue;
-					cfg->monitor_interval = n->monitor_interval;
-					cfg_free(n);
-					interval = (long long)cfg->monitor_interval * 1000;
-					if (next > now + interval)
-						next = now + interval;
-					log_info("SIGHUP: configuration reloaded: sampling"
-					    " every %d s", cfg->monitor_interval);
-				}
-			}
-		}
+		if ((pfd[PFD_SIG].revents & ZMQ_POLLIN) &&
+		    handle_signals(sfd, opts, cfg, now, &interval, &next))
+			return 0;
 		if (pfd[PFD_IPC].revents & ZMQ_POLLIN)
 			dispatch(r, srv);
+		snapsock_handle(&r->ss, r, &pfd[PFD_N], nsnap);
 	}
 }
 
-int
-main(int argc, char **argv)
+/* Checks and prepares the paths and accounts, takes the lock: 0, else
+ * the exit status (logged). */
+static int
+prepare(struct manta_cfg *cfg, struct confine_user *user)
+{
+	struct confine_user light = CONFINE_USER_ZERO;
+
+	if (cfg->state_dir == NULL || cfg->run_dir == NULL) {
+		log_errorx("paths.state_dir and paths.run_dir must be set");
+		return 1;
+	}
+	if (confine_state_dir(cfg) == -1) {
+		log_errorx("unable to prepare %s", cfg->state_dir);
+		return 1;
+	}
+	if (confine_accounts(cfg, user, &light) == -1)
+		return 1;
+	if (confine_root_check(cfg, user, "security.daemon_user") == -1)
+		return 100;
+	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(user)) == -1)
+		return 1;
+	daemon_lock(cfg, PROG, IPC_RES);
+	return 0;
+}
+
+/* Drops the privileges around binding the endpoint and mantad-beat's
+ * snapshot socket (snapsock.c): the endpoint, or NULL (logged). */
+static struct ipc_server *
+open_confined(struct res *r, const struct manta_cfg *cfg, struct confine_user *user)
 {
 	/* Who may ask what (issue 13): snapshots for mantad-beat and
 	 * mantad-register, capacity for mantad-exec; nothing for light. */
@@ -152,12 +190,46 @@ main(int argc, char **argv)
 		{ MANTA__IPC__MSG__BODY_SNAPSHOT_REQ, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
 		{ MANTA__IPC__MSG__BODY_CAPACITY_REQ, IPC_FROM_OWNER | IPC_FROM_DAEMON, NULL },
 	};
+	struct ipc_server *srv;
+
+	/* Nothing left needs a privilege: /proc, /sys are readable as is,
+	 * res.db and the disks are held open. Capabilities are per thread,
+	 * and zmq starts its I/O thread with the first socket, so this comes
+	 * first; only the uid switch, after the bind, keeps two of them. */
+	if (confine_drop(user) == -1) {
+		log_errorx("unable to drop capabilities");
+		return NULL;
+	}
+	srv = ipc_server_open(cfg->run_dir, IPC_RES, allowed,
+	    sizeof(allowed) / sizeof(allowed[0]));
+	if (srv == NULL)
+		return NULL;
+	if (snapsock_open(&r->ss, cfg->run_dir) == -1)
+		goto fail;
+	/* Every thread exists (zmq's I/O thread): the switch and the filter
+	 * cover them all. */
+	if (confine_user_enter(user) == -1)
+		goto fail;
+	if (sandbox_enter() == -1) {
+		log_errorx("unable to load the seccomp filter");
+		goto fail;
+	}
+	return srv;
+fail:
+	snapsock_close(&r->ss);
+	ipc_server_close(srv);
+	return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
 	struct daemon_opts opts;
 	struct manta_cfg *cfg;
 	struct ipc_server *srv = NULL;
 	struct res r;
 	char dbpath[PATH_MAX];
-	struct confine_user user = CONFINE_USER_ZERO, light = CONFINE_USER_ZERO;
+	struct confine_user user = CONFINE_USER_ZERO;
 	int sfd, rc = 1;
 
 	daemon_args(argc, argv, PROG, &opts);
@@ -170,23 +242,9 @@ main(int argc, char **argv)
 		log_error("unable to set up signals");
 		goto out;
 	}
-	if (cfg->state_dir == NULL || cfg->run_dir == NULL) {
-		log_errorx("paths.state_dir and paths.run_dir must be set");
+	if ((rc = prepare(cfg, &user)) != 0)
 		goto out;
-	}
-	if (confine_state_dir(cfg) == -1) {
-		log_errorx("unable to prepare %s", cfg->state_dir);
-		goto out;
-	}
-	if (confine_accounts(cfg, &user, &light) == -1)
-		goto out;
-	if (confine_root_check(cfg, &user, "security.daemon_user") == -1) {
-		rc = 100;
-		goto out;
-	}
-	if (ipc_prepare_run_dir(cfg->run_dir, confine_user_group(&user)) == -1)
-		goto out;
-	daemon_lock(cfg, PROG, IPC_RES);
+	rc = 1;
 	if (res_init(&r, cfg->state_dir, cfg->base_path) == -1)
 		goto out;
 	if (snprintf(dbpath, sizeof(dbpath), "%s/res.db", cfg->state_dir) >= (int)sizeof(dbpath)) {
@@ -195,31 +253,13 @@ main(int argc, char **argv)
 	}
 	if ((r.store = store_open(dbpath, max_rows(cfg->monitor_interval))) == NULL)
 		goto out;
-
-	/* Nothing left needs a privilege: /proc, /sys are readable as is,
-	 * res.db and the disks are held open. Capabilities are per thread,
-	 * and zmq starts its I/O thread with the first socket, so this comes
-	 * first; only the uid switch, after the bind, keeps two of them. */
-	if (confine_drop(&user) == -1) {
-		log_errorx("unable to drop capabilities");
+	if ((srv = open_confined(&r, cfg, &user)) == NULL)
 		goto out;
-	}
-	srv = ipc_server_open(cfg->run_dir, IPC_RES, allowed,
-	    sizeof(allowed) / sizeof(allowed[0]));
-	if (srv == NULL)
-		goto out;
-	/* Every thread exists (zmq's I/O thread): the switch and the filter
-	 * cover them all. */
-	if (confine_user_enter(&user) == -1)
-		goto out;
-	if (sandbox_enter() == -1) {
-		log_errorx("unable to load the seccomp filter");
-		goto out;
-	}
 	log_info("ready: sampling every %d s into %s", cfg->monitor_interval, dbpath);
 	daemon_ready(&opts.notify_fd);
 	rc = loop(&r, srv, sfd, &opts, cfg);
 out:
+	snapsock_close(&r.ss);
 	ipc_server_close(srv);
 	ipc_context_term();
 	res_free(&r);

@@ -1,6 +1,7 @@
 /* Network counters from /proc/net/dev and the uptime from /proc/uptime. */
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "res.h"
 
@@ -78,6 +79,18 @@ uptime_parse(const char *buf, uint64_t *secs)
 	if (parse_u64(buf, secs) == NULL)
 		return -1;
 	return 0;
+}
+
+int
+uptime_now(uint64_t *secs)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_BOOTTIME, &ts) == 0 && ts.tv_sec >= 0) {
+		*secs = (uint64_t)ts.tv_sec;
+		return 0;
+	}
+	return uptime_read(PROC_UPTIME, secs);
 }
 
 int

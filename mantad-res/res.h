@@ -9,7 +9,10 @@
 #include <sys/types.h>
 #include <time.h>
 
+#include <zmq.h>
+
 #include "file.h"
+#include "ipc.h"
 
 /* Where the host is read. */
 #define PROC_STAT "/proc/stat"
@@ -141,6 +144,10 @@ int net_read(const char *path, struct net_info *n);
 /* /proc/uptime, whole seconds. 0 or -1. */
 int uptime_parse(const char *buf, uint64_t *secs);
 int uptime_read(const char *path, uint64_t *secs);
+/* The same figure from CLOCK_BOOTTIME, which /proc/uptime prints (time
+ * namespaces included): no file read per heartbeat. Falls back to
+ * uptime_read. 0 or -1. */
+int uptime_now(uint64_t *secs);
 
 /* ---- gpu.c ---- */
 
@@ -202,6 +209,19 @@ struct cpu_view {
 	int valid;		/* pct computed at least once */
 };
 
+/* snapsock.c: mantad-beat's socket for the heartbeat's Snapshot. */
+#define SNAPSOCK_NAME "res-snap.sock"
+#define SNAPSOCK_CLIENTS 4
+
+/* All zero: not open. */
+struct snapsock {
+	int open;
+	int lfd;			/* listening */
+	int cfd[SNAPSOCK_CLIENTS];	/* connected callers, -1 for none */
+	uid_t owner;			/* of the run dir (ipc_caller_kind) */
+	char path[PATH_MAX];
+};
+
 struct res {
 	const char *state_dir;
 	const char *data_dir;		/* datasets.base_path; may not exist */
@@ -211,6 +231,7 @@ struct res {
 	struct gpu_list gpus;		/* rescanned with each periodic sample */
 	struct store *store;
 	uint64_t snapshots;		/* answered since start */
+	struct snapsock ss;		/* mantad-beat's way in (snapsock.c) */
 };
 
 struct reading {
@@ -233,6 +254,9 @@ void res_free(struct res *r);
  * could not be read (logged). */
 #define CPU_MIN_INTERVAL_MS 250
 int res_read(struct res *r, struct cpu_view *v, struct reading *rd);
+/* Only what a heartbeat carries (MetricsSnapshot: CPU, memory, the
+ * time): rd's disks, network and uptime are left zero. */
+int res_read_metrics(struct res *r, struct cpu_view *v, struct reading *rd);
 /* The periodic sample: a reading, a GPU rescan and a row in res.db. */
 int res_sample(struct res *r);
 
@@ -240,9 +264,30 @@ int res_sample(struct res *r);
 
 struct ipc_server;
 struct ipc_req;
+/* Reads the host now and hands the Snapshot to send(arg, m): send's
+ * result, or SNAPSHOT_UNREAD (send not called) when /proc could not be
+ * read. Without full, the Snapshot holds its MetricsSnapshot alone (all
+ * a heartbeat carries), and only that is read. */
+#define SNAPSHOT_UNREAD (-2)
+int snapshot_build(struct res *r, int full,
+    int (*send)(void *arg, const Manta__Ipc__Msg *m), void *arg);
 int answer_snapshot(struct res *r, struct ipc_server *srv, struct ipc_req *req);
 int answer_capacity(struct res *r, struct ipc_server *srv, struct ipc_req *req);
 int answer_status(struct res *r, struct ipc_server *srv, struct ipc_req *req);
+
+/* ---- snapsock.c: mantad-beat's socket for the heartbeat's Snapshot ---- */
+
+/* Binds <run_dir>/res-snap.sock (before the uid switch, as the endpoint).
+ * 0 or -1 (logged). */
+int snapsock_open(struct snapsock *ss, const char *run_dir);
+/* Closes every connection and removes the file. */
+void snapsock_close(struct snapsock *ss);
+/* The fds to poll for ZMQ_POLLIN into items (1 + SNAPSOCK_CLIENTS of
+ * them at most): how many. */
+size_t snapsock_pollitems(const struct snapsock *ss, zmq_pollitem_t *items);
+/* Accepts and answers what the polled items say is there. */
+void snapsock_handle(struct snapsock *ss, struct res *r, const zmq_pollitem_t *items,
+    size_t n);
 
 /* ---- sandbox.c: the seccomp allowlist, loaded before the loop ---- */
 int sandbox_enter(void);

@@ -90,7 +90,7 @@ res_free(struct res *r)
 }
 
 int
-res_read(struct res *r, struct cpu_view *v, struct reading *rd)
+res_read_metrics(struct res *r, struct cpu_view *v, struct reading *rd)
 {
 	memset(rd, 0, offsetof(struct reading, disk));
 	rd->disk_ok[0] = rd->disk_ok[1] = 0;
@@ -109,6 +109,14 @@ res_read(struct res *r, struct cpu_view *v, struct reading *rd)
 		log_warn("unable to read %s", PROC_MEMINFO);
 		return -1;
 	}
+	return 0;
+}
+
+int
+res_read(struct res *r, struct cpu_view *v, struct reading *rd)
+{
+	if (res_read_metrics(r, v, rd) < 0)
+		return -1;
 	if (disk_read(r->state_dir, &rd->disk[0]) == 0)
 		rd->disk_ok[0] = 1;
 	else
@@ -119,7 +127,7 @@ res_read(struct res *r, struct cpu_view *v, struct reading *rd)
 		rd->disk_ok[1] = 1;
 	if (net_read(PROC_NETDEV, &rd->net) < 0)
 		log_debug("unable to read %s: %s", PROC_NETDEV, strerror(errno));
-	if (uptime_read(PROC_UPTIME, &rd->uptime) < 0)
+	if (uptime_now(&rd->uptime) < 0)
 		log_debug("unable to read %s: %s", PROC_UPTIME, strerror(errno));
 	return 0;
 }

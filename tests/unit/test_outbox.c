@@ -93,6 +93,56 @@ test_outbox_add_outcomes(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* outbox_next answers from memory past the last row (issue 14: the
+ * heartbeat's tick pumps every second) and finds every row still there:
+ * after done and drop, after a reopen, after the outbox emptied. */
+static void
+test_outbox_next(void **state)
+{
+	char dir[] = "/tmp/outbox-test-XXXXXX", cmd[64];
+	const uint8_t pl[] = "update";
+	struct outbox *ob;
+	struct ob_row r;
+
+	assert_non_null(mkdtemp(dir));
+	assert_non_null(ob = outbox_open(dir));
+	assert_int_equal(outbox_next(ob, 0, &r), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(outbox_add(ob, "t", pl, sizeof(pl), 1, NULL), OB_STORED);
+	assert_int_equal(outbox_next(ob, 0, &r), 1);
+	assert_int_equal(r.seq, 1);
+	ob_row_clear(&r);
+	assert_int_equal(outbox_done(ob, 1), 0);
+	assert_int_equal(outbox_drop(ob, 2), 0);
+	assert_int_equal(outbox_done(ob, 2), 0);	/* gone already */
+	assert_int_equal(outbox_count(ob), 1);
+	assert_int_equal(outbox_next(ob, 0, &r), 1);
+	assert_int_equal(r.seq, 3);
+	ob_row_clear(&r);
+	assert_int_equal(outbox_next(ob, 3, &r), 0);
+	outbox_close(ob);
+
+	assert_non_null(ob = outbox_open(dir));
+	assert_int_equal(outbox_count(ob), 1);
+	assert_int_equal(outbox_next(ob, 0, &r), 1);
+	assert_int_equal(r.seq, 3);
+	ob_row_clear(&r);
+	assert_int_equal(outbox_done(ob, 3), 0);
+	assert_int_equal(outbox_count(ob), 0);
+	assert_int_equal(outbox_next(ob, 0, &r), 0);
+	outbox_close(ob);
+
+	/* Empty, reopened: the next seq still comes after the last one. */
+	assert_non_null(ob = outbox_open(dir));
+	assert_int_equal(outbox_add(ob, "t", pl, sizeof(pl), 1, NULL), OB_STORED);
+	assert_int_equal(outbox_next(ob, 3, &r), 1);
+	assert_int_equal(r.seq, 4);
+	ob_row_clear(&r);
+	outbox_close(ob);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 static void
 is_name(const char *s, size_t len)
 {
@@ -179,6 +229,7 @@ main(void)
 		cmocka_unit_test(test_db_durable),
 		cmocka_unit_test(test_beat_outbox_full),
 		cmocka_unit_test(test_outbox_add_outcomes),
+		cmocka_unit_test(test_outbox_next),
 		cmocka_unit_test(test_handoff_ids),
 	};
 

@@ -443,6 +443,16 @@ test_netdev(void **state)
 	assert_int_equal(up, 12345);
 	assert_int_equal(uptime_parse("", &up), -1);
 	assert_int_equal(uptime_parse("x", &up), -1);
+
+	/* The clock gives what the file says (read around it). */
+	{
+		uint64_t a = 0, now = 0, b = 0;
+
+		assert_int_equal(uptime_read(PROC_UPTIME, &a), 0);
+		assert_int_equal(uptime_now(&now), 0);
+		assert_int_equal(uptime_read(PROC_UPTIME, &b), 0);
+		assert_true(a > 0 && a <= now && now <= b);
+	}
 }
 
 /* ---- GPUs ---- */
