@@ -51,6 +51,7 @@ enum ev_type {
 	EV_MESSAGE,		/* topic/topic_len, data/len (data NULL if too_big) */
 	EV_SENT,		/* seq */
 	EV_SEND_FAILED,		/* seq, code */
+	EV_SUBSCRIBED,		/* gen, seq: the topic index */
 	EV_SUBSCRIBE_FAILED,	/* gen, code */
 	EV_DISCONNECTED,	/* gen */
 	EV_REGISTRATION,	/* msg: a RegistrationNotice, or NULL when none */
@@ -225,6 +226,7 @@ struct beat {
 	int port;
 	char **topics;
 	size_t ntopics;
+	size_t nsubscribed;	/* SUBACKs of this connection's subscriptions */
 	uint64_t generation;
 	char broker[300];	/* "host:port", "" before the first */
 	bool regpoll_pending;

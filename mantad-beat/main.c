@@ -48,7 +48,8 @@ reply_status(struct beat *b, struct ipc_req *req)
 	manta__ipc__status_reply__init(&sr);
 	manta__ipc__beat_status__init(&bs);
 	bs.broker = b->broker;
-	bs.connected = b->state == CONN_CONNECTED;
+	/* Connected, and every topic's SUBACK in: commands can reach us. */
+	bs.connected = b->state == CONN_CONNECTED && b->nsubscribed >= b->ntopics;
 	bs.outbox = outbox_count(b->ob);
 	bs.heartbeats = b->heartbeats;
 	bs.outbox_peak = b->outbox_peak;

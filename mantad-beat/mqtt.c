@@ -130,6 +130,9 @@ on_sub_ok(void *ctx, MQTTAsync_successData *r)
 	if (r != NULL && r->alt.qos == 0x80)
 		push_simple(EV_SUBSCRIBE_FAILED, CTX_GEN(ctx),
 		    (uint64_t)(uintptr_t)ctx >> 32, 0x80, NULL);
+	else
+		push_simple(EV_SUBSCRIBED, CTX_GEN(ctx),
+		    (uint64_t)(uintptr_t)ctx >> 32, 0, NULL);
 }
 
 static void

@@ -242,6 +242,7 @@ on_connected(struct beat *b, long long now)
 	    b->broker, b->client_id, b->ntopics, outbox_count(b->ob));
 	b->state = CONN_CONNECTED;
 	b->failures = 0;
+	b->nsubscribed = 0;
 	(void)mq_subscribe(b->mq, b->topics, b->ntopics);
 	/* Replay everything still stored, in seq order. */
 	b->sent_upto = 0;
@@ -379,8 +380,10 @@ session_registration(struct beat *b, const Manta__Ipc__RegistrationNotice *n,
 		b->failures = 0;
 		b->state = CONN_WAITING;
 		b->next_connect = 0;	/* now */
-	} else if (b->state == CONN_CONNECTED)
+	} else if (b->state == CONN_CONNECTED) {
+		b->nsubscribed = 0;
 		(void)mq_subscribe(b->mq, b->topics, b->ntopics);
+	}
 	return 0;
 nomem:
 	free(host);
@@ -793,6 +796,15 @@ session_event(struct beat *b, struct event *ev)
 		    ev->seq, ev->code);
 		inflight_remove(b, ev->seq);
 		b->replay = true;
+		break;
+	case EV_SUBSCRIBED:
+		/* Online (status) once the broker has taken every subscription:
+		 * a command published before that would not reach us. */
+		if (current && b->state == CONN_CONNECTED && ev->seq < b->ntopics &&
+		    b->nsubscribed < b->ntopics) {
+			b->nsubscribed++;
+			log_debug("subscribed to %s", b->topics[ev->seq]);
+		}
 		break;
 	case EV_SUBSCRIBE_FAILED:
 		if (current && ev->seq < b->ntopics)

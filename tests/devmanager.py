@@ -211,14 +211,20 @@ class Throttle(object):
     down: bytes/s from the manager to the node (None: unlimited);
     up: bytes/s from the node to the manager (a slow receiver);
     frozen: when set, nothing moves either way and the connections stay
-    open (a link that went silent). Point the node at host:.port."""
+    open (a link that went silent);
+    hold_down_after: on each connection, only that many bytes go down (to
+    the node) until release() (e.g. 4: an MQTT CONNACK, then nothing: a
+    broker slow to acknowledge the subscriptions).
+    Point the node at host:.port."""
 
     CHUNK = 64 * 1024
 
     def __init__(self, target_port, target_host="127.0.0.1", down=None, up=None,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", hold_down_after=None):
         import socket
         self.target = (target_host, target_port)
+        self.hold_down_after = hold_down_after
+        self._released = threading.Event()
         self.down = down
         self.up = up
         self._moving = threading.Event()    # clear while frozen
@@ -273,10 +279,26 @@ class Throttle(object):
                 t.start()
                 self._threads.append(t)
 
+    def release(self):
+        """Lets the bytes held by hold_down_after go, and all after them."""
+        self._released.set()
+
+    def _hold(self, dst, data, done):
+        """Sends what may go before the hold point, waits for release(),
+        and returns the rest (None: stopped while waiting)."""
+        cut = max(0, self.hold_down_after - done)
+        if cut:
+            dst.sendall(data[:cut])
+        while not self._released.wait(0.2):
+            if self._stop.is_set():
+                return None
+        return data[cut:]
+
     def _pump(self, src, dst, way):
         import select
         import socket
         t0, sent = time.monotonic(), 0
+        conn_moved = 0
         while not self._stop.is_set():
             if self.frozen:
                 self._moving.wait()         # until thawed, or closed
@@ -301,9 +323,18 @@ class Throttle(object):
                 elif ahead < -1:
                     t0, sent = time.monotonic(), 0
             try:
+                if (way == "down" and self.hold_down_after is not None and
+                        not self._released.is_set() and
+                        conn_moved + len(data) > self.hold_down_after):
+                    rest = self._hold(dst, data, conn_moved)
+                    if rest is None:
+                        break
+                    conn_moved += len(data) - len(rest)
+                    data = rest
                 dst.sendall(data)
             except OSError:
                 break
+            conn_moved += len(data)
             self.moved[way] += len(data)
         for s in (src, dst):
             try:
@@ -315,6 +346,7 @@ class Throttle(object):
         import socket
         self._stop.set()
         self._moving.set()                  # a frozen pump sees the stop
+        self._released.set()
         try:
             self._lsn.close()
         except OSError:

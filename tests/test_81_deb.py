@@ -443,6 +443,11 @@ def test_upgrade_keeps_running_task(debs, chroot, manager, bbroot):
                               c.run("mantactl status --json node", check=False).stdout),
             30, "the node's id").group(1)
         manager.wait_mqtt(10)
+        # Online: its subscriptions acknowledged, so the deploy reaches it.
+        nodelib.wait_for(
+            lambda: re.search(r'"state": *"online"',
+                              c.run("mantactl status --json node", check=False).stdout),
+            30, "the node online")
         tid = "8d" * 16
         manager.deploy_task(node_id, nodelib.task_msg(
             tid, "#!/bin/sh\necho start\nsleep 20\necho end\n"))
