@@ -31,6 +31,8 @@
 #include "id.h"
 #include "ipc.h"
 
+#include "launch.h"
+
 #define PROG "mantad-exec"
 
 #define PAYLOAD_MAX	(16u << 20)	/* bytes of a deploy_task payload */
@@ -175,6 +177,9 @@ struct exec {
 	int light_ep;			/* to mantad-light's task endpoints */
 	long long next_netep;
 	struct hist launch;		/* PENDING -> RUNNING (mantactl metrics) */
+	int launcher;			/* socket to the launcher (launch.h) */
+	pid_t launcher_pid;
+	uint32_t launch_seq;
 };
 
 /* ---- events.c: helper threads -> main loop (evq.h) ---- */
@@ -393,21 +398,32 @@ void runtime_probe_cgroups(struct exec *x);
 int runtime_launch(struct exec *x, struct run *r);
 /* SIGTERM to r's shim: stop the container (grace, then SIGKILL). */
 void runtime_signal_stop(struct exec *x, struct run *r);
-/* Own shims that exited (SIGCHLD). */
+/* Children that exited (SIGCHLD): pulls only. */
 void runtime_reap(struct exec *x);
+/* The pidfd of r's shim is readable: it exited. */
+void runtime_pidfd_input(struct exec *x, struct run *r);
 /* Status pipe readable. */
 void runtime_status_input(struct exec *x, struct run *r);
 /* Adopted shim exited (pidfd) or poll tick. */
 void runtime_check_adopted(struct exec *x, struct run *r, bool exited);
 /* The shim of r is gone: read its result and end the run. */
 void runtime_finish(struct exec *x, struct run *r);
-/* Kills and deletes container cid in a child of ours, without waiting
- * (runtime_reap reaps it): the main loop never waits for the runtime. */
-void runtime_cleanup_async(const struct exec *x, const char *cid);
-/* Runs "runtime --root R ARGS..." and waits (recovery only). Exit status,
- * -1 if it could not run. Output to out if not NULL. */
-int runtime_cmd(const struct exec *x, char *out, size_t outlen, ...)
-    __attribute__((sentinel));
+/* ---- launch_client.c: the launcher (launch.h) ---- */
+/* Forks and executes the launcher, before any thread. 0 or -1 (logged). */
+int launch_start(struct exec *x);
+int launch_fd(const struct exec *x);
+/* Sends q (its seq set here) and waits for its reply, which the launcher
+ * sends at once: 0 with rep and fds (-1 where none), or -1 (logged, no fd
+ * left open). A launcher gone ends mantad-exec. */
+int launch_call(struct exec *x, struct launch_req *q, struct launch_rep *rep,
+    int fds[LAUNCH_FDS_MAX]);
+/* The launcher's socket is readable between calls: a late reply, or EOF. */
+void launch_input(struct exec *x);
+/* Kills and deletes container cid in a child of the launcher, without
+ * waiting: the main loop never waits for the runtime. */
+void runtime_cleanup_async(struct exec *x, const char *cid);
+/* "runtime list --quiet" into out (recovery only). 0 or -1. */
+int runtime_list(struct exec *x, char *out, size_t outlen);
 
 /* ---- shim.c ---- */
 /* argv after "--shim". Never returns. */

@@ -498,6 +498,10 @@ startup(struct exec *x, struct daemon_opts *opts)
 	(void)runtime_resolve(x);
 	runtime_probe_cgroups(x);
 	userns_init(x);
+	/* Still one thread: the launcher keeps the runtime's privileges,
+	 * and starts every shim and runtime call from now on. */
+	if (launch_start(x) == -1)
+		log_fatalx(1, "unable to start the launcher");
 	if ((x->audit = audit_open(x->cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/%s", x->cfg->state_dir, AUDIT_FILE);
 	if ((x->db = store_open(x->cfg->state_dir)) == NULL)
@@ -546,6 +550,7 @@ poll_items(struct exec *x, zmq_pollitem_t *items, struct run **owner)
 	/* mantad-light's end of the task endpoints (-1: none, ignored). */
 	items[n++] = (zmq_pollitem_t){ NULL, netep_fd(x), netep_fd(x) == -1 ?
 	    0 : ZMQ_POLLIN, 0 };
+	items[n++] = (zmq_pollitem_t){ NULL, launch_fd(x), ZMQ_POLLIN, 0 };
 	TAILQ_FOREACH(r, &x->runs, all) {
 		int fd = r->status_fd >= 0 ? r->status_fd : r->pidfd;
 
@@ -596,7 +601,9 @@ poll_round(struct exec *x, long long now)
 		(void)evq_run(x->q, apply_event, x);
 	if (items[3].revents && items[3].fd == netep_fd(x))
 		netep_input(x);
-	for (int i = 4; i < n; i++) {
+	if (items[4].revents)
+		launch_input(x);
+	for (int i = 5; i < n; i++) {
 		if (!(items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
 			continue;
 		/* The run may have ended in this round: look it up. */
@@ -608,7 +615,7 @@ poll_round(struct exec *x, long long now)
 		if (items[i].fd == r->status_fd)
 			runtime_status_input(x, r);
 		else if (items[i].fd == r->pidfd)
-			runtime_check_adopted(x, r, true);
+			runtime_pidfd_input(x, r);
 	}
 	if (items[0].revents & ZMQ_POLLIN)
 		handle_ipc(x);
@@ -636,6 +643,8 @@ teardown(struct exec *x)
 	free_all(x);
 	db_close(x->db);
 	close(x->sfd);
+	if (x->launcher != -1)
+		close(x->launcher);
 	audit_close(x->audit);
 	cfg_free(x->cfg);
 }
@@ -652,9 +661,12 @@ main(int argc, char **argv)
 		shim_main(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "--pull") == 0)
 		pull_main(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "--launcher") == 0)
+		launcher_main(argc - 2, argv + 2);
 
 	memset(&x, 0, sizeof(x));
 	x.light_ep = -1;
+	x.launcher = -1;
 	TAILQ_INIT(&x.runs);
 	TAILQ_INIT(&x.queue);
 	log_init(PROG, LOG_LVL_INFO);
