@@ -177,9 +177,8 @@ struct exec {
 	int light_ep;			/* to mantad-light's task endpoints */
 	long long next_netep;
 	struct hist launch;		/* PENDING -> RUNNING (mantactl metrics) */
-	int launcher;			/* socket to the launcher (launch.h) */
-	pid_t launcher_pid;
-	uint32_t launch_seq;
+	struct launch_chan *launcher;	/* the main loop's, to the launcher */
+	struct launch_chan *launcher_pull;	/* the pull thread's */
 };
 
 /* ---- events.c: helper threads -> main loop (evq.h) ---- */
@@ -409,14 +408,22 @@ void runtime_check_adopted(struct exec *x, struct run *r, bool exited);
 /* The shim of r is gone: read its result and end the run. */
 void runtime_finish(struct exec *x, struct run *r);
 /* ---- launch_client.c: the launcher (launch.h) ---- */
+/* One socket to the launcher, used by one thread. */
+struct launch_chan {
+	int fd;
+	pid_t pid;			/* the launcher's */
+	uint32_t seq;
+};
 /* Forks and executes the launcher, before any thread. 0 or -1 (logged). */
 int launch_start(struct exec *x);
+void launch_close(struct exec *x);
 int launch_fd(const struct exec *x);
-/* Sends q (its seq set here) and waits for its reply, which the launcher
- * sends at once: 0 with rep and fds (-1 where none), or -1 (logged, no fd
- * left open). A launcher gone ends mantad-exec. */
-int launch_call(struct exec *x, struct launch_req *q, struct launch_rep *rep,
-    int fds[LAUNCH_FDS_MAX]);
+/* Sends q (its seq set here; with descriptor fd unless -1) and waits for
+ * its reply, which the launcher sends at once: 0 with rep and fds (-1
+ * where none), or -1 (logged, no fd left open). A launcher gone ends
+ * mantad-exec. */
+int launch_call(struct launch_chan *ch, struct launch_req *q, int fd,
+    struct launch_rep *rep, int fds[LAUNCH_FDS_MAX]);
 /* The launcher's socket is readable between calls: a late reply, or EOF. */
 void launch_input(struct exec *x);
 /* Kills and deletes container cid in a child of the launcher, without

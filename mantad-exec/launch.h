@@ -21,6 +21,7 @@
 #define LAUNCH_BUNDLE_MAX	128	/* a bundle's name in <state_dir>/tasks */
 #define LAUNCH_CID_MAX		96	/* CID_MAX */
 #define LAUNCH_LOG_MAX		32	/* a log's name in <state_dir>/logs */
+#define LAUNCH_IMAGE_MAX	256	/* an image reference */
 #define LAUNCH_FDS_MAX		2
 #define LAUNCH_GRACE_MAX	600000	/* ms */
 
@@ -31,6 +32,18 @@ enum launch_kind {
 	LAUNCH_CLEAN = 2,
 	/* "runtime list --quiet": the read end of its stdout */
 	LAUNCH_LIST = 3,
+	/* "mantad-exec --pull" of image (its own process group), with the
+	 * credentials' memfd passed along, if any: its stdout, a pidfd */
+	LAUNCH_PULL = 4,
+	/* imgstore_clean of the image store, after a pull was killed */
+	LAUNCH_PULL_CLEAN = 5,
+	/* a network namespace at <run_dir>/netns/<cid>, lo up: a socket
+	 * listening on 127.0.0.1:port inside it */
+	LAUNCH_NETNS_ADD = 6,
+	/* a new listening socket in the namespace of cid */
+	LAUNCH_NETNS_LISTEN = 7,
+	/* unmounts and removes the namespace of cid */
+	LAUNCH_NETNS_DEL = 8,
 };
 
 struct launch_req {
@@ -42,6 +55,11 @@ struct launch_req {
 	char bundle[LAUNCH_BUNDLE_MAX];	/* LAUNCH_SHIM */
 	char cid[LAUNCH_CID_MAX];	/* LAUNCH_SHIM, LAUNCH_CLEAN */
 	char log[LAUNCH_LOG_MAX];	/* LAUNCH_SHIM */
+	char image[LAUNCH_IMAGE_MAX];	/* LAUNCH_PULL */
+	uint32_t insecure;		/* LAUNCH_PULL: 0 or 1 */
+	uint32_t max_disk;		/* LAUNCH_PULL: percent, 0..100 */
+	uint32_t port;			/* LAUNCH_NETNS_ADD, _LISTEN */
+	uint32_t pad;
 };
 
 struct launch_rep {
@@ -58,6 +76,8 @@ struct launch_cfg {
 	const char *root;		/* the runtime's --root */
 	const char *tasks_dir;
 	const char *logs_dir;
+	const char *run_dir;
+	const char *image_dir;
 	bool cgroup2;
 };
 
@@ -67,16 +87,20 @@ struct launch_cfg {
 bool launch_bundle_ok(const char *s, size_t max);
 bool launch_cid_ok(const char *s, size_t max);
 bool launch_log_ok(const char *s, size_t max);
+/* An image reference: [A-Za-z0-9._/:@-], no "..", not starting with '-'. */
+bool launch_image_ok(const char *s, size_t max);
 /* Checks one packet of len bytes (truncated: it was longer) and copies it
  * to out. NULL when it may be served, else why not. */
 const char *launch_check(const void *frame, size_t len, bool truncated,
     struct launch_req *out);
 /* Serves one packet on sock: checks it, forks at most one child, replies.
+ * fd: a descriptor that came with it (-1: none), the launcher's to close.
  * 0, or -1 when the reply could not be sent. */
 int launch_serve(const struct launch_cfg *c, int sock, const void *frame,
-    size_t len, bool truncated);
-/* argv after "--launcher": RUNTIME ROOT TASKS_DIR LOGS_DIR CGROUP2 LEVEL
- * PARENT (mantad-exec's pid), the socket on fd 3. Never returns. */
+    size_t len, bool truncated, int fd);
+/* argv after "--launcher": RUNTIME ROOT TASKS_DIR LOGS_DIR RUN_DIR
+ * IMAGE_DIR CGROUP2 LEVEL PARENT (mantad-exec's pid); the sockets on fd 3
+ * (the main loop's) and 4 (the pull thread's). Never returns. */
 void launcher_main(int argc, char **argv) __attribute__((noreturn));
 
 #endif

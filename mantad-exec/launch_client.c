@@ -23,12 +23,13 @@
 _Static_assert(LAUNCH_CID_MAX == CID_MAX, "container id sizes differ");
 
 static void
-exec_launcher(const struct exec *x, int fd, pid_t parent)
+exec_launcher(const struct exec *x, int fd3, int fd4, pid_t parent)
 {
 	char pid[24];
 	char *argv[] = { (char *)PROG, (char *)"--launcher",
 	    x->runtime ? x->runtime : (char *)"", x->runtime_root, x->tasks_dir,
-	    x->logs_dir, (char *)(x->cgroup2 ? "1" : "0"),
+	    x->logs_dir, x->cfg->run_dir, x->cfg->image_dir,
+	    (char *)(x->cgroup2 ? "1" : "0"),
 	    (char *)(x->opts->verbose ? "DEBUG" : "INFO"), pid, NULL };
 	sigset_t none;
 
@@ -38,45 +39,71 @@ exec_launcher(const struct exec *x, int fd, pid_t parent)
 		_exit(0);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (fd == 3)
-		(void)fcntl(3, F_SETFD, 0);
-	else if (dup2(fd, 3) == -1)
+	/* Out of the way of 3 and 4 first, then there. */
+	if ((fd3 = fcntl(fd3, F_DUPFD, 10)) == -1 ||
+	    (fd4 = fcntl(fd4, F_DUPFD, 10)) == -1 ||
+	    dup2(fd3, 3) == -1 || dup2(fd4, 4) == -1)
 		_exit(111);
-	(void)syscall(SYS_close_range, 4U, ~0U, 0U);
+	(void)syscall(SYS_close_range, 5U, ~0U, 0U);
 	execv("/proc/self/exe", argv);
 	_exit(111);
+}
+
+static struct launch_chan *
+chan_new(int fd, pid_t pid)
+{
+	struct launch_chan *ch = calloc(1, sizeof(*ch));
+
+	if (ch == NULL)
+		log_fatalx(1, "out of memory");
+	ch->fd = fd;
+	ch->pid = pid;
+	return ch;
 }
 
 int
 launch_start(struct exec *x)
 {
 	pid_t parent = getpid(), pid;
-	int sv[2];
+	int a[2], b[2];
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1) {
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, a) == -1 ||
+	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, b) == -1) {
 		log_warn("socketpair");
 		return -1;
 	}
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
-		close(sv[0]);
-		close(sv[1]);
 		return -1;
 	}
 	if (pid == 0)
-		exec_launcher(x, sv[1], parent);
-	close(sv[1]);
-	x->launcher = sv[0];
-	x->launcher_pid = pid;
+		exec_launcher(x, a[1], b[1], parent);
+	close(a[1]);
+	close(b[1]);
+	x->launcher = chan_new(a[0], pid);
+	x->launcher_pull = chan_new(b[0], pid);
 	log_info("launcher: process %d starts the runtime; this one parses",
 	    (int)pid);
 	return 0;
 }
 
+void
+launch_close(struct exec *x)
+{
+	struct launch_chan *ch[2] = { x->launcher, x->launcher_pull };
+
+	for (size_t i = 0; i < 2; i++)
+		if (ch[i] != NULL) {
+			close(ch[i]->fd);
+			free(ch[i]);
+		}
+	x->launcher = x->launcher_pull = NULL;
+}
+
 int
 launch_fd(const struct exec *x)
 {
-	return x->launcher;
+	return x->launcher->fd;
 }
 
 /* One packet: the reply and its descriptors. 1, 0 at EOF, -1. */
@@ -133,27 +160,47 @@ close_fds(int fds[LAUNCH_FDS_MAX])
 }
 
 static void __attribute__((noreturn))
-launcher_gone(const struct exec *x)
+launcher_gone(const struct launch_chan *ch)
 {
 	log_fatalx(1, "launcher (process %d) gone: every task would fail;"
-	    " exiting for the supervisor to restart us", (int)x->launcher_pid);
+	    " exiting for the supervisor to restart us", (int)ch->pid);
+}
+
+static ssize_t
+send_req(int sock, const struct launch_req *q, int fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { (void *)(uintptr_t)q, sizeof(*q) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(cbuf, 0, sizeof(cbuf));
+	if (fd >= 0) {
+		mh.msg_control = cbuf;
+		mh.msg_controllen = sizeof(cbuf);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	}
+	while ((n = sendmsg(sock, &mh, MSG_NOSIGNAL)) == -1 && errno == EINTR)
+		;
+	return n;
 }
 
 int
-launch_call(struct exec *x, struct launch_req *q, struct launch_rep *rep,
-    int fds[LAUNCH_FDS_MAX])
+launch_call(struct launch_chan *ch, struct launch_req *q, int fd,
+    struct launch_rep *rep, int fds[LAUNCH_FDS_MAX])
 {
 	long long end = daemon_now_ms() + LAUNCH_REPLY_MS;
-	struct pollfd pfd = { x->launcher, POLLIN, 0 };
-	ssize_t n;
+	struct pollfd pfd = { ch->fd, POLLIN, 0 };
 	int rc;
 
-	q->seq = ++x->launch_seq;
-	while ((n = send(x->launcher, q, sizeof(*q), MSG_NOSIGNAL)) == -1 &&
-	    errno == EINTR)
-		;
-	if (n != (ssize_t)sizeof(*q))
-		launcher_gone(x);
+	q->seq = ++ch->seq;
+	if (send_req(ch->fd, q, fd) != (ssize_t)sizeof(*q))
+		launcher_gone(ch);
 	for (;;) {
 		long long left = end - daemon_now_ms();
 
@@ -164,15 +211,15 @@ launch_call(struct exec *x, struct launch_req *q, struct launch_rep *rep,
 		}
 		if (poll(&pfd, 1, (int)left) == -1 && errno != EINTR)
 			return -1;
-		if ((rc = recv_reply(x->launcher, rep, fds)) == 0)
-			launcher_gone(x);
+		if ((rc = recv_reply(ch->fd, rep, fds)) == 0)
+			launcher_gone(ch);
 		if (rc == 1 && rep->seq == q->seq)
 			break;
 		close_fds(fds);		/* a late reply to an earlier call */
 	}
 	if (rep->err != 0) {
 		rep->msg[sizeof(rep->msg) - 1] = '\0';
-		log_warnx("launcher: %s: %s", rep->msg, strerror(rep->err));
+		log_debug("launcher: %s: %s", rep->msg, strerror(rep->err));
 		close_fds(fds);
 		errno = rep->err;
 		return -1;
@@ -187,11 +234,11 @@ launch_input(struct exec *x)
 	int fds[LAUNCH_FDS_MAX], rc;
 
 	/* Nothing is expected between calls: a late reply, or the end. */
-	while ((rc = recv_reply(x->launcher, &rep, fds)) == 1)
+	while ((rc = recv_reply(x->launcher->fd, &rep, fds)) == 1)
 		close_fds(fds);
 	close_fds(fds);
 	if (rc == 0)
-		launcher_gone(x);
+		launcher_gone(x->launcher);
 }
 
 /* A request with a container id (and nothing else): 0 or -1. */
@@ -205,7 +252,7 @@ cid_call(struct exec *x, enum launch_kind kind, const char *cid,
 	q.kind = kind;
 	if (cid != NULL)
 		snprintf(q.cid, sizeof(q.cid), "%s", cid);
-	return launch_call(x, &q, rep, fds);
+	return launch_call(x->launcher, &q, -1, rep, fds);
 }
 
 void
@@ -217,7 +264,7 @@ runtime_cleanup_async(struct exec *x, const char *cid)
 	if (x->runtime == NULL)
 		return;
 	if (cid_call(x, LAUNCH_CLEAN, cid, &rep, fds) == -1)
-		log_warnx("container %s: no clean-up", cid);
+		log_warn("container %s: no clean-up", cid);
 	else
 		log_debug("container %s: clean-up in process %d", cid,
 		    (int)rep.pid);
@@ -230,8 +277,12 @@ runtime_list(struct exec *x, char *out, size_t outlen)
 	int fds[LAUNCH_FDS_MAX];
 	size_t got = 0;
 
-	if (x->runtime == NULL || cid_call(x, LAUNCH_LIST, NULL, &rep, fds) == -1)
+	if (x->runtime == NULL)
 		return -1;
+	if (cid_call(x, LAUNCH_LIST, NULL, &rep, fds) == -1) {
+		log_warn("unable to list the runtime's containers");
+		return -1;
+	}
 	if (fds[0] < 0)
 		return -1;
 	/* Recovery only, before the loop: read it to the end. */

@@ -14,11 +14,14 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "imgstore.h"
 #include "log.h"
+#include "netns.h"
 
 #include "launch.h"
 
@@ -104,6 +107,46 @@ launch_log_ok(const char *s, size_t max)
 	return bounded(s, max) && digits(&p, 1, 19) && strcmp(p, ".log") == 0;
 }
 
+bool
+launch_image_ok(const char *s, size_t max)
+{
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789._/:@-";
+
+	return bounded(s, max) && s[0] != '\0' && s[0] != '-' &&
+	    s[strspn(s, ok)] == '\0' && strstr(s, "..") == NULL;
+}
+
+/* The fields of the kinds that carry more than a container id. */
+static const char *
+check_more(const struct launch_req *q)
+{
+	switch (q->kind) {
+	case LAUNCH_SHIM:
+		if (!launch_bundle_ok(q->bundle, sizeof(q->bundle)))
+			return "bad bundle name";
+		if (!launch_log_ok(q->log, sizeof(q->log)))
+			return "bad log name";
+		if (q->log_cap == 0 || q->timeout_ms < 0 ||
+		    q->grace_ms < 0 || q->grace_ms > LAUNCH_GRACE_MAX)
+			return "bad shim option";
+		return NULL;
+	case LAUNCH_PULL:
+		if (!launch_image_ok(q->image, sizeof(q->image)))
+			return "bad image reference";
+		if (q->insecure > 1 || q->max_disk > 100)
+			return "bad pull option";
+		return NULL;
+	case LAUNCH_NETNS_ADD:
+	case LAUNCH_NETNS_LISTEN:
+		if (q->port == 0 || q->port > 65535)
+			return "bad port";
+		return NULL;
+	default:
+		return NULL;
+	}
+}
+
 const char *
 launch_check(const void *frame, size_t len, bool truncated,
     struct launch_req *out)
@@ -113,19 +156,17 @@ launch_check(const void *frame, size_t len, bool truncated,
 	memcpy(out, frame, sizeof(*out));
 	switch (out->kind) {
 	case LAUNCH_SHIM:
-		if (!launch_bundle_ok(out->bundle, sizeof(out->bundle)))
-			return "bad bundle name";
-		if (!launch_log_ok(out->log, sizeof(out->log)))
-			return "bad log name";
-		if (out->log_cap == 0 || out->timeout_ms < 0 ||
-		    out->grace_ms < 0 || out->grace_ms > LAUNCH_GRACE_MAX)
-			return "bad shim option";
-		/* FALLTHROUGH */
 	case LAUNCH_CLEAN:
+	case LAUNCH_NETNS_ADD:
+	case LAUNCH_NETNS_LISTEN:
+	case LAUNCH_NETNS_DEL:
 		if (!launch_cid_ok(out->cid, sizeof(out->cid)))
 			return "bad container id";
-		return NULL;
+		return check_more(out);
+	case LAUNCH_PULL:
+		return check_more(out);
 	case LAUNCH_LIST:
+	case LAUNCH_PULL_CLEAN:
 		return NULL;
 	default:
 		return "unknown request kind";
@@ -348,30 +389,158 @@ serve_list(const struct launch_cfg *c, int sock, const struct launch_req *q)
 	return rc;
 }
 
+static int
+serve_pull(const struct launch_cfg *c, int sock, const struct launch_req *q,
+    int authfd)
+{
+	char pct[16];
+	const char *argv[] = { "mantad-exec", "--pull", c->image_dir,
+	    c->tasks_dir, q->image, q->insecure ? "1" : "0", pct,
+	    authfd >= 0 ? "/proc/self/fd/3" : "", NULL };
+	struct launch_rep rep;
+	int p[2], fds[2], rc;
+	pid_t pid, parent = getpid();
+
+	snprintf(pct, sizeof(pct), "%u", q->max_disk);
+	if (pipe2(p, O_CLOEXEC) == -1)
+		return refuse(sock, q->seq, errno, "pipe");
+	if ((pid = launch_fork()) == -1) {
+		rc = errno;
+		close(p[0]);
+		close(p[1]);
+		return refuse(sock, q->seq, rc, "fork");
+	}
+	if (pid == 0) {
+		/* Its own group, which mantad-exec kills at the deadline. */
+		(void)setpgid(0, 0);
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
+			_exit(111);
+		if (dup2(p[1], 1) == -1)
+			_exit(111);
+		child_fds(authfd, -2);
+		execv("/proc/self/exe", (char *const *)(uintptr_t)argv);
+		_exit(111);
+	}
+	close(p[1]);
+	memset(&rep, 0, sizeof(rep));
+	rep.seq = q->seq;
+	rep.pid = pid;
+	fds[0] = p[0];
+	fds[1] = (int)syscall(SYS_pidfd_open, pid, 0);
+	rep.nfds = fds[1] >= 0 ? 2 : 1;
+	rc = reply(sock, &rep, fds, rep.nfds);
+	close(p[0]);
+	if (fds[1] >= 0)
+		close(fds[1]);
+	log_debug("pull of %s: process %d", q->image, (int)pid);
+	return rc;
+}
+
+static int
+serve_pull_clean(const struct launch_cfg *c, int sock, const struct launch_req *q)
+{
+	struct imgstore st = { .image_dir = c->image_dir, .authfd = -1 };
+	struct launch_rep rep;
+	pid_t pid;
+
+	if ((pid = launch_fork()) == -1)
+		return refuse(sock, q->seq, errno, "fork");
+	if (pid == 0) {
+		child_fds(-1, -2);
+		imgstore_clean(&st);
+		_exit(0);
+	}
+	memset(&rep, 0, sizeof(rep));
+	rep.seq = q->seq;
+	rep.pid = pid;
+	return reply(sock, &rep, NULL, 0);
+}
+
+/* Network namespaces: short, bounded work (netns.c waits for its own
+ * child only until the namespace is made), done in line. */
+static int
+serve_netns(const struct launch_cfg *c, int sock, const struct launch_req *q)
+{
+	char path[4096];
+	struct launch_rep rep;
+	int lfd = -1, rc = 0;
+
+	if (snprintf(path, sizeof(path), "%s/netns", c->run_dir) >= (int)sizeof(path))
+		return refuse(sock, q->seq, ENAMETOOLONG, "path too long");
+	if (q->kind == LAUNCH_NETNS_ADD && mkdir(path, 0700) == -1 && errno != EEXIST)
+		return refuse(sock, q->seq, errno, "netns directory");
+	if (snprintf(path, sizeof(path), "%s/netns/%s", c->run_dir, q->cid) >=
+	    (int)sizeof(path))
+		return refuse(sock, q->seq, ENAMETOOLONG, "path too long");
+	switch (q->kind) {
+	case LAUNCH_NETNS_ADD:
+		(void)netns_remove(path);	/* a leftover of a crash */
+		rc = netns_create(path, (uint16_t)q->port, &lfd);
+		break;
+	case LAUNCH_NETNS_LISTEN:
+		rc = netns_listen(path, (uint16_t)q->port, &lfd);
+		break;
+	default:
+		rc = netns_remove(path);
+		break;
+	}
+	if (rc == -1)
+		return refuse(sock, q->seq, errno, "network namespace");
+	memset(&rep, 0, sizeof(rep));
+	rep.seq = q->seq;
+	rep.nfds = lfd >= 0 ? 1 : 0;
+	rc = reply(sock, &rep, &lfd, rep.nfds);
+	if (lfd >= 0)
+		close(lfd);
+	return rc;
+}
+
+static int
+serve(const struct launch_cfg *c, int sock, const struct launch_req *q, int fd)
+{
+	bool runtime = q->kind == LAUNCH_SHIM || q->kind == LAUNCH_CLEAN ||
+	    q->kind == LAUNCH_LIST;
+
+	if (runtime && c->runtime[0] == '\0')
+		return refuse(sock, q->seq, ENOENT, "no OCI runtime");
+	switch (q->kind) {
+	case LAUNCH_SHIM:
+		return serve_shim(c, sock, q);
+	case LAUNCH_CLEAN:
+		return serve_clean(c, sock, q);
+	case LAUNCH_LIST:
+		return serve_list(c, sock, q);
+	case LAUNCH_PULL:
+		return serve_pull(c, sock, q, fd);
+	case LAUNCH_PULL_CLEAN:
+		return serve_pull_clean(c, sock, q);
+	default:
+		return serve_netns(c, sock, q);
+	}
+}
+
 int
 launch_serve(const struct launch_cfg *c, int sock, const void *frame,
-    size_t len, bool truncated)
+    size_t len, bool truncated, int fd)
 {
 	struct launch_req q;
 	const char *why;
+	int rc;
 
 	memset(&q, 0, sizeof(q));
 	if ((why = launch_check(frame, len, truncated, &q)) != NULL) {
 		log_warnx("request refused: %s (kind %" PRIu32 ", %zu bytes)",
-		    why, len >= sizeof(uint32_t) ? q.kind : 0, len);
-		return refuse(sock, len >= 2 * sizeof(uint32_t) ? q.seq : 0,
-		    EINVAL, why);
-	}
-	if (c->runtime[0] == '\0')
-		return refuse(sock, q.seq, ENOENT, "no OCI runtime");
-	switch (q.kind) {
-	case LAUNCH_SHIM:
-		return serve_shim(c, sock, &q);
-	case LAUNCH_CLEAN:
-		return serve_clean(c, sock, &q);
-	default:
-		return serve_list(c, sock, &q);
-	}
+		    why, q.kind, len);
+		rc = refuse(sock, q.seq, EINVAL, why);
+	} else if (fd >= 0 && q.kind != LAUNCH_PULL) {
+		log_warnx("request refused: a descriptor with kind %" PRIu32,
+		    q.kind);
+		rc = refuse(sock, q.seq, EINVAL, "unexpected descriptor");
+	} else
+		rc = serve(c, sock, &q, fd);
+	if (fd >= 0)
+		close(fd);
+	return rc;
 }
 
 static void
@@ -396,36 +565,76 @@ reap(void)
 	}
 }
 
-/* Reads packets until mantad-exec is gone. */
+/* One packet from sock, and at most one descriptor with it (*fd). The
+ * byte count (more than the buffer: truncated), 0 at the end, -1. */
+static ssize_t
+recv_req(int sock, void *buf, size_t len, int *fd)
+{
+	char cbuf[CMSG_SPACE(sizeof(int) * LAUNCH_FDS_MAX)];
+	struct iovec iov = { buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+	    .msg_control = cbuf, .msg_controllen = sizeof(cbuf) };
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	*fd = -1;
+	n = recvmsg(sock, &mh, MSG_TRUNC | MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	for (cm = CMSG_FIRSTHDR(&mh); n >= 0 && cm != NULL;
+	    cm = CMSG_NXTHDR(&mh, cm)) {
+		size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		for (size_t i = 0; i < k; i++) {
+			int f;
+
+			memcpy(&f, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+			if (*fd == -1 && i == 0)
+				*fd = f;
+			else
+				close(f);	/* more than one: refused below */
+		}
+	}
+	if (n > 0 && (mh.msg_flags & MSG_CTRUNC))
+		n = (ssize_t)len + 1;
+	return n;
+}
+
+/* Reads packets on both sockets until mantad-exec is gone. */
 static void
-loop(const struct launch_cfg *c, int sock, int sfd)
+loop(const struct launch_cfg *c, int sfd)
 {
 	union { struct launch_req q; char b[sizeof(struct launch_req) + 1]; } u;
 	struct signalfd_siginfo si;
-	struct pollfd pfd[2] = { { sock, POLLIN, 0 }, { sfd, POLLIN, 0 } };
+	struct pollfd pfd[3] = { { sfd, POLLIN, 0 }, { 3, POLLIN, 0 },
+	    { 4, POLLIN, 0 } };
 	ssize_t n;
+	int fd;
 
 	for (;;) {
-		if (poll(pfd, 2, -1) == -1) {
+		if (poll(pfd, 3, -1) == -1) {
 			if (errno == EINTR)
 				continue;
 			log_fatal(1, "poll");
 		}
-		if (pfd[1].revents & POLLIN) {
+		if (pfd[0].revents & POLLIN) {
 			while (read(sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 				;
 			reap();
 		}
-		if (!(pfd[0].revents & (POLLIN | POLLHUP | POLLERR)))
-			continue;
-		n = recv(sock, u.b, sizeof(u.b), MSG_TRUNC | MSG_DONTWAIT);
-		if (n == -1 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n <= 0)
-			return;
-		if (launch_serve(c, sock, u.b, (size_t)n > sizeof(u.b) ?
-		    sizeof(u.b) : (size_t)n, (size_t)n > sizeof(u.q)) == -1)
-			return;
+		for (int i = 1; i < 3; i++) {
+			if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
+				continue;
+			n = recv_req(pfd[i].fd, u.b, sizeof(u.b), &fd);
+			if (n == -1 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0)
+				return;
+			if (launch_serve(c, pfd[i].fd, u.b, (size_t)n > sizeof(u.b) ?
+			    sizeof(u.b) : (size_t)n, (size_t)n > sizeof(u.q),
+			    fd) == -1)
+				return;
+		}
 	}
 }
 
@@ -437,19 +646,21 @@ launcher_main(int argc, char **argv)
 	int sfd, level;
 
 	log_init("mantad-exec launcher", LOG_LVL_INFO);
-	if (argc != 7)
+	if (argc != 9)
 		log_fatalx(2, "usage: mantad-exec --launcher RUNTIME ROOT TASKS"
-		    " LOGS CGROUP2 LEVEL PARENT");
+		    " LOGS RUN_DIR IMAGE_DIR CGROUP2 LEVEL PARENT");
 	/* Gone with mantad-exec, even if it died before we got here. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (getppid() != (pid_t)strtol(argv[6], NULL, 10))
+	if (getppid() != (pid_t)strtol(argv[8], NULL, 10))
 		_exit(0);
 	c.runtime = argv[0];
 	c.root = argv[1];
 	c.tasks_dir = argv[2];
 	c.logs_dir = argv[3];
-	c.cgroup2 = strcmp(argv[4], "1") == 0;
-	if ((level = log_level_parse(argv[5])) >= 0)
+	c.run_dir = argv[4];
+	c.image_dir = argv[5];
+	c.cgroup2 = strcmp(argv[6], "1") == 0;
+	if ((level = log_level_parse(argv[7])) >= 0)
 		log_set_level((enum log_level)level);
 	signal(SIGPIPE, SIG_IGN);
 	/* The node's stop is mantad-exec's to run: it may still need us. */
@@ -459,13 +670,14 @@ launcher_main(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	/* Nothing of mantad-exec's but the socket, on fd 3. */
+	/* Nothing of mantad-exec's but the sockets, on fds 3 and 4. */
 	(void)fcntl(3, F_SETFD, FD_CLOEXEC);
-	(void)syscall(SYS_close_range, 4U, ~0U, 0U);
+	(void)fcntl(4, F_SETFD, FD_CLOEXEC);
+	(void)syscall(SYS_close_range, 5U, ~0U, 0U);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	if ((sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) == -1)
 		log_fatal(1, "signalfd");
-	loop(&c, 3, sfd);
+	loop(&c, sfd);
 	_exit(0);
 }

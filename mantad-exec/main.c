@@ -499,7 +499,10 @@ startup(struct exec *x, struct daemon_opts *opts)
 	runtime_probe_cgroups(x);
 	userns_init(x);
 	/* Still one thread: the launcher keeps the runtime's privileges,
-	 * and starts every shim and runtime call from now on. */
+	 * and starts every shim, runtime call, pull and network namespace
+	 * from now on. This process, which parses what the manager and the
+	 * other daemons send, keeps no capability (it stays uid 0: its
+	 * state is root's, and so are the shims it signals). */
 	if (launch_start(x) == -1)
 		log_fatalx(1, "unable to start the launcher");
 	if ((x->audit = audit_open(x->cfg->state_dir)) == NULL)
@@ -643,8 +646,7 @@ teardown(struct exec *x)
 	free_all(x);
 	db_close(x->db);
 	close(x->sfd);
-	if (x->launcher != -1)
-		close(x->launcher);
+	launch_close(x);
 	audit_close(x->audit);
 	cfg_free(x->cfg);
 }
@@ -666,7 +668,6 @@ main(int argc, char **argv)
 
 	memset(&x, 0, sizeof(x));
 	x.light_ep = -1;
-	x.launcher = -1;
 	TAILQ_INIT(&x.runs);
 	TAILQ_INIT(&x.queue);
 	log_init(PROG, LOG_LVL_INFO);

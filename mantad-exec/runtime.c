@@ -125,8 +125,10 @@ spawn_shim(struct exec *x, const struct run *r, int fds[LAUNCH_FDS_MAX])
 	snprintf(q.bundle, sizeof(q.bundle), "%s", base ? base + 1 : r->dir);
 	snprintf(q.cid, sizeof(q.cid), "%s", r->cid);
 	snprintf(q.log, sizeof(q.log), "%s", log ? log + 1 : r->log);
-	if (launch_call(x, &q, &rep, fds) == -1)
+	if (launch_call(x->launcher, &q, -1, &rep, fds) == -1) {
+		log_warn("container %s: unable to start its shim", r->cid);
 		return -1;
+	}
 	if (fds[0] < 0) {
 		log_warnx("launcher: shim %d without its status pipe", (int)rep.pid);
 		if (fds[1] >= 0)
