@@ -7,7 +7,7 @@
  * message until acknowledged, and one job thread (log frames, capacity,
  * shutdown). They hand results back through an evq (evq.h). Each container
  * is watched by its own shim process (shim.c), a fresh exec of this binary
- * that outlives mantad-exec if it has to. */
+ * by the launcher (launch.h), that outlives mantad-exec if it has to. */
 #ifndef MANTA_EXEC_H
 #define MANTA_EXEC_H
 
@@ -384,6 +384,9 @@ void userns_linux(const struct exec *x, json_t *linux_obj);
  * -1 with err. */
 int userns_mountpoint(const char *rootfs, const char *dir, const char *name,
     char *err, size_t errlen);
+
+/* ---- sandbox.c: this process's own filter, once set up ---- */
+int sandbox_enter(void);
 
 /* ---- seccomp.c ---- */
 /* Compiles the built-in allowlist with libseccomp (an unknown name is an

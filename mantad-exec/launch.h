@@ -44,6 +44,9 @@ enum launch_kind {
 	LAUNCH_NETNS_LISTEN = 7,
 	/* unmounts and removes the namespace of cid */
 	LAUNCH_NETNS_DEL = 8,
+	/* the last component of /proc/<pid>/exe, in the reply's msg: who
+	 * called mantad-exec's endpoint (libcommon/ipc.c); no fork */
+	LAUNCH_EXE = 9,
 };
 
 struct launch_req {
@@ -59,7 +62,7 @@ struct launch_req {
 	uint32_t insecure;		/* LAUNCH_PULL: 0 or 1 */
 	uint32_t max_disk;		/* LAUNCH_PULL: percent, 0..100 */
 	uint32_t port;			/* LAUNCH_NETNS_ADD, _LISTEN */
-	uint32_t pad;
+	int32_t pid;			/* LAUNCH_EXE */
 };
 
 struct launch_rep {
@@ -67,7 +70,7 @@ struct launch_rep {
 	int32_t err;			/* 0, or an errno value */
 	int32_t pid;			/* the child forked, 0 if none */
 	uint32_t nfds;			/* descriptors passed with it */
-	char msg[112];			/* why, when err != 0 */
+	char msg[272];			/* why, when err != 0; LAUNCH_EXE's name */
 };
 
 /* What the launcher was started with (its argv). */

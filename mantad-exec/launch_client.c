@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +62,41 @@ chan_new(int fd, pid_t pid)
 	return ch;
 }
 
+static void
+close_fds(int fds[LAUNCH_FDS_MAX])
+{
+	for (size_t i = 0; i < LAUNCH_FDS_MAX; i++)
+		if (fds[i] >= 0) {
+			close(fds[i]);
+			fds[i] = -1;
+		}
+}
+
+/* The main loop's channel, for ipc.c's question below (main thread). */
+static struct launch_chan *exe_chan;
+
+static ssize_t
+exe_of(long pid, char *buf, size_t len)
+{
+	struct launch_req q;
+	struct launch_rep rep;
+	int fds[LAUNCH_FDS_MAX];
+	size_t n;
+
+	memset(&q, 0, sizeof(q));
+	q.kind = LAUNCH_EXE;
+	q.pid = (int32_t)pid;
+	if (exe_chan == NULL || pid <= 0 || pid > INT32_MAX ||
+	    launch_call(exe_chan, &q, -1, &rep, fds) == -1)
+		return -1;
+	close_fds(fds);
+	rep.msg[sizeof(rep.msg) - 1] = '\0';
+	if ((n = strlen(rep.msg)) > len)
+		n = len;
+	memcpy(buf, rep.msg, n);
+	return (ssize_t)n;
+}
+
 int
 launch_start(struct exec *x)
 {
@@ -82,6 +118,8 @@ launch_start(struct exec *x)
 	close(b[1]);
 	x->launcher = chan_new(a[0], pid);
 	x->launcher_pull = chan_new(b[0], pid);
+	exe_chan = x->launcher;
+	ipc_set_exe_reader(exe_of);
 	log_info("launcher: process %d starts the runtime; this one parses",
 	    (int)pid);
 	return 0;
@@ -98,6 +136,8 @@ launch_close(struct exec *x)
 			free(ch[i]);
 		}
 	x->launcher = x->launcher_pull = NULL;
+	exe_chan = NULL;
+	ipc_set_exe_reader(NULL);
 }
 
 int
@@ -147,16 +187,6 @@ recv_reply(int sock, struct launch_rep *rep, int fds[LAUNCH_FDS_MAX])
 		return -1;
 	}
 	return 1;
-}
-
-static void
-close_fds(int fds[LAUNCH_FDS_MAX])
-{
-	for (size_t i = 0; i < LAUNCH_FDS_MAX; i++)
-		if (fds[i] >= 0) {
-			close(fds[i]);
-			fds[i] = -1;
-		}
 }
 
 static void __attribute__((noreturn))

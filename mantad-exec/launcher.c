@@ -142,6 +142,8 @@ check_more(const struct launch_req *q)
 		if (q->port == 0 || q->port > 65535)
 			return "bad port";
 		return NULL;
+	case LAUNCH_EXE:
+		return q->pid > 0 ? NULL : "bad pid";
 	default:
 		return NULL;
 	}
@@ -164,6 +166,7 @@ launch_check(const void *frame, size_t len, bool truncated,
 			return "bad container id";
 		return check_more(out);
 	case LAUNCH_PULL:
+	case LAUNCH_EXE:
 		return check_more(out);
 	case LAUNCH_LIST:
 	case LAUNCH_PULL_CLEAN:
@@ -495,6 +498,30 @@ serve_netns(const struct launch_cfg *c, int sock, const struct launch_req *q)
 	return rc;
 }
 
+/* The name of the file pid executed: reading another account's
+ * /proc/PID/exe takes CAP_SYS_PTRACE, which mantad-exec no longer has. */
+static int
+serve_exe(int sock, const struct launch_req *q)
+{
+	char path[64], buf[4096];
+	struct launch_rep rep;
+	const char *base;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)q->pid);
+	if ((n = readlink(path, buf, sizeof(buf) - 1)) == -1)
+		return refuse(sock, q->seq, errno, "readlink");
+	buf[n] = '\0';
+	base = strrchr(buf, '/');
+	memset(&rep, 0, sizeof(rep));
+	rep.seq = q->seq;
+	base = base != NULL ? base + 1 : buf;
+	if (strlen(base) >= sizeof(rep.msg))
+		return refuse(sock, q->seq, ENAMETOOLONG, "name too long");
+	memcpy(rep.msg, base, strlen(base) + 1);
+	return reply(sock, &rep, NULL, 0);
+}
+
 static int
 serve(const struct launch_cfg *c, int sock, const struct launch_req *q, int fd)
 {
@@ -514,6 +541,8 @@ serve(const struct launch_cfg *c, int sock, const struct launch_req *q, int fd)
 		return serve_pull(c, sock, q, fd);
 	case LAUNCH_PULL_CLEAN:
 		return serve_pull_clean(c, sock, q);
+	case LAUNCH_EXE:
+		return serve_exe(sock, q);
 	default:
 		return serve_netns(c, sock, q);
 	}

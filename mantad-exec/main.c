@@ -2,18 +2,20 @@
  * mantad-exec(8).
  *
  * One zmq_poll loop over the IPC ROUTER socket ("exec"), the signalfd,
- * the helper threads' eventfd, and one fd per watched shim (a status pipe,
- * or a pidfd for a shim adopted after a restart), with a deadline for the
+ * the helper threads' eventfd, the launcher's socket, and one fd per
+ * watched shim (its status pipe, then its pidfd), with a deadline for the
  * timers (log streaming, capacity refresh). Only this loop changes state:
  * startup, then poll_round until a stop, then teardown.
  *
- * mantad-exec keeps its privileges: it runs the OCI runtime, which needs
- * root to make namespaces and cgroups and to mount the rootfs, and which
- * would inherit any capability set or seccomp filter we applied. Like
- * bgpd's parent, it stays small instead: it parses nothing but validated
- * IPC messages from its own run_dir, never runs a shell, and writes only
- * below state_dir. The containers get nothing: no capabilities, no new
- * privileges, a seccomp allowlist. */
+ * Two processes (issue 13): the OCI runtime needs root to make namespaces
+ * and cgroups and to mount the rootfs, and would inherit any seccomp
+ * filter. So before any thread a launcher (launcher.c, launch.h) is
+ * forked with the runtime's capabilities and no filter: it takes fixed
+ * frames only, checked field by field, and starts every shim, runtime
+ * call, pull and network namespace. This process, which parses what
+ * others send, then drops every capability and, once set up, loads a
+ * seccomp allowlist (sandbox.c). The containers get nothing: no
+ * capabilities, no new privileges, a seccomp allowlist. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -505,6 +507,8 @@ startup(struct exec *x, struct daemon_opts *opts)
 	 * state is root's, and so are the shims it signals). */
 	if (launch_start(x) == -1)
 		log_fatalx(1, "unable to start the launcher");
+	if (confine_caps(NULL, 0) == -1)
+		log_fatalx(1, "unable to drop every capability");
 	if ((x->audit = audit_open(x->cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/%s", x->cfg->state_dir, AUDIT_FILE);
 	if ((x->db = store_open(x->cfg->state_dir)) == NULL)
@@ -537,6 +541,9 @@ startup(struct exec *x, struct daemon_opts *opts)
 	if (x->srv == NULL)
 		log_fatalx(1, "unable to bind the %s endpoint in %s", IPC_EXEC,
 		    x->cfg->run_dir);
+	/* Every thread exists: the filter covers them all (TSYNC). */
+	if (sandbox_enter() == -1)
+		log_fatalx(1, "unable to load the seccomp filter");
 }
 
 /* The poll items of one round: the endpoint, the signalfd, the event
