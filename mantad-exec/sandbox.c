@@ -4,9 +4,9 @@
  * (launcher.c), which loads no filter since the containers would inherit
  * it; this process only parses, stores, and talks over sockets and the
  * descriptors the launcher hands it. Not in the list, and so refused:
- * execve and execveat, fork and vfork, ptrace, mount and the namespace
- * calls (unshare, setns), bpf, keyctl, process_vm_*, chown of paths, and
- * every call not named here.
+ * clone, clone3, fork and vfork (no new thread or process), execve and
+ * execveat, ptrace, mount and the namespace calls (unshare, setns), bpf,
+ * keyctl, process_vm_*, chown of paths, and every call not named here.
  *
  * As for the other daemons, a call outside the list kills the process
  * (security.seccomp = "errno" makes it fail with EPERM instead, "off"
@@ -16,9 +16,11 @@
 #include "exec.h"
 
 static const char *const allowed[] = {
-	/* beyond confine_base_syscalls: threads, signals to our own shims
-	 * and pull groups (uid 0, as we are), the launcher's exit */
-	"clone", "clone3", "sigaltstack", "kill", "wait4", "waitid",
+	/* beyond confine_base_syscalls: signals to our own shims and pull
+	 * groups (uid 0, as we are), the launcher's exit. No clone: every
+	 * thread (ours, ZeroMQ's) exists before the filter, and no process
+	 * is ever started here. */
+	"sigaltstack", "kill", "wait4", "waitid",
 	/* libsodium keeps the secret key (sealed registry credentials)
 	 * out of swap */
 	"mlock", "munlock",
