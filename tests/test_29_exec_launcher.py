@@ -116,6 +116,13 @@ def test_parser_confined_launcher_privileged(manager, make_node, bbroot, runtime
     assert all(l.startswith("socket:") or "signalfd" in l for l in above.values()), fds
     assert len(above) == 3, fds
 
+    # The figures (pytest -s): each process as /proc shows it.
+    est = nodelib.proc_status(exec_pid)
+    for name, pid, s in (("mantad-exec", exec_pid, est), ("launcher", lp, st)):
+        print("%s pid %d: CapEff %s CapBnd %s NoNewPrivs %s Seccomp %s threads %d VmRSS %s"
+              % (name, pid, s["CapEff"], s["CapBnd"], s["NoNewPrivs"], s["Seccomp"],
+                 len(nodelib.threads_status(pid)), s.get("VmRSS")))
+
     # The task's shim is the launcher's child, not the daemon's.
     shims = [p for p in children(lp) if argv(p)[1:2] == ["--shim"]]
     assert shims, [(p, argv(p)) for p in children(lp)]
