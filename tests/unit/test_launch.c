@@ -212,6 +212,103 @@ test_good_requests_fork(void **state)
 	assert_int_equal(forks, 3);
 }
 
+/* The launcher's loop itself, in a child, on real sockets at fds 3 and
+ * 4: packets too long (MSG_TRUNC) or short, two descriptors at once, then
+ * the end of mantad-exec. */
+static void
+send_fds(int sock, const void *buf, size_t len, int nfds)
+{
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = { (void *)(uintptr_t)buf, len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+	int fds[2];
+
+	memset(cbuf, 0, sizeof(cbuf));
+	if (nfds > 0) {
+		fds[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		fds[1] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		mh.msg_control = cbuf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * (size_t)nfds);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * (size_t)nfds);
+		memcpy(CMSG_DATA(cm), fds, sizeof(int) * (size_t)nfds);
+	}
+	assert_int_equal(sendmsg(sock, &mh, 0), (ssize_t)len);
+	if (nfds > 0) {
+		close(fds[0]);
+		close(fds[1]);
+	}
+}
+
+static int
+reply_err(int sock)
+{
+	struct launch_rep rep;
+
+	assert_int_equal(recv(sock, &rep, sizeof(rep), 0), sizeof(rep));
+	return rep.err;
+}
+
+static void
+test_loop_on_sockets(void **state)
+{
+	struct launch_cfg c = cfg;
+	struct launch_req q;
+	char big[sizeof(q) + 64];
+	int a[2], b[2], st;
+	pid_t pid;
+
+	(void)state;
+	c.runtime = "";
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, a), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET, 0, b), 0);
+	if ((pid = fork()) == 0) {
+		sigset_t set;
+		int sfd;
+
+		launch_fork = counting_fork;
+		forks = 0;
+		if ((a[1] = fcntl(a[1], F_DUPFD, 10)) == -1 ||
+		    (b[1] = fcntl(b[1], F_DUPFD, 10)) == -1 ||
+		    dup2(a[1], 3) == -1 || dup2(b[1], 4) == -1)
+			_exit(3);
+		sigemptyset(&set);
+		sigaddset(&set, SIGCHLD);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		if ((sfd = signalfd(-1, &set, SFD_NONBLOCK)) == -1)
+			_exit(3);
+		loop(&c, sfd);
+		_exit(forks == 0 ? 0 : 4);
+	}
+	close(a[1]);
+	close(b[1]);
+	good_shim(&q);
+	memset(big, 'x', sizeof(big));
+	memcpy(big, &q, sizeof(q));
+	send_fds(a[0], big, sizeof(big), 0);	/* truncated */
+	assert_int_equal(reply_err(a[0]), EINVAL);
+	send_fds(b[0], &q, 8, 0);		/* short, on the pull socket */
+	assert_int_equal(reply_err(b[0]), EINVAL);
+	send_fds(a[0], &q, sizeof(q), 2);	/* two descriptors */
+	assert_int_equal(reply_err(a[0]), EINVAL);
+	memset(&q, 0, sizeof(q));
+	q.kind = LAUNCH_PULL;
+	strcpy(q.image, "../../etc");
+	send_fds(b[0], &q, sizeof(q), 1);
+	assert_int_equal(reply_err(b[0]), EINVAL);
+	q.kind = LAUNCH_LIST;			/* well formed: no runtime */
+	send_fds(a[0], &q, sizeof(q), 0);
+	assert_int_equal(reply_err(a[0]), ENOENT);
+	close(a[0]);				/* mantad-exec is gone */
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	close(b[0]);
+}
+
 int
 main(void)
 {
@@ -220,6 +317,7 @@ main(void)
 		cmocka_unit_test(test_cids_logs_images),
 		cmocka_unit_test(test_refused_without_fork),
 		cmocka_unit_test(test_good_requests_fork),
+		cmocka_unit_test(test_loop_on_sockets),
 	};
 
 	log_init("test_launch", LOG_LVL_ERROR);
