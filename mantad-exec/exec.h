@@ -484,10 +484,6 @@ void logstore_done(struct exec *x, const struct run *r);
 /* ---- util ---- */
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);
 long long wall_ms(void);
-/* pipe2(O_CLOEXEC) into p, then fork: in the child (0), the signal mask
- * cleared, the rest async-signal-safe (we are threaded); in the parent,
- * the child's pid with p[1] closed. -1 (logged, nothing left open). */
-pid_t fork_piped(int p[2]);
 int rm_rf(const char *path);
 
 #endif
