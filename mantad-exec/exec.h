@@ -400,7 +400,7 @@ void runtime_probe_cgroups(struct exec *x);
 int runtime_launch(struct exec *x, struct run *r);
 /* SIGTERM to r's shim: stop the container (grace, then SIGKILL). */
 void runtime_signal_stop(struct exec *x, struct run *r);
-/* Children that exited (SIGCHLD): pulls only. */
+/* Children that exited (SIGCHLD): the launcher only. */
 void runtime_reap(struct exec *x);
 /* The pidfd of r's shim is readable: it exited. */
 void runtime_pidfd_input(struct exec *x, struct run *r);

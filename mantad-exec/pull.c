@@ -3,14 +3,14 @@
  * A queued run whose image is missing stays QUEUED (so nothing about it is
  * published: no RUNNING before the image is there) while one pull per
  * image runs; every run of that image waits on the same pull. Pulls run
- * one at a time on a thread of their own, each as a child process (a
- * fresh exec of this binary, "--pull", in a process group of its own) that
- * fills the store through libcommon/imgstore.c (skopeo, then umoci) and
- * prints one line: "ok", or why not. The thread kills the group when
- * containers.pull_timeout passes or mantad-exec stops, and removes what
- * the killed pull left. The result comes back to the main loop as
- * EV_PULLED: the waiting runs then start, or end FAILED with SendError 18
- * and the registry's reason.
+ * one at a time on a thread of their own, each as a child process of the
+ * launcher (launch.h: a fresh exec of this binary, "--pull", in a process
+ * group of its own) that fills the store through libcommon/imgstore.c
+ * (skopeo, then umoci) and prints one line: "ok", or why not. The thread
+ * kills the group when containers.pull_timeout passes or mantad-exec
+ * stops, and has the launcher remove what the killed pull left. The
+ * result comes back to the main loop as EV_PULLED: the waiting runs then
+ * start, or end FAILED with SendError 18 and the registry's reason.
  *
  * Credentials (containers.registry_auth, sealed or not) reach skopeo as a
  * memfd on fd 3, never as a file name others could read. */

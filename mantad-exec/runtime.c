@@ -250,8 +250,8 @@ runtime_status_input(struct exec *x, struct run *r)
 	}
 }
 
-/* The children of this process are its pulls' (pull.c reaps them too):
- * shims and runtime calls are the launcher's. */
+/* The launcher is this process's one child (its socket's end says when
+ * it is gone): shims, runtime calls and pulls are the launcher's. */
 void
 runtime_reap(struct exec *x)
 {
