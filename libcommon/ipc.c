@@ -30,6 +30,13 @@ struct ipc_req {
 };
 
 static uid_t account_daemon = (uid_t)-1, account_light = (uid_t)-1;
+static ipc_exe_reader exe_reader;
+
+void
+ipc_set_exe_reader(ipc_exe_reader fn)
+{
+	exe_reader = fn;
+}
 
 static void *ipc_ctx;
 static pthread_mutex_t ipc_ctx_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -367,7 +374,8 @@ peer_is(long pid, const char *prog)
 	if (pid <= 0)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%ld/exe", pid);
-	if ((n = readlink(path, buf, sizeof(buf) - 1)) == -1) {
+	if ((n = exe_reader != NULL ? exe_reader(pid, buf, sizeof(buf) - 1) :
+	    readlink(path, buf, sizeof(buf) - 1)) == -1) {
 		log_warn("ipc: unable to read %s", path);
 		return 0;
 	}

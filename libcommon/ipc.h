@@ -67,6 +67,12 @@ struct ipc_rule {
  * uid 0 and count as IPC_FROM_OWNER). Call before ipc_server_open; a
  * caller of any other uid is refused everything. */
 void ipc_set_accounts(uid_t daemon, uid_t light);
+/* Reads what /proc/PID/exe names into buf (at most len bytes, no NUL):
+ * the length, or -1. readlink(2) unless set: a process that may not read
+ * another account's /proc/PID/exe (mantad-exec without capabilities, issue
+ * 13) asks one that may. Its last component is what counts. */
+typedef ssize_t (*ipc_exe_reader)(long pid, char *buf, size_t len);
+void ipc_set_exe_reader(ipc_exe_reader fn);
 /* IPC_FROM_OWNER, IPC_FROM_DAEMON, IPC_FROM_LIGHT, or 0: the kind of
  * a caller of uid, owner being the run dir's. */
 unsigned ipc_caller_kind(uid_t uid, uid_t owner);

@@ -7,7 +7,7 @@
  * message until acknowledged, and one job thread (log frames, capacity,
  * shutdown). They hand results back through an evq (evq.h). Each container
  * is watched by its own shim process (shim.c), a fresh exec of this binary
- * that outlives mantad-exec if it has to. */
+ * by the launcher (launch.h), that outlives mantad-exec if it has to. */
 #ifndef MANTA_EXEC_H
 #define MANTA_EXEC_H
 
@@ -30,6 +30,8 @@
 #include "hist.h"
 #include "id.h"
 #include "ipc.h"
+
+#include "launch.h"
 
 #define PROG "mantad-exec"
 
@@ -175,6 +177,8 @@ struct exec {
 	int light_ep;			/* to mantad-light's task endpoints */
 	long long next_netep;
 	struct hist launch;		/* PENDING -> RUNNING (mantactl metrics) */
+	struct launch_chan *launcher;	/* the main loop's, to the launcher */
+	struct launch_chan *launcher_pull;	/* the pull thread's */
 };
 
 /* ---- events.c: helper threads -> main loop (evq.h) ---- */
@@ -381,6 +385,9 @@ void userns_linux(const struct exec *x, json_t *linux_obj);
 int userns_mountpoint(const char *rootfs, const char *dir, const char *name,
     char *err, size_t errlen);
 
+/* ---- sandbox.c: this process's own filter, once set up ---- */
+int sandbox_enter(void);
+
 /* ---- seccomp.c ---- */
 /* Compiles the built-in allowlist with libseccomp (an unknown name is an
  * error naming it) and returns the config.json seccomp object. */
@@ -393,21 +400,40 @@ void runtime_probe_cgroups(struct exec *x);
 int runtime_launch(struct exec *x, struct run *r);
 /* SIGTERM to r's shim: stop the container (grace, then SIGKILL). */
 void runtime_signal_stop(struct exec *x, struct run *r);
-/* Own shims that exited (SIGCHLD). */
+/* Children that exited (SIGCHLD): the launcher only. */
 void runtime_reap(struct exec *x);
+/* The pidfd of r's shim is readable: it exited. */
+void runtime_pidfd_input(struct exec *x, struct run *r);
 /* Status pipe readable. */
 void runtime_status_input(struct exec *x, struct run *r);
 /* Adopted shim exited (pidfd) or poll tick. */
 void runtime_check_adopted(struct exec *x, struct run *r, bool exited);
 /* The shim of r is gone: read its result and end the run. */
 void runtime_finish(struct exec *x, struct run *r);
-/* Kills and deletes container cid in a child of ours, without waiting
- * (runtime_reap reaps it): the main loop never waits for the runtime. */
-void runtime_cleanup_async(const struct exec *x, const char *cid);
-/* Runs "runtime --root R ARGS..." and waits (recovery only). Exit status,
- * -1 if it could not run. Output to out if not NULL. */
-int runtime_cmd(const struct exec *x, char *out, size_t outlen, ...)
-    __attribute__((sentinel));
+/* ---- launch_client.c: the launcher (launch.h) ---- */
+/* One socket to the launcher, used by one thread. */
+struct launch_chan {
+	int fd;
+	pid_t pid;			/* the launcher's */
+	uint32_t seq;
+};
+/* Forks and executes the launcher, before any thread. 0 or -1 (logged). */
+int launch_start(struct exec *x);
+void launch_close(struct exec *x);
+int launch_fd(const struct exec *x);
+/* Sends q (its seq set here; with descriptor fd unless -1) and waits for
+ * its reply, which the launcher sends at once: 0 with rep and fds (-1
+ * where none), or -1 (logged, no fd left open). A launcher gone ends
+ * mantad-exec. */
+int launch_call(struct launch_chan *ch, struct launch_req *q, int fd,
+    struct launch_rep *rep, int fds[LAUNCH_FDS_MAX]);
+/* The launcher's socket is readable between calls: a late reply, or EOF. */
+void launch_input(struct exec *x);
+/* Kills and deletes container cid in a child of the launcher, without
+ * waiting: the main loop never waits for the runtime. */
+void runtime_cleanup_async(struct exec *x, const char *cid);
+/* "runtime list --quiet" into out (recovery only). 0 or -1. */
+int runtime_list(struct exec *x, char *out, size_t outlen);
 
 /* ---- shim.c ---- */
 /* argv after "--shim". Never returns. */
@@ -458,10 +484,6 @@ void logstore_done(struct exec *x, const struct run *r);
 /* ---- util ---- */
 int write_file_atomic(const char *path, const void *data, size_t len, int mode);
 long long wall_ms(void);
-/* pipe2(O_CLOEXEC) into p, then fork: in the child (0), the signal mask
- * cleared, the rest async-signal-safe (we are threaded); in the parent,
- * the child's pid with p[1] closed. -1 (logged, nothing left open). */
-pid_t fork_piped(int p[2]);
 int rm_rf(const char *path);
 
 #endif

@@ -2,18 +2,20 @@
  * mantad-exec(8).
  *
  * One zmq_poll loop over the IPC ROUTER socket ("exec"), the signalfd,
- * the helper threads' eventfd, and one fd per watched shim (a status pipe,
- * or a pidfd for a shim adopted after a restart), with a deadline for the
+ * the helper threads' eventfd, the launcher's socket, and one fd per
+ * watched shim (its status pipe, then its pidfd), with a deadline for the
  * timers (log streaming, capacity refresh). Only this loop changes state:
  * startup, then poll_round until a stop, then teardown.
  *
- * mantad-exec keeps its privileges: it runs the OCI runtime, which needs
- * root to make namespaces and cgroups and to mount the rootfs, and which
- * would inherit any capability set or seccomp filter we applied. Like
- * bgpd's parent, it stays small instead: it parses nothing but validated
- * IPC messages from its own run_dir, never runs a shell, and writes only
- * below state_dir. The containers get nothing: no capabilities, no new
- * privileges, a seccomp allowlist. */
+ * Two processes (issue 13): the OCI runtime needs root to make namespaces
+ * and cgroups and to mount the rootfs, and would inherit any seccomp
+ * filter. So before any thread a launcher (launcher.c, launch.h) is
+ * forked with the runtime's capabilities and no filter: it takes fixed
+ * frames only, checked field by field, and starts every shim, runtime
+ * call, pull and network namespace. This process, which parses what
+ * others send, then drops every capability and, once set up, loads a
+ * seccomp allowlist (sandbox.c). The containers get nothing: no
+ * capabilities, no new privileges, a seccomp allowlist. */
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -498,6 +500,15 @@ startup(struct exec *x, struct daemon_opts *opts)
 	(void)runtime_resolve(x);
 	runtime_probe_cgroups(x);
 	userns_init(x);
+	/* Still one thread: the launcher keeps the runtime's privileges,
+	 * and starts every shim, runtime call, pull and network namespace
+	 * from now on. This process, which parses what the manager and the
+	 * other daemons send, keeps no capability (it stays uid 0: its
+	 * state is root's, and so are the shims it signals). */
+	if (launch_start(x) == -1)
+		log_fatalx(1, "unable to start the launcher");
+	if (confine_caps(NULL, 0) == -1)
+		log_fatalx(1, "unable to drop every capability");
 	if ((x->audit = audit_open(x->cfg->state_dir)) == NULL)
 		log_fatalx(1, "unable to open %s/%s", x->cfg->state_dir, AUDIT_FILE);
 	if ((x->db = store_open(x->cfg->state_dir)) == NULL)
@@ -530,6 +541,9 @@ startup(struct exec *x, struct daemon_opts *opts)
 	if (x->srv == NULL)
 		log_fatalx(1, "unable to bind the %s endpoint in %s", IPC_EXEC,
 		    x->cfg->run_dir);
+	/* Every thread exists: the filter covers them all (TSYNC). */
+	if (sandbox_enter() == -1)
+		log_fatalx(1, "unable to load the seccomp filter");
 }
 
 /* The poll items of one round: the endpoint, the signalfd, the event
@@ -546,6 +560,7 @@ poll_items(struct exec *x, zmq_pollitem_t *items, struct run **owner)
 	/* mantad-light's end of the task endpoints (-1: none, ignored). */
 	items[n++] = (zmq_pollitem_t){ NULL, netep_fd(x), netep_fd(x) == -1 ?
 	    0 : ZMQ_POLLIN, 0 };
+	items[n++] = (zmq_pollitem_t){ NULL, launch_fd(x), ZMQ_POLLIN, 0 };
 	TAILQ_FOREACH(r, &x->runs, all) {
 		int fd = r->status_fd >= 0 ? r->status_fd : r->pidfd;
 
@@ -596,7 +611,9 @@ poll_round(struct exec *x, long long now)
 		(void)evq_run(x->q, apply_event, x);
 	if (items[3].revents && items[3].fd == netep_fd(x))
 		netep_input(x);
-	for (int i = 4; i < n; i++) {
+	if (items[4].revents)
+		launch_input(x);
+	for (int i = 5; i < n; i++) {
 		if (!(items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)))
 			continue;
 		/* The run may have ended in this round: look it up. */
@@ -608,7 +625,7 @@ poll_round(struct exec *x, long long now)
 		if (items[i].fd == r->status_fd)
 			runtime_status_input(x, r);
 		else if (items[i].fd == r->pidfd)
-			runtime_check_adopted(x, r, true);
+			runtime_pidfd_input(x, r);
 	}
 	if (items[0].revents & ZMQ_POLLIN)
 		handle_ipc(x);
@@ -636,6 +653,7 @@ teardown(struct exec *x)
 	free_all(x);
 	db_close(x->db);
 	close(x->sfd);
+	launch_close(x);
 	audit_close(x->audit);
 	cfg_free(x->cfg);
 }
@@ -652,6 +670,8 @@ main(int argc, char **argv)
 		shim_main(argc - 2, argv + 2);
 	if (argc >= 2 && strcmp(argv[1], "--pull") == 0)
 		pull_main(argc - 2, argv + 2);
+	if (argc >= 2 && strcmp(argv[1], "--launcher") == 0)
+		launcher_main(argc - 2, argv + 2);
 
 	memset(&x, 0, sizeof(x));
 	x.light_ep = -1;

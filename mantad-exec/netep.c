@@ -52,6 +52,37 @@ send_one(struct exec *x, const struct run *r, bool add)
 	return send(x->light_ep, msg, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
 }
 
+/* A namespace request to the launcher for the one at path (named after
+ * its container): its listening socket in *lfd when lfd is not NULL. 0,
+ * or -1 with errno set. */
+static int
+ns_call(struct exec *x, enum launch_kind kind, const char *path, int *lfd)
+{
+	const char *cid = strrchr(path, '/');
+	struct launch_req q;
+	struct launch_rep rep;
+	int fds[LAUNCH_FDS_MAX];
+
+	memset(&q, 0, sizeof(q));
+	q.kind = kind;
+	q.port = (uint32_t)bundle_rpc_port(x);
+	snprintf(q.cid, sizeof(q.cid), "%s", cid ? cid + 1 : path);
+	if (launch_call(x->launcher, &q, -1, &rep, fds) == -1)
+		return -1;
+	if (lfd != NULL) {
+		*lfd = fds[0];
+		fds[0] = -1;
+		if (*lfd < 0) {
+			errno = EPROTO;
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < LAUNCH_FDS_MAX; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return 0;
+}
+
 static void
 disconnect(struct exec *x)
 {
@@ -91,25 +122,18 @@ int
 netep_run_begin(struct exec *x, struct run *r)
 {
 	char *dir, name[CID_MAX + 1];
-	int port;
 
 	if (!netep_wanted(x) || r->netns != NULL)
 		return 0;
 	if ((dir = path_join(x->cfg->run_dir, NETEP_DIR)) == NULL)
 		return -1;
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		log_warn("unable to create %s", dir);
-		free(dir);
-		return -1;
-	}
 	snprintf(name, sizeof(name), "%s", r->cid);
 	r->netns = path_join(dir, name);
 	free(dir);
 	if (r->netns == NULL)
 		return -1;
-	port = bundle_rpc_port(x);
-	(void)netns_remove(r->netns);	/* a leftover of a crash */
-	if (netns_create(r->netns, (uint16_t)port, &r->netns_lfd) == -1) {
+	/* The launcher removes a leftover of a crash first. */
+	if (ns_call(x, LAUNCH_NETNS_ADD, r->netns, &r->netns_lfd) == -1) {
 		log_warn("unable to create the network namespace %s", r->netns);
 		free(r->netns);
 		r->netns = NULL;
@@ -133,7 +157,7 @@ netep_run_end(struct exec *x, struct run *r)
 		r->netns_lfd = -1;
 	}
 	if (r->netns != NULL) {
-		if (netns_remove(r->netns) == -1)
+		if (ns_call(x, LAUNCH_NETNS_DEL, r->netns, NULL) == -1)
 			log_warn("unable to remove %s", r->netns);
 		free(r->netns);
 		r->netns = NULL;
@@ -176,8 +200,7 @@ netep_pending(const struct exec *x)
 static void
 relisten(struct exec *x, struct run *r)
 {
-	if (netns_listen(r->netns, (uint16_t)bundle_rpc_port(x),
-	    &r->netns_lfd) == -1) {
+	if (ns_call(x, LAUNCH_NETNS_LISTEN, r->netns, &r->netns_lfd) == -1) {
 		if (errno != EADDRINUSE)
 			log_warn("unable to listen in %s", r->netns);
 		return;
@@ -228,7 +251,7 @@ netep_sweep(struct exec *x)
 			r->netns = p;	/* its endpoint: netep_tick */
 			continue;
 		}
-		if (netns_remove(p) == -1)
+		if (ns_call(x, LAUNCH_NETNS_DEL, p, NULL) == -1)
 			log_warn("unable to remove %s", p);
 		free(p);
 	}

@@ -3,14 +3,14 @@
  * A queued run whose image is missing stays QUEUED (so nothing about it is
  * published: no RUNNING before the image is there) while one pull per
  * image runs; every run of that image waits on the same pull. Pulls run
- * one at a time on a thread of their own, each as a child process (a
- * fresh exec of this binary, "--pull", in a process group of its own) that
- * fills the store through libcommon/imgstore.c (skopeo, then umoci) and
- * prints one line: "ok", or why not. The thread kills the group when
- * containers.pull_timeout passes or mantad-exec stops, and removes what
- * the killed pull left. The result comes back to the main loop as
- * EV_PULLED: the waiting runs then start, or end FAILED with SendError 18
- * and the registry's reason.
+ * one at a time on a thread of their own, each as a child process of the
+ * launcher (launch.h: a fresh exec of this binary, "--pull", in a process
+ * group of its own) that fills the store through libcommon/imgstore.c
+ * (skopeo, then umoci) and prints one line: "ok", or why not. The thread
+ * kills the group when containers.pull_timeout passes or mantad-exec
+ * stops, and has the launcher remove what the killed pull left. The
+ * result comes back to the main loop as EV_PULLED: the waiting runs then
+ * start, or end FAILED with SendError 18 and the registry's reason.
  *
  * Credentials (containers.registry_auth, sealed or not) reach skopeo as a
  * memfd on fd 3, never as a file name others could read. */
@@ -49,6 +49,7 @@ struct pull_job {
 
 struct pulls {
 	struct evq_worker *th;
+	struct launch_chan *launcher;	/* this thread's (launch.h) */
 	struct evq *q;
 	const char *image_dir;	/* borrowed from the config */
 	char *tasks_dir;
@@ -94,82 +95,66 @@ push_result(struct pulls *ps, const char *image, int code, const char *reason)
 	evq_push(ps->q, ev);
 }
 
-/* Waits (a while) for pid to be gone and reaped, then removes what it
- * left in the store. */
+/* Waits (a while) for the pull to be gone (its pidfd readable), then has
+ * the launcher remove what it left in the store. */
 static void
-cleanup_after(struct pulls *ps, pid_t pid)
+cleanup_after(struct pulls *ps, int pidfd)
 {
-	long long end = daemon_now_ms() + REAP_WAIT_MS;
-	struct imgstore s = { .image_dir = ps->image_dir };
+	struct pollfd pf = { pidfd, POLLIN, 0 };
+	struct launch_req q;
+	struct launch_rep rep;
+	int fds[LAUNCH_FDS_MAX];
 
-	int st;
-
-	/* Reaped here or by runtime_reap's waitpid(-1), whichever is first. */
-	while (waitpid(pid, &st, WNOHANG) == 0 && daemon_now_ms() < end)
-		usleep(20000);
-	imgstore_clean(&s);
+	if (pidfd >= 0)
+		(void)poll(&pf, 1, REAP_WAIT_MS);
+	memset(&q, 0, sizeof(q));
+	q.kind = LAUNCH_PULL_CLEAN;
+	if (launch_call(ps->launcher, &q, -1, &rep, fds) == -1)
+		log_warn("unable to clean the image store after a pull");
+	for (size_t i = 0; i < LAUNCH_FDS_MAX; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
 /*
- * Starts the pull child (mantad-exec --pull ...) with its stdout on a pipe;
- * returns its pid and the read end in *rfd, or -1 with *err set.
+ * Has the launcher start the pull child (mantad-exec --pull ..., in a
+ * process group of its own) with its stdout on a pipe; returns its pid,
+ * the read end in *rfd and a pidfd in *pidfd (-1: none), or -1 with *err
+ * set.
  */
 static pid_t
-spawn_pull(struct pulls *ps, struct pull_job *j, int *rfd, const char **err)
+spawn_pull(struct pulls *ps, struct pull_job *j, int *rfd, int *pidfd,
+    const char **err)
 {
-	char pct[16];
-	const char *argv[10];
-	int p[2], n = 0;
-	pid_t pid, parent;
+	struct launch_req q;
+	struct launch_rep rep;
+	int fds[LAUNCH_FDS_MAX];
 
-	snprintf(pct, sizeof(pct), "%d", ps->max_disk);
-	argv[n++] = PROG;
-	argv[n++] = "--pull";
-	argv[n++] = ps->image_dir;
-	argv[n++] = ps->tasks_dir;
-	argv[n++] = j->image;
-	argv[n++] = j->insecure ? "1" : "0";
-	argv[n++] = pct;
-	argv[n++] = j->authfd >= 0 ? "/proc/self/fd/3" : "";
-	argv[n] = NULL;
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		*err = "node error: unable to create a pipe";
+	memset(&q, 0, sizeof(q));
+	q.kind = LAUNCH_PULL;
+	q.insecure = j->insecure ? 1 : 0;
+	q.max_disk = ps->max_disk < 0 ? 0 : ps->max_disk > 100 ? 100 :
+	    (uint32_t)ps->max_disk;
+	if (strlen(j->image) >= sizeof(q.image)) {
+		*err = "node error: image reference too long";
 		return -1;
 	}
-	parent = getpid();
-	if ((pid = fork()) == -1) {
-		close(p[0]);
-		close(p[1]);
-		*err = "node error: unable to fork";
+	snprintf(q.image, sizeof(q.image), "%s", j->image);
+	if (launch_call(ps->launcher, &q, j->authfd, &rep, fds) == -1) {
+		log_warn("unable to start the pull of %s", j->image);
+		*err = errno == EINVAL ? "node error: image reference refused" :
+		    "node error: unable to start the pull";
 		return -1;
 	}
-	if (pid == 0) {
-		/* Child of a threaded process: async-signal-safe calls only. */
-		sigset_t none;
-		int null;
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		(void)setpgid(0, 0);
-		/* Gone with this thread (mantad-exec killed, or stopping). */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) == -1 || getppid() != parent)
-			_exit(111);
-		if (dup2(p[1], 1) == -1)
-			_exit(111);
-		/* dup2 onto itself would keep close-on-exec. */
-		if (j->authfd == 3)
-			(void)fcntl(3, F_SETFD, 0);
-		else if (j->authfd >= 0 && dup2(j->authfd, 3) == -1)
-			_exit(111);
-		if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1)
-			_exit(111);
-		(void)syscall(SYS_close_range, 4U, ~0U, 0U);
-		execv("/proc/self/exe", (char *const *)(uintptr_t)argv);
-		_exit(111);
+	if (fds[0] < 0) {
+		if (fds[1] >= 0)
+			close(fds[1]);
+		*err = "node error: no output from the pull";
+		return -1;
 	}
-	close(p[1]);
-	*rfd = p[0];
-	return pid;
+	*rfd = fds[0];
+	*pidfd = fds[1];
+	return rep.pid;
 }
 
 /*
@@ -219,7 +204,7 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 	const char *err = NULL;
 	size_t nout;
 	long long deadline = daemon_now_ms() + j->timeout_ms;
-	int fd = -1;
+	int fd = -1, pidfd = -1;
 	bool timed_out = false, killed = false;
 	pid_t pid;
 
@@ -228,7 +213,7 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		push_result(ps, j->image, -1, j->err);
 		return;
 	}
-	if ((pid = spawn_pull(ps, j, &fd, &err)) == -1) {
+	if ((pid = spawn_pull(ps, j, &fd, &pidfd, &err)) == -1) {
 		push_result(ps, j->image, -1, err);
 		return;
 	}
@@ -238,7 +223,9 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		out[--nout] = '\0';
 	nl = strrchr(out, '\n');
 	if (killed) {
-		cleanup_after(ps, pid);
+		cleanup_after(ps, pidfd);
+		if (pidfd >= 0)
+			close(pidfd);
 		if (!timed_out)
 			return;		/* stopping: the run stays QUEUED for the next start */
 		snprintf(reason, sizeof(reason), "pull of %s timed out after %lld s"
@@ -247,11 +234,15 @@ run_pull(struct evq_worker *th, void *job, void *arg)
 		return;
 	}
 	if (strcmp(nl ? nl + 1 : out, "ok") == 0) {
+		if (pidfd >= 0)
+			close(pidfd);
 		push_result(ps, j->image, 0, "");
 		return;
 	}
 	if (nout == 0)
-		cleanup_after(ps, pid);
+		cleanup_after(ps, pidfd);
+	if (pidfd >= 0)
+		close(pidfd);
 	snprintf(reason, sizeof(reason), "pull of %s failed: %s", j->image,
 	    nout ? (nl ? nl + 1 : out) : "the pull process ended without a result");
 	push_result(ps, j->image, -1, reason);
@@ -265,6 +256,7 @@ pulls_start(struct exec *x)
 	if ((ps = calloc(1, sizeof(*ps))) == NULL)
 		return NULL;
 	ps->q = x->q;
+	ps->launcher = x->launcher_pull;
 	ps->image_dir = x->cfg->image_dir;
 	ps->tasks_dir = strdup(x->tasks_dir);
 	ps->max_disk = x->cfg->max_disk_usage_percent;

@@ -56,8 +56,7 @@ sweep_orphans(struct exec *x)
 {
 	char out[16384], *save = NULL;
 
-	if (x->runtime == NULL ||
-	    runtime_cmd(x, out, sizeof(out), "list", "--quiet", NULL) != 0)
+	if (x->runtime == NULL || runtime_list(x, out, sizeof(out)) == -1)
 		return;
 	for (char *id = strtok_r(out, "\n", &save); id != NULL;
 	    id = strtok_r(NULL, "\n", &save)) {

@@ -22,8 +22,6 @@
 
 #include "exec.h"
 
-#define ARGS_MAX 16
-
 static int
 executable(const char *path)
 {
@@ -109,45 +107,42 @@ runtime_probe_cgroups(struct exec *x)
 	    x->cgroup2 ? "v2" : "v1", x->swap_limit ? "on" : "off", x->gpus);
 }
 
-static char *
-memcg_path(const struct exec *x, const char *cid)
-{
-	char *p;
-
-	if (asprintf(&p, "%s/manta/%s", x->cgroup2 ? "/sys/fs/cgroup" :
-	    "/sys/fs/cgroup/memory", cid) == -1)
-		return NULL;
-	return p;
-}
-
-/* Forks and executes "mantad-exec --shim" with argv, its fd 3 the write
- * end of a status pipe whose read end lands in p[0]. The shim's pid, or
- * -1 (logged). */
+/* Asks the launcher for a shim watching r: its pid, the read end of its
+ * status pipe in fds[0] and a pidfd in fds[1] (-1 if none), or -1. */
 static pid_t
-spawn_shim(char *const argv[], int p[2])
+spawn_shim(struct exec *x, const struct run *r, int fds[LAUNCH_FDS_MAX])
 {
-	pid_t pid;
-	int null;
+	struct launch_req q;
+	struct launch_rep rep;
+	const char *base = strrchr(r->dir, '/'), *log = strrchr(r->log, '/');
 
-	if ((pid = fork_piped(p)) != 0)
-		return pid;
-	if (p[1] == 3)
-		(void)fcntl(3, F_SETFD, 0);
-	else if (dup2(p[1], 3) == -1)
-		_exit(111);
-	if ((null = open("/dev/null", O_RDONLY)) == -1 || dup2(null, 0) == -1)
-		_exit(111);
-	(void)syscall(SYS_close_range, 4U, ~0U, 0U);
-	execv("/proc/self/exe", argv);
-	_exit(111);
+	memset(&q, 0, sizeof(q));
+	q.kind = LAUNCH_SHIM;
+	q.log_cap = x->cfg->log_max_size_bytes ? x->cfg->log_max_size_bytes :
+	    (uint64_t)10 << 20;
+	q.timeout_ms = (int64_t)x->cfg->task_timeout * 1000;
+	q.grace_ms = STOP_GRACE_MS;
+	snprintf(q.bundle, sizeof(q.bundle), "%s", base ? base + 1 : r->dir);
+	snprintf(q.cid, sizeof(q.cid), "%s", r->cid);
+	snprintf(q.log, sizeof(q.log), "%s", log ? log + 1 : r->log);
+	if (launch_call(x->launcher, &q, -1, &rep, fds) == -1) {
+		log_warn("container %s: unable to start its shim", r->cid);
+		return -1;
+	}
+	if (fds[0] < 0) {
+		log_warnx("launcher: shim %d without its status pipe", (int)rep.pid);
+		if (fds[1] >= 0)
+			close(fds[1]);
+		return -1;
+	}
+	return rep.pid;
 }
 
 int
 runtime_launch(struct exec *x, struct run *r)
 {
-	char th[ID_HEX_LEN + 1], cap[32], tmo[32], grace[32], err[512];
-	char *memcg = NULL, *argv[ARGS_MAX];
-	int p[2] = { -1, -1 };
+	char th[ID_HEX_LEN + 1], err[512];
+	int fds[LAUNCH_FDS_MAX];
 	pid_t pid;
 
 	if (x->runtime == NULL) {
@@ -167,24 +162,6 @@ runtime_launch(struct exec *x, struct run *r)
 		log_warnx("task %s: %s", th, err);
 		return -1;
 	}
-	if ((memcg = memcg_path(x, r->cid)) == NULL)
-		return -1;
-	snprintf(cap, sizeof(cap), "%" PRIu64, x->cfg->log_max_size_bytes ?
-	    x->cfg->log_max_size_bytes : (uint64_t)10 << 20);
-	snprintf(tmo, sizeof(tmo), "%lld", (long long)x->cfg->task_timeout * 1000);
-	snprintf(grace, sizeof(grace), "%d", STOP_GRACE_MS);
-	argv[0] = (char *)PROG;
-	argv[1] = (char *)"--shim";
-	argv[2] = r->dir;
-	argv[3] = x->runtime;
-	argv[4] = x->runtime_root;
-	argv[5] = r->cid;
-	argv[6] = r->log;
-	argv[7] = cap;
-	argv[8] = tmo;
-	argv[9] = grace;
-	argv[10] = memcg;
-	argv[11] = NULL;
 	/* What an earlier attempt's shim left must not pass for ours. */
 	for (size_t i = 0; i < 3; i++) {
 		static const char *const stale[] = { "result", "started", "init.pid" };
@@ -194,12 +171,11 @@ runtime_launch(struct exec *x, struct run *r)
 			(void)unlink(f);
 		free(f);
 	}
-	pid = spawn_shim(argv, p);
-	free(memcg);
-	if (pid == -1)
+	if ((pid = spawn_shim(x, r, fds)) == -1)
 		return -1;
-	(void)fcntl(p[0], F_SETFL, O_NONBLOCK);
-	r->status_fd = p[0];
+	(void)fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	r->status_fd = fds[0];
+	r->pidfd = fds[1];
 	r->slen = 0;
 	r->shim = pid;
 	r->shim_start = proc_start_time(pid, NULL);
@@ -274,37 +250,14 @@ runtime_status_input(struct exec *x, struct run *r)
 	}
 }
 
+/* The launcher is this process's one child (its socket's end says when
+ * it is gone): shims, runtime calls and pulls are the launcher's. */
 void
 runtime_reap(struct exec *x)
 {
-	int status;
-	int64_t id;
-	pid_t pid;
-
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		struct run *r;
-
-		TAILQ_FOREACH(r, &x->runs, all)
-			if (!r->adopted && r->shim == pid && !r->shim_done)
-				break;
-		if (r == NULL)
-			continue;
-		r->shim_done = true;
-		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-			log_warnx("shim %d of container %s ended with status %d",
-			    (int)pid, r->cid, WIFEXITED(status) ?
-			    WEXITSTATUS(status) : 128 + WTERMSIG(status));
-		id = r->id;
-		if (r->status_fd >= 0)
-			runtime_status_input(x, r);
-		/* Its "E" may have ended the run (even freed it) or started
-		 * the next attempt: only a run still on this shim is ours. */
-		TAILQ_FOREACH(r, &x->runs, all)
-			if (r->id == id)
-				break;
-		if (r != NULL && r->shim == pid && !r->adopted)
-			runtime_finish(x, r);
-	}
+	(void)x;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
 }
 
 static bool
@@ -494,124 +447,12 @@ runtime_finish(struct exec *x, struct run *r)
 	daemon_trim();
 }
 
-/* In a child of the cleaner: runs argv and waits for it. Async-signal-safe
- * calls only (we were forked from a threaded process). */
-static void
-cleaner_run(char *const argv[])
-{
-	pid_t pid;
-
-	if ((pid = fork()) == 0) {
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (pid > 0)
-		while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
-			;
-}
-
 void
-runtime_cleanup_async(const struct exec *x, const char *cid)
+runtime_pidfd_input(struct exec *x, struct run *r)
 {
-	char *kargv[8], *dargv[8];
-	sigset_t none;
-	pid_t pid;
-	int null;
-
-	if (x->runtime == NULL)
-		return;
-	kargv[0] = dargv[0] = x->runtime;
-	kargv[1] = dargv[1] = (char *)"--root";
-	kargv[2] = dargv[2] = x->runtime_root;
-	kargv[3] = (char *)"kill";
-	kargv[4] = (char *)cid;
-	kargv[5] = (char *)"KILL";
-	kargv[6] = NULL;
-	dargv[3] = (char *)"delete";
-	dargv[4] = (char *)"--force";
-	dargv[5] = (char *)cid;
-	dargv[6] = NULL;
-	if ((pid = fork()) == -1) {
-		log_warn("unable to fork the clean-up of container %s", cid);
-		return;
-	}
-	if (pid > 0) {
-		log_debug("container %s: clean-up in process %d", cid, (int)pid);
-		return;
-	}
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	if ((null = open("/dev/null", O_RDWR)) == -1 || dup2(null, 0) == -1 ||
-	    dup2(null, 1) == -1 || dup2(null, 2) == -1)
-		_exit(127);
-	(void)syscall(SYS_close_range, 3U, ~0U, 0U);
-	cleaner_run(kargv);
-	cleaner_run(dargv);
-	_exit(0);
-}
-
-int
-runtime_cmd(const struct exec *x, char *out, size_t outlen, ...)
-{
-	char *argv[ARGS_MAX];
-	va_list ap;
-	int argc = 0, p[2] = { -1, -1 }, status;
-	size_t got = 0;
-	pid_t pid;
-
-	if (x->runtime == NULL)
-		return -1;
-	argv[argc++] = x->runtime;
-	argv[argc++] = (char *)"--root";
-	argv[argc++] = x->runtime_root;
-	va_start(ap, outlen);
-	for (char *a; (a = va_arg(ap, char *)) != NULL && argc < ARGS_MAX - 1;)
-		argv[argc++] = a;
-	va_end(ap);
-	argv[argc] = NULL;
-	if (out != NULL && pipe2(p, O_CLOEXEC) == -1)
-		return -1;
-	if ((pid = fork()) == -1) {
-		if (p[0] != -1) {
-			close(p[0]);
-			close(p[1]);
-		}
-		return -1;
-	}
-	if (pid == 0) {
-		sigset_t none;
-		int null = open("/dev/null", O_RDWR);
-
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		if (null == -1 || dup2(null, 0) == -1 ||
-		    dup2(p[1] != -1 ? p[1] : null, 1) == -1 || dup2(null, 2) == -1)
-			_exit(127);
-		(void)syscall(SYS_close_range, 3U, ~0U, 0U);
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	if (out != NULL) {
-		close(p[1]);
-		for (;;) {
-			ssize_t n = read(p[0], out + got, outlen - 1 - got);
-			if (n == -1 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				break;
-			got += (size_t)n;
-			if (got == outlen - 1) {
-				char sink[4096];
-				while (read(p[0], sink, sizeof(sink)) > 0)
-					;
-				break;
-			}
-		}
-		out[got] = '\0';
-		close(p[0]);
-	}
-	while (waitpid(pid, &status, 0) == -1)
-		if (errno != EINTR)
-			return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	/* Our own shims are the launcher's children: their pidfd says when
+	 * they end, as an adopted one's does. */
+	if (!r->adopted)
+		r->shim_done = true;
+	runtime_check_adopted(x, r, true);
 }

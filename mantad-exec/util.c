@@ -1,8 +1,7 @@
-/* util: small file and process helpers. */
+/* util: small file helpers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,31 +11,6 @@
 #include "log.h"
 
 #include "exec.h"
-
-pid_t
-fork_piped(int p[2])
-{
-	sigset_t none;
-	pid_t pid;
-
-	if (pipe2(p, O_CLOEXEC) == -1) {
-		log_warn("pipe");
-		return -1;
-	}
-	if ((pid = fork()) == -1) {
-		log_warn("fork");
-		close(p[0]);
-		close(p[1]);
-		return -1;
-	}
-	if (pid == 0) {
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		return 0;
-	}
-	close(p[1]);
-	return pid;
-}
 
 long long
 wall_ms(void)

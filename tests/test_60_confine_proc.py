@@ -4,8 +4,9 @@ every one of its threads, as /proc/<pid>/task/<tid>/status shows them.
 mantad-res, mantad-register, mantad-beat and mantad-light run as
 security.daemon_user, or as uid 0 without one (the state and run dirs are
 root's, so no DAC capability is needed), with no capability in any set, the bounding set empty, no_new_privs, and a seccomp
-filter (mode 2) on every thread. mantad-exec keeps no filter, as
-mantad-exec(8) says (the OCI runtime it runs would inherit it), and, like
+filter (mode 2) on every thread. mantad-exec too, at uid 0 (issue 13,
+finding 4): its launcher child, which starts the OCI runtime, keeps no
+filter, as mantad-exec(8) says (the runtime would inherit it), and, like
 the supervisor, only the capabilities runc and crun need: bounding set
 included, with no_new_privs.
 
@@ -65,6 +66,21 @@ def accepts(daemon):
             who = [w if w == "owner" else "%s as %s" % (w, prog.strip('"')) for w in who]
         out.append("%s(%s)" % (body.lower(), ",".join(who)))
     return " ".join(out)
+
+
+def launcher_pid(exec_pid):
+    """The child of mantad-exec that runs "mantad-exec --launcher"."""
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            st = nodelib.proc_status(int(p))
+        except OSError:
+            continue
+        if st.get("PPid") == str(exec_pid) and \
+                (nodelib.proc_cmdline(int(p)) or [])[1:2] == ["--launcher"]:
+            return int(p)
+    return None
 
 
 def cap_names(mask):
@@ -136,16 +152,38 @@ def test_daemons_confined(cnode):
             elif allowed[1] != "kills the process":
                 problems.append("%s: a call outside the list %s" % (d, allowed[1]))
         elif d == "mantad-exec":
-            # mantad-exec(8), IMPLEMENTATION NOTES: it keeps its privileges
-            # for the runtime, which would inherit a filter or a bounding set.
+            # mantad-exec(8), IMPLEMENTATION NOTES: the parser is confined
+            # (uid 0: its state is root's); its launcher keeps the
+            # runtime's privileges, which would inherit a filter.
+            if st["Uid"].split() != ["0"] * 4:
+                problems.append("%s: Uid %s, not 0" % (d, st["Uid"]))
             for tid, t in sorted(threads.items()):
-                if t["Seccomp"] != "0":
-                    problems.append("mantad-exec thread %d: Seccomp %s" % (tid, t["Seccomp"]))
-            if st["CapEff"] == ZERO:
-                problems.append("mantad-exec: no capability left for the runtime")
-    # mantad-exec and the supervisor: at most what the runtime needs
+                for k in ("CapEff", "CapPrm", "CapInh", "CapBnd", "CapAmb"):
+                    if t.get(k, ZERO) != ZERO:
+                        problems.append("%s thread %d: %s %s" % (d, tid, k, t[k]))
+                if t["NoNewPrivs"] != "1" or t["Seccomp"] != "2":
+                    problems.append("%s thread %d: NoNewPrivs %s, Seccomp %s"
+                                    % (d, tid, t["NoNewPrivs"], t["Seccomp"]))
+            if allowed is None or allowed[1] != "kills the process":
+                problems.append("%s: no filter that kills: %r" % (d, allowed))
+    # The launcher and the supervisor: at most what the runtime needs
     # (libcommon/confine.c confine_runtime_caps), the bounding set too.
-    procs = [("mantad-exec", pids["mantad-exec"])]
+    launcher = launcher_pid(pids["mantad-exec"])
+    procs = [("mantad-exec launcher", launcher)]
+    if launcher is None:
+        problems.append("mantad-exec has no launcher child")
+        procs = []
+    else:
+        st = nodelib.proc_status(launcher)
+        if st["Seccomp"] != "0":
+            problems.append("mantad-exec launcher: Seccomp %s" % st["Seccomp"])
+        if st["CapEff"] == ZERO:
+            problems.append("mantad-exec launcher: no capability left for the runtime")
+        rows.append(("mantad-exec launcher", launcher, st["Uid"].split()[1], st["CapEff"],
+                     st["CapBnd"], st["NoNewPrivs"],
+                     SECCOMP_MODES.get(st["Seccomp"], st["Seccomp"]),
+                     len(nodelib.threads_status(launcher)), "all (no filter)",
+                     "fixed frames from mantad-exec only"))
     if node.supervisor_pid is not None:
         procs.append(("mantactl start", node.supervisor_pid))
     for name, pid in procs:

@@ -30,7 +30,7 @@ def allowlist(daemon):
     return base + own
 
 
-@pytest.mark.parametrize("daemon", ["res", "beat", "register"])
+@pytest.mark.parametrize("daemon", ["res", "beat", "register", "exec"])
 def test_man_lists_the_allowlist(daemon):
     with open(os.path.join(nodelib.ROOT, "man", "mantad-%s.8" % daemon)) as f:
         man = f.read()
