@@ -61,9 +61,9 @@ def main():
     out["lines"] = [b.content.decode() for b in lines(L.ReadText(
         data_request=dr, path=L.ProtoPath(value="hello.txt")))]
     out["binary"] = len(b"".join(b.content for b in binary(L.DataRequest(name="blob", **ids))))
-    set_global(iter([L.SetGlobalRequest(tag="g", data=b"from-" + tk.encode(), **ids)]))
+    set_global(iter([L.SetGlobalRequest(tag="g-" + tk, data=b"from-" + tk.encode(), **ids)]))
     out["global"] = b"".join(v.data for v in get_global(
-        L.GetGlobalRequest(tag="g", **ids))).decode()
+        L.GetGlobalRequest(tag="g-" + tk, **ids))).decode()
     add_result(iter([L.LightResult(tag="r", data=b"res-" + tk.encode(), **ids)]))
     out["result"] = [v.data.decode() for v in get_result(
         L.LightResultQuery(tag="r", size=1, method=R.LAST, **ids))]
