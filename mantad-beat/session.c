@@ -752,6 +752,47 @@ session_replay(struct beat *b)
 
 /* ---- events and timers ---- */
 
+/* A publication's fate from paho: the outbox row goes, or stays for the
+ * replay. */
+static void
+on_send_result(struct beat *b, const struct event *ev)
+{
+	if (ev->type == EV_SENT) {
+		if (ev->seq == SEQ_NODE_STATUS) {
+			b->status_sent = true;
+			return;
+		}
+		inflight_remove(b, ev->seq);
+		log_debug("outbox row %" PRIu64 " delivered", ev->seq);
+		(void)outbox_done(b->ob, ev->seq);
+		session_pump(b);
+		return;
+	}
+	if (ev->seq == SEQ_NODE_STATUS)
+		return;
+	log_debug("outbox row %" PRIu64 " not delivered (paho %d): kept",
+	    ev->seq, ev->code);
+	inflight_remove(b, ev->seq);
+	b->replay = true;
+}
+
+/* The SUBACK of the current client's topic ev->seq. Online (status) once
+ * the broker has taken every subscription: a command published before
+ * that would not reach us. */
+static void
+on_subscription(struct beat *b, const struct event *ev)
+{
+	if (ev->type == EV_SUBSCRIBE_FAILED) {
+		log_warnx("the broker refused the subscription to %s (code %d)",
+		    b->topics[ev->seq], ev->code);
+		return;
+	}
+	if (b->state == CONN_CONNECTED && b->nsubscribed < b->ntopics) {
+		b->nsubscribed++;
+		log_debug("subscribed to %s", b->topics[ev->seq]);
+	}
+}
+
 void
 session_event(struct beat *b, struct event *ev)
 {
@@ -780,36 +821,13 @@ session_event(struct beat *b, struct event *ev)
 		on_message(b, ev);
 		break;
 	case EV_SENT:
-		if (ev->seq == SEQ_NODE_STATUS) {
-			b->status_sent = true;
-			break;
-		}
-		inflight_remove(b, ev->seq);
-		log_debug("outbox row %" PRIu64 " delivered", ev->seq);
-		(void)outbox_done(b->ob, ev->seq);
-		session_pump(b);
-		break;
 	case EV_SEND_FAILED:
-		if (ev->seq == SEQ_NODE_STATUS)
-			break;
-		log_debug("outbox row %" PRIu64 " not delivered (paho %d): kept",
-		    ev->seq, ev->code);
-		inflight_remove(b, ev->seq);
-		b->replay = true;
+		on_send_result(b, ev);
 		break;
 	case EV_SUBSCRIBED:
-		/* Online (status) once the broker has taken every subscription:
-		 * a command published before that would not reach us. */
-		if (current && b->state == CONN_CONNECTED && ev->seq < b->ntopics &&
-		    b->nsubscribed < b->ntopics) {
-			b->nsubscribed++;
-			log_debug("subscribed to %s", b->topics[ev->seq]);
-		}
-		break;
 	case EV_SUBSCRIBE_FAILED:
 		if (current && ev->seq < b->ntopics)
-			log_warnx("the broker refused the subscription to %s"
-			    " (code %d)", b->topics[ev->seq], ev->code);
+			on_subscription(b, ev);
 		break;
 	case EV_DISCONNECTED:
 		if (current)
