@@ -339,10 +339,10 @@ mounts(struct exec *x, struct run *r, const char *rootfs, json_t *devices,
 	json_array_append_new(m, mount("/dev/shm", "tmpfs", "shm", shm, N(shm)));
 	json_array_append_new(m, mount("/dev/mqueue", "mqueue", "mqueue", mq, N(mq)));
 	/* A user namespace may mount sysfs only with a network namespace of
-	 * its own: on the host's network, the host's /sys, read-only down
-	 * to its submounts (userns.c). */
-	if (x->userns && strcmp(x->cfg->network ? x->cfg->network : "host",
-	    "none") != 0)
+	 * its own, and a task's never is: the host's, or the one netep.c
+	 * makes (the initial user namespace's). So the host's /sys, read-only
+	 * down to its submounts (userns.c). */
+	if (x->userns)
 		json_array_append_new(m, mount("/sys", "bind", "/sys", sysbind,
 		    N(sysbind)));
 	else

@@ -8,9 +8,10 @@
  * when Light restarts, the connection ends and every live run's socket is
  * sent again on the next one (netep_tick, each second).
  *
- * Not with containers.userns: a namespace made here belongs to the
- * initial user namespace, and the container could not mount its sysfs;
- * such runs keep the runtime's own empty namespace (no endpoint). */
+ * With containers.userns too: the namespace made here belongs to the
+ * initial user namespace, where the task's user namespace may not mount a
+ * sysfs, so such a task gets the host's /sys bound read-only, as on the
+ * host's network (bundle.c). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,8 +35,7 @@
 bool
 netep_wanted(const struct exec *x)
 {
-	return strcmp(x->cfg->network ? x->cfg->network : "host", "none") == 0 &&
-	    !x->userns;
+	return strcmp(x->cfg->network ? x->cfg->network : "host", "none") == 0;
 }
 
 static int

@@ -118,9 +118,10 @@ def check_clean(node, runtime):
 
 @pytest.mark.parametrize("network", ["host", "none"])
 def test_userns_mapping(manager, make_node, bbroot, runtime, image_dir, network):
-    """On the host's network /sys is the host's, bound read-only (sysfs
-    needs a network namespace of the user namespace's own); with
-    containers.network = "none" it is a sysfs of the task's own."""
+    """/sys is the host's, bound read-only (sysfs needs a network
+    namespace of the user namespace's own): on the host's network, and
+    with containers.network = "none" in the namespace mantad-exec makes
+    (test_48 checks the task's Light endpoint there)."""
     base = 300000
     node = nodelib.exec_node(manager, make_node, bbroot, runtime, containers={
         "userns": True, "userns_base": base, "userns_size": 65536,

@@ -171,3 +171,38 @@ def test_endpoint_back_after_exec_restart(manager, make_node, bbroot):
     manager.stop_swarm(n.node_id, swarm)
     nodelib.wait_task_status(manager, task, (tasks_pb.STOPPED, tasks_pb.FAILED), timeout=60)
     nodelib.wait_for(lambda: not netns_files(n), 15, "namespace file removed")
+
+
+def test_own_endpoint_with_userns(manager, broker, make_node, bbroot, runtime):
+    """containers.userns as well: the task, root of a user namespace of its
+    own, joins the namespace made for it (sysfs is then the host's, bound
+    read-only), reaches its Light endpoint there at RPC_HOST:RPC_PORT, and
+    not the broker. (Such tasks used to keep the runtime's empty namespace
+    and a unix: RPC_HOST that reference task code cannot use.)"""
+    import shutil
+    import tempfile
+    img = tempfile.mkdtemp(prefix="mnt-img-", dir="/tmp")
+    os.chmod(img, 0o755)        # the mapped root must reach the image
+    try:
+        n = nodelib.exec_node(manager, make_node, bbroot, runtime, containers={
+            "network": "none", "userns": True, "userns_base": 300000,
+            "userns_size": 65536, "image_dir": img})
+        nodelib.wait_for(lambda: os.path.exists(os.path.join(n.run_dir, "light.port")),
+                         15, "mantad-light up")
+        port = nodelib.light_port(n.run_dir)
+        t = nodelib.random_hex()
+        manager.deploy_task(n.node_id, nodelib.task_msg(t, (
+            "#!/bin/sh\n"
+            "echo \"endpoint=$RPC_HOST:$RPC_PORT uid=$(id -u)\"\n"
+            "if nc -w 2 \"$RPC_HOST\" \"$RPC_PORT\" </dev/null >/dev/null; then echo light=reached;"
+            " else echo light=refused; fi\n"
+            "if nc -w 2 127.0.0.1 %d </dev/null 2>/dev/null; then echo broker=reached;"
+            " else echo broker=refused; fi\n") % broker.port))
+        nodelib.wait_task_status(manager, t, tasks_pb.COMPLETED, timeout=60)
+        out = nodelib.wait_for(lambda: "broker=" in nodelib.task_log_text(manager, t) and
+                               nodelib.task_log_text(manager, t), 15, "the task's output")
+        assert "endpoint=127.0.0.1:%d uid=0\nlight=reached\nbroker=refused\n" % port \
+            in out, out
+        nodelib.wait_for(lambda: not netns_files(n), 15, "the namespace removed")
+    finally:
+        shutil.rmtree(img, ignore_errors=True)
