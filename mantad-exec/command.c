@@ -327,86 +327,112 @@ command_free(struct exec *x)
 	}
 }
 
+static const struct manta_id zero_id = MANTA_ID_ZERO;
+
+static int
+cmd_deploy(struct exec *x, const uint8_t *data, size_t len, char *err, size_t errlen)
+{
+	Common__Tasks__MqttTask *t;
+
+	if ((t = common__tasks__mqtt_task__unpack(NULL, len, data)) == NULL) {
+		announce_error(x, &zero_id, &zero_id, 0, 0, ERR_MQTT,
+		    "deploy_task: payload of %zu bytes is not a MqttTask", len);
+		snprintf(err, errlen, "payload is not a MqttTask");
+		return -1;
+	}
+	deploy(x, t);
+	common__tasks__mqtt_task__free_unpacked(t, NULL);
+	return 0;
+}
+
+static int
+cmd_stop_task(struct exec *x, const uint8_t *data, size_t len, char *err,
+    size_t errlen)
+{
+	Common__System__EnvId *e;
+
+	if ((e = common__system__env_id__unpack(NULL, len, data)) == NULL) {
+		announce_error(x, &zero_id, &zero_id, 0, 0, ERR_MQTT,
+		    "stop_task: payload of %zu bytes is not an EnvId", len);
+		snprintf(err, errlen, "payload is not an EnvId");
+		return -1;
+	}
+	if (stop_task(x, e) == 0)
+		stop_task_none(x, e);
+	common__system__env_id__free_unpacked(e, NULL);
+	return 0;
+}
+
+static int
+cmd_stop_swarm(struct exec *x, const uint8_t *data, size_t len, char *err,
+    size_t errlen)
+{
+	Common__System__PairId *p;
+	struct manta_id swarm;
+	char sh[ID_HEX_LEN + 1];
+	int n;
+
+	if ((p = common__system__pair_id__unpack(NULL, len, data)) == NULL) {
+		announce_error(x, &zero_id, &zero_id, 0, 0, ERR_MQTT,
+		    "stop_swarm: payload of %zu bytes is not a PairId", len);
+		snprintf(err, errlen, "payload is not a PairId");
+		return -1;
+	}
+	id_to_hex(id_from_pair(p), sh);
+	n = stop_swarm(x, id_from_pair(p), "stop_swarm");
+	/* The reference forgets the swarm's tasks: the same rounds
+	 * deployed again run (WIRE.md section 6). */
+	swarm = id_from_pair(p);
+	if (store_runs_forget(x->db, &swarm) == -1)
+		log_warnx("stop_swarm %s: its rounds stay known", sh);
+	log_info("stop_swarm %s: %d tasks to stop", sh, n);
+	common__system__pair_id__free_unpacked(p, NULL);
+	return 0;
+}
+
+static int
+cmd_stop_node(struct exec *x, const uint8_t *data, size_t len, char *err,
+    size_t errlen)
+{
+	struct job *j;
+
+	/* WIRE.md section 9: a graceful stop of the whole node, as
+	 * mantactl stop: no new task from now on; the supervisor waits for
+	 * the running ones (its drain timeout), then stops every daemon,
+	 * and our SIGTERM stops what still runs. */
+	log_info("stop_node: draining, then stopping the node");
+	drain_set(x, true, true);
+	if (!x->shutdown_asked && (j = job_new(JOB_SHUTDOWN)) != NULL) {
+		x->shutdown_asked = true;
+		(void)jobs_post(x->jobs, j);
+	}
+	return 0;
+}
+
+/* The commands mantad-beat hands us, by the topic's last segment. */
+static const struct {
+	const char *name;
+	int (*handle)(struct exec *, const uint8_t *, size_t, char *, size_t);
+} commands[] = {
+	{ "deploy_task", cmd_deploy },
+	{ "stop_task", cmd_stop_task },
+	{ "stop_swarm", cmd_stop_swarm },
+	{ "stop_node", cmd_stop_node },
+};
+
 int
 command_handle(struct exec *x, const Manta__Ipc__Command *c, char *err,
     size_t errlen)
 {
-	struct manta_id zero = MANTA_ID_ZERO;
-	const uint8_t *data = c->payload.data;
-	size_t len = c->payload.len;
-
 	if (handoff_seen(x, c->handoff)) {
 		log_info("%s: hand-off %s again: the same command, done already",
 		    c->name, c->handoff);
 		return 0;
 	}
-
-	if (strcmp(c->name, "deploy_task") == 0) {
-		Common__Tasks__MqttTask *t;
-
-		if ((t = common__tasks__mqtt_task__unpack(NULL, len, data)) == NULL) {
-			announce_error(x, &zero, &zero, 0, 0, ERR_MQTT,
-			    "deploy_task: payload of %zu bytes is not a MqttTask",
-			    len);
-			snprintf(err, errlen, "payload is not a MqttTask");
-			return -1;
-		}
-		deploy(x, t);
-		common__tasks__mqtt_task__free_unpacked(t, NULL);
-		return 0;
-	}
-	if (strcmp(c->name, "stop_task") == 0) {
-		Common__System__EnvId *e;
-
-		if ((e = common__system__env_id__unpack(NULL, len, data)) == NULL) {
-			announce_error(x, &zero, &zero, 0, 0, ERR_MQTT,
-			    "stop_task: payload of %zu bytes is not an EnvId", len);
-			snprintf(err, errlen, "payload is not an EnvId");
-			return -1;
-		}
-		if (stop_task(x, e) == 0)
-			stop_task_none(x, e);
-		common__system__env_id__free_unpacked(e, NULL);
-		return 0;
-	}
-	if (strcmp(c->name, "stop_swarm") == 0) {
-		Common__System__PairId *p;
-		struct manta_id swarm;
-		char sh[ID_HEX_LEN + 1];
-		int n;
-
-		if ((p = common__system__pair_id__unpack(NULL, len, data)) == NULL) {
-			announce_error(x, &zero, &zero, 0, 0, ERR_MQTT,
-			    "stop_swarm: payload of %zu bytes is not a PairId", len);
-			snprintf(err, errlen, "payload is not a PairId");
-			return -1;
-		}
-		id_to_hex(id_from_pair(p), sh);
-		n = stop_swarm(x, id_from_pair(p), "stop_swarm");
-		/* The reference forgets the swarm's tasks: the same rounds
-		 * deployed again run (WIRE.md section 6). */
-		swarm = id_from_pair(p);
-		if (store_runs_forget(x->db, &swarm) == -1)
-			log_warnx("stop_swarm %s: its rounds stay known", sh);
-		log_info("stop_swarm %s: %d tasks to stop", sh, n);
-		common__system__pair_id__free_unpacked(p, NULL);
-		return 0;
-	}
-	if (strcmp(c->name, "stop_node") == 0) {
-		struct job *j;
-
-		/* WIRE.md section 9: a graceful stop of the whole node, as
-		 * mantactl stop: no new task from now on; the supervisor
-		 * waits for the running ones (its drain timeout), then stops
-		 * every daemon, and our SIGTERM stops what still runs. */
-		log_info("stop_node: draining, then stopping the node");
-		drain_set(x, true, true);
-		if (!x->shutdown_asked && (j = job_new(JOB_SHUTDOWN)) != NULL) {
-			x->shutdown_asked = true;
-			(void)jobs_post(x->jobs, j);
-		}
-		return 0;
-	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(c->name, commands[i].name) == 0)
+			return commands[i].handle(x, c->payload.data, c->payload.len,
+			    err, errlen);
 	snprintf(err, errlen, "command %s is not mantad-exec's", c->name);
 	return -1;
 }

@@ -361,11 +361,73 @@ finish(struct exec *x, struct run *r, enum run_state st, const char *reason,
 	run_maybe_forget(x, r);
 }
 
+/* The runtime could not start the container: another attempt while
+ * tasks.retry_attempts allows, else the run ends. */
+static void
+finish_not_started(struct exec *x, struct run *r, const struct result *res)
+{
+	char reason[512], tail[300];
+
+	log_tail(r->log, tail, sizeof(tail));
+	if (!r->stop_requested && !x->stopping &&
+	    r->attempts <= x->cfg->retry_attempts) {
+		log_warnx("container %s did not start (%s, status %d):"
+		    " retrying", r->cid, tail, res->runtime_code);
+		if (runtime_launch(x, r) == 0)
+			return;
+	}
+	if (r->stop_requested) {
+		finish(x, r, RS_STOPPED, r->stop_reason, -1, 0);
+		return;
+	}
+	snprintf(reason, sizeof(reason), "runtime %s could not start the"
+	    " container (%d attempts): %s", x->runtime_name, r->attempts, tail);
+	finish(x, r, RS_FAILED, reason, -1, ERR_DOCKER);
+}
+
+/* The container ran and ended: how, in the order a manager must hear it
+ * (a stop asked for, the timeout, success, OOM, exit status, signal). */
+static void
+finish_ended(struct exec *x, struct run *r, const struct result *res)
+{
+	char reason[512];
+
+	if (r->stop_requested)
+		finish(x, r, RS_STOPPED, r->stop_reason,
+		    res->exit >= 0 ? res->exit : res->sig ? 128 + res->sig : -1, 0);
+	else if (res->timeout) {
+		snprintf(reason, sizeof(reason), "timeout: still running after"
+		    " tasks.task_timeout = %d s: stopped, reported FAILED",
+		    x->cfg->task_timeout);
+		/* The end of the run as far as the manager knows: say why in
+		 * the logs it gets. */
+		logs_note(r, reason);
+		finish(x, r, RS_FAILED, reason, res->sig ? 128 + res->sig : res->exit,
+		    ERR_TIMEOUT);
+	} else if (res->exit == 0)
+		finish(x, r, RS_COMPLETED, NULL, 0, 0);
+	else if (res->oom > 0) {
+		/* A task that lived through an OOM kill in its cgroup (of a
+		 * child) and still exited 0 completed; otherwise the kill is
+		 * the likely cause. */
+		snprintf(reason, sizeof(reason), "oom: a process was killed for"
+		    " lack of memory (limit %s)", x->cfg->default_memory_limit);
+		finish(x, r, RS_FAILED, reason, res->sig ? 128 + res->sig : res->exit,
+		    ERR_RESOURCE);
+	} else if (res->exit > 0) {
+		snprintf(reason, sizeof(reason), "exit status %d", res->exit);
+		finish(x, r, RS_FAILED, reason, res->exit, 0);
+	} else if (res->sig > 0) {
+		snprintf(reason, sizeof(reason), "killed by signal %d", res->sig);
+		finish(x, r, RS_FAILED, reason, 128 + res->sig, 0);
+	} else
+		finish(x, r, RS_FAILED, "exit status unknown", -1, ERR_NODE);
+}
+
 void
 runtime_finish(struct exec *x, struct run *r)
 {
 	struct result res;
-	char reason[512], tail[300];
 
 	if (r->status_fd >= 0) {
 		close(r->status_fd);
@@ -391,57 +453,12 @@ runtime_finish(struct exec *x, struct run *r)
 		return;
 	}
 	if (res.runtime_error && !res.started) {
-		log_tail(r->log, tail, sizeof(tail));
-		if (!r->stop_requested && !x->stopping &&
-		    r->attempts <= x->cfg->retry_attempts) {
-			log_warnx("container %s did not start (%s, status %d):"
-			    " retrying", r->cid, tail, res.runtime_code);
-			if (runtime_launch(x, r) == 0)
-				return;
-		}
-		if (r->stop_requested) {
-			finish(x, r, RS_STOPPED, r->stop_reason, -1, 0);
-			return;
-		}
-		snprintf(reason, sizeof(reason), "runtime %s could not start the"
-		    " container (%d attempts): %s", x->runtime_name, r->attempts,
-		    tail);
-		finish(x, r, RS_FAILED, reason, -1, ERR_DOCKER);
+		finish_not_started(x, r, &res);
 		return;
 	}
 	if (res.started)
 		mark_running(x, r);
-	if (r->stop_requested)
-		finish(x, r, RS_STOPPED, r->stop_reason,
-		    res.exit >= 0 ? res.exit : res.sig ? 128 + res.sig : -1, 0);
-	else if (res.timeout) {
-		snprintf(reason, sizeof(reason), "timeout: still running after"
-		    " tasks.task_timeout = %d s: stopped, reported FAILED",
-		    x->cfg->task_timeout);
-		/* The end of the run as far as the manager knows: say why in
-		 * the logs it gets. */
-		logs_note(r, reason);
-		finish(x, r, RS_FAILED, reason, res.sig ? 128 + res.sig : res.exit,
-		    ERR_TIMEOUT);
-	} else if (res.exit == 0)
-		finish(x, r, RS_COMPLETED, NULL, 0, 0);
-	else if (res.oom > 0) {
-		/* A task that lived through an OOM kill in its cgroup (of a
-		 * child) and still exited 0 completed; otherwise the kill is
-		 * the likely cause. */
-		snprintf(reason, sizeof(reason), "oom: a process was killed for"
-		    " lack of memory (limit %s)", x->cfg->default_memory_limit);
-		finish(x, r, RS_FAILED, reason, res.sig ? 128 + res.sig : res.exit,
-		    ERR_RESOURCE);
-	}
-	else if (res.exit > 0) {
-		snprintf(reason, sizeof(reason), "exit status %d", res.exit);
-		finish(x, r, RS_FAILED, reason, res.exit, 0);
-	} else if (res.sig > 0) {
-		snprintf(reason, sizeof(reason), "killed by signal %d", res.sig);
-		finish(x, r, RS_FAILED, reason, 128 + res.sig, 0);
-	} else
-		finish(x, r, RS_FAILED, "exit status unknown", -1, ERR_NODE);
+	finish_ended(x, r, &res);
 	/* The run's result and status buffers are freed by now: give the
 	 * pages back before the idle that follows (issue 14). */
 	daemon_trim();
