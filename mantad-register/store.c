@@ -464,6 +464,7 @@ store_ack_open(const char *state_dir)
 int
 store_ack_write(int fd, int64_t seq, const char *key)
 {
+	static bool warned;	/* only the link thread writes */
 	char buf[ACK_MAX];
 	int n;
 
@@ -471,9 +472,12 @@ store_ack_write(int fd, int64_t seq, const char *key)
 	if (fd == -1 || n < 0 || (size_t)n >= sizeof(buf))
 		return -1;
 	if (pwrite(fd, buf, (size_t)n, 0) != n) {
-		log_warn("register.ack");
+		if (!warned)	/* once: a full disk would say it per upload */
+			log_warn("register.ack (a kill may send a frame twice)");
+		warned = true;
 		return -1;
 	}
+	warned = false;
 	return 0;
 }
 
