@@ -238,7 +238,7 @@ class Chaos(object):
             return
         try:
             os.kill(pid, signal.SIGKILL)
-            self.events.append((time.monotonic(), "kill " + name[6:]))
+            self.events.append((time.monotonic(), "kill " + name[len("mantad-"):]))
             self.kills += 1
             log(self.verbose, "SIGKILL %s (%d)" % (name, pid))
         except ProcessLookupError:
