@@ -244,6 +244,8 @@ int store_run_insert(sqlite3 *db, struct run *r, const char *status,
 /* Marks every round of the swarm forgotten (stop_swarm): 0, -1. */
 int store_runs_forget(sqlite3 *db, const struct manta_id *swarm);
 int store_run_set(sqlite3 *db, const struct run *r);	/* cid, dir, shim... */
+/* Deletes run id (recover.c: one deploy never finished preparing): 0, -1. */
+int store_run_delete(sqlite3 *db, int64_t id);
 /* run.reason of a run that waits (QUEUED): why. */
 int store_run_reason(sqlite3 *db, const struct run *r, const char *reason);
 /* Loads every run that is not final or whose logs are not done. */

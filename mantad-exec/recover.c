@@ -67,6 +67,31 @@ sweep_orphans(struct exec *x)
 	}
 }
 
+/* A QUEUED run without a bundle: exec was killed inside deploy, after
+ * exec.db had the run and before the bundle was written. Nothing about it
+ * left the node, and beat, never answered, hands the deploy over again:
+ * the run is deleted so that this deploy runs once, instead of failing
+ * now (no bundle to start) and running again as a failed round deployed
+ * anew (issue 15: two terminal updates). True when it was. */
+static bool
+unprepared(struct exec *x, struct run *r)
+{
+	char th[ID_HEX_LEN + 1];
+
+	if (r->dir != NULL && r->dir[0] != '\0')
+		return false;
+	id_to_hex(r->task, th);
+	log_info("task %s iteration %u circular %u: deploy interrupted before its"
+	    " bundle was written: forgotten, to be handed over again", th,
+	    r->iteration, r->circular);
+	if (store_run_delete(x->db, r->id) == -1)
+		return false;
+	TAILQ_REMOVE(&x->queue, r, q);
+	TAILQ_REMOVE(&x->runs, r, all);
+	run_free(r);
+	return true;
+}
+
 void
 recover_runs(struct exec *x)
 {
@@ -93,6 +118,8 @@ recover_runs(struct exec *x)
 		next = TAILQ_NEXT(r, all);
 		switch (r->state) {
 		case RS_QUEUED:
+			if (unprepared(x, r))
+				break;
 			queued++;
 			break;
 		case RS_PENDING:

@@ -264,6 +264,17 @@ store_runs_forget(sqlite3 *db, const struct manta_id *swarm)
 }
 
 int
+store_run_delete(sqlite3 *db, int64_t id)
+{
+	sqlite3_stmt *st;
+
+	if ((st = prep(db, "DELETE FROM run WHERE id = ?")) == NULL)
+		return -1;
+	sqlite3_bind_int64(st, 1, id);
+	return step_done(db, st, "deleting a run never prepared");
+}
+
+int
 store_run_set(sqlite3 *db, const struct run *r)
 {
 	sqlite3_stmt *st;

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "daemon.h"
 #include "db.h"
@@ -104,6 +105,9 @@ struct link {
 	long long next_logs;
 	int64_t logs_refused_seq;	/* the row the manager refused, and how often */
 	int logs_refused;
+	int ack_fd;		/* register.ack, or -1 */
+	int64_t acked_seq;	/* the row last answered OK (0 none) ... */
+	char *acked_key;	/* ... and its key */
 };
 
 static void
@@ -678,6 +682,53 @@ link_logs_notify(struct link *l)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* The manager answered OK for r (do_logs noted it in register.ack as soon
+ * as the answer came: a kill after that does not send it again): the row
+ * leaves the outbox. A database too busy to take it now is retried from
+ * the note in memory, never by sending the row again. */
+static void
+logs_answered(struct link *l, const struct logrow *r)
+{
+	char *key;
+
+	if (l->acked_seq != r->seq && (key = strdup(r->key)) != NULL) {
+		free(l->acked_key);
+		l->acked_key = key;
+		l->acked_seq = r->seq;
+	}
+	if (store_logs_sent(l->db, r->seq, (int64_t)time(NULL) * 1000) == -1)
+		l->next_logs = daemon_now_ms() + LOGS_RETRY_MS;
+	l->logs_refused = 0;
+}
+
+/* Whether the manager already answered OK for r (in this run, or before a
+ * restart, as register.ack says): then it is not sent again. */
+static bool
+logs_known(const struct link *l, const struct logrow *r)
+{
+	return l->acked_seq == r->seq && l->acked_key != NULL &&
+	    strcmp(l->acked_key, r->key) == 0;
+}
+
+static void
+logs_refused(struct link *l, const struct logrow *r, const char *err, long long now)
+{
+	if (l->logs_refused_seq != r->seq) {
+		l->logs_refused_seq = r->seq;
+		l->logs_refused = 0;
+	}
+	if (++l->logs_refused >= LOGS_REFUSED_MAX) {
+		log_warnx("manager refused the logs of task %s %d times (%s); dropping"
+		    " them", r->task_id, l->logs_refused, err);
+		(void)store_logs_sent(l->db, r->seq, (int64_t)time(NULL) * 1000);
+		l->logs_refused = 0;
+	} else {
+		log_warnx("manager refused the logs of task %s: %s; retrying", r->task_id,
+		    err);
+		l->next_logs = now + ((long long)LOGS_RETRY_MS << l->logs_refused);
+	}
+}
+
 /* Sends the oldest row of the log outbox with AddTaskLogs: one
  * common.system.Logs{content, timestamp} per call. */
 static void
@@ -707,6 +758,13 @@ do_logs(struct link *l)
 		pthread_mutex_unlock(&l->lock);
 		return;
 	}
+	if (logs_known(l, &r)) {
+		log_info("task %s: logs %s were answered OK before: not sent again",
+		    r.task_id, r.key);
+		logs_answered(l, &r);
+		logrow_free(&r);
+		return;
+	}
 	lg.content.data = r.content;
 	lg.content.len = r.len;
 	ts.seconds = r.created_ms / 1000;
@@ -716,6 +774,8 @@ do_logs(struct link *l)
 	timeout = CALL_TIMEOUT_MS + (int)(r.len >> 20) * LOGS_MS_PER_MIB;
 	rc = mgr_call_stream(l->mgr, M_ADD_TASK_LOGS, msgs, 1, &common__system__ok__descriptor,
 	    &resp, timeout, err, sizeof(err));
+	if (rc == 0)
+		(void)store_ack_write(l->ack_fd, r.seq, r.key);	/* first of all */
 	if (resp != NULL)
 		protobuf_c_message_free_unpacked(resp, NULL);
 	now = daemon_now_ms();
@@ -723,9 +783,7 @@ do_logs(struct link *l)
 		call_ok(l);
 		log_info("task %s: logs sent to the manager (%zu bytes, %s)", r.task_id, r.len,
 		    r.key);
-		if (store_logs_sent(l->db, r.seq, (int64_t)time(NULL) * 1000) == -1)
-			l->next_logs = now + LOGS_RETRY_MS;	/* sent again later: a duplicate at worst */
-		l->logs_refused = 0;
+		logs_answered(l, &r);
 	} else if (unreachable(rc)) {
 		call_failed(l, "AddTaskLogs", rc, err);
 		log_warnx("lost the manager; task logs kept until it answers");
@@ -735,20 +793,7 @@ do_logs(struct link *l)
 		log_debug("AddTaskLogs: %s", err);
 		l->next_logs = now + LOGS_RETRY_MS;
 	} else {
-		if (l->logs_refused_seq != r.seq) {
-			l->logs_refused_seq = r.seq;
-			l->logs_refused = 0;
-		}
-		if (++l->logs_refused >= LOGS_REFUSED_MAX) {
-			log_warnx("manager refused the logs of task %s %d times (%s); dropping"
-			    " them", r.task_id, l->logs_refused, err);
-			(void)store_logs_sent(l->db, r.seq, (int64_t)time(NULL) * 1000);
-			l->logs_refused = 0;
-		} else {
-			log_warnx("manager refused the logs of task %s: %s; retrying", r.task_id,
-			    err);
-			l->next_logs = now + ((long long)LOGS_RETRY_MS << l->logs_refused);
-		}
+		logs_refused(l, &r, err, now);
 	}
 	logrow_free(&r);
 }
@@ -842,6 +887,14 @@ worker(void *arg)
 	return NULL;
 }
 
+static void
+link_ack_close(struct link *l)
+{
+	if (l->ack_fd != -1)
+		(void)close(l->ack_fd);
+	free(l->acked_key);
+}
+
 struct link *
 link_start(const struct manta_cfg *c, struct mgr *m,
     struct manta_id id, const struct platform *p, const struct reg *stored)
@@ -866,6 +919,10 @@ link_start(const struct manta_cfg *c, struct mgr *m,
 	l->backoff_ms = BACKOFF_MIN_MS;
 	l->next_register = daemon_now_ms();
 	l->logs_pending = true;		/* rows left from an earlier run */
+	/* The row the manager answered before a kill (if it is still in the
+	 * outbox, it is marked sent, not sent again). */
+	l->ack_fd = store_ack_open(c->state_dir);
+	(void)store_ack_read(l->ack_fd, &l->acked_seq, &l->acked_key);
 	if (stored != NULL) {
 		/* Generations keep increasing across restarts. */
 		l->generation = stored->generation;
@@ -886,6 +943,7 @@ link_start(const struct manta_cfg *c, struct mgr *m,
 		pthread_mutex_destroy(&l->lock);
 		reg_free(&l->reg);
 		db_close(l->db);
+		link_ack_close(l);
 		free(l);
 		return NULL;
 	}
@@ -948,6 +1006,7 @@ link_stop(struct link *l, int wait_ms)
 	}
 	reg_free(&l->reg);
 	db_close(l->db);
+	link_ack_close(l);
 	pthread_cond_destroy(&l->cond);
 	pthread_cond_destroy(&l->flushed_cond);
 	pthread_mutex_destroy(&l->lock);

@@ -102,6 +102,14 @@ int store_logs_next(sqlite3 *db, struct logrow *r);
  * to drop a row the manager keeps refusing. */
 int store_logs_sent(sqlite3 *db, int64_t seq, int64_t now_ms);
 int store_logs_count(sqlite3 *db, uint64_t *count, uint64_t *bytes);
+/* register.ack: the row the manager answered OK last, noted (one write, no
+ * sync) before register.db is touched, so that a kill or a busy database
+ * between the answer and store_logs_sent does not send the row again.
+ * store_ack_open: the fd, or -1 (logged; nothing is noted then).
+ * store_ack_read: 1 with *seq and *key (free it), 0 none, -1 error. */
+int store_ack_open(const char *state_dir);
+int store_ack_write(int fd, int64_t seq, const char *key);
+int store_ack_read(int fd, int64_t *seq, char **key);
 void logrow_free(struct logrow *r);
 
 /* ---- logs.c: TaskLogs from mantad-exec (IPC side) ---- */

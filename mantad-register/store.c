@@ -6,11 +6,16 @@
  * The main thread (IPC) and the link thread each have their own connection
  * (store_open twice): SQLite orders their transactions (BEGIN IMMEDIATE,
  * the busy timeout), and no connection is ever used by two threads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "db.h"
+#include "file.h"
 #include "log.h"
 #include "register.h"
 
@@ -432,4 +437,77 @@ store_logs_count(sqlite3 *db, uint64_t *count, uint64_t *bytes)
 	}
 	sqlite3_finalize(st);
 	return rc;
+}
+
+/* ---- register.ack: the last upload the manager answered OK ---- */
+
+/* One record at offset 0, "<seq> <key length> <key>\n", rewritten with one
+ * pwrite per answer. Not synced: it is there for a SIGKILL of the daemon
+ * (the page cache keeps it), not for a power loss, after which the row goes
+ * out again as before (at least once). */
+#define ACK_MAX	(32 + 4096 + 2)
+
+int
+store_ack_open(const char *state_dir)
+{
+	char *path;
+	int fd;
+
+	if ((path = path_join(state_dir, "register.ack")) == NULL)
+		return -1;
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) == -1)
+		log_warn("%s", path);
+	free(path);
+	return fd;
+}
+
+int
+store_ack_write(int fd, int64_t seq, const char *key)
+{
+	static bool warned;	/* only the link thread writes */
+	char buf[ACK_MAX];
+	int n;
+
+	n = snprintf(buf, sizeof(buf), "%" PRId64 " %zu %s\n", seq, strlen(key), key);
+	if (fd == -1 || n < 0 || (size_t)n >= sizeof(buf))
+		return -1;
+	if (pwrite(fd, buf, (size_t)n, 0) != n) {
+		if (!warned)	/* once: a full disk would say it per upload */
+			log_warn("register.ack (a kill may send a frame twice)");
+		warned = true;
+		return -1;
+	}
+	warned = false;
+	return 0;
+}
+
+int
+store_ack_read(int fd, int64_t *seq, char **key)
+{
+	char buf[ACK_MAX + 1], *p, *end;
+	long long s;
+	unsigned long klen;
+	size_t avail;
+	ssize_t n;
+
+	*seq = 0;
+	*key = NULL;
+	if (fd == -1)
+		return -1;
+	if ((n = pread(fd, buf, sizeof(buf) - 1, 0)) <= 0)
+		return n == 0 ? 0 : -1;
+	buf[n] = '\0';
+	errno = 0;
+	s = strtoll(buf, &p, 10);
+	if (errno != 0 || p == buf || *p != ' ' || s <= 0)
+		return 0;
+	klen = strtoul(p + 1, &end, 10);
+	avail = (size_t)(buf + n - end);	/* " <key>\n" fits in it */
+	if (end == p + 1 || *end != ' ' || klen == 0 || klen > avail || avail - klen < 2 ||
+	    end[1 + klen] != '\n')
+		return 0;	/* torn, or none yet: nothing to trust */
+	if ((*key = strndup(end + 1, klen)) == NULL)
+		return -1;
+	*seq = s;
+	return 1;
 }

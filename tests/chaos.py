@@ -31,7 +31,12 @@ gets CHAOS_SETTLE seconds (default 180) to report. Then:
 
 The last line printed is
     tasks=N kills=K restarts=R lost=L duplicated=D
-and the exit status is 0 when nothing was lost, duplicated or left.
+(D counts log lines: one AddTaskLogs frame received twice counts each of
+its lines; the line before splits D into terminal updates, RUNNING
+updates and log lines, with the number of frames received twice whole).
+Each doubled task is listed with the arrival times of its updates and
+frames, and a copy with the faults injected between the first and it.
+The exit status is 0 when nothing was lost, duplicated or left.
 
 Environment: CHAOS_TASKS, CHAOS_SECONDS (chaos budget, default 900),
 CHAOS_BURST (burst sizes "LO-HI", default 50-200; 0 for none),
@@ -89,6 +94,7 @@ class Chaos(object):
         self.broker = self.manager = self.node = None
         self.dirs = []
         self.peaks = {"mqtt": 0, "logs": 0}
+        self.events = []        # (monotonic time, what): the faults injected
 
     # ---- set-up ----
 
@@ -232,6 +238,7 @@ class Chaos(object):
             return
         try:
             os.kill(pid, signal.SIGKILL)
+            self.events.append((time.monotonic(), "kill " + name[len("mantad-"):]))
             self.kills += 1
             log(self.verbose, "SIGKILL %s (%d)" % (name, pid))
         except ProcessLookupError:
@@ -240,11 +247,13 @@ class Chaos(object):
     def restart_one(self):
         if self.rng.random() < 0.5:
             log(self.verbose, "broker restart")
+            self.events.append((time.monotonic(), "broker stop"))
             self.broker.stop()
             time.sleep(self.rng.uniform(0.2, 2.0))      # an outage of some length
             self.broker.start()
         else:
             log(self.verbose, "manager restart")
+            self.events.append((time.monotonic(), "manager stop"))
             self.manager.stop_grpc()
             time.sleep(self.rng.uniform(0.2, 3.0))      # an outage of some length
             self.manager.start_grpc()
@@ -318,6 +327,48 @@ class Chaos(object):
                 " mantad-register)" % again if again else
                 " (no frame received twice whole)")
 
+    def when(self, task):
+        """Where a doubled task's records fall in the run's event log (the
+        times printed with CHAOS_VERBOSE): its TaskUpdates (status@time,
+        "d" for a broker redelivery filtered out) and AddTaskLogs frames
+        (lines first-last@time, "*" for a frame received before whole)."""
+        from devmanager import pair_to_hex
+        ups, had = [], {}
+        for r in self.manager.messages("manager/update_task_status"):
+            u = r.request
+            if u is not None and pair_to_hex(u.task_id) == task:
+                again = (self.between(had[u.task_status], r.time)
+                         if u.task_status in had and not r.extra.get("dup") else "")
+                had.setdefault(u.task_status, r.time)
+                ups.append("%d@%.1f%s%s" % (u.task_status, r.time - T0,
+                                            "d" if r.extra.get("dup") else "", again))
+        frames, seen, first = [], set(), {}
+        for r in self.manager.calls("AddTaskLogs", accepted_only=True):
+            lg = r.extra.get("log")
+            if not lg or lg["task_id"] != task:
+                continue
+            key = b"".join(q.SerializeToString() for q in r.requests or [])
+            nums = [l.split()[1] for l in lg.get("text", "").splitlines()
+                    if l.startswith("line ")] if "text" in lg else []
+            frames.append("%s@%.1f%s" % ("%s-%s" % (nums[0], nums[-1]) if nums else "?",
+                                         r.time - T0, "*" + self.between(first[key], r.time)
+                                         if key in seen else ""))
+            seen.add(key)
+            first.setdefault(key, r.time)
+        return " updates [%s] frames [%s]" % (" ".join(ups), " ".join(frames))
+
+    def between(self, t1, t2):
+        """The faults injected from 1 s before t1 to t2: what made a copy."""
+        return "(after %s)" % (", ".join("%s@%.1f" % (w, t - T0) for t, w in self.events
+                                          if t1 - 1 <= t <= t2) or "no fault")
+
+    def frames_twice(self, task):
+        """How many AddTaskLogs frames of a task came again whole."""
+        with self.manager.lock:
+            frames = [(d.get("timestamp"), d["raw"]) for d in self.manager.logs
+                      if d["task_id"] == task]
+        return len(frames) - len(set(frames))
+
     def logs_whole(self):
         texts = self.texts()
         for t, info in self.tasks.items():
@@ -341,6 +392,7 @@ class Chaos(object):
         ups = self.updates()
         texts = self.texts()
         lost = dup = 0
+        kinds = dict(final=0, running=0, lines=0, frames=0)
         problems = []
         for t, info in sorted(self.tasks.items()):
             fin = [s for s in ups.get(t, []) if s in faultlib.FINAL]
@@ -350,20 +402,26 @@ class Chaos(object):
                 problems.append("%s: no terminal update (%r)" % (t, ups.get(t)))
             elif len(fin) > 1:
                 dup += len(fin) - 1
-                problems.append("%s: %d terminal updates %r" % (t, len(fin), ups[t]))
+                kinds["final"] += len(fin) - 1
+                problems.append("%s: %d terminal updates %r%s" % (t, len(fin), ups[t],
+                                                                  self.when(t)))
             if fin and fin[0] != want:
                 lost += 1
                 problems.append("%s: ended %d, expected %d (its output: %r)" % (
                     t, fin[0], want, texts.get(t, "")[-200:]))
             if ups.get(t, []).count(faultlib.RUNNING) > 1:
                 dup += ups[t].count(faultlib.RUNNING) - 1
-                problems.append("%s: RUNNING %d times" % (t, ups[t].count(faultlib.RUNNING)))
+                kinds["running"] += ups[t].count(faultlib.RUNNING) - 1
+                problems.append("%s: RUNNING %d times%s" % (t, ups[t].count(faultlib.RUNNING),
+                                                            self.when(t)))
             lo, du = faultlib.check_lines(texts.get(t, ""), info["lines"])
             if lo or du:
-                problems.append("%s: log lines lost %r duplicated %r%s" % (
-                    t, lo, du, self.resent(t) if du else ""))
+                problems.append("%s: log lines lost %r duplicated %r%s%s" % (
+                    t, lo, du, self.resent(t) if du else "", self.when(t) if du else ""))
             lost += len(lo)
             dup += len(du)
+            kinds["lines"] += len(du)
+            kinds["frames"] += self.frames_twice(t) if du else 0
         leftovers = {}
         try:
             st = self.node.wait_online(60)
@@ -385,7 +443,8 @@ class Chaos(object):
             sys.stderr.write("chaos: %s\n" % p)
         return dict(tasks=len(self.tasks), kills=self.kills, restarts=self.restarts,
                     bursts=self.bursts,
-                    lost=lost, duplicated=dup, leftovers=leftovers, online=online,
+                    lost=lost, duplicated=dup, dup_kinds=kinds, leftovers=leftovers,
+                    online=online,
                     peaks=dict(self.peaks),
                     ok=lost == 0 and dup == 0 and not leftovers and online
                     and len(self.tasks) == self.ntasks)
@@ -424,6 +483,9 @@ def main():
     print("outbox_peak_mqtt=%d outbox_peak_logs=%d leftovers=%r online=%s bursts=%d"
           % (res["peaks"]["mqtt"], res["peaks"]["logs"], res["leftovers"], res["online"],
              res["bursts"]))
+    # duplicated counts lines: one frame sent again counts each of its lines.
+    print("duplicated: final_updates=%(final)d running_updates=%(running)d"
+          " log_lines=%(lines)d (frames received twice whole: %(frames)d)" % res["dup_kinds"])
     print("tasks=%d kills=%d restarts=%d lost=%d duplicated=%d" % (
         res["tasks"], res["kills"], res["restarts"], res["lost"], res["duplicated"]))
     return 0 if res["ok"] else 1

@@ -163,3 +163,89 @@ def test_outbox_bounded(manager, managers, node):
     assert len(outbox_rows(node)) == 2
     st = node.wait_status(lambda s: True, 10)
     assert node.daemon("mantad-register", st)["restarts"] == 0
+
+
+def hold_db_when(manager, node, text):
+    """When the manager takes the frame whose text is `text`, this takes
+    register.db's write lock before the manager answers OK (a busy
+    database, as while the IPC thread commits a new frame): register has
+    the answer and cannot record it in register.db. release(held) ends it."""
+    path = os.path.join(node.state_dir, "register.db")
+    held = {}
+
+    def on_end(d):
+        if d["text"] == text and "db" not in held:
+            db = sqlite3.connect(path, timeout=10, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("BEGIN IMMEDIATE")
+            held["db"] = db
+    manager.on_task_end = on_end
+    return held
+
+
+def release(manager, held):
+    manager.on_task_end = None
+    if "db" in held:
+        held["db"].execute("ROLLBACK")
+        held["db"].close()
+
+
+def gone(pid):
+    """The process ended (a zombie not yet reaped counts as ended)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+
+
+def texts_now(manager):
+    return [decode_logs(r.requests[0].content)["text"] for r in log_calls(manager)]
+
+
+def send_marker(manager, node):
+    """A last frame; once the manager has it, everything before it went out."""
+    assert send(node, task_logs("marker", b"marker\n")).code == 0
+    manager.wait_call("AddTaskLogs", timeout=nodelib.deadline(30),
+                      pred=lambda r: decode_logs(r.requests[0].content)["text"]
+                      == "marker\n")
+
+
+def test_answered_frame_not_sent_again_after_kill(manager, node):
+    """Issue 15: mantad-register killed after the manager answered OK and
+    before register.db recorded it: the answer was noted first
+    (register.ack), so the restarted daemon does not upload the frame again
+    (a manager reads each AddTaskLogs as the end of a run)."""
+    node.wait_online()
+    held = hold_db_when(manager, node, "answered\n")
+    try:
+        assert send(node, task_logs("answered", b"answered\n")).code == 0
+        nodelib.wait_log(node, r"logs sent to the manager \(\d+ bytes, answered\)", 20)
+        pid = node.pids()["mantad-register"]
+        os.kill(pid, signal.SIGKILL)
+        nodelib.wait_for(lambda: gone(pid), 10, "mantad-register killed")
+    finally:
+        release(manager, held)
+    node.wait_status(lambda s: any(d["name"] == "mantad-register" and d["state"] == "up"
+                                   and d["pid"] != pid for d in s["daemons"]), 30,
+                     "mantad-register restarted")
+    node.wait_online(30)
+    send_marker(manager, node)
+    assert texts_now(manager) == ["answered\n", "marker\n"]
+    nodelib.wait_for(lambda: outbox_rows(node) == [], 10, "outbox empty")
+
+
+def test_answered_frame_not_sent_again_when_db_busy(manager, node):
+    """Issue 15: register.db too busy to record the manager's OK (the busy
+    timeout ran out): the row is marked sent later, not uploaded again."""
+    node.wait_online()
+    held = hold_db_when(manager, node, "busy\n")
+    try:
+        assert send(node, task_logs("busy", b"busy\n")).code == 0
+        nodelib.wait_log(node, r"mantad-register: warning: sqlite: database is locked", 30)
+    finally:
+        release(manager, held)
+    send_marker(manager, node)
+    assert texts_now(manager) == ["busy\n", "marker\n"]
+    nodelib.wait_for(lambda: outbox_rows(node) == [], 10, "outbox empty")
+    assert node.daemon("mantad-register", node.wait_online())["restarts"] == 0

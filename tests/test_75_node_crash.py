@@ -74,3 +74,51 @@ def test_kill9_everything(manager, make_node, bbroot):
                      20, "nothing left behind")
     st = node.wait_ready()
     assert st["tasks"]["completed"] == 3 and st["tasks"]["failed"] == 1, st["tasks"]
+
+
+def test_deploy_interrupted_before_its_bundle(manager, make_node, bbroot):
+    """Issue 15 (the 600-task chaos run): exec killed inside deploy, after
+    exec.db had the run QUEUED and before its bundle was written (dir still
+    empty). Nothing about it left the node and beat, never answered, hands
+    the deploy over again: the run is forgotten at recovery, and the deploy
+    handed over again runs once. Before, it was started without a bundle
+    (FAILED: the shim died), then the copy ran as a failed round deployed
+    anew: two terminal updates for one deploy. The window is rebuilt here by
+    emptying the queued run's dir in exec.db while the node is down; the
+    manager's second publish stands for beat's hand-off again."""
+    import os
+    import shutil
+    import sqlite3
+    runtime = faultlib.runc_or_skip(bbroot)
+    node = nodelib.exec_node(manager, make_node, bbroot, runtime,
+                             tasks={"max_concurrent": 1})
+    busy, waiting = "c5" * 16, "c6" * 16
+    manager.deploy_task(node.node_id, nodelib.task_msg(
+        busy, faultlib.counting_script(30, pause="0.1")))
+    nodelib.wait_task_status(manager, busy, RUNNING)
+    again = nodelib.task_msg(waiting, "#!/bin/sh\necho once\n")
+    manager.deploy_task(node.node_id, again)
+    node.wait_status(lambda s: s["tasks"]["queued"] == 1, 10, "one queued")
+
+    faultlib.kill_node(node)
+    db = sqlite3.connect(os.path.join(node.state_dir, "exec.db"), timeout=10)
+    try:
+        (d,) = db.execute("SELECT dir FROM run WHERE task = ?", (waiting,)).fetchone()
+        assert d, "the queued run has a bundle"
+        with db:
+            db.execute("UPDATE run SET dir = '' WHERE task = ?", (waiting,))
+    finally:
+        db.close()
+    shutil.rmtree(d)
+
+    node.start()
+    node.wait_ready(30)         # exec has recovered
+    manager.deploy_task(node.node_id, again)
+    nodelib.wait_task_status(manager, waiting, COMPLETED, timeout=40)
+    nodelib.wait_task_status(manager, busy, COMPLETED, timeout=30)
+    assert faultlib.statuses(manager, waiting) == [RUNNING, COMPLETED]
+    nodelib.wait_log(node, "task %s iteration 0 circular 0: deploy interrupted" % waiting)
+    nodelib.wait_for(lambda: nodelib.task_log_text(manager, waiting) == "once\n", 15,
+                     "the output, once")
+    nodelib.wait_for(lambda: not any(nodelib.exec_leftovers(node, runtime).values()),
+                     20, "nothing left behind")
