@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "confine.h"
@@ -218,6 +219,10 @@ detach(struct manta_cfg *c, const char *cfg_path)
 			    got > 0 ? buf : "the supervisor exited\n",
 			    got > 0 && buf[got - 1] != '\n' ? "\n" : "");
 			status = CTL_FAIL;
+			/* Nothing of the node is left once we say so: the
+			 * supervisor stops what it started, then exits. */
+			while (waitpid(pid, NULL, 0) == -1 && errno == EINTR)
+				continue;
 		}
 		cfg_free(c);
 		free((char *)cfg_path);
