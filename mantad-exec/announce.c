@@ -21,23 +21,6 @@ static const char *const state_names[RS_COUNT] = {
 	"QUEUED", "PENDING", "RUNNING", "COMPLETED", "FAILED", "STOPPED",
 };
 
-/* The lifecycle of a run (WIRE.md section 6, plus our QUEUED):
- *
- *   QUEUED  -> PENDING (admitted), FAILED (refused), STOPPED
- *   PENDING -> RUNNING, FAILED (could not start), STOPPED
- *   RUNNING -> COMPLETED, FAILED, STOPPED
- *
- * Anything else is a bug, refused here: this is what keeps the final
- * update single. */
-static const bool moves[RS_COUNT][RS_COUNT] = {
-	[RS_QUEUED] = { [RS_PENDING] = true, [RS_FAILED] = true,
-	    [RS_STOPPED] = true },
-	[RS_PENDING] = { [RS_RUNNING] = true, [RS_FAILED] = true,
-	    [RS_STOPPED] = true },
-	[RS_RUNNING] = { [RS_COMPLETED] = true, [RS_FAILED] = true,
-	    [RS_STOPPED] = true },
-};
-
 const char *
 run_state_name(enum run_state s)
 {
@@ -273,8 +256,8 @@ announce_transition(struct exec *x, struct run *r, enum run_state st,
 	int64_t tseq = 0, useq = 0, eseq = 0;
 	bool publish = st == RS_RUNNING || run_state_final(st);
 
-	if ((unsigned)r->state >= RS_COUNT || (unsigned)st >= RS_COUNT ||
-	    !moves[r->state][st]) {
+	/* run.c asks first; this keeps a bug from announcing twice. */
+	if (!run_move_ok(r->state, st)) {
 		log_warnx("run %lld: no move from %s to %s", (long long)r->id,
 		    run_state_name(r->state), run_state_name(st));
 		return -1;

@@ -128,11 +128,8 @@ refuse(struct exec *x, const Common__Tasks__MqttTask *t, const char *reason,
 			*p = '?';
 	switch (store_run_insert(x->db, r, "QUEUED", NULL)) {
 	case 0:
-		if (announce_transition(x, r, RS_FAILED, reason, -1,
-		    error_id) == -1)
+		if (run_end_unlisted(x, r, RS_FAILED, reason, error_id) == -1)
 			announce_unstored(x, r, RS_FAILED, reason, error_id);
-		r->logs_done = true;
-		(void)store_run_set(x->db, r);
 		break;
 	case 1:
 		announce_error(x, &swarm, &task, t->iteration, t->circular,
@@ -202,11 +199,8 @@ deploy(struct exec *x, const Common__Tasks__MqttTask *t)
 	if ((r->log = path_join(x->logs_dir, name)) == NULL ||
 	    bundle_prepare(x, r, t->payload.data, t->payload.len) == -1 ||
 	    store_run_set(x->db, r) == -1) {
-		(void)announce_transition(x, r, RS_FAILED, "node error: unable to"
-		    " write the bundle", -1, ERR_DOCKER);
-		bundle_remove(x, r);
-		r->logs_done = true;
-		(void)store_run_set(x->db, r);
+		(void)run_end_unlisted(x, r, RS_FAILED, "node error: unable to"
+		    " write the bundle", ERR_DOCKER);
 		run_free(r);
 		return;
 	}
@@ -230,11 +224,7 @@ run_stop(struct exec *x, struct run *r, const char *reason)
 	(void)store_run_set(x->db, r);
 	if (r->state == RS_QUEUED) {
 		TAILQ_REMOVE(&x->queue, r, q);
-		(void)announce_transition(x, r, RS_STOPPED, reason, -1, 0);
-		bundle_remove(x, r);
-		r->logs_done = true;	/* it never printed anything */
-		(void)store_run_set(x->db, r);
-		run_maybe_forget(x, r);
+		run_end_unlaunched(x, r, RS_STOPPED, reason, 0);
 		return;
 	}
 	runtime_signal_stop(x, r);

@@ -412,6 +412,29 @@ void runtime_status_input(struct exec *x, struct run *r);
 void runtime_check_adopted(struct exec *x, struct run *r, bool exited);
 /* The shim of r is gone: read its result and end the run. */
 void runtime_finish(struct exec *x, struct run *r);
+/* ---- run.c: the lifecycle of a run, its one table of moves ---- */
+/* Whether a run may move from one state to another. */
+bool run_move_ok(enum run_state from, enum run_state to);
+/* QUEUED -> PENDING (admitted). 0 or -1 (refused or not stored). */
+int run_to_pending(struct exec *x, struct run *r);
+/* PENDING -> RUNNING; nothing if r is not PENDING. */
+void run_to_running(struct exec *x, struct run *r);
+/* Final state st for a run that had a shim, then its whole cleanup:
+ * slot, network namespace, bundle, logs, queue, forget. An illegal move
+ * (r already final) is logged and does nothing. */
+void run_end(struct exec *x, struct run *r, enum run_state st,
+    const char *reason, int code, uint32_t error_id);
+/* The same for a run in x->runs that never had a shim (queued, launch
+ * failed), already out of x->queue: no logs, the queue does not move. */
+void run_end_unlaunched(struct exec *x, struct run *r, enum run_state st,
+    const char *reason, uint32_t error_id);
+/* The same for a run refused at deploy, not in x->runs (the caller frees
+ * it). 0, or -1 when the end could not be stored. */
+int run_end_unlisted(struct exec *x, struct run *r, enum run_state st,
+    const char *reason, uint32_t error_id);
+/* r's shim is gone (its descriptors closed): read its result and end the
+ * run, or launch it again (tasks.retry_attempts). */
+void run_shim_gone(struct exec *x, struct run *r);
 /* ---- launch_client.c: the launcher (launch.h) ---- */
 /* One socket to the launcher, used by one thread. */
 struct launch_chan {

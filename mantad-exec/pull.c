@@ -392,11 +392,7 @@ pull_done(struct exec *x, const struct event *ev)
 			if (strcmp(r->image, image) != 0)
 				continue;
 			TAILQ_REMOVE(&x->queue, r, q);
-			(void)announce_transition(x, r, RS_FAILED, reason, -1, ERR_DOCKER);
-			bundle_remove(x, r);
-			r->logs_done = true;
-			(void)store_run_set(x->db, r);
-			run_maybe_forget(x, r);
+			run_end_unlaunched(x, r, RS_FAILED, reason, ERR_DOCKER);
 		}
 	}
 	queue_admit(x);

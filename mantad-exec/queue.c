@@ -182,11 +182,7 @@ static void
 refuse_queued(struct exec *x, struct run *r, const char *why)
 {
 	TAILQ_REMOVE(&x->queue, r, q);
-	(void)announce_transition(x, r, RS_FAILED, why, -1, ERR_DOCKER);
-	bundle_remove(x, r);
-	r->logs_done = true;
-	(void)store_run_set(x->db, r);
-	run_maybe_forget(x, r);
+	run_end_unlaunched(x, r, RS_FAILED, why, ERR_DOCKER);
 }
 
 const char *
@@ -226,16 +222,10 @@ queue_admit(struct exec *x)
 		free(r->waiting);
 		r->waiting = NULL;
 		reserve(x, r);
-		(void)announce_transition(x, r, RS_PENDING, NULL, -1, 0);
-		if (runtime_launch(x, r) == -1) {
-			(void)announce_transition(x, r, RS_FAILED, "node error:"
-			    " unable to start the container's shim", -1, ERR_DOCKER);
-			queue_release(x, r);
-			bundle_remove(x, r);
-			r->logs_done = true;
-			(void)store_run_set(x->db, r);
-			run_maybe_forget(x, r);
-		}
+		(void)run_to_pending(x, r);
+		if (runtime_launch(x, r) == -1)
+			run_end_unlaunched(x, r, RS_FAILED, "node error: unable"
+			    " to start the container's shim", ERR_DOCKER);
 	}
 }
 

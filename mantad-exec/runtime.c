@@ -205,13 +205,6 @@ runtime_signal_stop(struct exec *x, struct run *r)
 		log_warn("unable to signal shim %d", (int)r->shim);
 }
 
-static void
-mark_running(struct exec *x, struct run *r)
-{
-	if (r->state == RS_PENDING)
-		(void)announce_transition(x, r, RS_RUNNING, NULL, -1, 0);
-}
-
 void
 runtime_status_input(struct exec *x, struct run *r)
 {
@@ -237,7 +230,7 @@ runtime_status_input(struct exec *x, struct run *r)
 		while ((nl = strchr(r->sbuf, '\n')) != NULL) {
 			*nl = '\0';
 			if (strcmp(r->sbuf, "R") == 0)
-				mark_running(x, r);
+				run_to_running(x, r);
 			else if (strcmp(r->sbuf, "E") == 0) {
 				/* The result is written; the shim still
 				 * deletes the container, unwatched. */
@@ -276,159 +269,14 @@ runtime_check_adopted(struct exec *x, struct run *r, bool exited)
 	if (r->shim <= 0)
 		return;
 	if (r->state == RS_PENDING && file_in(r, "started"))
-		mark_running(x, r);
+		run_to_running(x, r);
 	if (exited || file_in(r, "result") || !shim_alive(r))
 		runtime_finish(x, r);
-}
-
-/* The last line of the log that says something: the runtime's complaint. */
-static void
-log_tail(const char *path, char *out, size_t len)
-{
-	char buf[1024];
-	int fd;
-	off_t size;
-	ssize_t n;
-	char *end, *start;
-
-	snprintf(out, len, "no message");
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
-		return;
-	size = lseek(fd, 0, SEEK_END);
-	if (size > (off_t)sizeof(buf) - 1)
-		(void)lseek(fd, size - (off_t)sizeof(buf) + 1, SEEK_SET);
-	else
-		(void)lseek(fd, 0, SEEK_SET);
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	for (end = buf + n; end > buf && (end[-1] == '\n' || end[-1] == ' ');)
-		*--end = '\0';
-	start = strrchr(buf, '\n');
-	start = start ? start + 1 : buf;
-	for (char *p = start; *p; p++)
-		if ((unsigned char)*p < 0x20)
-			*p = ' ';
-	if (*start) {
-		size_t l = strlen(start);
-
-		if (l >= len)
-			l = len - 1;
-		memcpy(out, start, l);
-		out[l] = '\0';
-	}
-}
-
-struct result {
-	int started, exit, sig, timeout, stopped, runtime_error, runtime_code;
-	unsigned long oom;
-};
-
-static int
-read_result(const struct run *r, struct result *res)
-{
-	char buf[512], *path = path_join(r->dir, "result");
-	ssize_t n = path ? read_small(path, buf, sizeof(buf)) : -1;
-
-	free(path);
-	memset(res, 0, sizeof(*res));
-	res->exit = -1;
-	if (n <= 0)
-		return -1;
-	if (sscanf(buf, "started=%d exit=%d signal=%d oom=%lu timeout=%d"
-	    " stopped=%d runtime_error=%d runtime_code=%d", &res->started,
-	    &res->exit, &res->sig, &res->oom, &res->timeout, &res->stopped,
-	    &res->runtime_error, &res->runtime_code) != 8)
-		return -1;
-	return 0;
-}
-
-static void
-finish(struct exec *x, struct run *r, enum run_state st, const char *reason,
-    int code, uint32_t error_id)
-{
-	bool keep = st == RS_FAILED && !x->cfg->cleanup_on_failure;
-
-	(void)announce_transition(x, r, st, reason, code, error_id);
-	queue_release(x, r);
-	netep_run_end(x, r);
-	if (!keep)
-		bundle_remove(x, r);
-	logs_end(x, r);
-	queue_admit(x);		/* a slot is free */
-	run_maybe_forget(x, r);
-}
-
-/* The runtime could not start the container: another attempt while
- * tasks.retry_attempts allows, else the run ends. */
-static void
-finish_not_started(struct exec *x, struct run *r, const struct result *res)
-{
-	char reason[512], tail[300];
-
-	log_tail(r->log, tail, sizeof(tail));
-	if (!r->stop_requested && !x->stopping &&
-	    r->attempts <= x->cfg->retry_attempts) {
-		log_warnx("container %s did not start (%s, status %d):"
-		    " retrying", r->cid, tail, res->runtime_code);
-		if (runtime_launch(x, r) == 0)
-			return;
-	}
-	if (r->stop_requested) {
-		finish(x, r, RS_STOPPED, r->stop_reason, -1, 0);
-		return;
-	}
-	snprintf(reason, sizeof(reason), "runtime %s could not start the"
-	    " container (%d attempts): %s", x->runtime_name, r->attempts, tail);
-	finish(x, r, RS_FAILED, reason, -1, ERR_DOCKER);
-}
-
-/* The container ran and ended: how, in the order a manager must hear it
- * (a stop asked for, the timeout, success, OOM, exit status, signal). */
-static void
-finish_ended(struct exec *x, struct run *r, const struct result *res)
-{
-	char reason[512];
-
-	if (r->stop_requested)
-		finish(x, r, RS_STOPPED, r->stop_reason,
-		    res->exit >= 0 ? res->exit : res->sig ? 128 + res->sig : -1, 0);
-	else if (res->timeout) {
-		snprintf(reason, sizeof(reason), "timeout: still running after"
-		    " tasks.task_timeout = %d s: stopped, reported FAILED",
-		    x->cfg->task_timeout);
-		/* The end of the run as far as the manager knows: say why in
-		 * the logs it gets. */
-		logs_note(r, reason);
-		finish(x, r, RS_FAILED, reason, res->sig ? 128 + res->sig : res->exit,
-		    ERR_TIMEOUT);
-	} else if (res->exit == 0)
-		finish(x, r, RS_COMPLETED, NULL, 0, 0);
-	else if (res->oom > 0) {
-		/* A task that lived through an OOM kill in its cgroup (of a
-		 * child) and still exited 0 completed; otherwise the kill is
-		 * the likely cause. */
-		snprintf(reason, sizeof(reason), "oom: a process was killed for"
-		    " lack of memory (limit %s)", x->cfg->default_memory_limit);
-		finish(x, r, RS_FAILED, reason, res->sig ? 128 + res->sig : res->exit,
-		    ERR_RESOURCE);
-	} else if (res->exit > 0) {
-		snprintf(reason, sizeof(reason), "exit status %d", res->exit);
-		finish(x, r, RS_FAILED, reason, res->exit, 0);
-	} else if (res->sig > 0) {
-		snprintf(reason, sizeof(reason), "killed by signal %d", res->sig);
-		finish(x, r, RS_FAILED, reason, 128 + res->sig, 0);
-	} else
-		finish(x, r, RS_FAILED, "exit status unknown", -1, ERR_NODE);
 }
 
 void
 runtime_finish(struct exec *x, struct run *r)
 {
-	struct result res;
-
 	if (r->status_fd >= 0) {
 		close(r->status_fd);
 		r->status_fd = -1;
@@ -438,30 +286,7 @@ runtime_finish(struct exec *x, struct run *r)
 		r->pidfd = -1;
 	}
 	r->shim = 0;
-	if (run_state_final(r->state))
-		return;
-	if (read_result(r, &res) == -1) {
-		/* The shim died without a word (killed): the container may
-		 * still run, unwatched. Nothing of it may stay. */
-		log_warnx("container %s lost its shim: deleting it", r->cid);
-		runtime_cleanup_async(x, r->cid);
-		if (r->stop_requested)
-			finish(x, r, RS_STOPPED, r->stop_reason, -1, 0);
-		else
-			finish(x, r, RS_FAILED, "lost: the container's shim"
-			    " died", -1, ERR_NODE);
-		return;
-	}
-	if (res.runtime_error && !res.started) {
-		finish_not_started(x, r, &res);
-		return;
-	}
-	if (res.started)
-		mark_running(x, r);
-	finish_ended(x, r, &res);
-	/* The run's result and status buffers are freed by now: give the
-	 * pages back before the idle that follows (issue 14). */
-	daemon_trim();
+	run_shim_gone(x, r);
 }
 
 void
