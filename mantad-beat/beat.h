@@ -48,7 +48,8 @@ enum ev_type {
 	EV_CONNECTED,		/* gen */
 	EV_CONNECT_FAILED,	/* gen, code, text */
 	EV_CONN_LOST,		/* gen */
-	EV_MESSAGE,		/* topic/topic_len, data/len (data NULL if too_big) */
+	EV_MESSAGE,		/* topic/topic_len, data/len (data NULL if too_big),
+				 * seq: its inbox row, stored on arrival (0: none) */
 	EV_SENT,		/* seq */
 	EV_SEND_FAILED,		/* seq, code */
 	EV_SUBSCRIBED,		/* gen, seq: the topic index */
@@ -90,6 +91,7 @@ struct mq_params {
 	const char *key_file;	/* mqtt.key, or mqtt.key.sbox (secret.h) */
 	const unsigned char *sbox_key;	/* opens a sealed key_file */
 	bool verify;
+	const char *state_dir;	/* beat.db: commands are stored on arrival */
 };
 struct mq;
 /* Every callback of this client pushes to q with gen. */
@@ -107,6 +109,11 @@ enum mq_publish {
 enum mq_publish mq_publish(struct mq *m, const char *topic, const void *p,
     size_t len, int qos, bool track, uint64_t seq);
 int mq_disconnect(struct mq *m, int timeout_ms);
+/* An EV_MESSAGE the event queue dropped (full) on the receive thread: its
+ * row stored on arrival goes too, as the message does (reported dropped,
+ * never handed over). A no-op on any other thread: an event still queued
+ * when the main loop exits keeps its row for the next start. */
+void mq_forget_dropped(uint64_t seq);
 void mq_free(struct mq *m);
 
 /* ---- outbox.c: publications kept until the broker has them ---- */
@@ -138,10 +145,16 @@ int outbox_drop(struct outbox *ob, uint64_t seq);
 uint64_t outbox_count(const struct outbox *ob);
 /* beat.db, for inbox.c (same thread: the main loop). */
 struct sqlite3 *outbox_db(const struct outbox *ob);
+/* A new connection to <state_dir>/beat.db (migrated, synchronous=FULL), for
+ * a thread of its own; NULL on error (logged). */
+struct sqlite3 *outbox_db_open(const char *state_dir);
 
 /* ---- inbox.c: commands received, kept until handed over ---- */
 struct inbox;
 struct inbox *inbox_open(struct sqlite3 *db);
+/* An inbox on a connection of its own to <state_dir>/beat.db, for the
+ * MQTT receive thread (mqtt.c); inbox_close closes that connection. */
+struct inbox *inbox_open_own(const char *state_dir);
 void inbox_close(struct inbox *in);
 /* Stores one command: its row number (> 0), or 0 when it could not be
  * stored (logged; the command still goes on, unkept). */

@@ -22,9 +22,15 @@ droppable(const void *item, size_t *bytes)
 	return ev->type == EV_MESSAGE;
 }
 
+/* Called for an item evq_push drops (on the pushing thread) and for
+ * every item the main loop is done with. */
 static void
 free_item(void *item)
 {
+	struct event *ev = item;
+
+	if (ev->type == EV_MESSAGE)
+		mq_forget_dropped(ev->seq);
 	event_free(item);
 }
 

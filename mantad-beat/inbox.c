@@ -14,12 +14,14 @@
 
 #include <sqlite3.h>
 
+#include "db.h"
 #include "log.h"
 
 #include "beat.h"
 
 struct inbox {
 	sqlite3 *db;
+	bool own;		/* db is ours to close (inbox_open_own) */
 	sqlite3_stmt *st_add, *st_del;
 	char name[ID_HEX_LEN + 1];	/* table inbox_name: hand-off id prefix */
 };
@@ -94,6 +96,22 @@ inbox_open(sqlite3 *db)
 	return in;
 }
 
+struct inbox *
+inbox_open_own(const char *state_dir)
+{
+	struct inbox *in;
+	sqlite3 *db;
+
+	if ((db = outbox_db_open(state_dir)) == NULL)
+		return NULL;
+	if ((in = inbox_open(db)) == NULL) {
+		db_close(db);
+		return NULL;
+	}
+	in->own = true;
+	return in;
+}
+
 void
 inbox_close(struct inbox *in)
 {
@@ -101,6 +119,8 @@ inbox_close(struct inbox *in)
 		return;
 	sqlite3_finalize(in->st_add);
 	sqlite3_finalize(in->st_del);
+	if (in->own)
+		db_close(in->db);
 	free(in);
 }
 

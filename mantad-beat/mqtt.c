@@ -1,9 +1,11 @@
 /* mqtt: a thin layer over one paho MQTTAsync client. Every callback runs on
  * a paho thread and does nothing but copy what it got into an event for the
- * main loop (events.c). Callback contexts are plain integers (the client's
+ * main loop (events.c); a command is stored in beat.db's inbox first (see
+ * on_message). Callback contexts are plain integers (the client's
  * generation, or a publication's outbox seq), never pointers: a callback
  * may still be running while the main loop destroys an old client. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,7 @@
 #include "secret.h"
 
 #include "beat.h"
+#include "dispatch.h"
 
 struct mq {
 	MQTTAsync h;
@@ -31,6 +34,79 @@ struct mq {
 
 /* Shared by every client's callbacks; set by mq_new, lives as long as main. */
 static struct evq *cb_q;
+static char *cb_state_dir;
+
+/* The inbox of the thread running on_message, on its own connection to
+ * beat.db (libcommon/db.c: one connection, one thread). paho may start a
+ * new receive thread for a new client: each gets its own, closed as the
+ * thread ends. */
+static pthread_key_t cb_in_key;
+static pthread_once_t cb_in_once = PTHREAD_ONCE_INIT;
+static bool cb_in_keyed;
+
+static void
+cb_in_close(void *in)
+{
+	inbox_close(in);
+}
+
+static void
+cb_in_init(void)
+{
+	cb_in_keyed = pthread_key_create(&cb_in_key, cb_in_close) == 0;
+}
+
+static struct inbox *
+cb_inbox(void)
+{
+	struct inbox *in;
+
+	if (pthread_once(&cb_in_once, cb_in_init) != 0 || !cb_in_keyed ||
+	    cb_state_dir == NULL)
+		return NULL;
+	if ((in = pthread_getspecific(cb_in_key)) != NULL)
+		return in;
+	if ((in = inbox_open_own(cb_state_dir)) == NULL)
+		return NULL;
+	if (pthread_setspecific(cb_in_key, in) != 0) {
+		inbox_close(in);
+		return NULL;
+	}
+	return in;
+}
+
+void
+mq_forget_dropped(uint64_t seq)
+{
+	struct inbox *in;
+
+	if (seq == 0 || !cb_in_keyed || (in = pthread_getspecific(cb_in_key)) == NULL)
+		return;
+	inbox_done(in, seq);
+}
+
+/* paho has sent the PUBACK of a QoS 1 message before it calls on_message
+ * (paho.mqtt.c issue #522): the broker forgets the command, so it is
+ * committed to the inbox here, before on_message returns, and a SIGKILL
+ * before the main loop took it loses nothing (the next start hands it
+ * over: session_replay). Stored as the main loop would: a command it
+ * could read (not too big, on a well-formed topic); the main loop deletes
+ * the row of one it refuses. 0 when not stored. */
+static uint64_t
+store_arrived(const struct event *ev)
+{
+	struct inbox *in;
+
+	if (ev->data == NULL || ev->topic_len != strlen(ev->topic) ||
+	    !dispatch_utf8_valid((const uint8_t *)ev->topic, ev->topic_len))
+		return 0;
+	if ((in = cb_inbox()) == NULL) {
+		log_warnx("inbox: unable to store a command on arrival:"
+		    " the main loop will");
+		return 0;
+	}
+	return inbox_add(in, ev->topic, ev->data, ev->len);
+}
 
 #define CTX(v) ((void *)(uintptr_t)(v))
 #define CTX_GEN(c) ((unsigned)((uintptr_t)(c) & 0xffffffffu))
@@ -83,6 +159,7 @@ on_message(void *ctx, char *topic, int topic_len, MQTTAsync_message *msg)
 		if (len > 0)
 			memcpy(ev->data, msg->payload, len);
 	}
+	ev->seq = store_arrived(ev);
 	evq_push(cb_q, ev);
 	ev = NULL;
 fail:
@@ -222,6 +299,11 @@ mq_new(const struct mq_params *p, struct evq *q, unsigned gen)
 	bool v6 = strchr(p->host, ':') != NULL && p->host[0] != '[';
 
 	cb_q = q;
+	if (cb_state_dir == NULL && p->state_dir != NULL &&
+	    (cb_state_dir = strdup(p->state_dir)) == NULL) {
+		log_warnx("unable to create an MQTT client: out of memory");
+		return NULL;
+	}
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		goto nomem;
 	m->key_fd = -1;

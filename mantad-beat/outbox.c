@@ -58,25 +58,40 @@ prep(struct outbox *ob, sqlite3_stmt **st, const char *sql)
 	return 0;
 }
 
+sqlite3 *
+outbox_db_open(const char *state_dir)
+{
+	sqlite3 *db;
+	char *path = NULL;
+
+	if (asprintf(&path, "%s/beat.db", state_dir) < 0) {
+		log_warnx("unable to open %s/beat.db: out of memory", state_dir);
+		return NULL;
+	}
+	db = db_open(path, migrations,
+	    (int)(sizeof(migrations) / sizeof(migrations[0])));
+	free(path);
+	/* FULL: a publication acknowledged to its sender, or a command the
+	 * broker has our PUBACK for, survives a power loss too (NORMAL may
+	 * take the last commits back). */
+	if (db != NULL && db_durable(db) == -1) {
+		db_close(db);
+		db = NULL;
+	}
+	return db;
+}
+
 struct outbox *
 outbox_open(const char *state_dir)
 {
 	struct outbox *ob;
 	sqlite3_stmt *st = NULL;
-	char *path = NULL;
 
-	if ((ob = calloc(1, sizeof(*ob))) == NULL ||
-	    asprintf(&path, "%s/beat.db", state_dir) < 0) {
+	if ((ob = calloc(1, sizeof(*ob))) == NULL) {
 		log_warnx("unable to open the outbox: out of memory");
-		free(ob);
 		return NULL;
 	}
-	ob->db = db_open(path, migrations,
-	    (int)(sizeof(migrations) / sizeof(migrations[0])));
-	free(path);
-	/* FULL: a publication acknowledged to its sender survives a power
-	 * loss too (NORMAL may take the last commits back). */
-	if (ob->db == NULL || db_durable(ob->db) == -1)
+	if ((ob->db = outbox_db_open(state_dir)) == NULL)
 		goto fail;
 	if (prep(ob, &ob->st_dup,
 	    "SELECT 1 FROM outbox WHERE key = ?1"

@@ -129,6 +129,7 @@ mq_params_fill(const struct beat *b, struct mq_params *p, char *ca, char *cert,
 	p->host = b->host;
 	p->port = b->port;
 	p->client_id = b->client_id;
+	p->state_dir = b->cfg->state_dir;
 	p->verify = b->cfg->verify_ssl;
 	p->tls = b->cfg->use_tls || b->port == 8883;
 	if (b->held) {
@@ -683,7 +684,9 @@ on_message(struct beat *b, struct event *ev)
 	}
 	if (b->stopping) {
 		/* Acknowledged already: kept for the next start. */
-		if (ev->data != NULL && inbox_add(b->in, ev->topic, ev->data, ev->len) > 0)
+		if (ev->seq == 0 && ev->data != NULL)
+			ev->seq = inbox_add(b->in, ev->topic, ev->data, ev->len);
+		if (ev->seq > 0)
 			audit_command(b, ev, ev->topic, NULL,
 			    "stopping: kept in beat.db for the next start");
 		else
@@ -696,6 +699,7 @@ on_message(struct beat *b, struct event *ev)
 			log_warnx("dropping a message on %s: %s", pt, d.reason);
 		audit_command(b, ev, ev->topic, &d, d.reason);
 		post_report(b, &d, d.reason);
+		inbox_done(b->in, ev->seq);	/* stored on arrival, if it was */
 		return;
 	}
 	if (b->cmd_handed >= CMD_WINDOW && b->nbacklog >= CMD_BACKLOG_MAX) {
@@ -704,11 +708,13 @@ on_message(struct beat *b, struct event *ev)
 		snprintf(why, sizeof(why), "node busy: %zu commands wait for the"
 		    " node's daemons; %s refused", b->cmd_handed + b->nbacklog, d.name);
 		refuse_busy(b, ev, &d, why);
+		inbox_done(b->in, ev->seq);
 		return;
 	}
 	log_info("%s from %s (%zu bytes) to %s", d.name, pt, ev->len, d.dest);
 	audit_command(b, ev, ev->topic, &d, NULL);
-	seq = inbox_add(b->in, ev->topic, ev->data, ev->len);
+	/* mqtt.c stored it on arrival, unless beat.db refused there */
+	seq = ev->seq > 0 ? ev->seq : inbox_add(b->in, ev->topic, ev->data, ev->len);
 	j = command_job(b, ev->topic, ev->data, ev->len, &d, seq);
 	ev->topic = NULL;
 	ev->data = NULL;
