@@ -152,12 +152,26 @@ def thread_cpu(pid):
     return out
 
 
+def ppid(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def node_pids(node):
+    """Every process of the node: the supervisor, its daemons, and
+    mantad-exec's launcher (its child, `mantad-exec --launcher`)."""
     pids = {"supervisor": node.supervisor_pid}
     _, st = node.status()
     for d in st["daemons"]:
         if d["pid"]:
             pids[d["name"]] = d["pid"]
+    ex = pids.get("mantad-exec")
+    for pid, argv in nodelib.procs_with_arg("--launcher"):
+        if ex and ppid(pid) == ex:
+            pids["exec-launcher"] = pid
     return pids
 
 
